@@ -10,9 +10,8 @@ import (
 	_ "github.com/redis/go-redis/v9"
 	_ "go.uber.org/goleak"
 	_ "go.uber.org/zap"
+	_ "go.yaml.in/yaml/v3"
 	_ "golang.org/x/oauth2"
 	_ "golang.org/x/oauth2/clientcredentials"
 	_ "golang.org/x/time/rate"
-	_ "go.yaml.in/yaml/v3"
 )
-

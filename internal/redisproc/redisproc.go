@@ -1,0 +1,185 @@
+// Package redisproc starts and stops throwaway redis-server processes on free
+// loopback ports. Tests, benchmarks and the chaos program use it so they never
+// depend on (or disturb) a Redis that happens to run on the machine.
+package redisproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Options says how to run the server.
+type Options struct {
+	// Dir holds the server's files (AOF, RDB, log). Required.
+	Dir string
+	// AppendOnly turns on AOF with fsync every second, so a restart keeps data.
+	AppendOnly bool
+	// Port to listen on; 0 picks a free one.
+	Port int
+	// Binary is the redis-server executable; default "redis-server" from PATH.
+	Binary string
+}
+
+// Proc is a running redis-server.
+type Proc struct {
+	opts Options
+	port int
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the current process has exited
+}
+
+// ErrNoBinary reports that redis-server is not installed.
+var ErrNoBinary = errors.New("redis-server not found in PATH (install it: apt-get install -y redis-server)")
+
+// Start launches redis-server and waits until it answers PING.
+func Start(ctx context.Context, opts Options) (*Proc, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("redisproc: Options.Dir is required")
+	}
+	if opts.Binary == "" {
+		opts.Binary = "redis-server"
+	}
+	if _, err := exec.LookPath(opts.Binary); err != nil {
+		return nil, ErrNoBinary
+	}
+	p := &Proc{opts: opts, port: opts.Port}
+	// A port picked by closing a listener can be taken by someone else before
+	// redis binds it, so try a few times.
+	var lastErr error
+	for range 5 {
+		if opts.Port == 0 {
+			port, err := freePort()
+			if err != nil {
+				return nil, err
+			}
+			p.port = port
+		}
+		if lastErr = p.launch(ctx); lastErr == nil {
+			return p, nil
+		}
+		if opts.Port != 0 {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+// Addr is host:port of the server.
+func (p *Proc) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)) }
+
+// URL is a redis:// URL for the server's database 0.
+func (p *Proc) URL() string { return "redis://" + p.Addr() + "/0" }
+
+// Stop shuts the server down gracefully (SIGTERM) and waits for it.
+func (p *Proc) Stop() error { return p.signal(syscall.SIGTERM) }
+
+// Kill ends the server at once (SIGKILL), like a crash.
+func (p *Proc) Kill() error { return p.signal(syscall.SIGKILL) }
+
+// Restart stops the server gracefully and starts it again on the same port
+// and directory, so an AOF-backed server comes back with its data.
+func (p *Proc) Restart(ctx context.Context) error {
+	if err := p.Stop(); err != nil {
+		return err
+	}
+	return p.launch(ctx)
+}
+
+func (p *Proc) signal(sig syscall.Signal) error {
+	if p.cmd == nil {
+		return nil
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	p.cmd = nil
+	return nil
+}
+
+func (p *Proc) launch(ctx context.Context) error {
+	args := []string{
+		"--port", strconv.Itoa(p.port),
+		"--bind", "127.0.0.1",
+		"--dir", p.opts.Dir,
+		"--save", "",
+		"--maxmemory-policy", "noeviction",
+		"--logfile", filepath.Join(p.opts.Dir, "redis.log"),
+		"--protected-mode", "no",
+	}
+	if p.opts.AppendOnly {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "everysec")
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	cmd := exec.Command(p.opts.Binary, args...)
+	// Own process group: a ^C to the test does not reach redis before cleanup.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("redisproc: start: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	p.cmd, p.done = cmd, done
+
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if pingOnce(p.Addr()) == nil {
+			return nil
+		}
+		select {
+		case <-done:
+			p.cmd = nil
+			log, _ := os.ReadFile(filepath.Join(p.opts.Dir, "redis.log"))
+			return fmt.Errorf("redisproc: redis-server on port %d exited early: %s", p.port, lastLines(string(log), 5))
+		case <-ctx.Done():
+			_ = p.Kill()
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	_ = p.Kill()
+	return fmt.Errorf("redisproc: redis-server on port %d did not answer PING within 10s", p.port)
+}
+
+func pingOnce(addr string) error {
+	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	return c.Ping(ctx).Err()
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("redisproc: pick a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}

@@ -1,0 +1,48 @@
+// Package redistest gives tests their own throwaway redis-server, started on a
+// free port and removed when the test ends.
+package redistest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sendworker/sendworker/internal/redisproc"
+)
+
+// Server is a redis-server owned by one test (or one package's tests).
+type Server struct {
+	*redisproc.Proc
+}
+
+// Start runs a fresh redis-server for t and stops it in t.Cleanup. It fails
+// the test (it does not skip) when redis-server is missing: .ci/run installs it.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t, false)
+}
+
+// StartPersistent is Start with AOF on, for tests that restart Redis.
+func StartPersistent(t testing.TB) *Server {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, aof bool) *Server {
+	t.Helper()
+	p, err := redisproc.Start(context.Background(), redisproc.Options{Dir: t.TempDir(), AppendOnly: aof})
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	t.Cleanup(func() { _ = p.Kill() })
+	return &Server{Proc: p}
+}
+
+// Client returns a go-redis client for the server, closed at cleanup.
+func (s *Server) Client(t testing.TB) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}

@@ -1,0 +1,84 @@
+package tasks
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Record is everything known about one send: what was asked, what was
+// approved, where it is now and how it ended. The approval stage and the
+// worker change it only through the ledger's atomic transitions; the admin
+// API and sendctl show it as it is.
+type Record struct {
+	SendID    string      `json:"send_id"`
+	Request   SendRequest `json:"request"`
+	Digest    string      `json:"digest"`
+	State     State       `json:"state"`
+	Reason    Reason      `json:"reason,omitempty"`
+	Detail    string      `json:"detail,omitempty"` // human-readable, never message text or secrets
+	CreatedAt time.Time   `json:"created_at"`
+	UpdatedAt time.Time   `json:"updated_at"`
+	// ApprovalDeadline is when a still-pending send expires.
+	ApprovalDeadline time.Time `json:"approval_deadline"`
+
+	Approval *Decision `json:"approval,omitempty"` // who approved, when, which digest
+	Decision *Decision `json:"decision,omitempty"` // who rejected or canceled, when, why
+
+	Attempts int `json:"attempts"`
+	// Wait says why and until when a send in state waiting waits.
+	Wait *Wait `json:"wait,omitempty"`
+	// Result is set on every terminal state.
+	Result *Result `json:"result,omitempty"`
+	// History lists every transition, oldest first.
+	History []Event `json:"history,omitempty"`
+}
+
+// Decision is a human decision on a send.
+type Decision struct {
+	By     string    `json:"by"`
+	At     time.Time `json:"at"`
+	Digest string    `json:"digest,omitempty"`
+	Note   string    `json:"note,omitempty"`
+}
+
+// Wait explains a send in state waiting.
+type Wait struct {
+	Until  time.Time `json:"until"`
+	Reason Reason    `json:"reason"`
+}
+
+// Event is one transition in a send's history and in the audit trail.
+type Event struct {
+	At      time.Time `json:"at"`
+	State   State     `json:"state"`
+	Reason  Reason    `json:"reason,omitempty"`
+	By      string    `json:"by,omitempty"`
+	Attempt int       `json:"attempt,omitempty"`
+	Detail  string    `json:"detail,omitempty"`
+}
+
+// Result is what the Sequencer and Unibox read when a send ends: the same
+// fields in the send record, the results stream, the asynq task result and
+// the webhook body.
+type Result struct {
+	SendID     string          `json:"send_id"`
+	Operation  Operation       `json:"operation"`
+	AccountID  string          `json:"account_id"`
+	State      State           `json:"state"`
+	Reason     Reason          `json:"reason,omitempty"`
+	MessageID  string          `json:"message_id,omitempty"` // the provider's message id when sent
+	ChatID     string          `json:"chat_id,omitempty"`
+	Attempts   int             `json:"attempts"`
+	ApprovedBy string          `json:"approved_by,omitempty"`
+	FinishedAt time.Time       `json:"finished_at"`
+	DryRun     bool            `json:"dry_run,omitempty"`
+	Metadata   json.RawMessage `json:"metadata,omitempty"`
+}
+
+// TaskPayload is the asynq task payload of a released send. It carries only
+// identifiers: the worker always reads the send record, so a payload edited in
+// Redis or replayed from asynqmon cannot change what is sent.
+type TaskPayload struct {
+	SendID string `json:"send_id"`
+	Digest string `json:"digest"`
+}
