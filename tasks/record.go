@@ -81,4 +81,7 @@ type Result struct {
 type TaskPayload struct {
 	SendID string `json:"send_id"`
 	Digest string `json:"digest"`
+	// Gen is the release generation: the worker drops a task whose Gen is
+	// not the record's current one (a stale re-run).
+	Gen int64 `json:"gen"`
 }
