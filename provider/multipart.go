@@ -1,0 +1,124 @@
+package provider
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/textproto"
+	"strings"
+)
+
+// Attachment is a file to send. Open is called once, while the request is being written,
+// and the reader it returns is closed before the call returns; the bytes are streamed, never
+// held whole in memory.
+type Attachment struct {
+	Filename    string
+	ContentType string // default application/octet-stream
+	Open        func() (io.ReadCloser, error)
+}
+
+func (a *Attachment) check(field string) error {
+	switch {
+	case a.Filename == "":
+		return fmt.Errorf("%w: %s needs a Filename", ErrInvalidArgument, field)
+	case a.Open == nil:
+		return fmt.Errorf("%w: %s needs an Open function", ErrInvalidArgument, field)
+	case strings.ContainsAny(a.Filename+a.ContentType, "\r\n\x00"):
+		// Both go into part headers, where a line break would forge headers.
+		return fmt.Errorf("%w: %s Filename and ContentType must not contain line breaks", ErrInvalidArgument, field)
+	}
+	return nil
+}
+
+// form is a multipart/form-data body: text fields first, then files, in order.
+type form struct {
+	fields []formField
+	files  []formFile
+}
+
+type formField struct{ name, value string }
+
+type formFile struct {
+	name string // "attachments" or "voice_message"
+	att  Attachment
+}
+
+func (f *form) add(name, value string) { f.fields = append(f.fields, formField{name, value}) }
+
+func (f *form) addFile(name string, a Attachment) { f.files = append(f.files, formFile{name, a}) }
+
+// errRequestDone stops a producer whose request is over.
+var errRequestDone = errors.New("request done")
+
+// stream starts writing the form into a pipe and returns the pipe's reading end, the
+// Content-Type with the writer's boundary, and stop. stop ends the producer if it is still
+// running, waits for it (so no goroutine or open attachment outlives the call) and returns
+// the error it stopped on, nil when it wrote the whole form.
+func (f *form) stream() (body io.Reader, contentType string, stop func() error) {
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	done := make(chan error, 1)
+	go func() {
+		err := f.write(mw)
+		// The transport sees err, or EOF when the form is complete.
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	stop = func() error {
+		// Unblocks a producer stuck writing to a transport that gave up reading.
+		pr.CloseWithError(errRequestDone)
+		return <-done
+	}
+	return pr, mw.FormDataContentType(), stop
+}
+
+func (f *form) write(mw *multipart.Writer) error {
+	for _, fl := range f.fields {
+		if err := mw.WriteField(fl.name, fl.value); err != nil {
+			return err
+		}
+	}
+	for _, ff := range f.files {
+		if err := writeFile(mw, ff); err != nil {
+			return err
+		}
+	}
+	return mw.Close()
+}
+
+func writeFile(mw *multipart.Writer, ff formFile) error {
+	src, err := ff.att.Open()
+	if err != nil {
+		return &attachmentError{field: ff.name, filename: ff.att.Filename, err: err}
+	}
+	defer src.Close()
+	h := make(textproto.MIMEHeader)
+	h.Set("Content-Disposition", multipart.FileContentDisposition(ff.name, ff.att.Filename))
+	contentType := ff.att.ContentType
+	if contentType == "" {
+		contentType = "application/octet-stream"
+	}
+	h.Set("Content-Type", contentType)
+	part, err := mw.CreatePart(h)
+	if err != nil {
+		return err
+	}
+	// Copy by hand to tell the source's failures (the attachment's fault) from the
+	// destination's (the transport's).
+	buf := make([]byte, 32<<10)
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if _, werr := part.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return &attachmentError{field: ff.name, filename: ff.att.Filename, err: rerr}
+		}
+	}
+}
