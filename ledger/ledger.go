@@ -8,11 +8,46 @@
 // The ledger never talks to the provider and never decides policy (who may
 // approve, what is warm): it enforces the state machine of tasks.State and
 // records decisions with who and when.
+//
+// # Keys and Redis Cluster
+//
+// Every key is built in keys.go and starts with the hash tag {prefix}, so
+// all of them live in one cluster slot and a script may touch any of them.
+// Every script is in scripts.go. Scripts discover some keys only from the
+// record (its account, its chat), so keys.go also holds the Lua twins of the
+// Go key builders; a test checks that both spell every key the same way.
+//
+// # The results stream
+//
+// A terminal transition and its results entry are one script: the stream is
+// XADDed inside the script that sets the final state, so a crash can never
+// separate them. The stream name is configurable and, by default
+// ("sendworker:results"), not hash-tagged. That is fine on a single server or
+// behind Sentinel. On Redis Cluster the stream must be in the ledger's slot:
+// name it with the same hash tag, e.g. "{sendworker}:results". Validate
+// reports a cluster client with an untagged stream; a misconfigured ledger
+// that skips Validate still cannot split a transition from its result, because
+// Redis refuses the whole script (CROSSSLOT) before running any of it.
+//
+// The result JSON of the stream ("result" field) is assembled inside the
+// script from the record's fields (strings escaped by cjson, the stored
+// metadata copied verbatim), because several terminal transitions (expiry,
+// opt-out at BeginAttempt) pick their records inside Redis where Go cannot
+// prepare it. It decodes to the same tasks.Result as Record.Result.
+//
+// # Bounded growth
+//
+// Terminal records and their history expire after Retention. Their index
+// entries are removed by Trim (called periodically), which pops the
+// {prefix}:finished zset (scored by finish time); List also drops entries whose
+// record is gone. History keeps the last historyMax events. The audit and
+// results streams are capped (MAXLEN ~).
 package ledger
 
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -48,6 +83,10 @@ var (
 	ErrFinal          = errors.New("send already reached a final state")
 	ErrTooLate        = errors.New("send is being sent and can no longer be stopped")
 	ErrStaleAttempt   = errors.New("attempt is no longer the send's current attempt")
+	// ErrBadQuery is a List query out of range (unknown state, limit).
+	ErrBadQuery = errors.New("invalid list query")
+	// ErrBadCursor is a List cursor that this ledger did not produce.
+	ErrBadCursor = fmt.Errorf("%w: malformed cursor", ErrBadQuery)
 )
 
 // StateError is a transition refused because of the send's current state.
@@ -77,4 +116,83 @@ func (e *ConflictError) Unwrap() error { return ErrConflict }
 type Ledger struct {
 	rdb  redis.UniversalClient
 	opts Options
+	keys Keys
 }
+
+// Defaults of Options.
+const (
+	DefaultPrefix        = "sendworker"
+	DefaultResultsStream = "sendworker:results"
+	DefaultResultsMaxLen = 1_000_000
+	DefaultRetention     = 30 * 24 * time.Hour
+
+	auditMaxLen = 1_000_000 // approximate cap of the audit stream
+	historyMax  = 200       // events kept per send (the newest)
+)
+
+// New returns a Ledger over rdb, with Options defaults filled in. Call
+// Validate once at start to catch a configuration Redis Cluster would refuse.
+func New(rdb redis.UniversalClient, opts Options) *Ledger {
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if opts.ResultsStream == "" {
+		opts.ResultsStream = DefaultResultsStream
+	}
+	if opts.ResultsMaxLen <= 0 {
+		opts.ResultsMaxLen = DefaultResultsMaxLen
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = DefaultRetention
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Ledger{rdb: rdb, opts: opts, keys: Keys{tag: "{" + opts.Prefix + "}:"}}
+}
+
+// Validate reports options that cannot work: a prefix with braces (it would
+// break the hash tag), or, on Redis Cluster, a results stream outside the
+// ledger's hash slot (it must carry the tag "{prefix}").
+func (l *Ledger) Validate() error {
+	if strings.ContainsAny(l.opts.Prefix, "{}") {
+		return fmt.Errorf("ledger: prefix %q must not contain braces", l.opts.Prefix)
+	}
+	if _, cluster := l.rdb.(*redis.ClusterClient); cluster && hashTag(l.opts.ResultsStream) != l.opts.Prefix {
+		return fmt.Errorf("ledger: on Redis Cluster the results stream %q must carry the hash tag {%s} (e.g. %q) so a terminal transition and its result are written by one script",
+			l.opts.ResultsStream, l.opts.Prefix, "{"+l.opts.Prefix+"}:results")
+	}
+	return nil
+}
+
+// hashTag returns the part of key Redis Cluster hashes: the text between the
+// first "{" and the next "}", when not empty; otherwise the whole key.
+func hashTag(key string) string {
+	start := strings.IndexByte(key, '{')
+	if start < 0 {
+		return key
+	}
+	end := strings.IndexByte(key[start+1:], '}')
+	if end <= 0 {
+		return key
+	}
+	return key[start+1 : start+1+end]
+}
+
+// Keys returns the key names of l (for tests, benchmarks and ops tools).
+func (l *Ledger) Keys() Keys { return l.keys }
+
+// nowMs is the current time of the injected clock in Unix milliseconds: the
+// only time the scripts know.
+func (l *Ledger) nowMs() int64 { return l.opts.Now().UnixMilli() }
+
+// msTime turns stored milliseconds back into a UTC time; 0 is the zero time.
+func msTime(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+// isoMs formats milliseconds as RFC 3339 with the precision they have.
+func isoMs(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }

@@ -1,0 +1,200 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sendworker/sendworker/tasks"
+)
+
+// BeginRequest asks to start an attempt of a released send.
+type BeginRequest struct {
+	SendID, Digest string // from the task payload
+	Gen            int64  // from the task payload
+	Token          string // random, unique per execution
+	Lease          time.Duration
+	ContactIDs     []string // checked against the opt-out list atomically
+}
+
+// BeginOutcome says what BeginAttempt decided.
+type BeginOutcome int
+
+// The outcomes of BeginAttempt.
+const (
+	// BeginOK: the state is now sending, Attempt is the new attempt number; go send.
+	BeginOK BeginOutcome = iota
+	// BeginFinal: the record is already final; nothing to do (Record set).
+	BeginFinal
+	// BeginStale: the task's gen or digest is not current, or the send is not
+	// approved: drop the task, nothing changed.
+	BeginStale
+	// BeginHeld: paused; the send is now waiting (reason paused), parked until resume.
+	BeginHeld
+	// BeginOptedOut: a contact is opted out; the send is now skipped (opted_out), result written.
+	BeginOptedOut
+	// BeginInFlight: another execution holds a live lease (until LeaseUntil);
+	// nothing changed: retry the task later.
+	BeginInFlight
+	// BeginReconcile: a previous attempt's lease expired with its outcome
+	// unknown; this execution now owns it (token replaced, attempt number
+	// unchanged) and must reconcile before any new send.
+	BeginReconcile
+)
+
+var beginOutcomes = map[string]BeginOutcome{
+	"ok": BeginOK, "final": BeginFinal, "stale": BeginStale, "held": BeginHeld,
+	"opted_out": BeginOptedOut, "in_flight": BeginInFlight, "reconcile": BeginReconcile,
+}
+
+var beginOutcomeNames = [...]string{"ok", "final", "stale", "held", "opted_out", "in_flight", "reconcile"}
+
+func (o BeginOutcome) String() string {
+	if o >= 0 && int(o) < len(beginOutcomeNames) {
+		return beginOutcomeNames[o]
+	}
+	return fmt.Sprintf("BeginOutcome(%d)", int(o))
+}
+
+// BeginResult is the answer of BeginAttempt.
+type BeginResult struct {
+	Outcome          BeginOutcome
+	Record           *tasks.Record
+	Attempt          int
+	AttemptStartedAt time.Time // start of the attempt begun or being reconciled
+	LeaseUntil       time.Time
+}
+
+// BeginAttempt re-checks everything at the moment of sending, in one script:
+// the record exists (else ErrNotFound), is not final, is approved with the
+// task's digest and generation, no pause applies, no contact opted out; then
+// it sets sending with r.Token, attempts+1 and a lease of r.Lease. See the
+// BeginOutcome values for the other answers.
+func (l *Ledger) BeginAttempt(ctx context.Context, r BeginRequest) (BeginResult, error) {
+	if r.Token == "" || r.Lease <= 0 {
+		return BeginResult{}, errors.New("ledger: begin attempt: a token and a positive lease are required")
+	}
+	args := []any{r.SendID, r.Gen, r.Digest, r.Token, r.Lease.Milliseconds()}
+	for _, c := range r.ContactIDs {
+		args = append(args, c)
+	}
+	v, err := l.run(ctx, beginScript, l.nowMs(), []string{l.opts.ResultsStream, l.keys.Send(r.SendID)}, args...)
+	if err != nil {
+		return BeginResult{}, err
+	}
+	rep, err := parseRecordReply(v)
+	if err != nil {
+		return BeginResult{}, err
+	}
+	outcome, ok := beginOutcomes[rep.code]
+	if !ok || rep.st.rec == nil {
+		return BeginResult{}, refusal(rep.code, r.SendID, nil)
+	}
+	res := BeginResult{Outcome: outcome, Record: rep.st.rec, Attempt: rep.st.rec.Attempts}
+	if outcome == BeginOK || outcome == BeginReconcile || outcome == BeginInFlight {
+		res.AttemptStartedAt = msTime(rep.st.attemptStartedMs)
+		res.LeaseUntil = msTime(rep.st.leaseUntilMs)
+	}
+	return res, nil
+}
+
+// Outcome is how a send ended, for Finish. State must be final.
+type Outcome struct {
+	State     tasks.State
+	Reason    tasks.Reason
+	Detail    string
+	MessageID string
+	ChatID    string
+	DryRun    bool
+}
+
+// Finish ends a send. token is the current attempt token (state sending), or
+// "" when finishing before any attempt (state approved or waiting). A
+// mismatch is *StateError{ErrStaleAttempt}; an already final send is
+// *StateError{ErrFinal}. One script writes the record, indexes, history, the
+// results stream entry, the claimed message id and the retention expiry.
+func (l *Ledger) Finish(ctx context.Context, sendID, token string, out Outcome) (*tasks.Record, error) {
+	if !out.State.Terminal() {
+		return nil, fmt.Errorf("ledger: finish: %q is not a final state", out.State)
+	}
+	dry := "0"
+	if out.DryRun {
+		dry = "1"
+	}
+	v, err := l.run(ctx, finishScript, l.nowMs(), []string{l.opts.ResultsStream, l.keys.Send(sendID)},
+		sendID, token, string(out.State), string(out.Reason), out.Detail, out.MessageID, out.ChatID, dry)
+	if err != nil {
+		return nil, err
+	}
+	return recordOrError(v, sendID)
+}
+
+// Defer parks a send until a time: from approved/waiting (token "") or from
+// sending with that token when the call certainly did not go out. The send
+// becomes waiting with Wait{until, reason}, its attempt token is cleared and
+// it is in the outbox at until with a new release generation.
+func (l *Ledger) Defer(ctx context.Context, sendID, token string, until time.Time, reason tasks.Reason) (*tasks.Record, error) {
+	if until.IsZero() || reason == "" {
+		return nil, errors.New("ledger: defer: until and reason are required")
+	}
+	ms := until.UnixMilli()
+	v, err := l.run(ctx, deferScript, l.nowMs(), []string{l.keys.Send(sendID), l.keys.Outbox()},
+		sendID, token, ms, string(reason), isoMs(ms))
+	if err != nil {
+		return nil, err
+	}
+	return recordOrError(v, sendID)
+}
+
+// ResolveReconciled gives back an attempt that reconciliation found clearly
+// not delivered: sending (with token) → approved, token cleared; the caller
+// then calls BeginAttempt again with the same task. Should it die first, an
+// outbox entry at the end of its lease (same generation) releases the send
+// again.
+func (l *Ledger) ResolveReconciled(ctx context.Context, sendID, token string) error {
+	v, err := l.run(ctx, resolveScript, l.nowMs(), []string{l.keys.Send(sendID), l.keys.Outbox()}, sendID, token)
+	if err != nil {
+		return err
+	}
+	_, err = recordOrError(v, sendID)
+	return err
+}
+
+// IsClaimed reports whether a provider message id of a chat is already
+// attributed to a send.
+func (l *Ledger) IsClaimed(ctx context.Context, chatID, messageID string) (bool, error) {
+	ok, err := l.rdb.SIsMember(ctx, l.keys.Claimed(chatID), messageID).Result()
+	if err != nil {
+		return false, fmt.Errorf("ledger: claimed: %w", err)
+	}
+	return ok, nil
+}
+
+// ClaimedIn returns the claimed message ids of a chat.
+func (l *Ledger) ClaimedIn(ctx context.Context, chatID string) (map[string]bool, error) {
+	ids, err := l.rdb.SMembers(ctx, l.keys.Claimed(chatID)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("ledger: claimed: %w", err)
+	}
+	out := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// SendByMessage returns the send whose Finish(sent) recorded messageID, or
+// ErrNotFound.
+func (l *Ledger) SendByMessage(ctx context.Context, messageID string) (string, error) {
+	id, err := l.rdb.Get(ctx, l.keys.Msg(messageID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("message %s: %w", messageID, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("ledger: send by message: %w", err)
+	}
+	return id, nil
+}

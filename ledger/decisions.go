@@ -1,0 +1,162 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/sendworker/sendworker/tasks"
+)
+
+// Approve approves a pending send: the digest must be the record's, the
+// approver must not be the requester, and the deadline must not have passed
+// (else the send is expired in the same script and a *StateError{ErrNotPending,
+// Current: expired} returned). On success the send is approved and in the
+// outbox at now with a new release generation.
+func (l *Ledger) Approve(ctx context.Context, sendID, digest, by, note string) (*tasks.Record, error) {
+	if by == "" {
+		return nil, errors.New("ledger: approve: approver identity is required")
+	}
+	v, err := l.run(ctx, approveScript, l.nowMs(), []string{l.opts.ResultsStream, l.keys.Send(sendID)},
+		sendID, digest, by, note)
+	if err != nil {
+		return nil, err
+	}
+	return recordOrError(v, sendID)
+}
+
+// Reject ends a send that has not started sending: state rejected.
+func (l *Ledger) Reject(ctx context.Context, sendID, by, note string) (*tasks.Record, error) {
+	return l.stop(ctx, sendID, by, note, tasks.StateRejected, tasks.ReasonRejected, "rejected")
+}
+
+// Cancel ends a send that has not started sending: state canceled.
+func (l *Ledger) Cancel(ctx context.Context, sendID, by, note string) (*tasks.Record, error) {
+	return l.stop(ctx, sendID, by, note, tasks.StateCanceled, tasks.ReasonCanceled, "canceled")
+}
+
+// stop is Reject and Cancel: allowed from pending_approval, approved and
+// waiting; from sending → *StateError{ErrTooLate}; from a final state →
+// *StateError{ErrFinal}. The result is written like Finish's.
+func (l *Ledger) stop(ctx context.Context, sendID, by, note string, state tasks.State, reason tasks.Reason, auditEvent string) (*tasks.Record, error) {
+	v, err := l.run(ctx, stopScript, l.nowMs(), []string{l.opts.ResultsStream, l.keys.Send(sendID)},
+		sendID, by, note, string(state), string(reason), auditEvent)
+	if err != nil {
+		return nil, err
+	}
+	return recordOrError(v, sendID)
+}
+
+// ExpireDue expires up to limit (default 100, at most 1000) pending sends
+// whose deadline passed (reason approval_expired, result written) and
+// returns their ids.
+func (l *Ledger) ExpireDue(ctx context.Context, limit int) ([]string, error) {
+	limit = clampLimit(limit)
+	v, err := l.run(ctx, expireScript, l.nowMs(), []string{l.opts.ResultsStream, l.keys.Deadlines()}, limit)
+	if err != nil {
+		return nil, err
+	}
+	return stringList(v)
+}
+
+func clampLimit(limit int) int {
+	switch {
+	case limit <= 0:
+		return 100
+	case limit > 1000:
+		return 1000
+	}
+	return limit
+}
+
+// resumeBatch bounds the held sends one resume script call moves.
+const resumeBatch = 1000
+
+// SetPaused turns the global ("" account) or one account's kill switch on or
+// off. A paused send is held at BeginAttempt; resume moves the held sends of
+// that scope to the outbox with a new generation. A huge held set is moved by
+// several script calls of at most 1000 sends each; if one fails (or the scope
+// is paused again meanwhile) the rest stay held, and calling SetPaused(false)
+// again finishes the move.
+func (l *Ledger) SetPaused(ctx context.Context, accountID string, paused bool, by string) error {
+	flag, held := l.keys.PausedGlobal(), l.keys.HeldGlobal()
+	if accountID != "" {
+		flag, held = l.keys.PausedAccounts(), l.keys.HeldAccount(accountID)
+	}
+	if paused {
+		_, err := l.run(ctx, pauseScript, l.nowMs(), []string{flag}, accountID, by)
+		return err
+	}
+	first := "1"
+	for {
+		v, err := l.run(ctx, resumeScript, l.nowMs(), []string{flag, held}, accountID, by, resumeBatch, first)
+		if err != nil {
+			return err
+		}
+		first = "0"
+		if n, _ := v.(int64); n < resumeBatch {
+			return nil
+		}
+	}
+}
+
+// PauseState reports the kill switches: global, and the paused accounts
+// (sorted).
+func (l *Ledger) PauseState(ctx context.Context) (bool, []string, error) {
+	pipe := l.rdb.TxPipeline()
+	g := pipe.Exists(ctx, l.keys.PausedGlobal())
+	a := pipe.SMembers(ctx, l.keys.PausedAccounts())
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, nil, fmt.Errorf("ledger: pause state: %w", err)
+	}
+	accounts := a.Val()
+	slices.Sort(accounts)
+	return g.Val() == 1, accounts, nil
+}
+
+// AddOptOut puts a contact id (attendee provider id or chat id) on the
+// opt-out list; audited when it was not there.
+func (l *Ledger) AddOptOut(ctx context.Context, contactID, by string) error {
+	return l.optOut(ctx, contactID, by, "1")
+}
+
+// RemoveOptOut takes a contact id off the opt-out list; audited when it was
+// there.
+func (l *Ledger) RemoveOptOut(ctx context.Context, contactID, by string) error {
+	return l.optOut(ctx, contactID, by, "0")
+}
+
+func (l *Ledger) optOut(ctx context.Context, contactID, by, add string) error {
+	if contactID == "" {
+		return errors.New("ledger: opt-out: contact id is required")
+	}
+	_, err := l.run(ctx, optOutScript, l.nowMs(), []string{l.keys.OptOut()}, contactID, by, add)
+	return err
+}
+
+// IsOptedOut reports whether any of the contact ids is on the opt-out list.
+func (l *Ledger) IsOptedOut(ctx context.Context, contactIDs ...string) (bool, error) {
+	if len(contactIDs) == 0 {
+		return false, nil
+	}
+	members := make([]any, len(contactIDs))
+	for i, c := range contactIDs {
+		members[i] = c
+	}
+	found, err := l.rdb.SMIsMember(ctx, l.keys.OptOut(), members...).Result()
+	if err != nil {
+		return false, fmt.Errorf("ledger: opt-out: %w", err)
+	}
+	return slices.Contains(found, true), nil
+}
+
+// OptOuts lists the opt-out list, sorted.
+func (l *Ledger) OptOuts(ctx context.Context) ([]string, error) {
+	ids, err := l.rdb.SMembers(ctx, l.keys.OptOut()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("ledger: opt-outs: %w", err)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}

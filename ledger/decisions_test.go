@@ -1,0 +1,347 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sendworker/sendworker/tasks"
+)
+
+func TestApprove(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rec := e.create("s1", "acct")
+	if _, err := e.l.Approve(e.ctx, "s1", "other-digest", "approver", ""); !errors.Is(err, ErrDigestMismatch) {
+		t.Fatalf("wrong digest: %v", err)
+	}
+	if _, err := e.l.Approve(e.ctx, "s1", rec.Digest, "scheduler", ""); !errors.Is(err, ErrSelfApproval) {
+		t.Fatalf("self approval: %v", err)
+	}
+	if _, err := e.l.Approve(e.ctx, "missing", rec.Digest, "approver", ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing: %v", err)
+	}
+	got, err := e.l.Approve(e.ctx, "s1", rec.Digest, "approver", "looks good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, got, tasks.StateApproved, "")
+	if a := got.Approval; a == nil || a.By != "approver" || a.Digest != rec.Digest || a.Note != "looks good" || !a.At.Equal(e.clock.Now()) {
+		t.Fatalf("approval %+v", got.Approval)
+	}
+	k := e.l.Keys()
+	if score, ok := e.zscore(k.Outbox(), "s1"); !ok || int64(score) != e.clock.Now().UnixMilli() {
+		t.Fatalf("outbox entry %v %v", score, ok)
+	}
+	if _, ok := e.zscore(k.Deadlines(), "s1"); ok {
+		t.Fatal("still in deadlines")
+	}
+	if e.gen("s1") != 1 {
+		t.Fatalf("gen %d", e.gen("s1"))
+	}
+	_, err = e.l.Approve(e.ctx, "s1", rec.Digest, "approver2", "")
+	wantStateErr(t, err, ErrNotPending, tasks.StateApproved)
+	if got := e.auditEvents(); !slices.Equal(got, []string{"enqueued", "approved"}) {
+		t.Fatalf("audit %v", got)
+	}
+}
+
+func TestApproveAfterDeadlineExpires(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rec := e.create("s1", "acct")
+	e.clock.Advance(time.Hour) // deadline reached
+	_, err := e.l.Approve(e.ctx, "s1", rec.Digest, "approver", "")
+	wantStateErr(t, err, ErrNotPending, tasks.StateExpired)
+	got := e.get("s1")
+	wantState(t, got, tasks.StateExpired, tasks.ReasonApprovalExpired)
+	if got.Result == nil || got.Result.State != tasks.StateExpired {
+		t.Fatalf("result %+v", got.Result)
+	}
+	if res := e.results(); len(res) != 1 || res[0].Values["state"] != "expired" {
+		t.Fatalf("results %v", res)
+	}
+	if got := e.auditEvents(); !slices.Equal(got, []string{"enqueued", "expired"}) {
+		t.Fatalf("audit %v", got)
+	}
+}
+
+func TestRejectCancel(t *testing.T) {
+	t.Parallel()
+	setups := []struct {
+		state tasks.State
+		setup func(e *env, id string)
+		want  error // nil: allowed
+	}{
+		{tasks.StatePendingApproval, func(e *env, id string) { e.create(id, "acct") }, nil},
+		{tasks.StateApproved, func(e *env, id string) { e.approved(id, "acct") }, nil},
+		{tasks.StateWaiting, func(e *env, id string) { e.waiting(id, "acct") }, nil},
+		{tasks.StateSending, func(e *env, id string) { e.sending(id, "acct") }, ErrTooLate},
+		{tasks.StateCanceled, func(e *env, id string) {
+			e.create(id, "acct")
+			if _, err := e.l.Cancel(e.ctx, id, "admin", ""); err != nil {
+				e.t.Fatal(err)
+			}
+		}, ErrFinal},
+	}
+	ops := []struct {
+		name   string
+		do     func(e *env, id string) (*tasks.Record, error)
+		state  tasks.State
+		reason tasks.Reason
+	}{
+		{"reject", func(e *env, id string) (*tasks.Record, error) { return e.l.Reject(e.ctx, id, "approver", "off-tone") },
+			tasks.StateRejected, tasks.ReasonRejected},
+		{"cancel", func(e *env, id string) (*tasks.Record, error) { return e.l.Cancel(e.ctx, id, "scheduler", "moved on") },
+			tasks.StateCanceled, tasks.ReasonCanceled},
+	}
+	for _, op := range ops {
+		for _, s := range setups {
+			t.Run(op.name+" from "+string(s.state), func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t)
+				s.setup(e, "s1")
+				rec, err := op.do(e, "s1")
+				if s.want != nil {
+					wantStateErr(t, err, s.want, s.state)
+					if got := e.get("s1"); got.State != s.state {
+						t.Fatalf("state changed to %s", got.State)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantState(t, rec, op.state, op.reason)
+				if rec.Decision == nil || rec.Decision.Note == "" || rec.Result == nil || rec.Result.State != op.state {
+					t.Fatalf("decision %+v result %+v", rec.Decision, rec.Result)
+				}
+				k := e.l.Keys()
+				for _, key := range []string{k.Outbox(), k.Deadlines()} {
+					if _, ok := e.zscore(key, "s1"); ok {
+						t.Errorf("still in %s", key)
+					}
+				}
+				if _, ok := e.zscore(k.State(s.state), "s1"); ok {
+					t.Errorf("still indexed as %s", s.state)
+				}
+				if _, ok := e.zscore(k.Account("acct", op.state), "s1"); !ok {
+					t.Errorf("not indexed as %s", op.state)
+				}
+				if res := e.results(); len(res) != 1 || res[0].Values["state"] != string(op.state) {
+					t.Fatalf("results %v", res)
+				}
+				// A later release of an old generation does nothing.
+				due, _ := e.l.DueForRelease(e.ctx, 10)
+				if len(due) != 0 {
+					t.Fatalf("due %v", due)
+				}
+				if ev := e.auditEvents(); ev[len(ev)-1] != string(op.state) {
+					t.Fatalf("audit %v", ev)
+				}
+			})
+		}
+	}
+}
+
+func TestExpireDue(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.create("early1", "acct")
+	e.create("early2", "acct")
+	e.approved("approved", "acct")
+	e.clock.Advance(30 * time.Minute)
+	e.create("late", "acct")
+	if got, err := e.l.ExpireDue(e.ctx, 10); err != nil || len(got) != 0 {
+		t.Fatalf("nothing due yet: %v %v", got, err)
+	}
+	e.clock.Advance(30 * time.Minute)
+	got, err := e.l.ExpireDue(e.ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"early1", "early2"}) {
+		t.Fatalf("expired %v", got)
+	}
+	for _, id := range got {
+		wantState(t, e.get(id), tasks.StateExpired, tasks.ReasonApprovalExpired)
+	}
+	wantState(t, e.get("late"), tasks.StatePendingApproval, "")
+	wantState(t, e.get("approved"), tasks.StateApproved, "")
+	if n := e.rdb.ZCard(e.ctx, e.l.Keys().Deadlines()).Val(); n != 1 {
+		t.Fatalf("deadlines holds %d", n)
+	}
+	if n := len(e.results()); n != 2 {
+		t.Fatalf("%d results", n)
+	}
+}
+
+func TestOutboxGenerations(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rec, gen := e.approved("s1", "acct")
+	due, err := e.l.DueForRelease(e.ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Release{SendID: "s1", Gen: gen, Digest: rec.Digest, Operation: tasks.OpSendMessage, AccountID: "acct", At: e.clock.Now()}
+	if len(due) != 1 || due[0] != want {
+		t.Fatalf("due %+v, want %+v", due, want)
+	}
+	// Rescheduled before the release was marked: new gen, later time.
+	until := e.clock.Now().Add(time.Minute)
+	if _, err := e.l.Defer(e.ctx, "s1", "", until, tasks.ReasonWaitWindow); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.l.MarkReleased(e.ctx, "s1", gen); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := e.l.OutboxSize(e.ctx); n != 1 {
+		t.Fatalf("stale MarkReleased removed the new entry (size %d)", n)
+	}
+	if due, _ := e.l.DueForRelease(e.ctx, 10); len(due) != 0 {
+		t.Fatalf("due before until: %+v", due)
+	}
+	e.clock.Advance(time.Minute)
+	due, _ = e.l.DueForRelease(e.ctx, 10)
+	if len(due) != 1 || due[0].Gen != gen+1 || !due[0].At.Equal(until) {
+		t.Fatalf("due %+v", due)
+	}
+	if err := e.l.MarkReleased(e.ctx, "s1", gen+1); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := e.l.OutboxSize(e.ctx); n != 0 {
+		t.Fatalf("outbox size %d", n)
+	}
+}
+
+func TestPauseHoldsAndResumeReleases(t *testing.T) {
+	t.Parallel()
+	for _, account := range []string{"", "acct"} {
+		t.Run("scope="+account, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			rec, gen := e.approved("s1", "acct")
+			e.approved("other", "acct-2")
+			if err := e.l.SetPaused(e.ctx, account, true, "admin"); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.l.SetPaused(e.ctx, account, true, "admin"); err != nil { // idempotent
+				t.Fatal(err)
+			}
+			global, accounts, err := e.l.PauseState(e.ctx)
+			if err != nil || global != (account == "") || (account != "" && !slices.Equal(accounts, []string{"acct"})) {
+				t.Fatalf("pause state %v %v %v", global, accounts, err)
+			}
+			res, err := e.l.BeginAttempt(e.ctx, BeginRequest{SendID: "s1", Digest: rec.Digest, Gen: gen, Token: "t1", Lease: time.Minute})
+			if err != nil || res.Outcome != BeginHeld {
+				t.Fatalf("begin: %v %v", res.Outcome, err)
+			}
+			wantState(t, res.Record, tasks.StateWaiting, "")
+			if res.Record.Wait == nil || res.Record.Wait.Reason != tasks.ReasonWaitPaused {
+				t.Fatalf("wait %+v", res.Record.Wait)
+			}
+			held := e.l.Keys().HeldGlobal()
+			if account != "" {
+				held = e.l.Keys().HeldAccount(account)
+			}
+			if !e.rdb.SIsMember(e.ctx, held, "s1").Val() {
+				t.Fatal("not held")
+			}
+			if n, _ := e.l.OutboxSize(e.ctx); n != 1 { // only "other" remains
+				t.Fatalf("outbox %d", n)
+			}
+
+			if err := e.l.SetPaused(e.ctx, account, false, "admin"); err != nil {
+				t.Fatal(err)
+			}
+			if e.rdb.SCard(e.ctx, held).Val() != 0 {
+				t.Fatal("held set not emptied")
+			}
+			due, _ := e.l.DueForRelease(e.ctx, 10)
+			var got *Release
+			for i := range due {
+				if due[i].SendID == "s1" {
+					got = &due[i]
+				}
+			}
+			if got == nil || got.Gen != gen+1 {
+				t.Fatalf("due %+v", due)
+			}
+			stale, _ := e.l.BeginAttempt(e.ctx, BeginRequest{SendID: "s1", Digest: rec.Digest, Gen: gen, Token: "t2", Lease: time.Minute})
+			if stale.Outcome != BeginStale {
+				t.Fatalf("old gen after resume: %v", stale.Outcome)
+			}
+			ok, err := e.l.BeginAttempt(e.ctx, BeginRequest{SendID: "s1", Digest: rec.Digest, Gen: gen + 1, Token: "t3", Lease: time.Minute})
+			if err != nil || ok.Outcome != BeginOK {
+				t.Fatalf("new gen: %v %v", ok.Outcome, err)
+			}
+			if ev := e.auditEvents(); !slices.Equal(ev[len(ev)-2:], []string{"paused", "resumed"}) {
+				t.Fatalf("audit %v", ev)
+			}
+		})
+	}
+}
+
+// TestResumeLargeHeldSet moves more than one batch of held sends.
+func TestResumeLargeHeldSet(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const n = resumeBatch + 234
+	k := e.l.Keys()
+	if err := e.l.SetPaused(e.ctx, "", true, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		id := fmt.Sprintf("s%04d", i)
+		rec, gen := e.approved(id, "acct")
+		res, err := e.l.BeginAttempt(e.ctx, BeginRequest{SendID: id, Digest: rec.Digest, Gen: gen, Token: "t", Lease: time.Minute})
+		if err != nil || res.Outcome != BeginHeld {
+			t.Fatalf("begin %s: %v %v", id, res.Outcome, err)
+		}
+	}
+	if got := e.rdb.SCard(e.ctx, k.HeldGlobal()).Val(); got != n {
+		t.Fatalf("held %d", got)
+	}
+	if err := e.l.SetPaused(e.ctx, "", false, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.rdb.SCard(e.ctx, k.HeldGlobal()).Val(); got != 0 {
+		t.Fatalf("still held %d", got)
+	}
+	if got, _ := e.l.OutboxSize(e.ctx); got != n {
+		t.Fatalf("outbox %d", got)
+	}
+}
+
+func TestOptOuts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, c := range []string{"c2", "c1", "c1"} {
+		if err := e.l.AddOptOut(e.ctx, c, "admin"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, _ := e.l.OptOuts(e.ctx)
+	if !slices.Equal(list, []string{"c1", "c2"}) {
+		t.Fatalf("opt-outs %v", list)
+	}
+	if yes, _ := e.l.IsOptedOut(e.ctx, "x", "c2"); !yes {
+		t.Fatal("c2 not opted out")
+	}
+	if yes, _ := e.l.IsOptedOut(e.ctx, "x"); yes {
+		t.Fatal("x opted out")
+	}
+	if err := e.l.RemoveOptOut(e.ctx, "c2", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if yes, _ := e.l.IsOptedOut(e.ctx, "c2"); yes {
+		t.Fatal("c2 still opted out")
+	}
+	if ev := e.auditEvents(); !slices.Equal(ev, []string{"optout_added", "optout_added", "optout_removed"}) {
+		t.Fatalf("audit %v", ev)
+	}
+}

@@ -1,0 +1,100 @@
+package ledger
+
+import "github.com/sendworker/sendworker/tasks"
+
+// Keys builds every Redis key name of a ledger. All of them start with the
+// hash tag "{prefix}:" so they share one Redis Cluster slot. The Lua twins of
+// these functions are luaKeys below; keep both in step (TestKeysMatchLua).
+//
+// Send ids may contain ':', so a per-send key never ends with a suffix after
+// the id (the history is "history:<id>", not "send:<id>:history", which could
+// be the record of a send named "<id>:history").
+type Keys struct{ tag string }
+
+// Tag is the common start of every key, "{prefix}:".
+func (k Keys) Tag() string { return k.tag }
+
+// Send is the hash of one send record.
+func (k Keys) Send(id string) string { return k.tag + "send:" + id }
+
+// History is the list of JSON tasks.Event of one send, oldest first.
+func (k Keys) History(id string) string { return k.tag + "history:" + id }
+
+// Seq is the counter giving each record its unique, increasing seq.
+func (k Keys) Seq() string { return k.tag + "seq" }
+
+// All is the zset (score seq) of every record.
+func (k Keys) All() string { return k.tag + "idx:all" }
+
+// State is the zset (score seq) of the records in one state.
+func (k Keys) State(s tasks.State) string { return k.tag + "idx:state:" + string(s) }
+
+// Account is the zset (score seq) of one account's records in one state.
+// States contain no ':', so the name is unambiguous even if the account id
+// contains ':'.
+func (k Keys) Account(account string, s tasks.State) string {
+	return k.tag + "idx:acct:" + account + ":" + string(s)
+}
+
+// AccountAll is the zset (score seq) of every record of one account.
+func (k Keys) AccountAll(account string) string { return k.tag + "idx:acctall:" + account }
+
+// Deadlines is the zset (score deadline ms) of pending sends.
+func (k Keys) Deadlines() string { return k.tag + "deadlines" }
+
+// Outbox is the zset (score release ms) of sends to hand to asynq.
+func (k Keys) Outbox() string { return k.tag + "outbox" }
+
+// Finished is the zset (score finish ms) of terminal records, for Trim. Its
+// members are finishedMember strings.
+func (k Keys) Finished() string { return k.tag + "finished" }
+
+// HeldGlobal is the set of sends parked by the global pause.
+func (k Keys) HeldGlobal() string { return k.tag + "held:global" }
+
+// HeldAccount is the set of sends parked by one account's pause.
+func (k Keys) HeldAccount(account string) string { return k.tag + "held:acct:" + account }
+
+// PausedGlobal is the global kill switch (a string: who paused).
+func (k Keys) PausedGlobal() string { return k.tag + "paused:global" }
+
+// PausedAccounts is the set of paused accounts.
+func (k Keys) PausedAccounts() string { return k.tag + "paused:accounts" }
+
+// OptOut is the set of opted-out contact ids.
+func (k Keys) OptOut() string { return k.tag + "optout" }
+
+// Audit is the stream of decisions.
+func (k Keys) Audit() string { return k.tag + "audit" }
+
+// Claimed is the set of provider message ids of a chat already attributed to
+// a send.
+func (k Keys) Claimed(chatID string) string { return k.tag + "claimed:" + chatID }
+
+// Msg maps a provider message id to the send that produced it.
+func (k Keys) Msg(messageID string) string { return k.tag + "msg:" + messageID }
+
+// luaKeys is the Lua twin of Keys, the start of every script. ARGV[1] is
+// always Keys.Tag(); every key a script touches is built from it, so all are
+// in the slot of the script's declared KEYS.
+const luaKeys = `
+local P = ARGV[1]
+local function k_send(id) return P .. 'send:' .. id end
+local function k_history(id) return P .. 'history:' .. id end
+local function k_seq() return P .. 'seq' end
+local function k_all() return P .. 'idx:all' end
+local function k_state(s) return P .. 'idx:state:' .. s end
+local function k_acct(a, s) return P .. 'idx:acct:' .. a .. ':' .. s end
+local function k_acct_all(a) return P .. 'idx:acctall:' .. a end
+local function k_deadlines() return P .. 'deadlines' end
+local function k_outbox() return P .. 'outbox' end
+local function k_finished() return P .. 'finished' end
+local function k_held_global() return P .. 'held:global' end
+local function k_held_acct(a) return P .. 'held:acct:' .. a end
+local function k_paused_global() return P .. 'paused:global' end
+local function k_paused_accounts() return P .. 'paused:accounts' end
+local function k_optout() return P .. 'optout' end
+local function k_audit() return P .. 'audit' end
+local function k_claimed(chat) return P .. 'claimed:' .. chat end
+local function k_msg(mid) return P .. 'msg:' .. mid end
+`

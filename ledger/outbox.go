@@ -1,0 +1,71 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/sendworker/sendworker/tasks"
+)
+
+// Release is an outbox entry due for release to asynq: the releaser enqueues
+// task Operation.TaskType() with TaskID SendID+"/r"+Gen, then MarkReleased.
+type Release struct {
+	SendID    string
+	Gen       int64
+	Digest    string
+	Operation tasks.Operation
+	AccountID string
+	At        time.Time // when it became due
+}
+
+// DueForRelease returns up to limit (default 100, at most 1000) outbox
+// entries due now, oldest first. Entries of sends no longer approved or
+// waiting are dropped on the way. It reads the generation in the same script
+// as the entry, so a release always carries the generation of its entry.
+func (l *Ledger) DueForRelease(ctx context.Context, limit int) ([]Release, error) {
+	v, err := l.run(ctx, dueScript, l.nowMs(), []string{l.keys.Outbox()}, clampLimit(limit))
+	if err != nil {
+		return nil, err
+	}
+	flat, err := stringList(v)
+	if err != nil {
+		return nil, err
+	}
+	if len(flat)%6 != 0 {
+		return nil, fmt.Errorf("ledger: due for release: reply of %d items", len(flat))
+	}
+	out := make([]Release, 0, len(flat)/6)
+	for i := 0; i < len(flat); i += 6 {
+		gen, err := strconv.ParseInt(flat[i+1], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: send %s: bad gen %q", flat[i], flat[i+1])
+		}
+		at, err := strconv.ParseFloat(flat[i+5], 64)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: send %s: bad outbox score %q", flat[i], flat[i+5])
+		}
+		out = append(out, Release{
+			SendID: flat[i], Gen: gen, Digest: flat[i+2], Operation: tasks.Operation(flat[i+3]),
+			AccountID: flat[i+4], At: msTime(int64(at)),
+		})
+	}
+	return out, nil
+}
+
+// MarkReleased removes a send's outbox entry if gen is still its current
+// release generation (a rescheduled send keeps its newer entry).
+func (l *Ledger) MarkReleased(ctx context.Context, sendID string, gen int64) error {
+	_, err := l.run(ctx, markReleasedScript, l.nowMs(), []string{l.keys.Outbox(), l.keys.Send(sendID)}, sendID, gen)
+	return err
+}
+
+// OutboxSize is the number of outbox entries (due or not).
+func (l *Ledger) OutboxSize(ctx context.Context) (int64, error) {
+	n, err := l.rdb.ZCard(ctx, l.keys.Outbox()).Result()
+	if err != nil {
+		return 0, fmt.Errorf("ledger: outbox size: %w", err)
+	}
+	return n, nil
+}

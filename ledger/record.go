@@ -1,0 +1,167 @@
+package ledger
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/sendworker/sendworker/tasks"
+)
+
+// Fields of the record hash {prefix}:send:<id>. Times are Unix milliseconds.
+// Besides the fields of DESIGN.md, "metadata" holds the request's metadata
+// verbatim (compact JSON) so the scripts can copy it into results, and
+// "approved_note" the approver's note.
+const (
+	fReq              = "req"
+	fMetadata         = "metadata"
+	fDigest           = "digest"
+	fState            = "state"
+	fReason           = "reason"
+	fDetail           = "detail"
+	fAccount          = "account"
+	fOp               = "op"
+	fRequestedBy      = "requested_by"
+	fCreatedMs        = "created_ms"
+	fUpdatedMs        = "updated_ms"
+	fDeadlineMs       = "deadline_ms"
+	fSeq              = "seq"
+	fApprovedBy       = "approved_by"
+	fApprovedMs       = "approved_ms"
+	fApprovedDigest   = "approved_digest"
+	fApprovedNote     = "approved_note"
+	fDecidedBy        = "decided_by"
+	fDecidedMs        = "decided_ms"
+	fDecisionNote     = "decision_note"
+	fAttempts         = "attempts"
+	fAttemptToken     = "attempt_token"
+	fAttemptStartedMs = "attempt_started_ms"
+	fLeaseUntilMs     = "lease_until_ms"
+	fGen              = "gen"
+	fWaitUntilMs      = "wait_until_ms"
+	fWaitReason       = "wait_reason"
+	fMessageID        = "message_id"
+	fChatID           = "chat_id"
+	fFinishedMs       = "finished_ms"
+	fDryRun           = "dry_run"
+)
+
+// stored is a decoded record hash: the public Record and the bookkeeping
+// fields the Record does not show.
+type stored struct {
+	rec              *tasks.Record
+	seq, gen         int64
+	token            string
+	attemptStartedMs int64
+	leaseUntilMs     int64
+}
+
+// errBadRecord marks a record hash that cannot be decoded.
+var errBadRecord = errors.New("ledger: malformed record")
+
+// decodeRecord turns a record hash into a Record (without History). It never
+// panics, whatever the map holds: a malformed field is an error naming it.
+func decodeRecord(h map[string]string) (stored, error) {
+	var s stored
+	bad := func(field string, err error) (stored, error) {
+		return stored{}, fmt.Errorf("%w: field %s: %v", errBadRecord, field, err)
+	}
+	ints := map[string]int64{}
+	for _, f := range []string{fCreatedMs, fUpdatedMs, fDeadlineMs, fSeq, fApprovedMs, fDecidedMs, fAttempts,
+		fAttemptStartedMs, fLeaseUntilMs, fGen, fWaitUntilMs, fFinishedMs} {
+		v, ok := h[f]
+		if !ok || v == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return bad(f, fmt.Errorf("not a non-negative integer: %q", v))
+		}
+		ints[f] = n
+	}
+
+	var req tasks.SendRequest
+	if err := json.Unmarshal([]byte(h[fReq]), &req); err != nil {
+		return bad(fReq, err)
+	}
+	if req.SendID == "" {
+		return bad(fReq, errors.New("no send_id"))
+	}
+	state := tasks.State(h[fState])
+	if !state.Valid() {
+		return bad(fState, fmt.Errorf("unknown state %q", h[fState]))
+	}
+	var metadata json.RawMessage
+	if m := h[fMetadata]; m != "" {
+		if !json.Valid([]byte(m)) {
+			return bad(fMetadata, errors.New("not JSON"))
+		}
+		metadata = json.RawMessage(m)
+	}
+	attempts := ints[fAttempts]
+	if attempts > 1<<31 {
+		return bad(fAttempts, errors.New("out of range"))
+	}
+
+	rec := &tasks.Record{
+		SendID:           req.SendID,
+		Request:          req,
+		Digest:           h[fDigest],
+		State:            state,
+		Reason:           tasks.Reason(h[fReason]),
+		Detail:           h[fDetail],
+		CreatedAt:        msTime(ints[fCreatedMs]),
+		UpdatedAt:        msTime(ints[fUpdatedMs]),
+		ApprovalDeadline: msTime(ints[fDeadlineMs]),
+		Attempts:         int(attempts),
+	}
+	if by := h[fApprovedBy]; by != "" {
+		rec.Approval = &tasks.Decision{By: by, At: msTime(ints[fApprovedMs]), Digest: h[fApprovedDigest], Note: h[fApprovedNote]}
+	}
+	if by := h[fDecidedBy]; by != "" {
+		rec.Decision = &tasks.Decision{By: by, At: msTime(ints[fDecidedMs]), Note: h[fDecisionNote]}
+	}
+	if state == tasks.StateWaiting && h[fWaitReason] != "" {
+		rec.Wait = &tasks.Wait{Until: msTime(ints[fWaitUntilMs]), Reason: tasks.Reason(h[fWaitReason])}
+	}
+	if state.Terminal() {
+		rec.Result = &tasks.Result{
+			SendID:     req.SendID,
+			Operation:  tasks.Operation(h[fOp]),
+			AccountID:  h[fAccount],
+			State:      state,
+			Reason:     rec.Reason,
+			MessageID:  h[fMessageID],
+			ChatID:     h[fChatID],
+			Attempts:   rec.Attempts,
+			ApprovedBy: h[fApprovedBy],
+			FinishedAt: msTime(ints[fFinishedMs]),
+			DryRun:     h[fDryRun] == "1",
+			Metadata:   metadata,
+		}
+	}
+	s.rec = rec
+	s.seq = ints[fSeq]
+	s.gen = ints[fGen]
+	s.token = h[fAttemptToken]
+	s.attemptStartedMs = ints[fAttemptStartedMs]
+	s.leaseUntilMs = ints[fLeaseUntilMs]
+	return s, nil
+}
+
+// decodeHistory decodes the JSON events of a history list.
+func decodeHistory(items []string) ([]tasks.Event, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	events := make([]tasks.Event, 0, len(items))
+	for i, item := range items {
+		var ev tasks.Event
+		if err := json.Unmarshal([]byte(item), &ev); err != nil {
+			return nil, fmt.Errorf("%w: history[%d]: %v", errBadRecord, i, err)
+		}
+		events = append(events, ev)
+	}
+	return events, nil
+}

@@ -1,0 +1,233 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sendworker/sendworker/tasks"
+)
+
+// Create stores a new pending_approval record (atomic: concurrent duplicates
+// give one record). Same send_id and digest → (existing, false, nil); same
+// send_id, other digest → *ConflictError. deadline is the effective approval
+// deadline, already resolved by the caller. The request is stored as given
+// (with its RequestedBy).
+func (l *Ledger) Create(ctx context.Context, req *tasks.SendRequest, digest string, deadline time.Time) (*tasks.Record, bool, error) {
+	if req == nil || req.SendID == "" || strings.Contains(req.SendID, "\n") {
+		return nil, false, errors.New("ledger: create: send_id is empty or malformed")
+	}
+	if req.AccountID == "" || strings.Contains(req.AccountID, "\n") {
+		return nil, false, errors.New("ledger: create: account_id is empty or malformed")
+	}
+	if digest == "" || deadline.IsZero() {
+		return nil, false, errors.New("ledger: create: digest and deadline are required")
+	}
+	var metadata string
+	if len(req.Metadata) > 0 {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, req.Metadata); err != nil {
+			return nil, false, fmt.Errorf("ledger: create: metadata: %w", err)
+		}
+		metadata = buf.String()
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, false, fmt.Errorf("ledger: create: %w", err)
+	}
+	id := req.SendID
+	v, err := l.run(ctx, createScript, l.nowMs(), []string{l.keys.Send(id), l.keys.History(id)},
+		id, digest, body, metadata, req.AccountID, string(req.Operation), req.RequestedBy,
+		deadline.UnixMilli(), req.ChatID)
+	if err != nil {
+		return nil, false, err
+	}
+	r, err := parseRecordReply(v)
+	if err != nil {
+		return nil, false, err
+	}
+	switch r.code {
+	case "created", "exists":
+		return r.st.rec, r.code == "created", nil
+	case "conflict":
+		existing, _ := r.raw[1].(string)
+		return nil, false, &ConflictError{SendID: id, ExistingDigest: existing}
+	}
+	return nil, false, refusal(r.code, id, nil)
+}
+
+// Get returns one record with its history, or ErrNotFound.
+func (l *Ledger) Get(ctx context.Context, sendID string) (*tasks.Record, error) {
+	pipe := l.rdb.TxPipeline() // record and history from the same moment
+	hcmd := pipe.HGetAll(ctx, l.keys.Send(sendID))
+	lcmd := pipe.LRange(ctx, l.keys.History(sendID), 0, -1)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("ledger: get %s: %w", sendID, err)
+	}
+	if len(hcmd.Val()) == 0 {
+		return nil, fmt.Errorf("send %s: %w", sendID, ErrNotFound)
+	}
+	st, err := decodeRecord(hcmd.Val())
+	if err != nil {
+		return nil, fmt.Errorf("send %s: %w", sendID, err)
+	}
+	if st.rec.History, err = decodeHistory(lcmd.Val()); err != nil {
+		return nil, fmt.Errorf("send %s: %w", sendID, err)
+	}
+	return st.rec, nil
+}
+
+// Query selects records for List. An empty State means every state.
+type Query struct {
+	State     tasks.State
+	AccountID string
+	Limit     int    // 1..1000, default 50
+	Cursor    string // NextCursor of the previous page
+	Oldest    bool   // default newest first
+}
+
+// Page is one page of List.
+type Page struct {
+	Records    []*tasks.Record
+	NextCursor string // "" = last page
+}
+
+// List returns one page of records (without history) from an index zset,
+// scored by the records' seq: one ZRANGE BYSCORE LIMIT and one pipelined
+// round of HGETALL, whatever the size of the index. A page may hold fewer
+// than Limit records when some expired meanwhile; their index entries are
+// dropped on the way. Records added while paging appear (oldest first) or
+// not (newest first), but never twice, and no record is skipped.
+func (l *Ledger) List(ctx context.Context, q Query) (Page, error) {
+	if q.State != "" && !q.State.Valid() {
+		return Page{}, fmt.Errorf("%w: unknown state %q", ErrBadQuery, q.State)
+	}
+	if q.Limit == 0 {
+		q.Limit = 50
+	}
+	if q.Limit < 1 || q.Limit > 1000 {
+		return Page{}, fmt.Errorf("%w: limit must be 1..1000", ErrBadQuery)
+	}
+	key := l.indexKey(q.State, q.AccountID)
+	rng := redis.ZRangeArgs{Key: key, ByScore: true, Count: int64(q.Limit) + 1}
+	var after int64
+	if q.Cursor != "" {
+		seq, err := decodeCursor(q.Cursor)
+		if err != nil {
+			return Page{}, err
+		}
+		after = seq
+	}
+	switch {
+	case q.Oldest && after > 0:
+		rng.Start, rng.Stop = "("+strconv.FormatInt(after, 10), "+inf"
+	case q.Oldest:
+		rng.Start, rng.Stop = "-inf", "+inf"
+	case after > 0:
+		rng.Start, rng.Stop, rng.Rev = "("+strconv.FormatInt(after, 10), "-inf", true
+	default:
+		rng.Start, rng.Stop, rng.Rev = "+inf", "-inf", true
+	}
+	entries, err := l.rdb.ZRangeArgsWithScores(ctx, rng).Result()
+	if err != nil {
+		return Page{}, fmt.Errorf("ledger: list: %w", err)
+	}
+	var page Page
+	if len(entries) > q.Limit {
+		entries = entries[:q.Limit]
+		page.NextCursor = encodeCursor(int64(entries[len(entries)-1].Score))
+	}
+	if len(entries) == 0 {
+		return page, nil
+	}
+
+	pipe := l.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(entries))
+	for i, e := range entries {
+		cmds[i] = pipe.HGetAll(ctx, l.keys.Send(e.Member.(string)))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return Page{}, fmt.Errorf("ledger: list: %w", err)
+	}
+	var dangling []any
+	page.Records = make([]*tasks.Record, 0, len(entries))
+	for i, cmd := range cmds {
+		h := cmd.Val()
+		if len(h) == 0 {
+			dangling = append(dangling, entries[i].Member, int64(entries[i].Score))
+			continue
+		}
+		st, err := decodeRecord(h)
+		if err != nil {
+			return Page{}, fmt.Errorf("send %v: %w", entries[i].Member, err)
+		}
+		page.Records = append(page.Records, st.rec)
+	}
+	if len(dangling) > 0 {
+		if _, err := l.run(ctx, dropDanglingScript, l.nowMs(), []string{key}, dangling...); err != nil {
+			return Page{}, err
+		}
+	}
+	return page, nil
+}
+
+func (l *Ledger) indexKey(state tasks.State, account string) string {
+	switch {
+	case account != "" && state != "":
+		return l.keys.Account(account, state)
+	case account != "":
+		return l.keys.AccountAll(account)
+	case state != "":
+		return l.keys.State(state)
+	}
+	return l.keys.All()
+}
+
+// Counts returns the number of records in each state (ZCARD of each state
+// index; terminal states count records until Trim removes them).
+func (l *Ledger) Counts(ctx context.Context) (map[tasks.State]int64, error) {
+	pipe := l.rdb.Pipeline()
+	cmds := make(map[tasks.State]*redis.IntCmd, len(tasks.States))
+	for _, s := range tasks.States {
+		cmds[s] = pipe.ZCard(ctx, l.keys.State(s))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("ledger: counts: %w", err)
+	}
+	out := make(map[tasks.State]int64, len(cmds))
+	for s, c := range cmds {
+		out[s] = c.Val()
+	}
+	return out, nil
+}
+
+// trimBatch bounds the work of one Trim script call.
+const trimBatch = 1000
+
+// Trim removes the index entries of records that finished more than
+// Retention ago (and the records, if Redis has not expired them yet). Run it
+// periodically (every minute is plenty); it returns how many it removed.
+// Each script call handles at most 1000 records, so Trim never blocks Redis.
+func (l *Ledger) Trim(ctx context.Context) (int, error) {
+	now := l.nowMs()
+	cutoff := now - l.opts.Retention.Milliseconds()
+	total := 0
+	for {
+		v, err := l.run(ctx, trimScript, now, []string{l.keys.Finished()}, cutoff, trimBatch)
+		if err != nil {
+			return total, err
+		}
+		n, _ := v.(int64)
+		total += int(n)
+		if n < trimBatch {
+			return total, nil
+		}
+	}
+}
