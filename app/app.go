@@ -1,0 +1,346 @@
+// Package app wires sendworker's parts into one embeddable daemon: the
+// approval stage (release and expiry loops), the asynq worker, the results
+// webhook, and the admin HTTP API with health and metrics. It never touches
+// signals or the process, so tests and the -dev demo run the real daemon in
+// process: New, Start, Addr, Stop.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/sendworker/sendworker/adminapi"
+	"github.com/sendworker/sendworker/approval"
+	"github.com/sendworker/sendworker/config"
+	"github.com/sendworker/sendworker/ledger"
+	"github.com/sendworker/sendworker/provider"
+	"github.com/sendworker/sendworker/webhook"
+	"github.com/sendworker/sendworker/worker"
+)
+
+// Options are what the daemon needs besides its configuration.
+type Options struct {
+	Logger *zap.Logger
+	// Now is the clock of every part; default time.Now.
+	Now func() time.Time
+	// Limiter paces sends; nil = no limits (tests). The daemon's main passes
+	// the Redis limiter built from the configuration.
+	Limiter worker.Limiter
+}
+
+// App is one sendworker process.
+type App struct {
+	cfg  *config.Config
+	log  *zap.Logger
+	opts Options
+
+	rdb      redis.UniversalClient
+	asynqCli *asynq.Client
+	ledger   *ledger.Ledger
+	approval *approval.Service
+	worker   *worker.Worker
+	webhook  *webhook.Dispatcher
+	provider *provider.Client
+	registry *prometheus.Registry
+	server   *http.Server
+
+	mu       sync.Mutex
+	listener net.Listener
+	cancel   context.CancelFunc
+	loops    sync.WaitGroup
+	loopErrs []error
+	stopping bool
+	stopped  bool
+	started  bool
+}
+
+// New builds the daemon from a validated configuration. It opens no
+// listener and starts nothing: Start does.
+func New(cfg *config.Config, opts Options) (*App, error) {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if cfg.Redis.Mode == "" {
+		return nil, errors.New("app: no Redis configured (SENDWORKER_REDIS_URL)")
+	}
+	a := &App{cfg: cfg, log: opts.Logger, opts: opts, registry: prometheus.NewRegistry()}
+
+	pc, err := newProviderClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.provider = pc
+
+	a.rdb = cfg.Redis.UniversalClient()
+	a.asynqCli = asynq.NewClientFromRedisClient(a.rdb)
+	a.ledger = ledger.New(a.rdb, ledger.Options{
+		Prefix:        cfg.KeyPrefix,
+		ResultsStream: cfg.Results.Stream,
+		ResultsMaxLen: int64(cfg.Results.StreamMaxLen),
+		Retention:     cfg.Results.Retention,
+		Now:           opts.Now,
+	})
+	originAllowed := originChecker(cfg.Attachments.Origins)
+	a.approval = approval.New(a.ledger, a.asynqCli, approval.Options{
+		DefaultDeadline:    cfg.ApprovalDeadline,
+		MaxAttachmentBytes: cfg.Attachments.MaxBytes,
+		OriginAllowed:      originAllowed,
+		Queue:              cfg.Worker.Queue,
+		Now:                opts.Now,
+		Logger:             a.log.Named("approval"),
+	})
+	a.worker = worker.New(cfg.Redis.AsynqConnOpt(), a.ledger, pc, worker.Options{
+		Queue:              cfg.Worker.Queue,
+		Concurrency:        cfg.Worker.Concurrency,
+		ShutdownTimeout:    cfg.Worker.ShutdownTimeout,
+		ReconcileDelay:     cfg.Worker.ReconcileDelay,
+		AccountHealthTTL:   cfg.Worker.AccountHealthTTL,
+		ProviderTimeout:    cfg.Provider.Timeout,
+		DryRun:             cfg.SendMode == config.SendDryRun,
+		AttachmentOrigins:  cfg.Attachments.Origins,
+		MaxAttachmentBytes: cfg.Attachments.MaxBytes,
+		Limiter:            opts.Limiter,
+		Now:                opts.Now,
+		Logger:             a.log.Named("worker"),
+	})
+	if u := cfg.Results.Webhook.URL.Reveal(); u != "" {
+		a.webhook, err = webhook.New(a.rdb, webhook.Options{
+			URL:         u,
+			Secret:      []byte(cfg.Results.Webhook.Secret.Reveal()),
+			Stream:      cfg.Results.Stream,
+			Timeout:     cfg.Results.Webhook.Timeout,
+			MaxAttempts: cfg.Results.Webhook.MaxAttempts,
+			Registerer:  a.registry,
+			Logger:      a.log.Named("webhook"),
+			Now:         opts.Now,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("app: webhook: %w", err)
+		}
+	}
+
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	tokens := make([]adminapi.Token, 0, len(cfg.Admin.Tokens))
+	for _, t := range cfg.Admin.Tokens {
+		tokens = append(tokens, adminapi.Token{Identity: t.Identity, Roles: t.Roles, Token: t.Token.Reveal()})
+	}
+	handler := adminapi.New(a.approval, adminapi.Options{
+		Tokens:       tokens,
+		MaxBodyBytes: cfg.Admin.MaxBodyBytes,
+		Provider:     pc,
+		Ready:        a.ready,
+		Metrics:      promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}),
+		Logger:       a.log.Named("admin"),
+		Now:          opts.Now,
+	})
+	a.server = adminapi.NewServer(cfg.Admin.Addr, handler)
+	return a, nil
+}
+
+func newProviderClient(cfg *config.Config) (*provider.Client, error) {
+	po := provider.Options{BaseURL: cfg.Provider.BaseURL, Timeout: cfg.Provider.Timeout, UserAgent: "sendworker"}
+	switch {
+	case cfg.Provider.Auth == config.AuthOAuth2:
+		po.OAuth = &provider.OAuthOptions{
+			TokenURL:     cfg.Provider.OAuth.TokenURL,
+			ClientID:     cfg.Provider.OAuth.ClientID,
+			ClientSecret: cfg.Provider.OAuth.ClientSecret.Reveal(),
+			RefreshToken: cfg.Provider.OAuth.RefreshToken.Reveal(),
+			Scopes:       cfg.Provider.OAuth.Scopes,
+		}
+	case cfg.Provider.APIKey.Reveal() != "":
+		po.APIKey = cfg.Provider.APIKey.Reveal()
+	default:
+		// Only reachable in dry_run (config requires a key in live mode):
+		// the reads then go out without credentials and fail visibly.
+		po.NoAuth = true
+	}
+	pc, err := provider.New(po)
+	if err != nil {
+		return nil, fmt.Errorf("app: provider client: %w", err)
+	}
+	return pc, nil
+}
+
+// originChecker allows an attachment URL whose scheme://host[:port] is one of
+// origins (default ports made explicit on both sides).
+func originChecker(origins []string) func(*url.URL) bool {
+	allowed := make(map[string]bool, len(origins))
+	for _, o := range origins {
+		if u, err := url.Parse(o); err == nil {
+			allowed[canonicalOrigin(u)] = true
+		}
+	}
+	return func(u *url.URL) bool { return allowed[canonicalOrigin(u)] }
+}
+
+func canonicalOrigin(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if port == "" {
+		port = map[string]string{"https": "443", "http": "80"}[scheme]
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// Start opens the admin listener and starts the worker, the approval loops
+// and the webhook. It returns once everything runs; Stop ends it.
+func (a *App) Start(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.started {
+		return errors.New("app: already started")
+	}
+	a.started = true
+	if err := a.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("app: redis %s: %w", a.cfg.Redis, err)
+	}
+	ln, err := net.Listen("tcp", a.cfg.Admin.Addr)
+	if err != nil {
+		return fmt.Errorf("app: admin listener: %w", err)
+	}
+	a.listener = ln
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel = cancel
+
+	if err := a.worker.Start(runCtx); err != nil {
+		cancel()
+		_ = ln.Close()
+		return fmt.Errorf("app: worker: %w", err)
+	}
+	a.goLoop("approval", func() error { return a.approval.Run(runCtx) })
+	a.goLoop("ledger-trim", func() error { return a.trimLoop(runCtx) })
+	if a.webhook != nil {
+		a.goLoop("webhook", func() error { return a.webhook.Run(runCtx) })
+	}
+	a.goLoop("admin", func() error {
+		if err := a.server.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	a.log.Info("sendworker started",
+		zap.String("admin_addr", ln.Addr().String()),
+		zap.String("redis", a.cfg.Redis.String()),
+		zap.String("send_mode", string(a.cfg.SendMode)),
+		zap.String("queue", a.cfg.Worker.Queue),
+		zap.Int("concurrency", a.cfg.Worker.Concurrency))
+	return nil
+}
+
+// Addr is the admin API's listen address (useful with port 0).
+func (a *App) Addr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.listener == nil {
+		return ""
+	}
+	return a.listener.Addr().String()
+}
+
+// Ledger gives in-process callers (the -dev demo, tests) the send ledger.
+func (a *App) Ledger() *ledger.Ledger { return a.ledger }
+
+// Approval gives in-process callers (the Sequencer's Go API, the demo) the approval service.
+func (a *App) Approval() *approval.Service { return a.approval }
+
+// Registry is the Prometheus registry served on /metrics.
+func (a *App) Registry() *prometheus.Registry { return a.registry }
+
+// Stop ends the daemon: readiness turns false, the worker stops taking tasks
+// and lets running sends finish (within the shutdown timeout), then the
+// loops and the listener stop. Safe to call more than once.
+func (a *App) Stop(ctx context.Context) error {
+	a.mu.Lock()
+	if a.stopped || !a.started {
+		a.mu.Unlock()
+		return nil
+	}
+	a.stopping = true
+	a.mu.Unlock()
+
+	var errs []error
+	if err := a.worker.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("worker: %w", err))
+	}
+	if a.cancel != nil {
+		a.cancel()
+	}
+	if err := a.server.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("admin server: %w", err))
+	}
+	a.loops.Wait()
+	a.mu.Lock()
+	errs = append(errs, a.loopErrs...)
+	a.stopped = true
+	a.mu.Unlock()
+	// The asynq client shares rdb (asynq refuses to close a shared
+	// connection), so closing rdb closes both.
+	if err := a.rdb.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("redis: %w", err))
+	}
+	a.log.Info("sendworker stopped")
+	return errors.Join(errs...)
+}
+
+func (a *App) goLoop(name string, run func() error) {
+	a.loops.Add(1)
+	go func() {
+		defer a.loops.Done()
+		if err := run(); err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Error("loop ended with an error", zap.String("loop", name), zap.Error(err))
+			a.mu.Lock()
+			a.loopErrs = append(a.loopErrs, fmt.Errorf("%s: %w", name, err))
+			a.mu.Unlock()
+		}
+	}()
+}
+
+// trimLoop drops index entries of records whose retention ran out.
+func (a *App) trimLoop(ctx context.Context) error {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if _, err := a.ledger.Trim(ctx); err != nil && ctx.Err() == nil {
+				a.log.Warn("ledger trim failed", zap.Error(err))
+			}
+		}
+	}
+}
+
+// ready backs /readyz: Redis answers and the daemon is not shutting down.
+func (a *App) ready(ctx context.Context) error {
+	a.mu.Lock()
+	stopping := a.stopping
+	a.mu.Unlock()
+	if stopping {
+		return errors.New("shutting down")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := a.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,194 @@
+// Package devenv is the zero-setup environment of `sendworker -dev`: an
+// in-process Redis (miniredis: nothing on disk, never for production) and the
+// provider simulator seeded with demo accounts and chats, demo admin tokens,
+// and a handful of demo sends that show each path of the send lifecycle.
+// Nothing here reaches a real provider: every "send" lands in the simulator.
+package devenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+
+	"github.com/sendworker/sendworker/approval"
+	"github.com/sendworker/sendworker/config"
+	"github.com/sendworker/sendworker/provider/wasim"
+	"github.com/sendworker/sendworker/tasks"
+)
+
+// Demo identities. The requester and the approver differ: nobody approves
+// their own send.
+const (
+	SchedulerIdentity = "sequencer"
+	ApproverIdentity  = "alice"
+	AdminIdentity     = "ops"
+)
+
+// Env is a running dev environment.
+type Env struct {
+	Redis *miniredis.Miniredis
+	Sim   *wasim.Server
+	// Tokens of the demo identities, by identity.
+	Tokens map[string]string
+}
+
+// Start runs miniredis and the simulator and fills in every setting of cfg
+// that the environment provides and the user left empty. Close stops both.
+func Start(cfg *config.Config) (*Env, error) {
+	env := &Env{Tokens: map[string]string{}}
+	if cfg.Redis.Mode == "" {
+		mr := miniredis.NewMiniRedis()
+		if err := mr.Start(); err != nil {
+			return nil, fmt.Errorf("devenv: in-process redis: %w", err)
+		}
+		env.Redis = mr
+		r, err := config.ParseRedisURL("redis://" + mr.Addr() + "/0")
+		if err != nil {
+			mr.Close()
+			return nil, err
+		}
+		cfg.Redis = r
+	}
+	if cfg.Provider.BaseURL == "" {
+		key := randomToken("sim-key-")
+		srv, err := wasim.Listen("127.0.0.1:0", wasim.Options{APIKey: key, Seed: wasim.DemoSeed()})
+		if err != nil {
+			env.Close()
+			return nil, fmt.Errorf("devenv: simulator: %w", err)
+		}
+		env.Sim = srv
+		cfg.Provider.BaseURL = srv.URL()
+		cfg.Provider.Auth = config.AuthAPIKey
+		cfg.Provider.APIKey = config.Secret(key)
+	}
+	if len(cfg.Admin.Tokens) == 0 {
+		for _, id := range []struct{ identity, role string }{
+			{SchedulerIdentity, "scheduler"}, {ApproverIdentity, "approver"}, {AdminIdentity, "admin"},
+		} {
+			tok := randomToken("dev-" + id.identity + "-")
+			env.Tokens[id.identity] = tok
+			cfg.Admin.Tokens = append(cfg.Admin.Tokens, config.AdminToken{Identity: id.identity, Roles: []string{id.role}, Token: config.Secret(tok)})
+		}
+	}
+	// Human-like spacing of 10-20 s makes a demo look stuck; the demo sends
+	// go to different accounts and chats, a short spacing shows the limits.
+	if cfg.Rate.Limits.MinInterval == config.Defaults().Rate.Limits.MinInterval {
+		cfg.Rate.Limits.MinInterval, cfg.Rate.Limits.Jitter = 2*time.Second, time.Second
+	}
+	if cfg.Worker.ReconcileDelay == config.Defaults().Worker.ReconcileDelay {
+		cfg.Worker.ReconcileDelay = 2 * time.Second
+	}
+	return env, nil
+}
+
+// Close stops the environment's servers.
+func (e *Env) Close() {
+	if e.Sim != nil {
+		_ = e.Sim.Close()
+	}
+	if e.Redis != nil {
+		e.Redis.Close()
+	}
+}
+
+func randomToken(prefix string) string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// DemoSend is one demo send and what it shows.
+type DemoSend struct {
+	Request tasks.SendRequest
+	Expect  string // the outcome the demo expects, in words
+}
+
+// DemoSends are the demo's sends against the simulator's demo seed.
+func DemoSends(now time.Time) []DemoSend {
+	meta := func(step int) json.RawMessage {
+		return json.RawMessage(fmt.Sprintf(`{"sequence":"demo-follow-up","step":%d}`, step))
+	}
+	repliedSince := now.Add(-20 * time.Minute)
+	return []DemoSend{
+		{Expect: "sent: a warm reply into an existing chat", Request: tasks.SendRequest{
+			SendID: "demo-1-reply-lucas", Operation: tasks.OpSendMessage, AccountID: "acc-paris",
+			ChatID: "chat-paris-lucas", Metadata: meta(1),
+			Text: "Hi Lucas, here is the link for Monday's demo: https://meet.example.com/demo",
+		}},
+		{Expect: "sent: chats_create to a known contact posts into the existing chat", Request: tasks.SendRequest{
+			SendID: "demo-2-create-chloe", Operation: tasks.OpCreateChat, AccountID: "acc-lyon",
+			AttendeeIDs: []string{"33656789012@s.whatsapp.net"}, Metadata: meta(1),
+			Text: "Bonjour Chloé, je reviens vers vous au sujet du devis.",
+		}},
+		{Expect: "skipped contact_replied: Camille wrote 4 minutes ago", Request: tasks.SendRequest{
+			SendID: "demo-3-camille-replied", Operation: tasks.OpSendMessage, AccountID: "acc-paris",
+			ChatID: "chat-paris-camille", StopIfRepliedSince: &repliedSince, Metadata: meta(2),
+			Text: "Camille, did you have a chance to read the brochure?",
+		}},
+		{Expect: "skipped cold_recipient: nobody the account has ever talked to", Request: tasks.SendRequest{
+			SendID: "demo-4-cold-number", Operation: tasks.OpCreateChat, AccountID: "acc-lyon",
+			AttendeeIDs: []string{"33699999999@s.whatsapp.net"}, Metadata: meta(1),
+			Text: "Hello! Special offer just for you.",
+		}},
+		{Expect: "waiting account_unhealthy: the Marseille account needs re-authentication", Request: tasks.SendRequest{
+			SendID: "demo-5-marseille-down", Operation: tasks.OpSendMessage, AccountID: "acc-marseille",
+			ChatID: "chat-marseille-sarah", Metadata: meta(3),
+			Text: "Sarah, a quick reminder about Thursday.",
+		}},
+	}
+}
+
+// EnqueueDemo submits the demo sends as the demo scheduler. Running it again
+// is harmless: enqueue is idempotent.
+func EnqueueDemo(ctx context.Context, svc *approval.Service, now time.Time) ([]*tasks.Record, error) {
+	var recs []*tasks.Record
+	var errs []error
+	for _, d := range DemoSends(now) {
+		rec, _, err := svc.Enqueue(ctx, d.Request, SchedulerIdentity)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", d.Request.SendID, err))
+			continue
+		}
+		recs = append(recs, rec)
+	}
+	return recs, errors.Join(errs...)
+}
+
+// PrintBanner tells a newcomer what runs, where, and what to type next.
+func PrintBanner(w io.Writer, env *Env, adminAddr string, recs []*tasks.Record) {
+	url := "http://" + adminAddr
+	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	p("")
+	p("================ sendworker DEV MODE — nothing real is sent ================")
+	p("Redis:    in-process miniredis (memory only)%s", map[bool]string{true: "", false: " — not used: SENDWORKER_REDIS_URL is set"}[env.Redis != nil])
+	if env.Sim != nil {
+		p("Provider: wasim simulator at %s (demo accounts acc-paris, acc-lyon, acc-marseille)", env.Sim.URL())
+	}
+	p("Admin API: %s", url)
+	if len(env.Tokens) > 0 {
+		p("Demo tokens (valid for this run only):")
+		for _, id := range []string{SchedulerIdentity, ApproverIdentity, AdminIdentity} {
+			p("  %-10s %s", id, env.Tokens[id])
+		}
+	}
+	p("")
+	p("%d demo sends are pending approval. In another terminal:", len(recs))
+	p("  export SENDCTL_URL=%s SENDCTL_TOKEN=%s", url, env.Tokens[ApproverIdentity])
+	p("  go run ./cmd/sendctl list -state pending_approval")
+	for _, r := range recs {
+		p("  go run ./cmd/sendctl approve %s -digest %s", r.SendID, r.Digest)
+	}
+	p("  go run ./cmd/sendctl show demo-1-reply-lucas")
+	p("  go run ./cmd/sendctl messages chat-paris-lucas     # the conversation, as the simulator holds it")
+	p("Results are printed below as the workers write them back (Redis stream %q).", "sendworker:results")
+	p("Stop with Ctrl-C.")
+	p("=============================================================================")
+	p("")
+}
