@@ -1,0 +1,185 @@
+package results
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/sendworker/sendworker/tasks"
+)
+
+// The fields of a results stream entry, as the ledger writes them. FieldResult
+// holds the whole tasks.Result as JSON and is authoritative; the flat fields
+// are there for tools (redis-cli, asynqmon-like browsers) and are decoded only
+// when FieldResult is absent.
+const (
+	FieldResult     = "result"
+	FieldSendID     = "send_id"
+	FieldOperation  = "operation"
+	FieldAccountID  = "account_id"
+	FieldState      = "state"
+	FieldReason     = "reason"
+	FieldMessageID  = "message_id"
+	FieldChatID     = "chat_id"
+	FieldAttempts   = "attempts"
+	FieldApprovedBy = "approved_by"
+	FieldFinishedAt = "finished_at"
+	FieldMetadata   = "metadata"
+	FieldDryRun     = "dry_run"
+)
+
+// ErrMalformed is wrapped by every decoding error: the entry is not a result
+// this package can read. Retrying will not help; the caller acks the entry (or
+// dead-letters it) after reporting it.
+var ErrMalformed = errors.New("malformed results entry")
+
+// DecodeError says which entry could not be decoded and why.
+type DecodeError struct {
+	ID  string // stream entry id
+	Err error  // what is wrong; wraps ErrMalformed
+}
+
+func (e *DecodeError) Error() string { return fmt.Sprintf("results entry %s: %v", e.ID, e.Err) }
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// DecodeEntry decodes one stream entry (its id and field map, as go-redis
+// returns them) into an Entry. The "result" field, when present, is the
+// result; otherwise the flat fields are read. It never panics on any input and
+// every error is a *DecodeError wrapping ErrMalformed.
+func DecodeEntry(id string, values map[string]any) (Entry, error) {
+	res, err := decodeValues(values)
+	if err != nil {
+		return Entry{ID: id}, &DecodeError{ID: id, Err: fmt.Errorf("%w: %w", ErrMalformed, err)}
+	}
+	return Entry{ID: id, Result: res}, nil
+}
+
+func decodeValues(values map[string]any) (tasks.Result, error) {
+	var res tasks.Result
+	if len(values) == 0 {
+		// XREADGROUP returns a nil field map for a pending entry that was
+		// deleted or trimmed away since it was delivered.
+		return res, errors.New("entry has no fields (deleted or trimmed from the stream)")
+	}
+	raw, ok, err := field(values, FieldResult)
+	if err != nil {
+		return res, err
+	}
+	if ok {
+		if err := json.Unmarshal([]byte(raw), &res); err != nil {
+			return tasks.Result{}, fmt.Errorf("field %s: %w", FieldResult, err)
+		}
+	} else if res, err = decodeFlat(values); err != nil {
+		return tasks.Result{}, err
+	}
+	if res.SendID == "" {
+		return tasks.Result{}, fmt.Errorf("field %s: missing", FieldSendID)
+	}
+	if res.State == "" {
+		return tasks.Result{}, fmt.Errorf("field %s: missing", FieldState)
+	}
+	return res, nil
+}
+
+// decodeFlat reads a result from the flat fields.
+func decodeFlat(values map[string]any) (tasks.Result, error) {
+	var res tasks.Result
+	strs := []struct {
+		name string
+		dst  *string
+	}{
+		{FieldSendID, &res.SendID},
+		{FieldAccountID, &res.AccountID},
+		{FieldMessageID, &res.MessageID},
+		{FieldChatID, &res.ChatID},
+		{FieldApprovedBy, &res.ApprovedBy},
+	}
+	for _, s := range strs {
+		v, _, err := field(values, s.name)
+		if err != nil {
+			return res, err
+		}
+		*s.dst = v
+	}
+	var errs []error
+	op, _, err := field(values, FieldOperation)
+	errs = append(errs, err)
+	state, _, err := field(values, FieldState)
+	errs = append(errs, err)
+	reason, _, err := field(values, FieldReason)
+	errs = append(errs, err)
+	res.Operation, res.State, res.Reason = tasks.Operation(op), tasks.State(state), tasks.Reason(reason)
+
+	if v, ok, err := field(values, FieldAttempts); err != nil {
+		errs = append(errs, err)
+	} else if ok && v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("field %s: %q is not a non-negative integer", FieldAttempts, v))
+		}
+		res.Attempts = n
+	}
+	if v, ok, err := field(values, FieldFinishedAt); err != nil {
+		errs = append(errs, err)
+	} else if ok && v != "" {
+		t, err := parseTime(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("field %s: %w", FieldFinishedAt, err))
+		}
+		res.FinishedAt = t
+	}
+	if v, ok, err := field(values, FieldMetadata); err != nil {
+		errs = append(errs, err)
+	} else if ok && v != "" {
+		if !json.Valid([]byte(v)) {
+			errs = append(errs, fmt.Errorf("field %s: not valid JSON", FieldMetadata))
+		} else {
+			res.Metadata = json.RawMessage(v)
+		}
+	}
+	if v, ok, err := field(values, FieldDryRun); err != nil {
+		errs = append(errs, err)
+	} else if ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("field %s: %q is not a boolean", FieldDryRun, v))
+		}
+		res.DryRun = b
+	}
+	if err := errors.Join(errs...); err != nil {
+		return tasks.Result{}, err
+	}
+	return res, nil
+}
+
+// field returns a field as a string. go-redis gives strings; []byte is
+// accepted too, anything else is an error naming the field.
+func field(values map[string]any, name string) (string, bool, error) {
+	v, ok := values[name]
+	if !ok {
+		return "", false, nil
+	}
+	switch v := v.(type) {
+	case string:
+		return v, true, nil
+	case []byte:
+		return string(v), true, nil
+	default:
+		return "", true, fmt.Errorf("field %s: unexpected type %T", name, v)
+	}
+}
+
+// parseTime accepts RFC 3339 (what encoding/json writes) or Unix milliseconds
+// (what the ledger's scripts store as *_ms).
+func parseTime(v string) (time.Time, error) {
+	if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.UnixMilli(ms).UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor Unix milliseconds", v)
+	}
+	return t, nil
+}
