@@ -1,0 +1,239 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sendworker/sendworker/config"
+	"github.com/sendworker/sendworker/internal/redistest"
+	"github.com/sendworker/sendworker/provider/wasim"
+	"github.com/sendworker/sendworker/results"
+	"github.com/sendworker/sendworker/tasks"
+)
+
+const (
+	schedulerToken = "scheduler-token-0123456789"
+	approverToken  = "approver-token-0123456789"
+	adminToken     = "admin-token-0123456789abc"
+)
+
+type daemon struct {
+	app  *App
+	sim  *wasim.Server
+	cfg  *config.Config
+	base string
+}
+
+// startDaemon runs the real daemon against a throwaway redis-server and the
+// simulator over HTTP, configured through the same environment variables an
+// operator would set.
+func startDaemon(t *testing.T, extraEnv map[string]string) *daemon {
+	t.Helper()
+	redisSrv := redistest.Start(t)
+	sim, err := wasim.Listen("127.0.0.1:0", wasim.Options{APIKey: "sim-key", Seed: wasim.DemoSeed()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	env := map[string]string{
+		"SENDWORKER_REDIS_URL":          redisSrv.URL(),
+		"SENDWORKER_PROVIDER_BASE_URL":  sim.URL(),
+		"SENDWORKER_PROVIDER_API_KEY":   "sim-key",
+		"SENDWORKER_ADMIN_ADDR":         "127.0.0.1:0",
+		"SENDWORKER_ADMIN_TOKENS":       "sequencer:scheduler:" + schedulerToken + ",alice:approver:" + approverToken + ",ops:admin:" + adminToken,
+		"SENDWORKER_RECONCILE_DELAY":    "1s",
+		"SENDWORKER_SHUTDOWN_TIMEOUT":   "5s",
+		"SENDWORKER_RATE_MIN_INTERVAL":  "0s",
+		"SENDWORKER_RATE_JITTER":        "0s",
+		"SENDWORKER_ACCOUNT_HEALTH_TTL": "0s",
+	}
+	for k, v := range extraEnv {
+		env[k] = v
+	}
+	environ := make([]string, 0, len(env))
+	for k, v := range env {
+		environ = append(environ, k+"="+v)
+	}
+	cfg, err := config.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, environ)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	a, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := a.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return &daemon{app: a, sim: sim, cfg: cfg, base: "http://" + a.Addr()}
+}
+
+func (d *daemon) call(t *testing.T, method, path, token string, body any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, d.base+path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+// TestDaemonEndToEnd drives the daemon as the Sequencer and an approver would:
+// enqueue over HTTP, approve the digest shown, and read the result from the
+// results stream; the simulator received exactly one delivery.
+func TestDaemonEndToEnd(t *testing.T) {
+	d := startDaemon(t, nil)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body := d.call(t, "GET", path, "", nil); code != 200 {
+			t.Fatalf("%s = %d %s", path, code, body)
+		}
+	}
+
+	send := map[string]any{
+		"send_id": "e2e-1", "operation": "chats_messages_send", "account_id": "acc-paris",
+		"chat_id": "chat-paris-lucas", "text": "Hello Lucas, e2e-1", "metadata": map[string]any{"sequence": "s", "step": 1},
+	}
+	code, body := d.call(t, "POST", "/v1/sends", schedulerToken, send)
+	if code != 201 {
+		t.Fatalf("enqueue = %d %s", code, body)
+	}
+	var rec tasks.Record
+	if err := json.Unmarshal(body, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.State != tasks.StatePendingApproval || rec.Request.RequestedBy != "sequencer" {
+		t.Fatalf("record after enqueue: state %s requested_by %q", rec.State, rec.Request.RequestedBy)
+	}
+	// Not approved: nothing goes out, however long we wait for the workers.
+	time.Sleep(500 * time.Millisecond)
+	if n := len(d.sim.Sim().Deliveries()); n != 0 {
+		t.Fatalf("%d deliveries before approval", n)
+	}
+	if code, body := d.call(t, "POST", "/v1/sends/e2e-1/approve", approverToken, map[string]string{"digest": strings.Repeat("0", 64)}); code != 409 {
+		t.Fatalf("approve with a wrong digest = %d %s", code, body)
+	}
+	if code, body := d.call(t, "POST", "/v1/sends/e2e-1/approve", approverToken, map[string]string{"digest": rec.Digest}); code != 200 {
+		t.Fatalf("approve = %d %s", code, body)
+	}
+
+	res := readResult(t, d, "e2e-1")
+	if res.State != tasks.StateSent || res.MessageID == "" || res.ApprovedBy != "alice" || string(res.Metadata) == "" {
+		t.Fatalf("result = %+v", res)
+	}
+	var deliveries int
+	for _, dl := range d.sim.Sim().Deliveries() {
+		if dl.Text == "Hello Lucas, e2e-1" {
+			deliveries++
+			if dl.MessageID != res.MessageID {
+				t.Errorf("result message id %s, simulator stored %s", res.MessageID, dl.MessageID)
+			}
+		}
+	}
+	if deliveries != 1 {
+		t.Fatalf("%d deliveries, want 1", deliveries)
+	}
+	code, body = d.call(t, "GET", "/v1/sends/e2e-1", approverToken, nil)
+	if code != 200 || !strings.Contains(string(body), `"state":"sent"`) {
+		t.Fatalf("show = %d %s", code, body)
+	}
+	code, body = d.call(t, "GET", "/metrics", "", nil)
+	if code != 200 || !strings.Contains(string(body), "go_goroutines") {
+		t.Fatalf("metrics = %d", code)
+	}
+}
+
+// TestDaemonPauseHoldsApprovedSends: the global kill switch holds a send that
+// was already approved; resume lets it go.
+func TestDaemonPauseHoldsApprovedSends(t *testing.T) {
+	d := startDaemon(t, nil)
+	if code, body := d.call(t, "POST", "/v1/pause", adminToken, nil); code != 200 {
+		t.Fatalf("pause = %d %s", code, body)
+	}
+	code, body := d.call(t, "POST", "/v1/sends", schedulerToken, map[string]any{
+		"send_id": "paused-1", "operation": "chats_messages_send", "account_id": "acc-lyon",
+		"chat_id": "chat-lyon-chloe", "text": "Bonjour Chloé",
+	})
+	if code != 201 {
+		t.Fatalf("enqueue = %d %s", code, body)
+	}
+	var rec tasks.Record
+	_ = json.Unmarshal(body, &rec)
+	if code, body := d.call(t, "POST", "/v1/sends/paused-1/approve", approverToken, map[string]string{"digest": rec.Digest}); code != 200 {
+		t.Fatalf("approve = %d %s", code, body)
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		r, err := d.app.Ledger().Get(context.Background(), "paused-1")
+		return err == nil && r.State == tasks.StateWaiting && r.Wait != nil && r.Wait.Reason == tasks.ReasonWaitPaused
+	})
+	if n := len(d.sim.Sim().Deliveries()); n != 0 {
+		t.Fatalf("%d deliveries while paused", n)
+	}
+	if code, body := d.call(t, "POST", "/v1/resume", adminToken, nil); code != 200 {
+		t.Fatalf("resume = %d %s", code, body)
+	}
+	if res := readResult(t, d, "paused-1"); res.State != tasks.StateSent {
+		t.Fatalf("after resume: %+v", res)
+	}
+}
+
+func readResult(t *testing.T, d *daemon, sendID string) tasks.Result {
+	t.Helper()
+	r := results.NewReader(d.cfg.Redis.UniversalClient(), d.cfg.Results.Stream, "test-"+sendID, "test")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := r.EnsureGroup(ctx, "0"); err != nil {
+		t.Fatal(err)
+	}
+	for ctx.Err() == nil {
+		entries, err := r.Read(ctx, 10, 500*time.Millisecond)
+		if err != nil && ctx.Err() == nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Result.SendID == sendID {
+				return e.Result
+			}
+		}
+	}
+	rec, _ := d.app.Ledger().Get(context.Background(), sendID)
+	t.Fatalf("no result for %s in the stream; record: %+v", sendID, rec)
+	return tasks.Result{}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("condition not met in time")
+}
