@@ -45,6 +45,15 @@ func (k Keys) Deadlines() string { return k.tag + "deadlines" }
 // Outbox is the zset (score release ms) of sends to hand to asynq.
 func (k Keys) Outbox() string { return k.tag + "outbox" }
 
+// Watch is the watchdog's zset of the sends it guards: every send in state
+// approved, waiting or sending that is not held by a pause. The score is the
+// time by which the send's next step must have begun: its release time while
+// in the outbox (the outbox score; RecoverStuck moves an entry still there
+// past grace forward to now) and once released (MarkReleased), the end of its
+// lease while sending. RecoverStuck re-schedules the members more than a grace
+// late. See watchdog.go.
+func (k Keys) Watch() string { return k.tag + "watch" }
+
 // Finished is the zset (score finish ms) of terminal records, for Trim. Its
 // members are finishedMember strings.
 func (k Keys) Finished() string { return k.tag + "finished" }
@@ -88,6 +97,7 @@ local function k_acct(a, s) return P .. 'idx:acct:' .. a .. ':' .. s end
 local function k_acct_all(a) return P .. 'idx:acctall:' .. a end
 local function k_deadlines() return P .. 'deadlines' end
 local function k_outbox() return P .. 'outbox' end
+local function k_watch() return P .. 'watch' end
 local function k_finished() return P .. 'finished' end
 local function k_held_global() return P .. 'held:global' end
 local function k_held_acct(a) return P .. 'held:acct:' .. a end

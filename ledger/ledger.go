@@ -35,6 +35,14 @@
 // opt-out at BeginAttempt) pick their records inside Redis where Go cannot
 // prepare it. It decodes to the same tasks.Result as Record.Result.
 //
+// # The watchdog
+//
+// After release a send moves only when its asynq task runs. The scripts keep
+// {prefix}:watch, the approved, waiting and sending sends (not held) scored by
+// when they are due to make progress, and RecoverStuck re-schedules (new generation, so a late old task
+// is stale) those on which nothing happened for a grace: a lost task never
+// loses a send. See watchdog.go.
+//
 // # Bounded growth
 //
 // Terminal records and their history expire after Retention. Their index

@@ -21,9 +21,11 @@ type Release struct {
 }
 
 // DueForRelease returns up to limit (default 100, at most 1000) outbox
-// entries due now, oldest first. Entries of sends no longer approved or
-// waiting are dropped on the way. It reads the generation in the same script
-// as the entry, so a release always carries the generation of its entry.
+// entries due now, oldest first. Entries of sends no longer approved,
+// waiting or sending are dropped on the way (a sending send is in the outbox
+// only after RecoverStuck; its task reconciles). It reads the generation in
+// the same script as the entry, so a release always carries the generation
+// of its entry.
 func (l *Ledger) DueForRelease(ctx context.Context, limit int) ([]Release, error) {
 	v, err := l.run(ctx, dueScript, l.nowMs(), []string{l.keys.Outbox()}, clampLimit(limit))
 	if err != nil {
@@ -55,7 +57,9 @@ func (l *Ledger) DueForRelease(ctx context.Context, limit int) ([]Release, error
 }
 
 // MarkReleased removes a send's outbox entry if gen is still its current
-// release generation (a rescheduled send keeps its newer entry).
+// release generation (a rescheduled send keeps its newer entry), and starts
+// the watchdog's clock: RecoverStuck recovers the send if its task has not
+// moved it a grace after now.
 func (l *Ledger) MarkReleased(ctx context.Context, sendID string, gen int64) error {
 	_, err := l.run(ctx, markReleasedScript, l.nowMs(), []string{l.keys.Outbox(), l.keys.Send(sendID)}, sendID, gen)
 	return err

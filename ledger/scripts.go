@@ -17,6 +17,13 @@ import (
 // and its own arguments from ARGV[7]. Scripts that can end a send declare the
 // results stream as KEYS[1]. Replies that carry a record are
 // {code, HGETALL record, LRANGE history}.
+//
+// The watchdog's zset {prefix}:watch (Keys.Watch) is kept by the scripts that
+// move a send: a send is a member exactly while it is approved, waiting or
+// sending and not held by a pause. Approve, resume, Defer, ResolveReconciled
+// and RecoverStuck score it at its new outbox time, MarkReleased at the
+// release time, BeginAttempt (ok, reconcile) at the end of the lease; held
+// and finish remove it.
 
 // luaBase: clock, field access, index moves, history, audit.
 var luaBase = `
@@ -131,6 +138,7 @@ local function finish(id, state, reason, detail, extra, by)
   set_state(id, acct, seq, from, state)
   redis.call('ZREM', k_deadlines(), id)
   redis.call('ZREM', k_outbox(), id)
+  redis.call('ZREM', k_watch(), id)
   unpark(id, acct)
   redis.call('ZADD', k_finished(), NOW, state .. '\n' .. seq .. '\n' .. id .. '\n' .. acct)
   local attempts = numf(rk, 'attempts')
@@ -229,6 +237,7 @@ local acct = field(rk, 'account')
 set_state(id, acct, field(rk, 'seq'), st, 'approved')
 redis.call('ZREM', k_deadlines(), id)
 redis.call('ZADD', k_outbox(), NOW, id)
+redis.call('ZADD', k_watch(), NOW, id)
 event(id, 'approved', '', by, 0, 'approved')
 audit('approved', {'send_id', id, 'by', by, 'digest', digest, 'account_id', acct, 'note', note})
 return reply('ok', id)
@@ -275,7 +284,8 @@ return out
 `)
 
 // dueScript lists outbox entries due now, dropping entries of sends that are
-// no longer approved or waiting.
+// no longer approved, waiting or sending (a sending send is in the outbox only
+// when RecoverStuck re-scheduled it; its next execution reconciles).
 //
 //	KEYS[1] outbox
 //	ARGV[7] limit
@@ -288,7 +298,7 @@ for i = 1, #due, 2 do
   local id, score = due[i], due[i + 1]
   local rk = k_send(id)
   local st = field(rk, 'state')
-  if st == 'approved' or st == 'waiting' then
+  if st == 'approved' or st == 'waiting' or st == 'sending' then
     out[#out + 1] = id
     out[#out + 1] = field(rk, 'gen')
     out[#out + 1] = field(rk, 'digest')
@@ -297,13 +307,16 @@ for i = 1, #due, 2 do
     out[#out + 1] = score
   else
     redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', k_watch(), id)
   end
 end
 return out
 `)
 
 // markReleasedScript removes an outbox entry if its release generation is
-// still the record's.
+// still the record's, and starts the watchdog's clock at the release. An entry
+// already gone (the task began, was held or finished first) leaves the watch
+// score to the script that removed it.
 //
 //	KEYS[1] outbox  KEYS[2] record
 //	ARGV[7] send_id  ARGV[8] gen
@@ -311,7 +324,12 @@ return out
 // Reply: 1 removed, 0 not current.
 var markReleasedScript = script(`
 if tonumber(field(KEYS[2], 'gen')) == tonumber(ARGV[8]) then
-  return redis.call('ZREM', KEYS[1], ARGV[7])
+  local removed = redis.call('ZREM', KEYS[1], ARGV[7])
+  local st = field(KEYS[2], 'state')
+  if removed == 1 and (st == 'approved' or st == 'waiting' or st == 'sending') then
+    redis.call('ZADD', k_watch(), NOW, ARGV[7])
+  end
+  return removed
 end
 return 0
 `)
@@ -370,6 +388,7 @@ for _, id in ipairs(ids) do
     redis.call('HINCRBY', rk, 'gen', 1)
     redis.call('HSET', rk, 'wait_until_ms', NOW, 'updated_ms', NOW)
     redis.call('ZADD', k_outbox(), NOW, id)
+    redis.call('ZADD', k_watch(), NOW, id)
     event(id, 'waiting', 'paused', by, 0, 'released by resume')
   end
 end
@@ -417,6 +436,9 @@ local acct, seq = field(rk, 'account'), field(rk, 'seq')
 if st == 'sending' then
   if numf(rk, 'lease_until_ms') > NOW then return reply('in_flight', id) end
   redis.call('HSET', rk, 'attempt_token', token, 'lease_until_ms', NOW + lease, 'updated_ms', NOW)
+  -- the entry of a RecoverStuck release that began before MarkReleased
+  redis.call('ZREM', k_outbox(), id)
+  redis.call('ZADD', k_watch(), NOW + lease, id)
   event(id, 'sending', '', '', numf(rk, 'attempts'), 'lease expired: reconciling')
   return reply('reconcile', id)
 end
@@ -435,6 +457,7 @@ if held then
   redis.call('ZREM', k_outbox(), id)
   unpark(id, acct)
   redis.call('SADD', held, id)
+  redis.call('ZREM', k_watch(), id)
   event(id, 'waiting', 'paused', '', 0, 'held by pause')
   return reply('held', id)
 end
@@ -452,6 +475,7 @@ redis.call('HSET', rk, 'state', 'sending', 'attempt_token', token, 'attempt_star
 redis.call('HDEL', rk, 'wait_until_ms', 'wait_reason')
 set_state(id, acct, seq, st, 'sending')
 redis.call('ZREM', k_outbox(), id)
+redis.call('ZADD', k_watch(), NOW + lease, id)
 unpark(id, acct)
 event(id, 'sending', '', '', attempt, 'attempt started')
 return reply('ok', id)
@@ -506,6 +530,7 @@ redis.call('HSET', rk, 'state', 'waiting', 'wait_until_ms', ARGV[9], 'wait_reaso
 redis.call('HDEL', rk, 'attempt_token', 'lease_until_ms')
 set_state(id, acct, field(rk, 'seq'), st, 'waiting')
 redis.call('ZADD', KEYS[2], ARGV[9], id)
+redis.call('ZADD', k_watch(), ARGV[9], id)
 unpark(id, acct)
 event(id, 'waiting', ARGV[10], '', 0, 'until ' .. ARGV[11])
 return reply('ok', id)
@@ -534,8 +559,94 @@ redis.call('HSET', rk, 'state', 'approved', 'updated_ms', NOW)
 redis.call('HDEL', rk, 'attempt_token', 'lease_until_ms')
 set_state(id, field(rk, 'account'), field(rk, 'seq'), st, 'approved')
 redis.call('ZADD', KEYS[2], lease_until, id)
+redis.call('ZADD', k_watch(), lease_until, id)
 event(id, 'approved', '', '', numf(rk, 'attempts'), 'reconciled: not sent')
 return reply('ok', id)
+`)
+
+// luaISO: iso_ms(ms), the Lua twin of isoMs (RFC 3339 UTC, milliseconds
+// shown as Go's RFC3339Nano shows them); Redis's Lua has no os.date. The
+// date is Howard Hinnant's civil_from_days; TestISOMatchesLua checks it.
+const luaISO = `
+local function iso_ms(ms)
+  local secs = math.floor(ms / 1000)
+  local frac = ms - secs * 1000
+  local days = math.floor(secs / 86400)
+  local sod = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp + 3
+  if mp >= 10 then m = mp - 9 end
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  local s = string.format('%04d-%02d-%02dT%02d:%02d:%02d', y, m, d,
+    math.floor(sod / 3600), math.floor(sod / 60) % 60, sod % 60)
+  if frac > 0 then
+    s = s .. (string.gsub(string.format('.%03d', frac), '0+$', ''))
+  end
+  return s .. 'Z'
+end
+`
+
+// recoverScript is the watchdog (see RecoverStuck): it re-schedules the
+// watched sends more than a grace late that nothing will move any more.
+//
+//	KEYS[1] watch  KEYS[2] outbox
+//	ARGV[7] grace ms  ARGV[8] limit
+//
+// Every watch entry it reads leaves the range it reads (removed, or scored at
+// or after now - grace), so a batch never starves the entries behind it.
+//
+// Reply: the re-scheduled send ids.
+var recoverScript = script(luaISO + `
+local cutoff = NOW - tonumber(ARGV[7])
+local late = redis.call('ZRANGE', KEYS[1], '-inf', string.format('(%d', cutoff), 'BYSCORE',
+  'LIMIT', 0, tonumber(ARGV[8]), 'WITHSCORES')
+local out = {}
+for i = 1, #late, 2 do
+  local id, since = late[i], tonumber(late[i + 1])
+  local rk = k_send(id)
+  local st, acct = field(rk, 'state'), field(rk, 'account')
+  local queued = redis.call('ZSCORE', KEYS[2], id)
+  if st ~= 'approved' and st ~= 'waiting' and st ~= 'sending' then
+    -- final, pending or gone: not watched
+    redis.call('ZREM', KEYS[1], id)
+  elseif redis.call('SISMEMBER', k_held_global(), id) == 1
+    or (acct ~= '' and redis.call('SISMEMBER', k_held_acct(acct), id) == 1) then
+    -- held by a pause: resume releases it
+    redis.call('ZREM', KEYS[1], id)
+  elseif queued then
+    -- in the outbox: the releaser's backlog, not a lost task; look again later
+    redis.call('ZADD', KEYS[1], math.max(tonumber(queued), NOW), id)
+  elseif st == 'sending' and numf(rk, 'lease_until_ms') >= cutoff then
+    -- the lease has not been over for a grace yet
+    redis.call('ZADD', KEYS[1], numf(rk, 'lease_until_ms'), id)
+  else
+    redis.call('HINCRBY', rk, 'gen', 1)
+    redis.call('HSET', rk, 'updated_ms', NOW)
+    redis.call('ZADD', KEYS[2], NOW, id)
+    redis.call('ZADD', KEYS[1], NOW, id)
+    local attempt = 0
+    if st == 'sending' then attempt = numf(rk, 'attempts') end
+    event(id, st, '', 'watchdog', attempt, 'recovered: no progress since ' .. iso_ms(since))
+    out[#out + 1] = id
+  end
+end
+return out
+`)
+
+// isoScript formats ARGV[7..] (ms) with iso_ms, for TestISOMatchesLua.
+//
+//	KEYS[1] any key of the ledger (routing only)
+var isoScript = script(luaISO + `
+local out = {}
+for i = 7, #ARGV do out[#out + 1] = iso_ms(tonumber(ARGV[i])) end
+return out
 `)
 
 // trimScript removes the index entries of records finished before a cutoff
@@ -594,6 +705,6 @@ return n
 var keysScript = script(`
 local id, acct, st = ARGV[7], ARGV[8], ARGV[9]
 return {k_send(id), k_history(id), k_seq(), k_all(), k_state(st), k_acct(acct, st), k_acct_all(acct),
-  k_deadlines(), k_outbox(), k_finished(), k_held_global(), k_held_acct(acct), k_paused_global(),
+  k_deadlines(), k_outbox(), k_watch(), k_finished(), k_held_global(), k_held_acct(acct), k_paused_global(),
   k_paused_accounts(), k_optout(), k_audit(), k_claimed(ARGV[10]), k_msg(ARGV[11])}
 `)
