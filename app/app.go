@@ -226,7 +226,7 @@ func (a *App) Start(ctx context.Context) error {
 		return fmt.Errorf("app: worker: %w", err)
 	}
 	a.goLoop("approval", func() error { return a.approval.Run(runCtx) })
-	a.goLoop("ledger-trim", func() error { return a.trimLoop(runCtx) })
+	a.goLoop("ledger-maintenance", func() error { return a.maintenanceLoop(runCtx) })
 	if a.webhook != nil {
 		a.goLoop("webhook", func() error { return a.webhook.Run(runCtx) })
 	}
@@ -313,15 +313,30 @@ func (a *App) goLoop(name string, run func() error) {
 	}()
 }
 
-// trimLoop drops index entries of records whose retention ran out.
-func (a *App) trimLoop(ctx context.Context) error {
-	t := time.NewTicker(time.Minute)
+// maintenanceLoop re-releases sends whose asynq task was lost (the
+// watchdog) and drops index entries of records whose retention ran out. Every
+// replica runs it; both operations are single scripts, safe concurrently.
+func (a *App) maintenanceLoop(ctx context.Context) error {
+	grace := a.cfg.Worker.RecoveryGrace
+	every := min(max(grace/10, time.Second), 30*time.Second)
+	t := time.NewTicker(every)
 	defer t.Stop()
+	lastTrim := a.opts.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+		ids, err := a.ledger.RecoverStuck(ctx, grace, 500)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			a.log.Warn("watchdog failed", zap.Error(err))
+		case len(ids) > 0:
+			a.log.Warn("watchdog re-released sends that showed no progress", zap.Int("count", len(ids)), zap.Strings("send_ids", ids))
+		}
+		if a.opts.Now().Sub(lastTrim) >= time.Minute {
+			lastTrim = a.opts.Now()
 			if _, err := a.ledger.Trim(ctx); err != nil && ctx.Err() == nil {
 				a.log.Warn("ledger trim failed", zap.Error(err))
 			}

@@ -123,6 +123,10 @@ type Worker struct {
 	// AccountHealthTTL is SENDWORKER_ACCOUNT_HEALTH_TTL (default 30s; 0 = no cache): how long a
 	// provider account status is cached.
 	AccountHealthTTL time.Duration
+	// RecoveryGrace is SENDWORKER_RECOVERY_GRACE (default 5m): how long a released send may show
+	// no progress (no attempt, no deferral) before the watchdog re-releases it, because its asynq
+	// task was lost (archived, deleted). Keep it longer than the worst queue wait.
+	RecoveryGrace time.Duration
 }
 
 // Limits are the sending limits of one account. A cap of 0 means "no cap"; a zero duration means

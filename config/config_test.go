@@ -82,7 +82,7 @@ func TestDefaultValues(t *testing.T) {
 		Redis:    Redis{Mode: RedisSingle, Addrs: []string{"127.0.0.1:6379"}},
 		Provider: Provider{Auth: AuthAPIKey, Timeout: 30 * time.Second},
 		Worker: Worker{Concurrency: 20, Queue: "sendworker", ShutdownTimeout: 25 * time.Second,
-			ReconcileDelay: 15 * time.Second, AccountHealthTTL: 30 * time.Second},
+			ReconcileDelay: 15 * time.Second, AccountHealthTTL: 30 * time.Second, RecoveryGrace: 5 * time.Minute},
 		Rate: Rate{
 			Limits: Limits{MinInterval: 10 * time.Second, Jitter: 10 * time.Second, HourlyCap: 60, DailyCap: 300,
 				NewChatsHourlyCap: 5, NewChatsDailyCap: 20, WarmupStep: 10},
@@ -189,6 +189,8 @@ func TestVariables(t *testing.T) {
 		{"SENDWORKER_RECONCILE_DELAY", "-1s", "must be ≥ 0, got -1s"},
 		{"SENDWORKER_ACCOUNT_HEALTH_TTL", "0", ""},
 		{"SENDWORKER_ACCOUNT_HEALTH_TTL", "soon", `"soon" is not a duration`},
+		{"SENDWORKER_RECOVERY_GRACE", "0s", "must be > 0"},
+		{"SENDWORKER_RECOVERY_GRACE", "2m", ""},
 		{"SENDWORKER_RATE_MIN_INTERVAL", "0s", ""},
 		{"SENDWORKER_RATE_MIN_INTERVAL", "-1s", "must be ≥ 0, got -1s"},
 		{"SENDWORKER_RATE_JITTER", "-1m", "must be ≥ 0, got -1m"},
@@ -426,7 +428,7 @@ func TestGoodFixture(t *testing.T) {
 			Timeout: 45 * time.Second,
 		},
 		Worker: Worker{Concurrency: 50, Queue: "sends-prod", ShutdownTimeout: 40 * time.Second,
-			ReconcileDelay: 30 * time.Second, AccountHealthTTL: time.Minute},
+			ReconcileDelay: 30 * time.Second, AccountHealthTTL: time.Minute, RecoveryGrace: 10 * time.Minute},
 		Rate:             Rate{Limits: base, GlobalRPS: 2.5, AccountOverrides: map[string]Limits{"acc-1": acc1, "acc-2": acc2}},
 		ApprovalDeadline: 48 * time.Hour,
 		Admin: Admin{Addr: "127.0.0.1:9090", MaxBodyBytes: 2 << 20, Tokens: []AdminToken{

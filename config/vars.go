@@ -238,6 +238,8 @@ func vars() []varSpec {
 			binding: durationVar(func(c *Config) *time.Duration { return &c.Worker.ReconcileDelay }, nonNegativeDuration)},
 		{name: "SENDWORKER_ACCOUNT_HEALTH_TTL", def: "30s", doc: "How long a provider account status is cached; 0 = not cached.",
 			binding: durationVar(func(c *Config) *time.Duration { return &c.Worker.AccountHealthTTL }, nonNegativeDuration)},
+		{name: "SENDWORKER_RECOVERY_GRACE", def: "5m", doc: "How long a released send may show no progress before the watchdog re-releases it (its asynq task was lost); longer than the worst queue wait.",
+			binding: durationVar(func(c *Config) *time.Duration { return &c.Worker.RecoveryGrace }, positiveDuration)},
 	}
 
 	for _, f := range limitFields() {
