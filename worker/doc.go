@@ -1,0 +1,19 @@
+// Package worker is the asynq server and handler that perform approved WhatsApp sends: once,
+// warm-only, and with every result written back.
+//
+// A task is a pointer (send_id, digest, release generation) to a ledger record; the handler
+// never trusts it beyond that. Each execution, first or not, goes through the same stages:
+//
+//	load the record → guards (send window, account health, warm recipient, contact replied,
+//	attachments) → limiter → ledger.BeginAttempt (atomic re-check of approval, generation,
+//	pause and opt-outs) → one provider call → ledger.Finish / Defer
+//
+// and a redelivered or duplicated task meets the ledger's attempt lease: a live lease means
+// "come back later", an expired one means "reconcile against the chat before anything else".
+// Every stage answers with a small outcome vocabulary (sent, skipped, failed, needs_review,
+// wait, retry, drop) that one switch (apply) maps to ledger calls and asynq return values.
+//
+// What it must never do: call a sending endpoint without a fresh BeginOK for that exact digest;
+// retry a sending call whose outcome is unknown without reconciling first; fail a send for a
+// wait (rate limit, window, disconnected account); or log message text, tokens or keys.
+package worker

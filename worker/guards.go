@@ -1,0 +1,344 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/sendworker/sendworker/ledger"
+	"github.com/sendworker/sendworker/provider"
+	"github.com/sendworker/sendworker/tasks"
+	"github.com/sendworker/sendworker/worker/attachments"
+)
+
+// WhatsApp's windows for changing a sent message, with the safety margins we keep: an edit or
+// delete that might land just after the window would be answered "success" without effect.
+const (
+	EditWindow         = 15 * time.Minute
+	EditWindowMargin   = 30 * time.Second
+	DeleteWindow       = 60 * time.Hour
+	DeleteWindowMargin = 30 * time.Minute
+	// reconcileLookback is how far before an attempt's start reconciliation looks for the
+	// message: clocks of the ledger and the provider differ a little.
+	reconcileLookback = time.Minute
+	// maxScan bounds the messages read to find one message in a chat.
+	maxScan = 5000
+)
+
+// guards runs the checks that end or delay a send before any attempt, each with its reason
+// code. They read the provider (never a sending call) and fetch the attachments last.
+func (x *execution) guards(ctx context.Context) (outcome, bool) {
+	req := &x.rec.Request
+	now := x.w.opts.Now()
+
+	// Send window: outside it the send waits; after not_after it expires.
+	if open, exp := NextOpen(req.Window, now); exp {
+		return expired(tasks.ReasonWindowExpired, "window.not_after has passed"), true
+	} else if open.After(now) {
+		return wait(open, tasks.ReasonWaitWindow, ""), true
+	}
+
+	// Account health: a disconnected account waits, it does not fail.
+	acct, err := x.w.health.get(ctx, x.w.p, req.AccountID)
+	if err != nil {
+		if provider.StatusOf(err) == http.StatusNotFound || provider.SlugOf(err) == provider.SlugResourceNotFound {
+			return failed(tasks.ReasonAccountDisconnected, "the provider does not know the account"), true
+		}
+		return x.readError(err, "account"), true
+	}
+	if !acct.Healthy() {
+		n := waitsFor(x.rec, tasks.ReasonWaitAccountDown)
+		return wait(now.Add(x.w.backoff(n)), tasks.ReasonWaitAccountDown, "account status "+acct.Status()), true
+	}
+
+	// Warm recipient.
+	var o outcome
+	var stop bool
+	switch x.op {
+	case tasks.OpSendMessage:
+		o, stop = x.guardChat(ctx)
+	case tasks.OpCreateChat:
+		o, stop = x.guardAttendees(ctx)
+	case tasks.OpReaction, tasks.OpEdit, tasks.OpDelete:
+		o, stop = x.guardMessage(ctx, now)
+	}
+	if stop {
+		return o, true
+	}
+
+	// The contact's will: no send after they wrote.
+	if o, stop := x.guardReplied(ctx); stop {
+		return o, true
+	}
+
+	// Attachments, last: a fetch problem is decided here, never as an unknown outcome.
+	if len(req.Attachments) > 0 {
+		files, err := x.w.fetcher.FetchAll(ctx, req.Attachments)
+		if err != nil {
+			return x.attachmentError(err), true
+		}
+		x.files = files
+	}
+	return outcome{}, false
+}
+
+// guardChat: chats_messages_send only into an existing chat of the account.
+func (x *execution) guardChat(ctx context.Context) (outcome, bool) {
+	req := &x.rec.Request
+	chat, err := x.w.p.GetChat(ctx, req.ChatID, req.AccountID)
+	if err != nil {
+		return x.chatError(err, tasks.ReasonChatNotFound), true
+	}
+	if chat.AccountID != "" && chat.AccountID != req.AccountID {
+		return skipped(tasks.ReasonAccountMismatch, "the chat belongs to another account"), true
+	}
+	x.chat = chat
+	x.contacts = contactIDs(req.ChatID, chat)
+	return outcome{}, false
+}
+
+// guardAttendees: chats_create only to attendees the account already has a chat with. Raw
+// numbers and unknown ids are cold: refused before any sending call.
+func (x *execution) guardAttendees(ctx context.Context) (outcome, bool) {
+	req := &x.rec.Request
+	x.contacts = nil
+	for i, id := range req.AttendeeIDs {
+		if looksLikePhoneNumber(id) {
+			return skipped(tasks.ReasonColdRecipient, fmt.Sprintf("attendees_ids[%d] is a raw phone number", i)), true
+		}
+		chat, ok, err := x.w.known.lookup(ctx, x.w.p, req.AccountID, id, false)
+		if err != nil {
+			return x.readError(err, "chats"), true
+		}
+		if !ok {
+			return skipped(tasks.ReasonColdRecipient, fmt.Sprintf("attendees_ids[%d] has no chat with the account", i)), true
+		}
+		if x.chat == nil {
+			c := chat
+			x.chat = &c
+		}
+		x.contacts = append(x.contacts, id)
+		x.contacts = append(x.contacts, contactIDs("", &chat)...)
+	}
+	return outcome{}, false
+}
+
+// guardMessage: reactions, edits and deletes only on a message of the account that can be
+// found, edits and deletes only of our own messages and within WhatsApp's windows.
+func (x *execution) guardMessage(ctx context.Context, now time.Time) (outcome, bool) {
+	req := &x.rec.Request
+	chat, msg, o, stop := x.locateMessage(ctx)
+	if stop {
+		return o, true
+	}
+	if msg.AccountID != "" && msg.AccountID != req.AccountID {
+		return skipped(tasks.ReasonAccountMismatch, "the message belongs to another account"), true
+	}
+	if msg.Deleted {
+		return skipped(tasks.ReasonMessageNotFound, "the message was deleted"), true
+	}
+	switch x.op {
+	case tasks.OpEdit:
+		if !msg.IsSender {
+			return skipped(tasks.ReasonNotOwnMessage, "only our own messages can be edited"), true
+		}
+		if !editable(msg, now) {
+			return skipped(tasks.ReasonEditWindowClosed, "more than 15 minutes after the message"), true
+		}
+	case tasks.OpDelete:
+		if !msg.IsSender {
+			return skipped(tasks.ReasonNotOwnMessage, "only our own messages can be deleted"), true
+		}
+		if now.Sub(msg.Timestamp.Time) > DeleteWindow-DeleteWindowMargin {
+			return skipped(tasks.ReasonDeleteWindowClosed, "past the delete-for-everyone window"), true
+		}
+	}
+	x.chat, x.msg = chat, msg
+	x.contacts = contactIDs(req.ChatID, chat)
+	return outcome{}, false
+}
+
+func editable(msg *provider.Message, now time.Time) bool {
+	return now.Sub(msg.Timestamp.Time) <= EditWindow-EditWindowMargin
+}
+
+// locateMessage finds the target message of a reaction, edit or delete: in chat_id when given,
+// else in the chat of the send that created it (the ledger's message index).
+func (x *execution) locateMessage(ctx context.Context) (*provider.Chat, *provider.Message, outcome, bool) {
+	req := &x.rec.Request
+	chatID := req.ChatID
+	if chatID == "" {
+		sendID, err := x.w.l.SendByMessage(ctx, req.MessageID)
+		if errors.Is(err, ledger.ErrNotFound) {
+			return nil, nil, skipped(tasks.ReasonMessageNotFound, "no chat_id given and the message is not one sendworker sent"), true
+		}
+		if err != nil {
+			return nil, nil, infraError(err), true
+		}
+		other, err := x.w.l.Get(ctx, sendID)
+		if err != nil && !errors.Is(err, ledger.ErrNotFound) {
+			return nil, nil, infraError(err), true
+		}
+		if other == nil || other.Result == nil || other.Result.ChatID == "" {
+			return nil, nil, skipped(tasks.ReasonMessageNotFound, "the chat of the message is unknown"), true
+		}
+		chatID = other.Result.ChatID
+	}
+	chat, err := x.w.p.GetChat(ctx, chatID, req.AccountID)
+	if err != nil {
+		return nil, nil, x.chatError(err, tasks.ReasonMessageNotFound), true
+	}
+	if chat.AccountID != "" && chat.AccountID != req.AccountID {
+		return nil, nil, skipped(tasks.ReasonAccountMismatch, "the chat belongs to another account"), true
+	}
+	msg, found, err := x.findMessage(ctx, chat.ID, req.MessageID)
+	if err != nil {
+		return nil, nil, x.readError(err, "messages"), true
+	}
+	if !found {
+		return nil, nil, skipped(tasks.ReasonMessageNotFound, "the message is not in the chat"), true
+	}
+	return chat, msg, outcome{}, false
+}
+
+// findMessage pages a chat's messages (newest first) for one id.
+func (x *execution) findMessage(ctx context.Context, chatID, messageID string) (*provider.Message, bool, error) {
+	n := 0
+	for m, err := range x.w.p.Messages(ctx, chatID, provider.ListMessagesParams{Limit: 250}) {
+		if err != nil {
+			return nil, false, err
+		}
+		if m.ID == messageID || (m.ProviderID != "" && m.ProviderID == messageID) {
+			return &m, true, nil
+		}
+		if n++; n >= maxScan {
+			break
+		}
+	}
+	return nil, false, nil
+}
+
+// guardReplied: skip when the contact wrote in the chat after stop_if_replied_since.
+func (x *execution) guardReplied(ctx context.Context) (outcome, bool) {
+	since := x.rec.Request.StopIfRepliedSince
+	if since == nil || x.chat == nil {
+		return outcome{}, false
+	}
+	for m, err := range x.w.p.Messages(ctx, x.chat.ID, provider.ListMessagesParams{After: *since, Limit: 250}) {
+		if err != nil {
+			return x.readError(err, "messages"), true
+		}
+		if !m.Timestamp.After(*since) {
+			break // newest first: the rest is older
+		}
+		if !bool(m.IsSender) && !bool(m.IsEvent) {
+			return skipped(tasks.ReasonContactReplied, "the contact wrote after stop_if_replied_since"), true
+		}
+	}
+	return outcome{}, false
+}
+
+// chatError maps a failed chats_get: a missing chat ends the send with notFound, a chat of
+// another account with account_mismatch; anything else is a read error.
+func (x *execution) chatError(err error, notFound tasks.Reason) outcome {
+	switch {
+	case provider.SlugOf(err) == provider.SlugAccountMismatch:
+		return skipped(tasks.ReasonAccountMismatch, "the chat belongs to another account")
+	case provider.SlugOf(err) == provider.SlugResourceNotFound || provider.StatusOf(err) == http.StatusNotFound:
+		return skipped(notFound, "the provider does not know the chat")
+	}
+	return x.readError(err, "chat")
+}
+
+// readError maps a failed read of a guard. Nothing was sent: a provider that is unavailable,
+// slow or rate limiting makes the send wait (provider_backoff, not a failure, not counted);
+// a refusal that waiting cannot fix fails the send with the slug in the detail.
+func (x *execution) readError(err error, what string) outcome {
+	now := x.w.opts.Now()
+	n := waitsFor(x.rec, tasks.ReasonWaitProvider)
+	slug := provider.SlugOf(err)
+	switch provider.ClassOf(err) {
+	case provider.ClassRateLimited:
+		d := provider.RetryAfterOf(err)
+		if d <= 0 {
+			d = x.w.backoff(n)
+		}
+		return wait(now.Add(d), tasks.ReasonWaitProvider, what+": rate limited")
+	case provider.ClassTransient, provider.ClassUnknownOutcome:
+		return wait(now.Add(x.w.backoff(n)), tasks.ReasonWaitProvider, what+": provider unavailable")
+	}
+	switch slug {
+	case provider.SlugInvalidCredentials, provider.SlugMissingCredentials:
+		// Our credentials, not the send: wait for ops to fix them.
+		return wait(now.Add(x.w.backoff(n)), tasks.ReasonWaitProvider, what+": provider credentials refused")
+	}
+	return failed(tasks.ReasonProviderRejected, fmt.Sprintf("%s: provider refused the read (%s)", what, slugOrStatus(err)))
+}
+
+// attachmentError maps a refused or failed fetch.
+func (x *execution) attachmentError(err error) outcome {
+	switch attachments.KindOf(err) {
+	case attachments.KindOrigin:
+		return failed(tasks.ReasonAttachmentOrigin, err.Error())
+	case attachments.KindTooLarge:
+		return failed(tasks.ReasonAttachmentTooLarge, err.Error())
+	case attachments.KindHashMismatch:
+		return failed(tasks.ReasonAttachmentMismatch, err.Error())
+	}
+	if n := waitsFor(x.rec, ReasonWaitTransient); n+1 >= x.w.opts.MaxTransientAttempts {
+		return failed(tasks.ReasonAttachmentFetch, err.Error())
+	} else {
+		return wait(x.w.opts.Now().Add(x.w.backoff(n)), ReasonWaitTransient, err.Error())
+	}
+}
+
+// contactIDs are the ids of a chat checked against the opt-out list: the chat id as asked and
+// as the provider names it, and the provider ids of the person (or group).
+func contactIDs(asked string, chat *provider.Chat) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, id := range []string{asked, chat.ID, chat.ProviderID, chat.AttendeeProviderID} {
+		if id != "" && !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// looksLikePhoneNumber reports an attendee id that is a raw number ("+33 6 12 34 56 78",
+// "33612345678") rather than a provider attendee id.
+func looksLikePhoneNumber(id string) bool {
+	id = strings.TrimSpace(id)
+	if id == "" {
+		return false
+	}
+	digits := 0
+	for _, r := range id {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case strings.ContainsRune("+ ().-", r):
+		default:
+			return false
+		}
+	}
+	return digits > 0
+}
+
+func slugOrStatus(err error) string {
+	if s := provider.SlugOf(err); s != "" {
+		return s
+	}
+	if st := provider.StatusOf(err); st != 0 {
+		return fmt.Sprintf("status %d", st)
+	}
+	var pe *provider.Error
+	if errors.As(err, &pe) && errors.Is(pe.Err, provider.ErrInvalidArgument) {
+		return "invalid argument"
+	}
+	return "error"
+}

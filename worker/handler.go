@@ -1,0 +1,247 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/sendworker/sendworker/ledger"
+	"github.com/sendworker/sendworker/provider"
+	"github.com/sendworker/sendworker/tasks"
+	"github.com/sendworker/sendworker/worker/attachments"
+)
+
+// execution is one run of one task.
+type execution struct {
+	w    *Worker
+	task *asynq.Task
+	op   tasks.Operation
+	p    tasks.TaskPayload
+
+	rec     *tasks.Record // the record as last read (Get, then BeginAttempt's snapshot)
+	token   string        // the attempt token this execution owns ("" before BeginAttempt)
+	attempt int
+
+	// Resolved by the guards, used by the sending call and reconciliation.
+	chat     *provider.Chat    // the chat the send goes into (or the message's chat)
+	msg      *provider.Message // the target of a reaction, edit or delete
+	contacts []string          // ids checked against the opt-out list
+	files    attachments.Set
+}
+
+func (x *execution) logger() *zap.Logger {
+	fields := []zap.Field{zap.String("send_id", x.p.SendID), zap.String("operation", string(x.op))}
+	if x.rec != nil {
+		fields = append(fields, zap.String("account_id", x.rec.Request.AccountID))
+	}
+	if x.attempt > 0 {
+		fields = append(fields, zap.Int("attempt", x.attempt))
+	}
+	return x.w.log.With(fields...)
+}
+
+// processTask is the asynq handler of every send task type.
+func (w *Worker) processTask(ctx context.Context, task *asynq.Task) error {
+	w.running.Add(1)
+	defer w.running.Add(-1)
+	x := &execution{w: w, task: task}
+	defer func() { x.files.Release() }()
+	if w.err != nil {
+		return &retryError{delay: time.Minute, why: "worker misconfigured: " + w.err.Error()}
+	}
+	op, err := tasks.ParseTaskType(task.Type())
+	if err != nil {
+		return x.apply(ctx, outcome{kind: kindInvalid, err: err})
+	}
+	x.op = op
+	p, err := DecodePayload(task.Payload())
+	if err != nil {
+		return x.apply(ctx, outcome{kind: kindInvalid, err: err})
+	}
+	x.p = p
+	return x.apply(ctx, x.run(ctx))
+}
+
+// maxRounds bounds the reconcile → resend loop of one execution: reconciliation that finds the
+// message clearly absent gives the attempt back and starts over from the guards.
+const maxRounds = 3
+
+func (x *execution) run(ctx context.Context) outcome {
+	for round := 0; round < maxRounds; round++ {
+		o, again := x.round(ctx)
+		if !again {
+			return o
+		}
+	}
+	return retryAfter(time.Second, "reconciled twice in one execution")
+}
+
+// round runs the stages once. again reports that reconciliation gave the attempt back and the
+// send must go through the guards again.
+func (x *execution) round(ctx context.Context) (o outcome, again bool) {
+	x.token, x.attempt, x.chat, x.msg, x.contacts = "", 0, nil, nil, nil
+	x.files.Release()
+	x.files = nil
+
+	rec, err := x.w.l.Get(ctx, x.p.SendID)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return done("no such send", nil), false
+	case err != nil:
+		return infraError(err), false
+	}
+	x.rec = rec
+	if o, stop := x.precheck(); stop {
+		return o, false
+	}
+	if rec.State == tasks.StateSending {
+		// Straight to the ledger: a live lease means another execution is sending, an expired
+		// one means this execution reconciles. The guards ran before that attempt; running
+		// them again now could skip a message that was in fact delivered.
+		return x.begin(ctx)
+	}
+	if o, stop := x.integrity(); stop {
+		return o, false
+	}
+	if o, stop := x.guards(ctx); stop {
+		return o, false
+	}
+	now := x.w.opts.Now()
+	until, err := x.w.opts.Limiter.Reserve(ctx, rec, now)
+	switch {
+	case err != nil:
+		return retryAfter(5*time.Second, "limiter unavailable: "+err.Error()), false
+	case until.After(now):
+		return wait(until, tasks.ReasonWaitRateLimit, ""), false
+	}
+	return x.begin(ctx)
+}
+
+// precheck drops tasks that cannot be the current release of an approved send, before any
+// provider call. BeginAttempt re-checks all of it atomically; this only saves work and keeps a
+// stale or forged task from acting on the record (deferring it, for example).
+func (x *execution) precheck() (outcome, bool) {
+	rec := x.rec
+	switch {
+	case rec.Request.Operation != x.op:
+		return done("task type does not match the send's operation", nil), true
+	case rec.Digest != x.p.Digest:
+		return done("task digest is not the send's digest", nil), true
+	case rec.State.Terminal():
+		return done("already final", rec), true
+	case rec.State == tasks.StatePendingApproval:
+		return done("not approved", nil), true
+	case rec.State == tasks.StateWaiting && rec.Wait != nil && rec.Wait.Reason == tasks.ReasonWaitPaused && rec.Wait.Until.IsZero():
+		// Held (no time): only a resume releases it, with a new generation and a time.
+		return done("held by a pause", nil), true
+	case rec.State == tasks.StateWaiting && rec.Wait != nil && rec.Wait.Until.After(x.w.opts.Now().Add(5*time.Second)):
+		// The outbox releases a waiting send when its time has come: a task seen earlier is
+		// an older release (or a replay) of a send that has been rescheduled since.
+		return done("early task of a waiting send", nil), true
+	case rec.State != tasks.StateApproved && rec.State != tasks.StateWaiting && rec.State != tasks.StateSending:
+		return done("not sendable in state "+string(rec.State), nil), true
+	}
+	return outcome{}, false
+}
+
+// integrity checks that the stored request is the approved one and well formed. These cannot
+// fail for a record the ledger wrote; they fail for a record edited behind its back.
+func (x *execution) integrity() (outcome, bool) {
+	rec := x.rec
+	if rec.Approval == nil {
+		return failed(tasks.ReasonApprovalMissing, "approved send without an approval record"), true
+	}
+	if rec.Approval.Digest != rec.Digest || rec.Request.Digest() != rec.Digest {
+		return failed(tasks.ReasonDigestMismatch, "the stored content is not the approved content"), true
+	}
+	if rec.Request.SendID != x.p.SendID || rec.Request.Operation != x.op {
+		return failed(tasks.ReasonInvalidPayload, "stored request does not match its send"), true
+	}
+	// Validate as of creation: the time-dependent rules (deadline and not_after in the
+	// future) held then; the window and deadlines are judged now by the guards.
+	if err := rec.Request.Validate(tasks.ValidateOptions{Now: rec.CreatedAt}); err != nil {
+		var ve *tasks.ValidationError
+		detail := "stored request is invalid"
+		if errors.As(err, &ve) && len(ve.Fields) > 0 {
+			for _, f := range ve.Fields {
+				if f.Code == string(tasks.ReasonColdRecipient) {
+					// A raw phone number as attendee: the warm-only refusal, named as such.
+					return skipped(tasks.ReasonColdRecipient, f.Field+" is a raw phone number"), true
+				}
+			}
+			detail = fmt.Sprintf("stored request is invalid: %s %s", ve.Fields[0].Field, ve.Fields[0].Code)
+		}
+		return failed(tasks.ReasonInvalidPayload, detail), true
+	}
+	if msg := checkWindow(rec.Request.Window); msg != "" {
+		return failed(tasks.ReasonInvalidPayload, msg), true
+	}
+	return outcome{}, false
+}
+
+// begin asks the ledger for the attempt and acts on its answer.
+func (x *execution) begin(ctx context.Context) (outcome, bool) {
+	token := newToken()
+	res, err := x.w.l.BeginAttempt(ctx, ledger.BeginRequest{
+		SendID: x.p.SendID, Digest: x.p.Digest, Gen: x.p.Gen,
+		Token: token, Lease: x.w.opts.Lease, ContactIDs: x.contacts,
+	})
+	started := time.Now()
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return done("no such send", nil), false
+	case err != nil:
+		return infraError(err), false
+	}
+	if res.Record != nil {
+		x.rec = res.Record
+	}
+	x.attempt = res.Attempt
+	switch res.Outcome {
+	case ledger.BeginOK:
+		x.token = token
+		x.logger().Info("send attempt started", zap.String("state", string(tasks.StateSending)))
+		return x.send(ctx, started), false
+	case ledger.BeginReconcile:
+		x.token = token
+		x.logger().Info("reconciling an attempt whose outcome is unknown", zap.String("state", string(tasks.StateSending)),
+			zap.Time("attempt_started_at", res.AttemptStartedAt))
+		return x.reconcile(ctx, res.AttemptStartedAt, started)
+	case ledger.BeginInFlight:
+		// Another execution holds a live lease: come back when it has ended (not a failure).
+		return retryAfter(max(time.Until(res.LeaseUntil), time.Second), "attempt in flight"), false
+	case ledger.BeginFinal:
+		return done("already final", res.Record), false
+	case ledger.BeginOptedOut:
+		x.logger().Info("send finished", zap.String("state", string(tasks.StateSkipped)), zap.String("reason", string(tasks.ReasonOptedOut)))
+		return done("opted out", res.Record), false
+	case ledger.BeginHeld:
+		x.logger().Info("send held by a pause", zap.String("state", string(tasks.StateWaiting)), zap.String("reason", string(tasks.ReasonWaitPaused)))
+		return done("held", nil), false
+	case ledger.BeginStale:
+		return done("stale task", nil), false
+	}
+	return infraError(fmt.Errorf("unknown begin outcome %v", res.Outcome)), false
+}
+
+// countEvents counts history events matching fn.
+func countEvents(rec *tasks.Record, fn func(tasks.Event) bool) int {
+	n := 0
+	if rec == nil {
+		return 0
+	}
+	for _, ev := range rec.History {
+		if fn(ev) {
+			n++
+		}
+	}
+	return n
+}
+
+func waitsFor(rec *tasks.Record, reason tasks.Reason) int {
+	return countEvents(rec, func(ev tasks.Event) bool { return ev.State == tasks.StateWaiting && ev.Reason == reason })
+}

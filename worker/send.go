@@ -1,0 +1,154 @@
+package worker
+
+import (
+	"context"
+	"time"
+
+	"github.com/sendworker/sendworker/provider"
+	"github.com/sendworker/sendworker/tasks"
+)
+
+// send performs the one sending call of an attempt this execution owns (BeginOK). started is
+// when BeginAttempt answered, on the real clock.
+func (x *execution) send(ctx context.Context, started time.Time) outcome {
+	req := &x.rec.Request
+	// BeginAttempt returned the record as of the attempt: what goes out is that snapshot, and
+	// it must still be the approved content the guards checked.
+	if req.Digest() != x.p.Digest || x.rec.Digest != x.p.Digest {
+		return failed(tasks.ReasonDigestMismatch, "the stored content changed before sending")
+	}
+	if x.op == tasks.OpEdit && x.msg != nil && !editable(x.msg, x.w.opts.Now()) {
+		return skipped(tasks.ReasonEditWindowClosed, "the edit window closed before sending")
+	}
+	if x.w.opts.DryRun {
+		o := skipped(tasks.ReasonDryRun, "dry run: every check passed, nothing was sent")
+		o.dryRun = true
+		return o
+	}
+	if x.chat == nil {
+		// Every guard that lets a send through resolves its chat.
+		return failed(tasks.ReasonInvalidPayload, "no chat resolved for the send")
+	}
+
+	// The call ends before the lease does, whatever the client's timeout: another execution
+	// may reconcile only after the lease, and must not meet a call still in flight.
+	lease := x.w.opts.Lease
+	callCtx, cancel := context.WithDeadline(ctx, started.Add(lease-leaseMargin(lease)))
+	defer cancel()
+
+	var messageID, chatID string
+	var err error
+	switch x.op {
+	case tasks.OpSendMessage:
+		var res *provider.MessageSent
+		res, err = x.w.p.SendMessage(callCtx, x.chat.ID, provider.SendMessageParams{
+			AccountID: req.AccountID, Text: req.Text, Attachments: x.files.Attachments(),
+		})
+		chatID = x.chat.ID
+		if res != nil && res.MessageID != nil {
+			messageID = *res.MessageID
+		}
+	case tasks.OpCreateChat:
+		var res *provider.ChatStarted
+		res, err = x.w.p.StartChat(callCtx, provider.StartChatParams{
+			AccountID: req.AccountID, AttendeeIDs: req.AttendeeIDs, Text: req.Text, Attachments: x.files.Attachments(),
+		})
+		chatID = x.chat.ID
+		if res != nil && res.ChatID != nil && *res.ChatID != "" {
+			chatID = *res.ChatID
+		}
+		if res != nil && res.MessageID != nil {
+			messageID = *res.MessageID
+		}
+	case tasks.OpReaction:
+		err = x.w.p.AddReaction(callCtx, req.MessageID, req.Reaction)
+		messageID, chatID = req.MessageID, x.chat.ID
+	case tasks.OpEdit:
+		err = x.w.p.EditMessage(callCtx, req.MessageID, req.Text)
+		messageID, chatID = req.MessageID, x.chat.ID
+	case tasks.OpDelete:
+		err = x.w.p.DeleteMessage(callCtx, req.MessageID)
+		messageID, chatID = req.MessageID, x.chat.ID
+	}
+	if err == nil {
+		if messageID == "" && x.op.SendsNewMessage() {
+			// Accepted without an id: the delivery is certain, the id is looked up (best effort).
+			if m, ok := x.lookupSent(ctx, chatID, started); ok {
+				messageID = m
+			}
+		}
+		return sent(messageID, chatID)
+	}
+	return x.sendError(err, started)
+}
+
+// sendError maps a failed sending call. Only an unknown outcome leaves the attempt in sending:
+// every other class means the provider did not act, so the attempt ends or is deferred now.
+func (x *execution) sendError(err error, started time.Time) outcome {
+	now := x.w.opts.Now()
+	switch provider.ClassOf(err) {
+	case provider.ClassUnknownOutcome:
+		// The message may have been delivered. Keep the attempt (its lease runs out) and come
+		// back when it has: the next execution gets BeginReconcile and reads the chat.
+		leaseLeft := x.w.opts.Lease - time.Since(started)
+		return retryAfter(max(x.w.opts.ReconcileDelay, leaseLeft), "outcome unknown: reconcile after the lease")
+
+	case provider.ClassRateLimited:
+		// Certainly not sent; not a failure and not counted against the send.
+		d := provider.RetryAfterOf(err)
+		if d <= 0 {
+			d = x.w.backoff(waitsFor(x.rec, tasks.ReasonWaitProvider))
+		}
+		return wait(now.Add(d), tasks.ReasonWaitProvider, "provider rate limit (429)")
+
+	case provider.ClassTransient:
+		n := waitsFor(x.rec, ReasonWaitTransient)
+		if n+1 >= x.w.opts.MaxTransientAttempts {
+			return failed(tasks.ReasonRetriesExhausted, "transient provider errors: "+slugOrStatus(err))
+		}
+		return wait(now.Add(x.w.backoff(n)), ReasonWaitTransient, "transient provider error: "+slugOrStatus(err))
+	}
+	return x.permanentError(err)
+}
+
+// permanentError maps the provider's refusals (nothing was sent) to reason codes:
+//
+//	disconnected_account                  → waits (account_unhealthy): not a failure of the send
+//	invalid_credentials, missing_credentials → waits (provider_backoff): our configuration, not the send
+//	account_mismatch                      → skipped account_mismatch
+//	resource_not_found                    → skipped chat_not_found (send) / message_not_found (reaction,
+//	                                        edit, delete); failed provider_rejected for chats_create
+//	invalid_recipient, no_connection_with_recipient → skipped cold_recipient: the provider says the
+//	                                        account has no relationship with the recipient, which is
+//	                                        exactly what the warm guard refuses
+//	blocked_recipient, user_unreachable and every other slug → failed provider_rejected, slug in detail
+//	cannot_resend_yet                     → waits (provider_backoff)
+//	a call the client refused itself      → failed invalid_payload
+func (x *execution) permanentError(err error) outcome {
+	now := x.w.opts.Now()
+	slug := provider.SlugOf(err)
+	switch slug {
+	case provider.SlugDisconnectedAccount:
+		x.w.health.forget(x.rec.Request.AccountID)
+		n := waitsFor(x.rec, tasks.ReasonWaitAccountDown)
+		return wait(now.Add(x.w.backoff(n)), tasks.ReasonWaitAccountDown, "provider: disconnected_account")
+	case provider.SlugInvalidCredentials, provider.SlugMissingCredentials, provider.SlugCannotResendYet:
+		n := waitsFor(x.rec, tasks.ReasonWaitProvider)
+		return wait(now.Add(x.w.backoff(n)), tasks.ReasonWaitProvider, "provider: "+slug)
+	case provider.SlugAccountMismatch:
+		return skipped(tasks.ReasonAccountMismatch, "provider: account_mismatch")
+	case provider.SlugResourceNotFound:
+		switch x.op {
+		case tasks.OpSendMessage:
+			return skipped(tasks.ReasonChatNotFound, "provider: resource_not_found")
+		case tasks.OpReaction, tasks.OpEdit, tasks.OpDelete:
+			return skipped(tasks.ReasonMessageNotFound, "provider: resource_not_found")
+		}
+	case provider.SlugInvalidRecipient, provider.SlugNoConnectionWithRecipient:
+		return skipped(tasks.ReasonColdRecipient, "provider: "+slug)
+	}
+	if slug == "" && slugOrStatus(err) == "invalid argument" {
+		return failed(tasks.ReasonInvalidPayload, "the provider client refused the call: invalid argument")
+	}
+	return failed(tasks.ReasonProviderRejected, "provider: "+slugOrStatus(err))
+}

@@ -1,0 +1,320 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"iter"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/sendworker/sendworker/ledger"
+	"github.com/sendworker/sendworker/provider"
+	"github.com/sendworker/sendworker/tasks"
+	"github.com/sendworker/sendworker/worker/attachments"
+)
+
+// Provider is the part of the provider client the worker uses (provider.Client implements it).
+type Provider interface {
+	GetAccount(ctx context.Context, accountID string) (*provider.Account, error)
+	GetChat(ctx context.Context, chatID, accountID string) (*provider.Chat, error)
+	Chats(ctx context.Context, p provider.ListChatsParams) iter.Seq2[provider.Chat, error]
+	Messages(ctx context.Context, chatID string, p provider.ListMessagesParams) iter.Seq2[provider.Message, error]
+
+	SendMessage(ctx context.Context, chatID string, p provider.SendMessageParams) (*provider.MessageSent, error)
+	StartChat(ctx context.Context, p provider.StartChatParams) (*provider.ChatStarted, error)
+	AddReaction(ctx context.Context, messageID, reaction string) error
+	EditMessage(ctx context.Context, messageID, text string) error
+	DeleteMessage(ctx context.Context, messageID string) error
+}
+
+// Limiter paces sends (per account, globally). Reserve is called right before BeginAttempt; a
+// non-zero waitUntil after now means "not yet": the send is deferred until then with reason
+// rate_limit, which is not a failure. The rate-limit stage plugs a Redis limiter in here.
+type Limiter interface {
+	Reserve(ctx context.Context, rec *tasks.Record, now time.Time) (waitUntil time.Time, err error)
+}
+
+// LimiterFunc adapts a function to Limiter.
+type LimiterFunc func(ctx context.Context, rec *tasks.Record, now time.Time) (time.Time, error)
+
+// Reserve calls f.
+func (f LimiterFunc) Reserve(ctx context.Context, rec *tasks.Record, now time.Time) (time.Time, error) {
+	return f(ctx, rec, now)
+}
+
+type noLimit struct{}
+
+func (noLimit) Reserve(context.Context, *tasks.Record, time.Time) (time.Time, error) {
+	return time.Time{}, nil
+}
+
+// Defaults of Options.
+const (
+	DefaultQueue            = "sendworker"
+	DefaultConcurrency      = 20
+	DefaultShutdownTimeout  = 25 * time.Second
+	DefaultReconcileDelay   = 15 * time.Second
+	DefaultProviderTimeout  = 30 * time.Second // provider.Client's default
+	DefaultLease            = 90 * time.Second
+	DefaultBackoffBase      = 5 * time.Second
+	DefaultBackoffMax       = 5 * time.Minute
+	DefaultMaxTransient     = 5
+	DefaultReconcileTries   = 3
+	DefaultAttendeeCacheTTL = 10 * time.Second
+	DefaultDelayedTaskCheck = time.Second
+)
+
+// Options configure a Worker. Zero values take the defaults above.
+type Options struct {
+	// Queue is the asynq queue of send tasks, served alone (sends have their own queue).
+	Queue string
+	// Concurrency is how many tasks run at once in this process.
+	Concurrency int
+	// ShutdownTimeout is how long Stop lets running sends finish before cancelling them.
+	ShutdownTimeout time.Duration
+	// ReconcileDelay is the least wait before reading the chat to decide a lost outcome.
+	ReconcileDelay time.Duration
+	// AccountHealthTTL caches provider account status; 0 = no cache.
+	AccountHealthTTL time.Duration
+	// Lease is the ledger attempt lease. It must exceed ProviderTimeout (checked by New): a
+	// sending call is also cut at the lease's end, so no call outlives its lease.
+	Lease time.Duration
+	// ProviderTimeout is the provider client's timeout (default 30s). When the Provider has
+	// a Timeout() time.Duration method, that value is used instead.
+	ProviderTimeout time.Duration
+	// DryRun does everything but the sending call; every result says dry_run.
+	DryRun bool
+	// AttachmentOrigins allow-lists attachment origins ("https://host[:port]").
+	AttachmentOrigins []string
+	// MaxAttachmentBytes caps each attachment (default 15 MiB).
+	MaxAttachmentBytes int64
+	// HTTPClient fetches attachments (default: 60 s timeout).
+	HTTPClient *http.Client
+	// Limiter paces sends; nil = no limit.
+	Limiter Limiter
+	// BackoffBase and BackoffMax shape the waits after provider errors and unhealthy accounts:
+	// base·2^n, capped, with jitter.
+	BackoffBase, BackoffMax time.Duration
+	// MaxTransientAttempts is the budget of transient failures (sending call certainly not
+	// delivered, attachment fetch errors) before a send fails (default 5).
+	MaxTransientAttempts int
+	// MaxReconcileTries is how many undecided reconciliations (listing failed, ambiguous) a
+	// send gets before needs_review (default 3).
+	MaxReconcileTries int
+	// AttendeeCacheTTL caches, per account, which attendees have a chat (default 10s).
+	AttendeeCacheTTL time.Duration
+	// DelayedTaskCheckInterval is asynq's poll of scheduled/retry tasks (default 1s).
+	DelayedTaskCheckInterval time.Duration
+	// Now is the clock of the worker's decisions (windows, edit windows); default time.Now.
+	// The sending call's deadline always uses the real clock.
+	Now    func() time.Time
+	Logger *zap.Logger
+}
+
+// leaseMargin is kept between the end of a sending call and the end of its lease, so that a
+// call never overlaps another execution's reconciliation.
+func leaseMargin(lease time.Duration) time.Duration { return min(2*time.Second, lease/10) }
+
+func (o Options) withDefaults() Options {
+	if o.Queue == "" {
+		o.Queue = DefaultQueue
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = DefaultConcurrency
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if o.ReconcileDelay <= 0 {
+		o.ReconcileDelay = DefaultReconcileDelay
+	}
+	if o.ProviderTimeout <= 0 {
+		o.ProviderTimeout = DefaultProviderTimeout
+	}
+	if o.Lease <= 0 {
+		o.Lease = DefaultLease
+	}
+	if o.MaxAttachmentBytes <= 0 {
+		o.MaxAttachmentBytes = attachments.DefaultMaxBytes
+	}
+	if o.Limiter == nil {
+		o.Limiter = noLimit{}
+	}
+	if o.BackoffBase <= 0 {
+		o.BackoffBase = DefaultBackoffBase
+	}
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = DefaultBackoffMax
+	}
+	if o.MaxTransientAttempts <= 0 {
+		o.MaxTransientAttempts = DefaultMaxTransient
+	}
+	if o.MaxReconcileTries <= 0 {
+		o.MaxReconcileTries = DefaultReconcileTries
+	}
+	if o.AttendeeCacheTTL <= 0 {
+		o.AttendeeCacheTTL = DefaultAttendeeCacheTTL
+	}
+	if o.DelayedTaskCheckInterval <= 0 {
+		o.DelayedTaskCheckInterval = DefaultDelayedTaskCheck
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	return o
+}
+
+// Worker runs the asynq server of sends. Create it with New; Start and Stop it once.
+type Worker struct {
+	redis   asynq.RedisConnOpt
+	l       *ledger.Ledger
+	p       Provider
+	opts    Options
+	log     *zap.Logger
+	err     error // configuration problem found by New, returned by Start and by every task
+	fetcher *attachments.Fetcher
+	health  *healthCache
+	known   *attendeeCache
+
+	// base is the context of every handler: Stop cancels it only after ShutdownTimeout.
+	base       context.Context
+	cancelBase context.CancelCauseFunc
+	running    atomic.Int64 // handlers in flight
+
+	mu      sync.Mutex
+	srv     *asynq.Server
+	started bool
+	stopped bool
+}
+
+// errStopping is the cause of the handler contexts cancelled by Stop.
+var errStopping = errors.New("worker stopping")
+
+// New returns a Worker. It validates opts: a problem (such as a Lease not longer than the
+// provider timeout, or a malformed attachment origin) is returned by Start, and every task
+// handled meanwhile is retried rather than run with a configuration that could send twice.
+func New(redis asynq.RedisConnOpt, l *ledger.Ledger, p Provider, opts Options) *Worker {
+	opts = opts.withDefaults()
+	if t, ok := p.(interface{ Timeout() time.Duration }); ok && t.Timeout() > 0 {
+		opts.ProviderTimeout = t.Timeout()
+	}
+	w := &Worker{redis: redis, l: l, p: p, opts: opts, log: opts.Logger.Named("worker")}
+	var errs []error
+	if l == nil {
+		errs = append(errs, errors.New("worker: a ledger is required"))
+	}
+	if p == nil {
+		errs = append(errs, errors.New("worker: a provider is required"))
+	}
+	if opts.Lease <= opts.ProviderTimeout+leaseMargin(opts.Lease) {
+		errs = append(errs, fmt.Errorf("worker: Lease %s must exceed the provider timeout %s by more than %s: a sending call must end before its lease does",
+			opts.Lease, opts.ProviderTimeout, leaseMargin(opts.Lease)))
+	}
+	f, err := attachments.New(attachments.Options{Origins: opts.AttachmentOrigins, MaxBytes: opts.MaxAttachmentBytes, HTTPClient: opts.HTTPClient})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("worker: %w", err))
+	}
+	w.err = errors.Join(errs...)
+	w.fetcher = f
+	w.health = &healthCache{ttl: opts.AccountHealthTTL, now: time.Now, entries: map[string]healthEntry{}}
+	w.known = &attendeeCache{ttl: opts.AttendeeCacheTTL, now: time.Now, accounts: map[string]*attendeeEntry{}}
+	w.base, w.cancelBase = context.WithCancelCause(context.Background())
+	return w
+}
+
+// Handler returns the task handler (for tests and for embedding in another asynq server).
+func (w *Worker) Handler() asynq.Handler { return asynq.HandlerFunc(w.processTask) }
+
+// Start starts the asynq server on the send queue. It returns at once.
+func (w *Worker) Start(ctx context.Context) error {
+	if w.err != nil {
+		return w.err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started {
+		return errors.New("worker: already started")
+	}
+	srv := asynq.NewServer(w.redis, asynq.Config{
+		Concurrency:              w.opts.Concurrency,
+		BaseContext:              func() context.Context { return w.base },
+		Queues:                   map[string]int{w.opts.Queue: 1},
+		IsFailure:                isFailure,
+		RetryDelayFunc:           retryDelay,
+		Logger:                   w.log.Named("asynq").Sugar(),
+		ShutdownTimeout:          w.opts.ShutdownTimeout,
+		DelayedTaskCheckInterval: w.opts.DelayedTaskCheckInterval,
+		TaskCheckInterval:        200 * time.Millisecond,
+	})
+	if err := srv.Ping(); err != nil {
+		return fmt.Errorf("worker: redis: %w", err)
+	}
+	if err := srv.Start(w.Handler()); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	w.srv, w.started = srv, true
+	w.log.Info("worker started", zap.String("queue", w.opts.Queue), zap.Int("concurrency", w.opts.Concurrency),
+		zap.Bool("dry_run", w.opts.DryRun), zap.Duration("lease", w.opts.Lease))
+	return nil
+}
+
+// Stop stops taking tasks, lets running sends finish for up to ShutdownTimeout (or until ctx
+// ends), then cancels those still running and shuts the asynq server down. A cancelled send
+// is never half-recorded: a call that certainly did not go out is deferred, one that may have
+// is left in its lease for reconciliation, and asynq puts its task back. Stop is idempotent.
+func (w *Worker) Stop(ctx context.Context) error {
+	w.mu.Lock()
+	srv, started, stopped := w.srv, w.started, w.stopped
+	w.stopped = true
+	w.mu.Unlock()
+	if !started || stopped {
+		w.cancelBase(errStopping)
+		return nil
+	}
+	srv.Stop() // no new tasks
+	grace := time.NewTimer(w.opts.ShutdownTimeout)
+	defer grace.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for w.running.Load() > 0 {
+		select {
+		case <-tick.C:
+		case <-grace.C:
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	if n := w.running.Load(); n > 0 {
+		w.log.Warn("cancelling running sends", zap.Int64("running", n))
+	}
+	w.cancelBase(errStopping)
+	done := make(chan struct{})
+	go func() { srv.Shutdown(); close(done) }()
+	select {
+	case <-done:
+		w.log.Info("worker stopped")
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("worker: stop: %w", context.Cause(ctx))
+	}
+}
+
+// newToken returns a random attempt token.
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
