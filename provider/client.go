@@ -259,6 +259,10 @@ type request struct {
 // do runs r and returns the body of its 2xx answer (nil when a sending call's answer was
 // lost after its status arrived). Failures are *Error. Read-only calls are retried on
 // transient and rate-limited failures; sending calls run exactly once.
+// Timeout is the cap on one request; the worker keeps its attempt lease
+// longer than this so no sending call outlives its lease.
+func (c *Client) Timeout() time.Duration { return c.timeout }
+
 func (c *Client) do(ctx context.Context, r *request) ([]byte, error) {
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
