@@ -1,0 +1,167 @@
+package approval
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/sendworker/sendworker/ledger"
+	"github.com/sendworker/sendworker/tasks"
+)
+
+// TaskID is the asynq task id of one release of a send: send_id + "/r" + gen.
+// asynq refuses a second task with the same id while the first exists (and
+// for TaskRetention after it completed), so releasing one outbox entry twice
+// (a crash before MarkReleased, two replicas at once) makes one task.
+func TaskID(sendID string, gen int64) string {
+	return sendID + "/r" + strconv.FormatInt(gen, 10)
+}
+
+// Run runs the releaser (outbox → asynq) and the expiry sweeper until ctx is
+// done, then returns nil. Every replica may run it: both loops are safe
+// concurrently (see ReleaseOnce and SweepOnce). Errors are logged and the
+// loops go on at their next tick: the outbox and the deadline index keep
+// the work, so nothing is lost while Redis is away.
+func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { s.loop(ctx, "release", s.opts.ReleaseInterval, s.kick, s.ReleaseOnce, releaseBatch) })
+	wg.Go(func() { s.loop(ctx, "sweep", s.opts.SweepInterval, nil, s.SweepOnce, sweepBatch) })
+	wg.Wait()
+	return nil
+}
+
+// maxBurst bounds the back-to-back batches of a loop between two ticks.
+const maxBurst = 100
+
+// loop calls once every interval (and on each kick); after a full batch it
+// goes again at once, so a backlog drains at Redis speed, not tick speed.
+func (s *Service) loop(ctx context.Context, name string, every time.Duration, kick <-chan struct{}, once func(context.Context) (int, error), batch int) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing, burst := false, 0
+	for {
+		n, err := once(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && !failing:
+			// Log the first failure of a run and the recovery, not every tick.
+			s.log.Error(name+" failed; retrying every tick", zap.Error(err))
+			failing = true
+		case err == nil && failing:
+			s.log.Info(name + " recovered")
+			failing = false
+		}
+		// A full batch means more work is due: go again at once, but at most
+		// maxBurst times in a row, so a batch that never shrinks cannot spin.
+		if err == nil && n >= batch && burst < maxBurst {
+			burst++
+			continue
+		}
+		burst = 0
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-kick:
+		}
+	}
+}
+
+// ReleaseOnce hands at most one batch of due outbox entries to asynq and
+// returns how many it released. For each entry it enqueues task
+// whatsapp:<op> with id TaskID(send_id, gen) and payload {send_id, digest,
+// gen}, then removes the entry (ledger.MarkReleased, only if gen is still
+// current). An entry whose task id already exists was released by another
+// replica or before a crash: it is marked released without a second task.
+// An entry that fails stays in the outbox for the next call.
+func (s *Service) ReleaseOnce(ctx context.Context) (int, error) {
+	if s.client == nil {
+		return 0, errors.New("release: no asynq client")
+	}
+	due, err := s.l.DueForRelease(ctx, releaseBatch)
+	if err != nil {
+		return 0, fmt.Errorf("release: %w", err)
+	}
+	var (
+		released atomic.Int64
+		mu       sync.Mutex
+		errs     []error
+	)
+	work := make(chan ledger.Release)
+	var wg sync.WaitGroup
+	for range min(len(due), releaseParallel) {
+		wg.Go(func() {
+			for r := range work {
+				if err := s.release(ctx, r); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					continue
+				}
+				released.Add(1)
+			}
+		})
+	}
+	for _, r := range due {
+		work <- r
+	}
+	close(work)
+	wg.Wait()
+	if len(errs) > 0 {
+		// One line per batch is enough: the entries stay in the outbox.
+		return int(released.Load()), fmt.Errorf("release: %d of %d failed, first: %w", len(errs), len(due), errs[0])
+	}
+	return int(released.Load()), nil
+}
+
+func (s *Service) release(ctx context.Context, r ledger.Release) error {
+	payload, err := json.Marshal(tasks.TaskPayload{SendID: r.SendID, Digest: r.Digest, Gen: r.Gen})
+	if err != nil {
+		return fmt.Errorf("release %s: %w", r.SendID, err)
+	}
+	id := TaskID(r.SendID, r.Gen)
+	_, err = s.client.EnqueueContext(ctx, asynq.NewTask(r.Operation.TaskType(), payload),
+		asynq.TaskID(id),
+		asynq.Queue(s.opts.Queue),
+		asynq.MaxRetry(s.opts.TaskMaxRetry),
+		asynq.Timeout(s.opts.TaskTimeout),
+		asynq.Retention(s.opts.TaskRetention),
+	)
+	switch {
+	case err == nil:
+		s.log.Debug("send released", zap.String("send_id", r.SendID), zap.Int64("gen", r.Gen), zap.String("task_id", id))
+	case errors.Is(err, asynq.ErrTaskIDConflict):
+		// Already enqueued by another replica or before a crash: done.
+	default:
+		return fmt.Errorf("release %s: %w", id, err)
+	}
+	if err := s.l.MarkReleased(ctx, r.SendID, r.Gen); err != nil {
+		// The task exists; the next call finds the entry again and asynq
+		// refuses the duplicate id, so retrying is harmless.
+		return fmt.Errorf("release %s: mark released: %w", id, err)
+	}
+	return nil
+}
+
+// SweepOnce expires at most one batch of pending sends whose approval
+// deadline passed (each one atomic in the ledger, with its result written)
+// and returns how many. Concurrent sweepers never expire a send twice.
+func (s *Service) SweepOnce(ctx context.Context) (int, error) {
+	ids, err := s.l.ExpireDue(ctx, sweepBatch)
+	if err != nil {
+		return 0, fmt.Errorf("sweep: %w", err)
+	}
+	for _, id := range ids {
+		s.log.Info("send expired", zap.String("send_id", id), zap.String("reason", string(tasks.ReasonApprovalExpired)))
+	}
+	return len(ids), nil
+}

@@ -1,0 +1,297 @@
+// Command approval measures the approval stage against a large backlog: it
+// fills a throwaway redis-server with N pending sends (Service.Enqueue), then
+// measures enqueue/s, approve/s and list latency (first and deep cursor
+// pages, by state and by account+state), each beside a bare asynq baseline on
+// the same Redis in the same run (asynq.Client.Enqueue of a small task with
+// the same parallelism; Inspector.ListPendingTasks over a queue of N tasks).
+//
+//	go run ./bench/approval -n 1000000
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sendworker/sendworker/approval"
+	"github.com/sendworker/sendworker/internal/redisproc"
+	"github.com/sendworker/sendworker/ledger"
+	"github.com/sendworker/sendworker/tasks"
+)
+
+const baselineQueue = "bench-baseline"
+
+type config struct {
+	n, ops, conc, accounts, reps int
+}
+
+func main() {
+	var c config
+	flag.IntVar(&c.n, "n", 1_000_000, "pending sends to seed (and asynq tasks in the baseline queue)")
+	flag.IntVar(&c.ops, "ops", 20_000, "operations per measured phase")
+	flag.IntVar(&c.conc, "c", 32, "parallel callers")
+	flag.IntVar(&c.accounts, "accounts", 100, "accounts the sends are spread over")
+	flag.IntVar(&c.reps, "reps", 200, "repetitions of each list query")
+	flag.Parse()
+	if err := run(c); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(c config) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "bench-approval-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	proc, err := redisproc.Start(ctx, redisproc.Options{Dir: dir})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = proc.Kill() }()
+
+	rdb := redis.NewClient(&redis.Options{Addr: proc.Addr(), PoolSize: c.conc * 2})
+	defer rdb.Close()
+	l := ledger.New(rdb, ledger.Options{})
+	redisOpt := asynq.RedisClientOpt{Addr: proc.Addr(), PoolSize: c.conc * 2}
+	client := asynq.NewClient(redisOpt)
+	defer client.Close()
+	insp := asynq.NewInspector(redisOpt)
+	defer insp.Close()
+	svc := approval.New(l, client, approval.Options{DefaultDeadline: 7 * 24 * time.Hour})
+
+	version := rdb.InfoMap(ctx, "server").Item("Server", "redis_version")
+	fmt.Printf("sendworker approval benchmark: %d pending sends over %d accounts, %d ops per phase, %d parallel callers, GOMAXPROCS=%d, redis %s\n\n",
+		c.n, c.accounts, c.ops, c.conc, runtime.GOMAXPROCS(0), version)
+
+	var rows []row
+	enqueueSend := func(prefix string) func(int) error {
+		return func(i int) error {
+			_, _, err := svc.Enqueue(ctx, sendRequest(prefix, i, c.accounts), "bench-scheduler")
+			return err
+		}
+	}
+	payload := []byte(`{"send_id":"bench-0000000","digest":"` + strings.Repeat("0", 64) + `","gen":1}`)
+	enqueueTask := func(int) error {
+		_, err := client.EnqueueContext(ctx, asynq.NewTask("bench:noop", payload), asynq.Queue(baselineQueue))
+		return err
+	}
+
+	fmt.Fprintf(os.Stderr, "seeding %d sends...\n", c.n)
+	seed, err := measure(c.n, c.conc, enqueueSend("seed"))
+	if err != nil {
+		return fmt.Errorf("seed sends: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "seeding %d asynq tasks...\n", c.n)
+	seedBase, err := measure(c.n, c.conc, enqueueTask)
+	if err != nil {
+		return fmt.Errorf("seed asynq: %w", err)
+	}
+	rows = append(rows, row{fmt.Sprintf("enqueue, seeding 0→%d", c.n), seed.rate(), seedBase.rate()})
+
+	enq, err := measure(c.ops, c.conc, enqueueSend("more"))
+	if err != nil {
+		return fmt.Errorf("enqueue: %w", err)
+	}
+	enqBase, err := measure(c.ops, c.conc, enqueueTask)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, row{fmt.Sprintf("enqueue (Service.Enqueue) at %d", c.n), enq.rate(), enqBase.rate()})
+
+	approve := func(i int) error {
+		// The sends of the enqueue phase: the seeded ones stay pending for the list queries.
+		req := sendRequest("more", i, c.accounts)
+		_, err := svc.Approve(ctx, req.SendID, req.Digest(), "bench-approver")
+		return err
+	}
+	appr, err := measure(c.ops, c.conc, approve)
+	if err != nil {
+		return fmt.Errorf("approve: %w", err)
+	}
+	apprBase, err := measure(c.ops, c.conc, enqueueTask)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, row{fmt.Sprintf("approve (Service.Approve) at %d", c.n), appr.rate(), apprBase.rate()})
+
+	// List latency: one caller, page of 50, first page and a page half-way down.
+	pending := tasks.StatePendingApproval
+	account := accountOf(0, c.accounts)
+	stateCursor, err := cursorAt(ctx, rdb, l.Keys().State(pending), c.n/2)
+	if err != nil {
+		return err
+	}
+	acctCursor, err := cursorAt(ctx, rdb, l.Keys().Account(account, pending), c.n/c.accounts/2)
+	if err != nil {
+		return err
+	}
+	list := func(q ledger.Query) func(int) error {
+		return func(int) error {
+			q.Limit = 50
+			p, err := l.List(ctx, q)
+			if err == nil && len(p.Records) != 50 {
+				err = fmt.Errorf("page of %d records, want 50", len(p.Records))
+			}
+			return err
+		}
+	}
+	baseQueueLen := c.n + 2*c.ops
+	listBase := func(page int) func(int) error {
+		return func(int) error {
+			ts, err := insp.ListPendingTasks(baselineQueue, asynq.PageSize(50), asynq.Page(page))
+			if err == nil && len(ts) != 50 {
+				err = fmt.Errorf("asynq page of %d tasks, want 50", len(ts))
+			}
+			return err
+		}
+	}
+	deepBase := baseQueueLen / 50 / 2
+	for _, q := range []struct {
+		name string
+		fn   func(int) error
+		base func(int) error
+	}{
+		{"list by state, first page", list(ledger.Query{State: pending}), listBase(1)},
+		{fmt.Sprintf("list by state, page at %d", c.n/2), list(ledger.Query{State: pending, Cursor: stateCursor}), listBase(deepBase)},
+		{"list by account+state, first page", list(ledger.Query{State: pending, AccountID: account}), listBase(1)},
+		{fmt.Sprintf("list by account+state, page at %d", c.n/c.accounts/2), list(ledger.Query{State: pending, AccountID: account, Cursor: acctCursor}), listBase(deepBase)},
+	} {
+		m, err := measure(c.reps, 1, q.fn)
+		if err != nil {
+			return fmt.Errorf("%s: %w", q.name, err)
+		}
+		b, err := measure(c.reps, 1, q.base)
+		if err != nil {
+			return fmt.Errorf("%s baseline: %w", q.name, err)
+		}
+		rows = append(rows, row{q.name + " (50)", m.latency(), b.latency()})
+	}
+
+	mem := rdb.InfoMap(ctx, "memory").Item("Memory", "used_memory_human")
+	printTable(rows)
+	fmt.Printf("\nbaseline: asynq.Client.Enqueue of a %d-byte task; list baseline: Inspector.ListPendingTasks, page of 50, first page and page %d of a %d-task queue.\nredis used_memory after the run: %s\n",
+		len(payload), deepBase, baseQueueLen, mem)
+	return nil
+}
+
+// sendRequest is the i-th send of a run: a chats_messages_send of one of
+// the accounts, with text and metadata of a realistic size.
+func sendRequest(prefix string, i, accounts int) tasks.SendRequest {
+	return tasks.SendRequest{
+		SendID:    fmt.Sprintf("%s-%07d", prefix, i),
+		Operation: tasks.OpSendMessage,
+		AccountID: accountOf(i, accounts),
+		ChatID:    fmt.Sprintf("chat-%07d", i),
+		Text:      "Hello " + strconv.Itoa(i) + ", following up on our conversation about the offer: are you still interested?",
+		Metadata:  []byte(`{"sequence":"seq-42","step":3,"contact_id":"c-` + strconv.Itoa(i) + `"}`),
+	}
+}
+
+func accountOf(i, accounts int) string { return fmt.Sprintf("acc-%03d", i%accounts) }
+
+// cursorAt returns the List cursor after the rank-th newest member of index
+// (the cursor encodes the member's seq, which is its score). Walking there
+// page by page would measure the walk, not the deep page.
+func cursorAt(ctx context.Context, rdb *redis.Client, index string, rank int) (string, error) {
+	zs, err := rdb.ZRevRangeWithScores(ctx, index, int64(rank), int64(rank)).Result()
+	if err != nil || len(zs) != 1 {
+		return "", fmt.Errorf("cursor at %d of %s: %v (%d entries)", rank, index, err, len(zs))
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte("s1." + strconv.FormatInt(int64(zs[0].Score), 10))), nil
+}
+
+// result of a measured phase.
+type result struct {
+	n    int
+	took time.Duration
+	lat  []time.Duration // sorted
+}
+
+func (r result) rate() string {
+	return fmt.Sprintf("%s/s (p50 %s, p99 %s)", group(int(float64(r.n)/r.took.Seconds())), ms(r.pct(50)), ms(r.pct(99)))
+}
+
+func (r result) latency() string {
+	return fmt.Sprintf("p50 %s, p99 %s", ms(r.pct(50)), ms(r.pct(99)))
+}
+
+func (r result) pct(p int) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	return r.lat[min(len(r.lat)-1, len(r.lat)*p/100)]
+}
+
+// measure runs fn(0..n-1) on conc goroutines and times each call.
+func measure(n, conc int, fn func(int) error) (result, error) {
+	lat := make([]time.Duration, n)
+	var next atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range conc {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || firstErr.Load() != nil {
+					return
+				}
+				t := time.Now()
+				if err := fn(i); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				lat[i] = time.Since(t)
+				if i > 0 && i%100_000 == 0 {
+					fmt.Fprintf(os.Stderr, "  %d/%d\n", i, n)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	if err, _ := firstErr.Load().(error); err != nil {
+		return result{}, err
+	}
+	slices.Sort(lat)
+	return result{n: n, took: took, lat: lat}, nil
+}
+
+type row struct{ name, ours, base string }
+
+func printTable(rows []row) {
+	w0, w1 := len("operation"), len("sendworker")
+	for _, r := range rows {
+		w0, w1 = max(w0, len(r.name)), max(w1, len(r.ours))
+	}
+	fmt.Printf("| %-*s | %-*s | %s |\n", w0, "operation", w1, "sendworker", "bare asynq baseline")
+	fmt.Printf("|%s|%s|%s|\n", strings.Repeat("-", w0+2), strings.Repeat("-", w1+2), strings.Repeat("-", 21))
+	for _, r := range rows {
+		fmt.Printf("| %-*s | %-*s | %s |\n", w0, r.name, w1, r.ours, r.base)
+	}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
+
+func group(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
