@@ -127,8 +127,10 @@ func (p *Proc) launch(ctx context.Context) error {
 		args = append(args, "--appendonly", "no")
 	}
 	cmd := exec.Command(p.opts.Binary, args...)
-	// Own process group: a ^C to the test does not reach redis before cleanup.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group: a ^C to the test does not reach redis before
+	// cleanup. Pdeathsig: a test binary killed outright (fuzz workers, a
+	// timeout) takes its redis-server with it instead of leaking it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("redisproc: start: %w", err)
 	}
