@@ -97,6 +97,9 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		Retention:     cfg.Results.Retention,
 		Now:           opts.Now,
 	})
+	if err := a.ledger.Validate(); err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
 	originAllowed := originChecker(cfg.Attachments.Origins)
 	a.approval = approval.New(a.ledger, a.asynqCli, approval.Options{
 		DefaultDeadline:    cfg.ApprovalDeadline,

@@ -316,8 +316,8 @@ func vars() []varSpec {
 		{name: "SENDWORKER_ATTACHMENT_MAX_BYTES", def: "15728640", doc: "Largest attachment, in bytes (15 MiB; at most 100 MiB).",
 			binding: bytesVar(func(c *Config) *int64 { return &c.Attachments.MaxBytes }, bytesRange(1, 100<<20))},
 
-		{name: "SENDWORKER_RESULTS_STREAM", def: "sendworker:results", doc: "Redis stream the results are appended to.",
-			binding: stringVar(func(c *Config) *string { return &c.Results.Stream }, nameCheck("._:-", false))},
+		{name: "SENDWORKER_RESULTS_STREAM", def: "sendworker:results", doc: "Redis stream the results are appended to. On Redis Cluster it must carry the key prefix as hash tag, e.g. {sendworker}:results.",
+			binding: stringVar(func(c *Config) *string { return &c.Results.Stream }, nameCheck("._:-{}", false))},
 		{name: "SENDWORKER_RESULTS_STREAM_MAXLEN", def: "1000000", doc: "Approximate length the results stream is trimmed to; 0 = never trimmed.",
 			binding: intVar(func(c *Config) *int { return &c.Results.StreamMaxLen }, nonNegativeInt)},
 		{name: "SENDWORKER_RESULT_RETENTION", def: "720h", doc: "How long terminal send records are kept.",

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	// Send windows name IANA zones; embed them so a minimal container image works.
+	_ "time/tzdata"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
