@@ -320,8 +320,9 @@ func (a *App) goLoop(name string, run func() error) {
 // watchdog) and drops index entries of records whose retention ran out. Every
 // replica runs it; both operations are single scripts, safe concurrently.
 func (a *App) maintenanceLoop(ctx context.Context) error {
+	const leaseGrace = 5 * time.Second
 	grace := a.cfg.Worker.RecoveryGrace
-	every := min(max(grace/10, time.Second), 30*time.Second)
+	every := min(max(grace/10, time.Second), 5*time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	lastTrim := a.opts.Now()
@@ -331,19 +332,28 @@ func (a *App) maintenanceLoop(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		ids, err := a.ledger.RecoverStuck(ctx, grace, 500)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			a.log.Warn("watchdog failed", zap.Error(err))
-		case len(ids) > 0:
-			a.log.Warn("watchdog re-released sends that showed no progress", zap.Int("count", len(ids)), zap.Strings("send_ids", ids))
-		}
+		// A lease always outlives its sending call, so a lease that ended a
+		// few seconds ago means the execution died (kill -9): re-release now
+		// instead of waiting for asynq's own lease recovery (60-85 s).
+		ids, err := a.ledger.RecoverExpiredLeases(ctx, leaseGrace, 500)
+		a.logRecovery(ctx, "crashed attempts re-released for reconciliation", ids, err)
+		ids, err = a.ledger.RecoverStuck(ctx, grace, 500)
+		a.logRecovery(ctx, "watchdog re-released sends that showed no progress", ids, err)
 		if a.opts.Now().Sub(lastTrim) >= time.Minute {
 			lastTrim = a.opts.Now()
 			if _, err := a.ledger.Trim(ctx); err != nil && ctx.Err() == nil {
 				a.log.Warn("ledger trim failed", zap.Error(err))
 			}
 		}
+	}
+}
+
+func (a *App) logRecovery(ctx context.Context, msg string, ids []string, err error) {
+	switch {
+	case err != nil && ctx.Err() == nil:
+		a.log.Warn("ledger recovery failed", zap.Error(err))
+	case len(ids) > 0:
+		a.log.Warn(msg, zap.Int("count", len(ids)), zap.Strings("send_ids", ids))
 	}
 }
 

@@ -116,6 +116,14 @@ type Outcome struct {
 // mismatch is *StateError{ErrStaleAttempt}; an already final send is
 // *StateError{ErrFinal}. One script writes the record, indexes, history, the
 // results stream entry, the claimed message id and the retention expiry.
+//
+// Only a send of a new message (chats_messages_send, chats_create) finished
+// sent indexes its MessageID ({p}:msg:<id> → send, SendByMessage) and claims
+// it in its chat ({p}:claimed:<chat>, ClaimedIn). Its claim is atomic: if
+// another send already owns the id, Finish refuses with
+// *StateError{ErrMessageClaimed} and changes nothing. A reaction, edit or
+// delete stores the target's id in the record and result but never indexes or
+// claims it.
 func (l *Ledger) Finish(ctx context.Context, sendID, token string, out Outcome) (*tasks.Record, error) {
 	if !out.State.Terminal() {
 		return nil, fmt.Errorf("ledger: finish: %q is not a final state", out.State)
@@ -164,7 +172,7 @@ func (l *Ledger) ResolveReconciled(ctx context.Context, sendID, token string) er
 }
 
 // IsClaimed reports whether a provider message id of a chat is already
-// attributed to a send.
+// attributed to a send (of a new message).
 func (l *Ledger) IsClaimed(ctx context.Context, chatID, messageID string) (bool, error) {
 	ok, err := l.rdb.SIsMember(ctx, l.keys.Claimed(chatID), messageID).Result()
 	if err != nil {
@@ -186,8 +194,8 @@ func (l *Ledger) ClaimedIn(ctx context.Context, chatID string) (map[string]bool,
 	return out, nil
 }
 
-// SendByMessage returns the send whose Finish(sent) recorded messageID, or
-// ErrNotFound.
+// SendByMessage returns the send of a new message (chats_messages_send,
+// chats_create) whose Finish(sent) recorded messageID, or ErrNotFound.
 func (l *Ledger) SendByMessage(ctx context.Context, messageID string) (string, error) {
 	id, err := l.rdb.Get(ctx, l.keys.Msg(messageID)).Result()
 	if errors.Is(err, redis.Nil) {

@@ -54,6 +54,12 @@ func (k Keys) Outbox() string { return k.tag + "outbox" }
 // late. See watchdog.go.
 func (k Keys) Watch() string { return k.tag + "watch" }
 
+// Leases is the zset (score lease end ms) of the sends in state sending that
+// hold an attempt lease the watchdog has not yet recovered: BeginAttempt (ok,
+// reconcile) adds them, every transition out of sending and every recovery of
+// the send removes them. RecoverExpiredLeases reads it. See watchdog.go.
+func (k Keys) Leases() string { return k.tag + "leases" }
+
 // Finished is the zset (score finish ms) of terminal records, for Trim. Its
 // members are finishedMember strings.
 func (k Keys) Finished() string { return k.tag + "finished" }
@@ -98,6 +104,7 @@ local function k_acct_all(a) return P .. 'idx:acctall:' .. a end
 local function k_deadlines() return P .. 'deadlines' end
 local function k_outbox() return P .. 'outbox' end
 local function k_watch() return P .. 'watch' end
+local function k_leases() return P .. 'leases' end
 local function k_finished() return P .. 'finished' end
 local function k_held_global() return P .. 'held:global' end
 local function k_held_acct(a) return P .. 'held:acct:' .. a end

@@ -41,7 +41,9 @@
 // {prefix}:watch, the approved, waiting and sending sends (not held) scored by
 // when they are due to make progress, and RecoverStuck re-schedules (new generation, so a late old task
 // is stale) those on which nothing happened for a grace: a lost task never
-// loses a send. See watchdog.go.
+// loses a send. RecoverExpiredLeases does the same, within seconds, for the
+// sending sends whose attempt lease has expired ({prefix}:leases). See
+// watchdog.go.
 //
 // # Bounded growth
 //
@@ -91,6 +93,11 @@ var (
 	ErrFinal          = errors.New("send already reached a final state")
 	ErrTooLate        = errors.New("send is being sent and can no longer be stopped")
 	ErrStaleAttempt   = errors.New("attempt is no longer the send's current attempt")
+	// ErrMessageClaimed is a Finish(sent) of a new message (chats_messages_send,
+	// chats_create) whose provider message id another send already owns:
+	// nothing changed, the send is still in its state. The id is not this
+	// send's message.
+	ErrMessageClaimed = errors.New("message id is already attributed to another send")
 	// ErrBadQuery is a List query out of range (unknown state, limit).
 	ErrBadQuery = errors.New("invalid list query")
 	// ErrBadCursor is a List cursor that this ledger did not produce.

@@ -51,7 +51,7 @@ const (
 // fields the Record does not show.
 type stored struct {
 	rec              *tasks.Record
-	seq, gen         int64
+	seq              int64
 	token            string
 	attemptStartedMs int64
 	leaseUntilMs     int64
@@ -115,6 +115,7 @@ func decodeRecord(h map[string]string) (stored, error) {
 		UpdatedAt:        msTime(ints[fUpdatedMs]),
 		ApprovalDeadline: msTime(ints[fDeadlineMs]),
 		Attempts:         int(attempts),
+		Gen:              ints[fGen],
 	}
 	if by := h[fApprovedBy]; by != "" {
 		rec.Approval = &tasks.Decision{By: by, At: msTime(ints[fApprovedMs]), Digest: h[fApprovedDigest], Note: h[fApprovedNote]}
@@ -143,7 +144,6 @@ func decodeRecord(h map[string]string) (stored, error) {
 	}
 	s.rec = rec
 	s.seq = ints[fSeq]
-	s.gen = ints[fGen]
 	s.token = h[fAttemptToken]
 	s.attemptStartedMs = ints[fAttemptStartedMs]
 	s.leaseUntilMs = ints[fLeaseUntilMs]

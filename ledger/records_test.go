@@ -19,7 +19,7 @@ func TestKeysMatchLua(t *testing.T) {
 	k := e.l.Keys()
 	const id, acct, st, chat, mid = "s:1", "acct:9", tasks.StateWaiting, "chat@x", "m-1"
 	want := []string{k.Send(id), k.History(id), k.Seq(), k.All(), k.State(st), k.Account(acct, st), k.AccountAll(acct),
-		k.Deadlines(), k.Outbox(), k.Watch(), k.Finished(), k.HeldGlobal(), k.HeldAccount(acct), k.PausedGlobal(),
+		k.Deadlines(), k.Outbox(), k.Watch(), k.Leases(), k.Finished(), k.HeldGlobal(), k.HeldAccount(acct), k.PausedGlobal(),
 		k.PausedAccounts(), k.OptOut(), k.Audit(), k.Claimed(chat), k.Msg(mid)}
 	v, err := e.l.run(e.ctx, keysScript, e.l.nowMs(), []string{k.Seq()}, id, acct, string(st), chat, mid)
 	if err != nil {
@@ -336,5 +336,26 @@ func TestTrim(t *testing.T) {
 	}
 	if rec := e.get("young2"); rec.State != tasks.StatePendingApproval {
 		t.Fatalf("new record %s", rec.State)
+	}
+}
+
+// TestRecordGen: every record read carries the current release generation.
+func TestRecordGen(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if rec := e.create("s1", "acct"); rec.Gen != 0 {
+		t.Fatalf("pending gen %d", rec.Gen)
+	}
+	rec, err := e.l.Approve(e.ctx, "s1", e.get("s1").Digest, "approver", "")
+	if err != nil || rec.Gen != 1 {
+		t.Fatalf("approved gen %d %v", rec.Gen, err)
+	}
+	rec, err = e.l.Defer(e.ctx, "s1", "", e.clock.Now().Add(time.Minute), tasks.ReasonWaitWindow)
+	if err != nil || rec.Gen != 2 || e.get("s1").Gen != e.gen("s1") {
+		t.Fatalf("deferred gen %d (stored %d) %v", rec.Gen, e.gen("s1"), err)
+	}
+	page, err := e.l.List(e.ctx, Query{State: tasks.StateWaiting})
+	if err != nil || len(page.Records) != 1 || page.Records[0].Gen != 2 {
+		t.Fatalf("list %+v %v", page, err)
 	}
 }

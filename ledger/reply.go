@@ -116,6 +116,8 @@ func refusal(code, sendID string, rec *tasks.Record) error {
 		return stateErr(ErrTooLate)
 	case "stale_attempt":
 		return stateErr(ErrStaleAttempt)
+	case "message_claimed":
+		return stateErr(ErrMessageClaimed)
 	case "digest_mismatch":
 		return fmt.Errorf("send %s: %w", sendID, ErrDigestMismatch)
 	case "self_approval":

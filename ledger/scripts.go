@@ -2,8 +2,11 @@ package ledger
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sendworker/sendworker/tasks"
 )
 
 // Every script of the ledger. Each one is luaKeys (key builders) + luaBase
@@ -21,9 +24,13 @@ import (
 // The watchdog's zset {prefix}:watch (Keys.Watch) is kept by the scripts that
 // move a send: a send is a member exactly while it is approved, waiting or
 // sending and not held by a pause. Approve, resume, Defer, ResolveReconciled
-// and RecoverStuck score it at its new outbox time, MarkReleased at the
-// release time, BeginAttempt (ok, reconcile) at the end of the lease; held
-// and finish remove it.
+// and the recoveries (RecoverStuck, RecoverExpiredLeases) score it at its new
+// outbox time, MarkReleased at the release time, BeginAttempt (ok, reconcile)
+// at the end of the lease; held and finish remove it.
+//
+// {prefix}:leases (Keys.Leases) holds the sends in state sending with a lease
+// not yet recovered, scored by the lease end: BeginAttempt (ok, reconcile)
+// adds them; finish, Defer, ResolveReconciled and both recoveries remove them.
 
 // luaBase: clock, field access, index moves, history, audit.
 var luaBase = `
@@ -95,8 +102,26 @@ local function reply(code, id)
 end
 `
 
+// luaNewMessageOps is new_message_op(op), the Lua twin of
+// tasks.Operation.SendsNewMessage: only these operations produce a message
+// whose id Finish(sent) indexes and claims. For the others (reaction, edit,
+// delete) the message id is the target's; it is stored in the record and the
+// result but never indexed or claimed.
+var luaNewMessageOps = func() string {
+	var ops []string
+	for _, op := range tasks.Operations {
+		if op.SendsNewMessage() {
+			ops = append(ops, "['"+string(op)+"'] = true")
+		}
+	}
+	return `
+local NEW_MESSAGE_OPS = {` + strings.Join(ops, ", ") + `}
+local function new_message_op(op) return NEW_MESSAGE_OPS[op] == true end
+`
+}()
+
 // luaFinish: the terminal transition. Requires KEYS[1] = results stream.
-const luaFinish = `
+var luaFinish = luaNewMessageOps + `
 local RESULTS = KEYS[1]
 
 -- the tasks.Result JSON; strings escaped by cjson, metadata copied verbatim
@@ -126,7 +151,7 @@ end
 
 -- finish: set the final state (and extra hash fields), move indexes, drop
 -- every work-list entry, append history, write the result, claim the message
--- id, start the retention clock.
+-- id (sends of a new message only), start the retention clock.
 local function finish(id, state, reason, detail, extra, by)
   local rk, hk = k_send(id), k_history(id)
   local from, acct, seq = field(rk, 'state'), field(rk, 'account'), field(rk, 'seq')
@@ -139,6 +164,7 @@ local function finish(id, state, reason, detail, extra, by)
   redis.call('ZREM', k_deadlines(), id)
   redis.call('ZREM', k_outbox(), id)
   redis.call('ZREM', k_watch(), id)
+  redis.call('ZREM', k_leases(), id)
   unpark(id, acct)
   redis.call('ZADD', k_finished(), NOW, state .. '\n' .. seq .. '\n' .. id .. '\n' .. acct)
   local attempts = numf(rk, 'attempts')
@@ -156,7 +182,7 @@ local function finish(id, state, reason, detail, extra, by)
     'finished_at', NOW_ISO, 'metadata', meta, 'dry_run', dry,
     'result', result_json(id, rk))
 
-  if state == 'sent' and mid ~= '' then
+  if state == 'sent' and mid ~= '' and new_message_op(field(rk, 'op')) then
     if chat ~= '' then
       redis.call('SADD', k_claimed(chat), mid)
       redis.call('PEXPIRE', k_claimed(chat), RETENTION)
@@ -439,6 +465,7 @@ if st == 'sending' then
   -- the entry of a RecoverStuck release that began before MarkReleased
   redis.call('ZREM', k_outbox(), id)
   redis.call('ZADD', k_watch(), NOW + lease, id)
+  redis.call('ZADD', k_leases(), NOW + lease, id)
   event(id, 'sending', '', '', numf(rk, 'attempts'), 'lease expired: reconciling')
   return reply('reconcile', id)
 end
@@ -476,18 +503,23 @@ redis.call('HDEL', rk, 'wait_until_ms', 'wait_reason')
 set_state(id, acct, seq, st, 'sending')
 redis.call('ZREM', k_outbox(), id)
 redis.call('ZADD', k_watch(), NOW + lease, id)
+redis.call('ZADD', k_leases(), NOW + lease, id)
 unpark(id, acct)
 event(id, 'sending', '', '', attempt, 'attempt started')
 return reply('ok', id)
 `)
 
-// finishScript ends a send with the worker's outcome.
+// finishScript ends a send with the worker's outcome. A sent new message
+// (new_message_op) whose id another send already owns ({p}:msg:<id> names
+// another send, or the chat's claimed set holds it) is refused, nothing
+// changed: one provider message is never attributed to two sends.
 //
 //	KEYS[1] results stream  KEYS[2] record
 //	ARGV[7] send_id  ARGV[8] token ("" = no attempt)  ARGV[9] state  ARGV[10] reason  ARGV[11] detail
 //	ARGV[12] message_id  ARGV[13] chat_id  ARGV[14] dry run "1"/"0"
 //
-// Reply: {code, record, history}; code ok | not_found | final | stale_attempt.
+// Reply: {code, record, history}; code ok | not_found | final | stale_attempt |
+// message_claimed.
 var finishScript = finishingScript(`
 local id, token = ARGV[7], ARGV[8]
 local rk = KEYS[2]
@@ -498,6 +530,16 @@ if token ~= '' then
   if st ~= 'sending' or field(rk, 'attempt_token') ~= token then return reply('stale_attempt', id) end
 elseif st ~= 'approved' and st ~= 'waiting' then
   return reply('stale_attempt', id)
+end
+local mid = ARGV[12]
+if ARGV[9] == 'sent' and mid ~= '' and new_message_op(field(rk, 'op')) then
+  local chat = ARGV[13]
+  if chat == '' then chat = field(rk, 'chat_id') end
+  local owner = redis.call('GET', k_msg(mid))
+  if (owner and owner ~= id)
+    or (not owner and chat ~= '' and redis.call('SISMEMBER', k_claimed(chat), mid) == 1) then
+    return reply('message_claimed', id)
+  end
 end
 local extra = {'dry_run', ARGV[14]}
 if ARGV[12] ~= '' then extra[#extra + 1] = 'message_id'; extra[#extra + 1] = ARGV[12] end
@@ -531,6 +573,7 @@ redis.call('HDEL', rk, 'attempt_token', 'lease_until_ms')
 set_state(id, acct, field(rk, 'seq'), st, 'waiting')
 redis.call('ZADD', KEYS[2], ARGV[9], id)
 redis.call('ZADD', k_watch(), ARGV[9], id)
+redis.call('ZREM', k_leases(), id)
 unpark(id, acct)
 event(id, 'waiting', ARGV[10], '', 0, 'until ' .. ARGV[11])
 return reply('ok', id)
@@ -560,6 +603,7 @@ redis.call('HDEL', rk, 'attempt_token', 'lease_until_ms')
 set_state(id, field(rk, 'account'), field(rk, 'seq'), st, 'approved')
 redis.call('ZADD', KEYS[2], lease_until, id)
 redis.call('ZADD', k_watch(), lease_until, id)
+redis.call('ZREM', k_leases(), id)
 event(id, 'approved', '', '', numf(rk, 'attempts'), 'reconciled: not sent')
 return reply('ok', id)
 `)
@@ -631,9 +675,50 @@ for i = 1, #late, 2 do
     redis.call('HSET', rk, 'updated_ms', NOW)
     redis.call('ZADD', KEYS[2], NOW, id)
     redis.call('ZADD', KEYS[1], NOW, id)
+    redis.call('ZREM', k_leases(), id)
     local attempt = 0
     if st == 'sending' then attempt = numf(rk, 'attempts') end
-    event(id, st, '', 'watchdog', attempt, 'recovered: no progress since ' .. iso_ms(since))
+    event(id, st, '', '` + RecoveredBy + `', attempt, 'recovered: no progress since ' .. iso_ms(since))
+    out[#out + 1] = id
+  end
+end
+return out
+`)
+
+// expiredLeasesScript recovers the sending sends whose lease ended more than
+// a grace ago (see RecoverExpiredLeases), as recoverScript recovers them.
+//
+//	KEYS[1] leases  KEYS[2] outbox
+//	ARGV[7] grace ms  ARGV[8] limit
+//
+// Every entry it reads leaves the range it reads (removed, or scored at the
+// record's lease end, which is at or after now - grace), so a batch never
+// starves the entries behind it. It touches no send that is not sending.
+//
+// Reply: the recovered send ids.
+var expiredLeasesScript = script(luaISO + `
+local cutoff = NOW - tonumber(ARGV[7])
+local late = redis.call('ZRANGE', KEYS[1], '-inf', string.format('(%d', cutoff), 'BYSCORE',
+  'LIMIT', 0, tonumber(ARGV[8]))
+local out = {}
+for _, id in ipairs(late) do
+  local rk = k_send(id)
+  local lease_until = numf(rk, 'lease_until_ms')
+  if field(rk, 'state') ~= 'sending' or lease_until == 0
+    or redis.call('ZSCORE', KEYS[2], id) then
+    -- not sending, no lease, or already re-scheduled: not this script's
+    redis.call('ZREM', KEYS[1], id)
+  elseif lease_until >= cutoff then
+    -- the lease was renewed (a takeover): track its real end
+    redis.call('ZADD', KEYS[1], lease_until, id)
+  else
+    redis.call('HINCRBY', rk, 'gen', 1)
+    redis.call('HSET', rk, 'updated_ms', NOW)
+    redis.call('ZADD', KEYS[2], NOW, id)
+    redis.call('ZADD', k_watch(), NOW, id)
+    redis.call('ZREM', KEYS[1], id)
+    event(id, 'sending', '', '` + RecoveredBy + `', numf(rk, 'attempts'),
+      'recovered: lease expired at ' .. iso_ms(lease_until))
     out[#out + 1] = id
   end
 end
@@ -705,6 +790,6 @@ return n
 var keysScript = script(`
 local id, acct, st = ARGV[7], ARGV[8], ARGV[9]
 return {k_send(id), k_history(id), k_seq(), k_all(), k_state(st), k_acct(acct, st), k_acct_all(acct),
-  k_deadlines(), k_outbox(), k_watch(), k_finished(), k_held_global(), k_held_acct(acct), k_paused_global(),
+  k_deadlines(), k_outbox(), k_watch(), k_leases(), k_finished(), k_held_global(), k_held_acct(acct), k_paused_global(),
   k_paused_accounts(), k_optout(), k_audit(), k_claimed(ARGV[10]), k_msg(ARGV[11])}
 `)

@@ -22,12 +22,22 @@ import (
 //	BeginAttempt held                            removed (resume puts it back)
 //	any final state                              removed
 //	RecoverStuck, recovered                      now (its new outbox time)
+//	RecoverExpiredLeases, recovered              now (its new outbox time)
 //	RecoverStuck, not stuck                      now (still in the outbox), the
 //	                                             lease end (sending), or removed
 //
 // RecoverStuck reads the entries more than a grace late; each one it reads
 // leaves that range, so a batch of late-but-not-stuck entries never hides
 // the stuck ones behind it.
+//
+// RecoverStuck's grace must cover asynq's slowest path (minutes). A crashed
+// attempt need not wait that long: RecoverExpiredLeases recovers, seconds
+// after its lease ended, a send whose attempt lease expired, from
+// {prefix}:leases (Keys.Leases), which holds only sending sends.
+
+// RecoveredBy is the "by" of the history events of a recovery (RecoverStuck,
+// RecoverExpiredLeases).
+const RecoveredBy = "watchdog"
 
 // RecoverStuck re-schedules up to limit (default 100, at most 1000) watched
 // sends on which nothing happened for grace after the time they were due to
@@ -65,6 +75,39 @@ func (l *Ledger) RecoverStuck(ctx context.Context, grace time.Duration, limit in
 		return nil, errors.New("ledger: recover stuck: grace must be at least 1ms")
 	}
 	v, err := l.run(ctx, recoverScript, l.nowMs(), []string{l.keys.Watch(), l.keys.Outbox()},
+		grace.Milliseconds(), clampLimit(limit))
+	if err != nil {
+		return nil, err
+	}
+	return stringList(v)
+}
+
+// RecoverExpiredLeases recovers up to limit (default 100, at most 1000) sends
+// in state sending whose attempt lease ended more than grace ago, and returns
+// their ids. It touches no send in any other state. Call it every few seconds
+// from one or several replicas (concurrent calls are safe: each send is
+// recovered once).
+//
+// A lease always outlives the sending call (the worker cuts the call at the
+// lease end minus a margin), so an expired lease means the execution holding
+// it is dead or done; grace (typically a few seconds) only covers its last
+// ledger write. A recovered send gets what RecoverStuck gives it: the outbox
+// at now with a new release generation, its state unchanged (sending, with
+// its expired lease, so the next execution gets BeginReconcile and reconciles
+// before any new send), the watch at now and a history event by RecoveredBy
+// ("recovered: lease expired at …"). The new generation makes every older
+// task of the send stale (BeginStale), and an old execution still finishing
+// keeps its token only until the new one takes the attempt over.
+//
+// It reads {prefix}:leases, not the watch, so sends of other states (a
+// releaser backlog of approved sends, for example) cost it nothing. A
+// recovered send leaves {prefix}:leases until BeginAttempt grants a lease
+// again, so neither recovery takes it twice.
+func (l *Ledger) RecoverExpiredLeases(ctx context.Context, grace time.Duration, limit int) ([]string, error) {
+	if grace < time.Millisecond {
+		return nil, errors.New("ledger: recover expired leases: grace must be at least 1ms")
+	}
+	v, err := l.run(ctx, expiredLeasesScript, l.nowMs(), []string{l.keys.Leases(), l.keys.Outbox()},
 		grace.Milliseconds(), clampLimit(limit))
 	if err != nil {
 		return nil, err

@@ -78,6 +78,37 @@ func (e *env) checkWatch() {
 			e.t.Fatalf("%s watched but not approved, waiting or sending (%s)", id, e.get(id).State)
 		}
 	}
+	e.checkLeases()
+}
+
+// checkLeases checks the invariant of {p}:leases: its members are sending
+// sends not in the outbox, scored at the end of their lease, and every
+// sending send with a live lease is a member.
+func (e *env) checkLeases() {
+	e.t.Helper()
+	k := e.l.Keys()
+	leases := map[string]float64{}
+	for _, z := range e.rdb.ZRangeWithScores(e.ctx, k.Leases(), 0, -1).Val() {
+		leases[z.Member.(string)] = z.Score
+	}
+	for id, score := range leases {
+		if st := e.get(id).State; st != tasks.StateSending {
+			e.t.Fatalf("%s in leases but %s", id, st)
+		}
+		if _, queued := e.zscore(k.Outbox(), id); queued {
+			e.t.Fatalf("%s in leases and in the outbox", id)
+		}
+		if lease, _ := e.rdb.HGet(e.ctx, k.Send(id), fLeaseUntilMs).Float64(); lease != score {
+			e.t.Fatalf("%s: leases %v, lease until %v", id, score, lease)
+		}
+	}
+	now := float64(e.clock.Now().UnixMilli())
+	for _, id := range e.rdb.ZRange(e.ctx, k.State(tasks.StateSending), 0, -1).Val() {
+		lease, _ := e.rdb.HGet(e.ctx, k.Send(id), fLeaseUntilMs).Float64()
+		if _, ok := leases[id]; !ok && lease > now {
+			e.t.Fatalf("%s: sending with a live lease, not in leases", id)
+		}
+	}
 }
 
 func redisZ(at time.Time, members ...string) []redis.Z {

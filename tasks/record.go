@@ -25,6 +25,10 @@ type Record struct {
 	Decision *Decision `json:"decision,omitempty"` // who rejected or canceled, when, why
 
 	Attempts int `json:"attempts"`
+	// Gen is the current release generation. Every (re)scheduling of the
+	// send into the outbox increments it; a task whose payload carries
+	// another gen is stale and must be dropped.
+	Gen int64 `json:"gen"`
 	// Wait says why and until when a send in state waiting waits.
 	Wait *Wait `json:"wait,omitempty"`
 	// Result is set on every terminal state.

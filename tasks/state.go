@@ -104,4 +104,9 @@ const (
 	ReasonWaitProvider    Reason = "provider_backoff"
 	ReasonWaitInFlight    Reason = "attempt_in_flight"
 	ReasonWaitReconcile   Reason = "reconcile_pending"
+	// ReasonWaitTransient: deferred after a transient failure (a sending call
+	// the provider certainly did not act on, an attachment that could not be
+	// fetched). Unlike provider_backoff (429) it counts against the worker's
+	// budget of transient attempts.
+	ReasonWaitTransient Reason = "transient_error"
 )

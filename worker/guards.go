@@ -288,10 +288,10 @@ func (x *execution) attachmentError(err error) outcome {
 	case attachments.KindHashMismatch:
 		return failed(tasks.ReasonAttachmentMismatch, err.Error())
 	}
-	if n := waitsFor(x.rec, ReasonWaitTransient); n+1 >= x.w.opts.MaxTransientAttempts {
+	if n := waitsFor(x.rec, tasks.ReasonWaitTransient); n+1 >= x.w.opts.MaxTransientAttempts {
 		return failed(tasks.ReasonAttachmentFetch, err.Error())
 	} else {
-		return wait(x.w.opts.Now().Add(x.w.backoff(n)), ReasonWaitTransient, err.Error())
+		return wait(x.w.opts.Now().Add(x.w.backoff(n)), tasks.ReasonWaitTransient, err.Error())
 	}
 }
 

@@ -135,13 +135,13 @@ func (x *execution) precheck() (outcome, bool) {
 		return done("already final", rec), true
 	case rec.State == tasks.StatePendingApproval:
 		return done("not approved", nil), true
+	case rec.Gen != x.p.Gen:
+		// An older release (asynq retry, replay, a task the watchdog replaced) of a send that
+		// has been rescheduled since: only the current generation may act.
+		return done("stale task", nil), true
 	case rec.State == tasks.StateWaiting && rec.Wait != nil && rec.Wait.Reason == tasks.ReasonWaitPaused && rec.Wait.Until.IsZero():
 		// Held (no time): only a resume releases it, with a new generation and a time.
 		return done("held by a pause", nil), true
-	case rec.State == tasks.StateWaiting && rec.Wait != nil && rec.Wait.Until.After(x.w.opts.Now().Add(5*time.Second)):
-		// The outbox releases a waiting send when its time has come: a task seen earlier is
-		// an older release (or a replay) of a send that has been rescheduled since.
-		return done("early task of a waiting send", nil), true
 	case rec.State != tasks.StateApproved && rec.State != tasks.StateWaiting && rec.State != tasks.StateSending:
 		return done("not sendable in state "+string(rec.State), nil), true
 	}

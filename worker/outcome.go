@@ -15,13 +15,6 @@ import (
 	"github.com/sendworker/sendworker/tasks"
 )
 
-// ReasonWaitTransient is the wait reason of a send deferred after a transient failure (a
-// sending call the provider certainly did not act on, an attachment that could not be
-// fetched). Unlike provider_backoff (429) it counts against MaxTransientAttempts.
-//
-// It belongs with the other reasons in package tasks; it is declared here until it moves.
-const ReasonWaitTransient tasks.Reason = "transient_error"
-
 // kind is what an execution decided.
 type kind int
 
@@ -53,6 +46,10 @@ type outcome struct {
 
 	messageID, chatID string
 	dryRun            bool
+	// claimed is what a sent new message becomes when the ledger refuses its message id as
+	// another send's (ledger.ErrMessageClaimed, nothing changed): the id is not this send's.
+	// nil: the task is retried.
+	claimed func(ctx context.Context) outcome
 
 	record *tasks.Record // kindDone: a record whose result should be written to the task
 	err    error         // kindInvalid, kindRetry after an error
@@ -157,6 +154,11 @@ func (x *execution) apply(ctx context.Context, o outcome) error {
 			State: o.state, Reason: o.reason, Detail: o.detail,
 			MessageID: o.messageID, ChatID: o.chatID, DryRun: o.dryRun,
 		})
+		if errors.Is(err, ledger.ErrMessageClaimed) && o.claimed != nil {
+			log.Warn("message id already attributed to another send", zap.String("message_id", o.messageID),
+				zap.String("chat_id", o.chatID))
+			return x.apply(ctx, o.claimed(ctx))
+		}
 		if err != nil {
 			return x.ledgerRefused(log, "finish", o, err)
 		}

@@ -22,6 +22,9 @@ import (
 //   - the message is there → sent, with that message id;
 //   - the listing succeeded and it is clearly not there → the attempt is given back
 //     (ResolveReconciled) and the send starts over from the guards (again = true);
+//   - the message found turns out to be another send's (the ledger refuses its id: a
+//     concurrent claim) → the candidates are chosen again without it; none left →
+//     needs_review, never a resend (see attribute);
 //   - the listing failed or is ambiguous → try again after this execution's lease, and after
 //     MaxReconcileTries such tries → needs_review (never resent automatically).
 //
@@ -29,8 +32,10 @@ import (
 // reaction is present, the text is the new one, the message is deleted.
 func (x *execution) reconcile(ctx context.Context, attemptStartedAt, started time.Time) (outcome, bool) {
 	// Every takeover of this attempt appends a "sending" event with its number, after the one
-	// of the attempt's start.
-	tries := countEvents(x.rec, func(ev tasks.Event) bool { return ev.State == tasks.StateSending && ev.Attempt == x.attempt }) - 1
+	// of the attempt's start. The watchdog's recoveries append one too; they are not tries.
+	tries := countEvents(x.rec, func(ev tasks.Event) bool {
+		return ev.State == tasks.StateSending && ev.Attempt == x.attempt && ev.By != ledger.RecoveredBy
+	}) - 1
 	undecided := func(detail string) (outcome, bool) {
 		if tries >= x.w.opts.MaxReconcileTries {
 			return needsReview(tasks.ReasonUnknownOutcome, detail+"; the outcome of the attempt cannot be decided"), false
@@ -50,19 +55,7 @@ func (x *execution) reconcile(ctx context.Context, attemptStartedAt, started tim
 		case chat == nil:
 			return undecided(detail)
 		}
-		claimed, err := x.w.l.ClaimedIn(ctx, chat.ID)
-		if err != nil {
-			return infraError(err), false
-		}
-		cands, err := x.candidates(ctx, chat.ID, attemptStartedAt.Add(-reconcileLookback), claimed)
-		switch {
-		case err != nil:
-			return undecided("cannot list the chat's messages")
-		case len(cands) > 1:
-			return undecided("several messages of ours match")
-		case len(cands) == 1:
-			found, messageID, chatID = true, cands[0].ID, chat.ID
-		}
+		return x.attribute(ctx, chat.ID, attemptStartedAt, nil, undecided)
 
 	case tasks.OpReaction, tasks.OpEdit, tasks.OpDelete:
 		chat, msg, o, stop := x.locateMessage(ctx)
@@ -95,6 +88,48 @@ func (x *execution) reconcile(ctx context.Context, attemptStartedAt, started tim
 		return sent(messageID, chatID), false
 	}
 	return x.resend(ctx)
+}
+
+// maxClaimConflicts bounds how many candidates one reconciliation may lose to other sends'
+// claims before it gives up (needs_review).
+const maxClaimConflicts = 3
+
+// attribute decides a lost send or new chat from the chat's messages: exactly one unclaimed
+// message of ours with the send's content → sent with its id; none → not delivered (resend);
+// several → undecided. notOurs holds the candidates the ledger already refused as another
+// send's (ErrMessageClaimed): a refused candidate is excluded and the choice made again, but
+// if none is left the send goes to needs_review rather than out again, because the one
+// message that matched may have been this send's (never two deliveries).
+func (x *execution) attribute(ctx context.Context, chatID string, attemptStartedAt time.Time, notOurs []string,
+	undecided func(string) (outcome, bool)) (outcome, bool) {
+	claimed, err := x.w.l.ClaimedIn(ctx, chatID)
+	if err != nil {
+		return infraError(err), false
+	}
+	for _, id := range notOurs {
+		claimed[id] = true
+	}
+	cands, err := x.candidates(ctx, chatID, attemptStartedAt.Add(-reconcileLookback), claimed)
+	switch {
+	case err != nil:
+		return undecided("cannot list the chat's messages")
+	case len(cands) > 1:
+		return undecided("several messages of ours match")
+	case len(cands) == 0 && len(notOurs) > 0:
+		return needsReview(tasks.ReasonUnknownOutcome, "the message that matched is attributed to another send"), false
+	case len(cands) == 0:
+		return x.resend(ctx)
+	}
+	o := sent(cands[0].ID, chatID)
+	o.claimed = func(ctx context.Context) outcome {
+		refused := append(slices.Clone(notOurs), cands[0].ID)
+		if len(refused) >= maxClaimConflicts {
+			return needsReview(tasks.ReasonUnknownOutcome, "every message that matched is attributed to another send")
+		}
+		o, _ := x.attribute(ctx, chatID, attemptStartedAt, refused, undecided) // never a resend: notOurs is not empty
+		return o
+	}
+	return o, false
 }
 
 // resend gives back an attempt reconciliation found clearly not delivered.

@@ -71,13 +71,24 @@ func (x *execution) send(ctx context.Context, started time.Time) outcome {
 		messageID, chatID = req.MessageID, x.chat.ID
 	}
 	if err == nil {
-		if messageID == "" && x.op.SendsNewMessage() {
+		if !x.op.SendsNewMessage() {
+			return sent(messageID, chatID)
+		}
+		if messageID == "" {
 			// Accepted without an id: the delivery is certain, the id is looked up (best effort).
 			if m, ok := x.lookupSent(ctx, chatID, started); ok {
 				messageID = m
 			}
 		}
-		return sent(messageID, chatID)
+		o := sent(messageID, chatID)
+		o.claimed = func(context.Context) outcome {
+			// The delivery is certain but its id is another send's (a concurrent reconciliation
+			// took it, or the lookup guessed): record the send without an id.
+			o := sent("", chatID)
+			o.detail = "delivered; its message id " + messageID + " is already attributed to another send"
+			return o
+		}
+		return o
 	}
 	return x.sendError(err, started)
 }
@@ -102,11 +113,11 @@ func (x *execution) sendError(err error, started time.Time) outcome {
 		return wait(now.Add(d), tasks.ReasonWaitProvider, "provider rate limit (429)")
 
 	case provider.ClassTransient:
-		n := waitsFor(x.rec, ReasonWaitTransient)
+		n := waitsFor(x.rec, tasks.ReasonWaitTransient)
 		if n+1 >= x.w.opts.MaxTransientAttempts {
 			return failed(tasks.ReasonRetriesExhausted, "transient provider errors: "+slugOrStatus(err))
 		}
-		return wait(now.Add(x.w.backoff(n)), ReasonWaitTransient, "transient provider error: "+slugOrStatus(err))
+		return wait(now.Add(x.w.backoff(n)), tasks.ReasonWaitTransient, "transient provider error: "+slugOrStatus(err))
 	}
 	return x.permanentError(err)
 }

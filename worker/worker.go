@@ -84,11 +84,12 @@ type Options struct {
 	ReconcileDelay time.Duration
 	// AccountHealthTTL caches provider account status; 0 = no cache.
 	AccountHealthTTL time.Duration
-	// Lease is the ledger attempt lease. It must exceed ProviderTimeout (checked by New): a
+	// Lease is the ledger attempt lease (default the larger of 90s and twice ProviderTimeout).
+	// It must exceed ProviderTimeout (checked by New): a
 	// sending call is also cut at the lease's end, so no call outlives its lease.
 	Lease time.Duration
 	// ProviderTimeout is the provider client's timeout (default 30s). When the Provider has
-	// a Timeout() time.Duration method, that value is used instead.
+	// a Timeout() time.Duration method, the larger of the two is used.
 	ProviderTimeout time.Duration
 	// DryRun does everything but the sending call; every result says dry_run.
 	DryRun bool
@@ -138,9 +139,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ProviderTimeout <= 0 {
 		o.ProviderTimeout = DefaultProviderTimeout
-	}
-	if o.Lease <= 0 {
-		o.Lease = DefaultLease
 	}
 	if o.MaxAttachmentBytes <= 0 {
 		o.MaxAttachmentBytes = attachments.DefaultMaxBytes
@@ -206,8 +204,13 @@ var errStopping = errors.New("worker stopping")
 // handled meanwhile is retried rather than run with a configuration that could send twice.
 func New(redis asynq.RedisConnOpt, l *ledger.Ledger, p Provider, opts Options) *Worker {
 	opts = opts.withDefaults()
-	if t, ok := p.(interface{ Timeout() time.Duration }); ok && t.Timeout() > 0 {
-		opts.ProviderTimeout = t.Timeout()
+	// The stricter of the configured and the client's own timeout bounds a
+	// sending call; the lease must outlast it.
+	if t, ok := p.(interface{ Timeout() time.Duration }); ok {
+		opts.ProviderTimeout = max(opts.ProviderTimeout, t.Timeout())
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = max(DefaultLease, 2*opts.ProviderTimeout)
 	}
 	w := &Worker{redis: redis, l: l, p: p, opts: opts, log: opts.Logger.Named("worker")}
 	var errs []error

@@ -44,8 +44,12 @@ func TestNewValidates(t *testing.T) {
 	if w := New(asynq.RedisClientOpt{}, l, client, Options{}); w.err != nil {
 		t.Fatalf("defaults invalid: %v", w.err)
 	}
-	if New(asynq.RedisClientOpt{}, l, timeoutProvider{client, time.Hour}, Options{}).err == nil {
+	if New(asynq.RedisClientOpt{}, l, timeoutProvider{client, time.Hour}, Options{Lease: time.Minute}).err == nil {
 		t.Fatal("the provider's own Timeout() was not checked against the lease")
+	}
+	// Without an explicit lease, the default grows with the provider timeout.
+	if w := New(asynq.RedisClientOpt{}, l, timeoutProvider{client, time.Hour}, Options{}); w.err != nil || w.opts.Lease < 2*time.Hour {
+		t.Fatalf("default lease %s for a 1h provider timeout (err %v)", w.opts.Lease, w.err)
 	}
 }
 
