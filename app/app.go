@@ -27,7 +27,9 @@ import (
 	"github.com/sendworker/sendworker/approval"
 	"github.com/sendworker/sendworker/config"
 	"github.com/sendworker/sendworker/ledger"
+	"github.com/sendworker/sendworker/metrics"
 	"github.com/sendworker/sendworker/provider"
+	"github.com/sendworker/sendworker/ratelimit"
 	"github.com/sendworker/sendworker/webhook"
 	"github.com/sendworker/sendworker/worker"
 )
@@ -37,8 +39,8 @@ type Options struct {
 	Logger *zap.Logger
 	// Now is the clock of every part; default time.Now.
 	Now func() time.Time
-	// Limiter paces sends; nil = no limits (tests). The daemon's main passes
-	// the Redis limiter built from the configuration.
+	// Limiter paces sends; nil = the Redis limiter built from the
+	// configuration (SENDWORKER_RATE_*), shared by every replica.
 	Limiter worker.Limiter
 }
 
@@ -55,6 +57,8 @@ type App struct {
 	worker   *worker.Worker
 	webhook  *webhook.Dispatcher
 	provider *provider.Client
+	limiter  *ratelimit.Limiter // nil when Options.Limiter was given
+	metrics  *metrics.Metrics
 	registry *prometheus.Registry
 	server   *http.Server
 
@@ -82,13 +86,32 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	}
 	a := &App{cfg: cfg, log: opts.Logger, opts: opts, registry: prometheus.NewRegistry()}
 
-	pc, err := newProviderClient(cfg)
+	a.metrics = metrics.New(a.registry)
+	pc, err := newProviderClient(cfg, &http.Client{Transport: a.metrics.InstrumentProvider(nil)})
 	if err != nil {
 		return nil, err
 	}
 	a.provider = pc
 
 	a.rdb = cfg.Redis.UniversalClient()
+	if a.opts.Limiter == nil {
+		a.limiter = ratelimit.New(a.rdb, ratelimit.Options{
+			Prefix:    cfg.KeyPrefix,
+			LimitsFor: cfg.LimitsFor,
+			GlobalRPS: cfg.Rate.GlobalRPS,
+			AccountCreatedAt: func(ctx context.Context, accountID string) (time.Time, error) {
+				acc, err := pc.GetAccount(ctx, accountID)
+				if err != nil {
+					return time.Time{}, err
+				}
+				return acc.CreatedAt.Time, nil
+			},
+			Now:        opts.Now,
+			Logger:     a.log.Named("ratelimit"),
+			Registerer: a.registry,
+		})
+		a.opts.Limiter = a.limiter
+	}
 	a.asynqCli = asynq.NewClientFromRedisClient(a.rdb)
 	a.ledger = ledger.New(a.rdb, ledger.Options{
 		Prefix:        cfg.KeyPrefix,
@@ -119,7 +142,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		DryRun:             cfg.SendMode == config.SendDryRun,
 		AttachmentOrigins:  cfg.Attachments.Origins,
 		MaxAttachmentBytes: cfg.Attachments.MaxBytes,
-		Limiter:            opts.Limiter,
+		Limiter:            a.opts.Limiter,
 		Now:                opts.Now,
 		Logger:             a.log.Named("worker"),
 	})
@@ -139,7 +162,11 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		}
 	}
 
-	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		metrics.NewQueueCollector(asynq.NewInspectorFromRedisClient(a.rdb), cfg.Worker.Queue, a.ledger),
+	)
 	tokens := make([]adminapi.Token, 0, len(cfg.Admin.Tokens))
 	for _, t := range cfg.Admin.Tokens {
 		tokens = append(tokens, adminapi.Token{Identity: t.Identity, Roles: t.Roles, Token: t.Token.Reveal()})
@@ -157,8 +184,8 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	return a, nil
 }
 
-func newProviderClient(cfg *config.Config) (*provider.Client, error) {
-	po := provider.Options{BaseURL: cfg.Provider.BaseURL, Timeout: cfg.Provider.Timeout, UserAgent: "sendworker"}
+func newProviderClient(cfg *config.Config, hc *http.Client) (*provider.Client, error) {
+	po := provider.Options{BaseURL: cfg.Provider.BaseURL, Timeout: cfg.Provider.Timeout, UserAgent: "sendworker", HTTPClient: hc}
 	switch {
 	case cfg.Provider.Auth == config.AuthOAuth2:
 		po.OAuth = &provider.OAuthOptions{

@@ -163,8 +163,20 @@ func TestDaemonEndToEnd(t *testing.T) {
 		t.Fatalf("show = %d %s", code, body)
 	}
 	code, body = d.call(t, "GET", "/metrics", "", nil)
-	if code != 200 || !strings.Contains(string(body), "go_goroutines") {
+	if code != 200 {
 		t.Fatalf("metrics = %d", code)
+	}
+	for _, series := range []string{
+		`sendworker_provider_request_duration_seconds_count{operation="chats_messages_send",status="201"} 1`,
+		`sendworker_provider_request_duration_seconds_count{operation="accounts_get",status="200"}`,
+		`sendworker_sends{state="sent"} 1`,
+		`sendworker_asynq_queue_size{queue="sendworker",state="pending"}`,
+		`sendworker_outbox_size 0`,
+		"go_goroutines",
+	} {
+		if !strings.Contains(string(body), series) {
+			t.Errorf("/metrics lacks %s", series)
+		}
 	}
 }
 
