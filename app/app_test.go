@@ -6,9 +6,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/sendworker/sendworker/config"
 	"github.com/sendworker/sendworker/internal/redistest"
@@ -34,6 +39,11 @@ type daemon struct {
 // simulator over HTTP, configured through the same environment variables an
 // operator would set.
 func startDaemon(t *testing.T, extraEnv map[string]string) *daemon {
+	t.Helper()
+	return startDaemonWithLogger(t, extraEnv, nil)
+}
+
+func startDaemonWithLogger(t *testing.T, extraEnv map[string]string, log *zap.Logger) *daemon {
 	t.Helper()
 	redisSrv := redistest.Start(t)
 	sim, err := wasim.Listen("127.0.0.1:0", wasim.Options{APIKey: "sim-key", Seed: wasim.DemoSeed()})
@@ -64,7 +74,7 @@ func startDaemon(t *testing.T, extraEnv map[string]string) *daemon {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	a, err := New(cfg, Options{})
+	a, err := New(cfg, Options{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,4 +258,76 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal("condition not met in time")
+}
+
+// TestLogsKeepSecretsAndBodiesOut runs a send, a webhook delivery, a rejected
+// request and a provider failure with logging at the default (info) level in
+// production JSON form, and checks no token, key, secret or message text
+// reached the log.
+func TestLogsKeepSecretsAndBodiesOut(t *testing.T) {
+	var buf syncBuffer
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&buf), zapcore.InfoLevel)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
+	defer receiver.Close()
+	const webhookSecret = "webhook-secret-never-logged-0123"
+	d := startDaemonWithLogger(t, map[string]string{
+		"SENDWORKER_WEBHOOK_URL":    receiver.URL + "/hook?token=url-token-never-logged",
+		"SENDWORKER_WEBHOOK_SECRET": webhookSecret,
+	}, zap.New(core))
+	const text = "Confidential pricing for Lucas: 4,200 EUR"
+	code, body := d.call(t, "POST", "/v1/sends", schedulerToken, map[string]any{
+		"send_id": "logs-1", "operation": "chats_messages_send", "account_id": "acc-paris",
+		"chat_id": "chat-paris-lucas", "text": text,
+	})
+	if code != 201 {
+		t.Fatalf("enqueue = %d %s", code, body)
+	}
+	var rec tasks.Record
+	_ = json.Unmarshal(body, &rec)
+	d.call(t, "POST", "/v1/sends/logs-1/approve", "wrong-token-never-logged-xyz", map[string]string{"digest": rec.Digest})
+	d.call(t, "POST", "/v1/sends/logs-1/reject", approverToken, map[string]string{"reason": "secret reason text"})
+	if code, body := d.call(t, "POST", "/v1/sends/logs-1/approve", approverToken, map[string]string{"digest": rec.Digest}); code != 409 {
+		t.Fatalf("approve after reject = %d %s", code, body)
+	}
+	code, body = d.call(t, "POST", "/v1/sends", schedulerToken, map[string]any{
+		"send_id": "logs-2", "operation": "chats_messages_send", "account_id": "acc-paris",
+		"chat_id": "chat-paris-lea", "text": text + " (2)",
+	})
+	if code != 201 {
+		t.Fatalf("enqueue = %d %s", code, body)
+	}
+	_ = json.Unmarshal(body, &rec)
+	d.call(t, "POST", "/v1/sends/logs-2/approve", approverToken, map[string]string{"digest": rec.Digest})
+	readResult(t, d, "logs-2")
+	time.Sleep(time.Second) // let the webhook attempt (and fail) once
+
+	logs := buf.String()
+	if !strings.Contains(logs, "logs-2") {
+		t.Fatalf("the log does not even mention the send; is logging wired?\n%s", logs)
+	}
+	for _, secret := range []string{
+		schedulerToken, approverToken, adminToken, "wrong-token-never-logged", "sim-key",
+		webhookSecret, "url-token-never-logged", text, "secret reason text",
+	} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("log contains %q", secret)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
