@@ -222,6 +222,7 @@ func TestVariables(t *testing.T) {
 		{"SENDWORKER_ADMIN_TOKENS", "bob::bob-token-0123456789", "entry 1 (bob): unknown role"},
 		{"SENDWORKER_ADMIN_TOKENS", "bob:admin:short", "entry 1 (bob): token must be at least 16 characters"},
 		{"SENDWORKER_ADMIN_TOKENS", "bob:admin:bob-token-0123456789,bob:approver:bob-token-9876543210", "entry 2 (bob): identity already used by entry 1"},
+		{"SENDWORKER_ADMIN_TOKENS", "bob:admin+approver:bob-token-0123456789,bob:approver+admin:bob-token-9876543210", ""},
 		{"SENDWORKER_ADMIN_TOKENS", "bob:admin:same-token-0123456789,eve:approver:same-token-0123456789", "entry 2 (eve): same token as entry 1"},
 		{"SENDWORKER_ADMIN_TOKENS", "b o b:admin:bob-token-0123456789", "entry 1: identity must be non-empty"},
 		{"SENDWORKER_MAX_BODY_BYTES", "64KiB", ""},

@@ -432,6 +432,9 @@ func showAdminTokens(tokens []AdminToken) string {
 // by position and (valid) identity, never by token.
 func checkAdminTokens(tokens []AdminToken) error {
 	var problems []string
+	// An identity may have several tokens (to rotate one without downtime:
+	// add the new token, roll out, move clients, remove the old one), but all
+	// of them must carry the same roles.
 	identities := make(map[string]int)
 	secrets := make(map[Secret]int)
 	for i, t := range tokens {
@@ -441,7 +444,9 @@ func checkAdminTokens(tokens []AdminToken) error {
 		} else {
 			where += fmt.Sprintf(" (%s)", t.Identity)
 			if first, dup := identities[t.Identity]; dup {
-				problems = append(problems, fmt.Sprintf("%s: identity already used by entry %d", where, first))
+				if !sameRoles(tokens[first-1].Roles, t.Roles) {
+					problems = append(problems, fmt.Sprintf("%s: identity already used by entry %d with other roles", where, first))
+				}
 			} else {
 				identities[t.Identity] = i + 1
 			}
@@ -475,6 +480,13 @@ func checkAdminTokens(tokens []AdminToken) error {
 		}
 	}
 	return joinProblems(problems)
+}
+
+func sameRoles(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
 
 // Rate limits.
