@@ -174,6 +174,7 @@ func TestRolesOnEveryRoute(t *testing.T) {
 		{"POST", "/v1/accounts/acc-z/pause", nil, []string{admin}},
 		{"POST", "/v1/accounts/acc-z/resume", nil, []string{admin}},
 		{"GET", "/v1/pause", nil, all},
+		{"GET", "/v1/accounts/acc-paris/forecast", nil, all},
 		{"GET", "/v1/optouts", nil, all},
 		{"POST", "/v1/optouts", map[string]string{"contact_id": "33611111111@s.whatsapp.net"}, []string{admin}},
 		{"DELETE", "/v1/optouts/33611111111@s.whatsapp.net", nil, []string{admin}},

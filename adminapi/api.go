@@ -1,7 +1,8 @@
 // Package adminapi is the admin HTTP API of sendworker (SPEC.md, "Admin HTTP
 // API"; wire contract in docs/CONTRACTS.md): the Sequencer enqueues sends,
 // approvers approve or reject them, admins pause and resume, everyone reads
-// records, stats and the provider's view of accounts and chats.
+// records, stats, an account's send forecast (why and until when its sends
+// wait) and the provider's view of accounts and chats.
 //
 // It is an edge, not a brain: it authenticates the caller (bearer token →
 // identity and roles, never from the body), checks the route's role, decodes
@@ -68,6 +69,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// Provider serves the /v1/provider look-ups; nil answers them 503.
 	Provider ProviderReader
+	// Forecaster serves GET /v1/accounts/{account_id}/forecast (the rate
+	// limiter, *ratelimit.Limiter); nil answers it 503.
+	Forecaster Forecaster
 	// Ready backs /readyz (nil: always ready).
 	Ready func(ctx context.Context) error
 	// Metrics serves /metrics (nil: 404).
@@ -161,6 +165,7 @@ func (a *api) routes() []route {
 		{pattern: "POST /v1/resume", roles: admin, handle: a.pause(false, false)},
 		{pattern: "POST /v1/accounts/{account_id}/pause", roles: admin, handle: a.pause(true, true)},
 		{pattern: "POST /v1/accounts/{account_id}/resume", roles: admin, handle: a.pause(false, true)},
+		{pattern: "GET /v1/accounts/{account_id}/forecast", roles: anyone, handle: a.forecast},
 		{pattern: "GET /v1/pause", roles: anyone, handle: a.pauseState},
 		{pattern: "GET /v1/optouts", roles: anyone, handle: a.optOuts},
 		{pattern: "POST /v1/optouts", roles: admin, body: bodyRequired, handle: a.addOptOut},

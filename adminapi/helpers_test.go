@@ -20,10 +20,12 @@ import (
 
 	"github.com/sendworker/sendworker/adminapi"
 	"github.com/sendworker/sendworker/approval"
+	"github.com/sendworker/sendworker/config"
 	"github.com/sendworker/sendworker/internal/redistest"
 	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/provider"
 	"github.com/sendworker/sendworker/provider/wasim"
+	"github.com/sendworker/sendworker/ratelimit"
 	"github.com/sendworker/sendworker/tasks"
 )
 
@@ -55,9 +57,13 @@ type env struct {
 	h     http.Handler
 	svc   *approval.Service
 	l     *ledger.Ledger
+	rl    *ratelimit.Limiter // the Forecaster, on the same Redis, with testLimits
 	logs  *observer.ObservedLogs
 	ready error
 }
+
+// testLimits are the rate limits of every account of the test API's limiter.
+var testLimits = config.Limits{MinInterval: time.Minute, HourlyCap: 3, DailyCap: 10, NewChatsHourlyCap: 1, NewChatsDailyCap: 2}
 
 type envOption func(*adminapi.Options)
 
@@ -84,13 +90,18 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "sendworker_test_total", Help: "test"}))
-	e := &env{t: t, svc: svc, l: l, logs: logs}
+	rl := ratelimit.New(srv.Client(t), ratelimit.Options{
+		LimitsFor: func(string) config.Limits { return testLimits },
+		Rand:      func() float64 { return 0 },
+	})
+	e := &env{t: t, svc: svc, l: l, rl: rl, logs: logs}
 	o := adminapi.Options{
-		Tokens:   testTokens,
-		Provider: pc,
-		Ready:    func(context.Context) error { return e.ready },
-		Metrics:  promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-		Logger:   log,
+		Tokens:     testTokens,
+		Provider:   pc,
+		Forecaster: rl,
+		Ready:      func(context.Context) error { return e.ready },
+		Metrics:    promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Logger:     log,
 	}
 	for _, f := range opts {
 		f(&o)

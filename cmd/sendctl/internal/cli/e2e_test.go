@@ -1,17 +1,21 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/sendworker/sendworker/adminapi"
 	"github.com/sendworker/sendworker/approval"
+	"github.com/sendworker/sendworker/config"
 	"github.com/sendworker/sendworker/internal/redistest"
 	"github.com/sendworker/sendworker/ledger"
+	"github.com/sendworker/sendworker/ratelimit"
 	"github.com/sendworker/sendworker/tasks"
 )
 
@@ -138,5 +142,107 @@ func TestEndToEnd(t *testing.T) {
 	res = as(bothToken, exitConflict, "", "approve", "e2e-3", "-digest", own)
 	if !strings.Contains(res.stderr, "self-approval refused") {
 		t.Errorf("self-approval:\n%s", res.stderr)
+	}
+}
+
+// TestEndToEndForecast: sends deferred the way the worker defers them (a
+// slot from a real ratelimit.Limiter on the same Redis, then ledger.Defer)
+// show in "sendctl forecast" and "sendctl list -state waiting".
+func TestEndToEndForecast(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	l := ledger.New(rdb, ledger.Options{})
+	aq := asynq.NewClient(asynq.RedisClientOpt{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = aq.Close() })
+	svc := approval.New(l, aq, approval.Options{Queue: "sends"})
+	limits := config.Limits{MinInterval: time.Minute, HourlyCap: 60, DailyCap: 300, NewChatsHourlyCap: 1, NewChatsDailyCap: 20}
+	rl := ratelimit.New(rdb, ratelimit.Options{LimitsFor: func(string) config.Limits { return limits }, Rand: func() float64 { return 0 }})
+	now := time.Now().UTC().Truncate(time.Second)
+	const token = "e2e-read-token-0123456789"
+	h := adminapi.New(svc, adminapi.Options{
+		Tokens:     []adminapi.Token{{Identity: "viewer", Roles: []string{adminapi.RoleAdmin}, Token: token}},
+		Forecaster: rl,
+		Now:        func() time.Time { return now },
+	})
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+
+	// f-1 goes now (stays approved, as just before its call); f-2 and f-3
+	// (a new chat) get later slots and wait for them.
+	slots := map[string]ratelimit.Slot{}
+	for _, req := range []tasks.SendRequest{
+		{SendID: "f-1", Operation: tasks.OpSendMessage, AccountID: "acc-1", ChatID: "chat-1", Text: "one"},
+		{SendID: "f-2", Operation: tasks.OpSendMessage, AccountID: "acc-1", ChatID: "chat-2", Text: "two"},
+		{SendID: "f-3", Operation: tasks.OpCreateChat, AccountID: "acc-1", AttendeeIDs: []string{"33611111111@s.whatsapp.net"}, Text: "three"},
+	} {
+		rec, _, err := svc.Enqueue(ctx, req, "sequencer")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec, err = svc.Approve(ctx, req.SendID, rec.Digest, "approver-1"); err != nil {
+			t.Fatal(err)
+		}
+		s, err := rl.ReserveSlot(ctx, rec, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slots[req.SendID] = s
+		if !s.Go {
+			if _, err := l.Defer(ctx, req.SendID, "", s.At, tasks.ReasonWaitRateLimit); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !slots["f-1"].Go || !slots["f-2"].At.Equal(now.Add(time.Minute)) || !slots["f-3"].At.Equal(now.Add(2*time.Minute)) {
+		t.Fatalf("slots = %+v", slots)
+	}
+
+	env := map[string]string{"SENDCTL_URL": ts.URL, "SENDCTL_TOKEN": token}
+	res := runEnv(t, env, "", "forecast", "acc-1")
+	if res.code != exitOK {
+		t.Fatalf("forecast: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
+	for _, want := range []string{
+		"Paused                no\n",
+		"Next reply slot       in 3m (" + at(3*time.Minute) + "), held back by the minimum interval (1m)\n",
+		"held back by the new-chats hourly cap (1)\n",
+		"Sends, last hour      1 of 60 (hourly cap)\n",
+		"Slots queued          2 (new chats 1)\n",
+		"Sends                 approved 1, waiting 2, sending 0\n",
+		"f-2      send    rate_limit  " + at(time.Minute) + "  in 1m  the account's rate limits put it at this time\n",
+		"f-3      create  rate_limit  " + at(2*time.Minute) + "  in 2m  ",
+	} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("forecast lacks %q:\n%s", want, res.stdout)
+		}
+	}
+
+	res = runEnv(t, env, "", "-o", "json", "forecast", "acc-1")
+	var f forecastAnswer
+	if err := json.Unmarshal([]byte(res.stdout), &f); err != nil || res.code != exitOK {
+		t.Fatalf("forecast -o json: %v %d\n%s", err, res.code, res.stdout)
+	}
+	if f.AccountID != "acc-1" || !f.At.Equal(now) || !f.Rate.NextSlot.Equal(now.Add(3*time.Minute)) || f.Rate.NextSlotBinding != "min_interval" ||
+		f.Rate.NextNewChatSlotBinding != "new_chats_hourly_cap" || len(f.Waiting) != 2 || f.Waiting[0].SendID != "f-2" || f.Counts["waiting"] != 2 {
+		t.Errorf("forecast json = %s", res.stdout)
+	}
+
+	// The account paused: the forecast says so.
+	if err := svc.Pause(ctx, "acc-1", "admin-1"); err != nil {
+		t.Fatal(err)
+	}
+	res = runEnv(t, env, "", "forecast", "acc-1")
+	if !strings.Contains(res.stdout, "Paused                YES: this account is paused\n") {
+		t.Errorf("paused forecast:\n%s", res.stdout)
+	}
+
+	res = runEnv(t, env, "", "list", "-state", "waiting", "-oldest")
+	lines := strings.Split(res.stdout, "\n")
+	if res.code != exitOK || len(lines) < 3 || !strings.HasPrefix(lines[0], "SEND_ID  STATE    REASON      UNTIL ") ||
+		!strings.HasPrefix(lines[1], "f-2      waiting  rate_limit  "+at(time.Minute)+"  ") ||
+		!strings.HasPrefix(lines[2], "f-3      waiting  rate_limit  "+at(2*time.Minute)+"  ") {
+		t.Errorf("list -state waiting:\n%s", res.stdout)
 	}
 }

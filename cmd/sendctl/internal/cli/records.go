@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -156,24 +157,37 @@ func listQuery(state, account string, limit int, cursor string, oldest bool) url
 }
 
 // printSends prints a table of sends; withDigest adds the digest column
-// (what -from-list approves).
+// (what -from-list approves). When a send waits, REASON says why and an
+// UNTIL column says until when ("resume" for a send held by a pause).
 func (a *app) printSends(recs []tasks.Record, withDigest bool) {
 	if len(recs) == 0 {
 		fmt.Fprintln(a.stdout, "no sends")
 		return
 	}
+	waits := slices.ContainsFunc(recs, func(r tasks.Record) bool { return r.Wait != nil })
 	tw := newTable(a.stdout)
-	head := []string{"SEND_ID", "STATE", "REASON", "OPERATION", "ACCOUNT", "TO", "TEXT", "CREATED"}
+	head := []string{"SEND_ID", "STATE", "REASON"}
+	if waits {
+		head = append(head, "UNTIL")
+	}
+	head = append(head, "OPERATION", "ACCOUNT", "TO", "TEXT", "CREATED")
 	if withDigest {
 		head = append(head, "DIGEST")
 	}
 	row(tw, head...)
 	for _, r := range recs {
-		cells := []string{
-			cell(r.SendID), cell(string(r.State)), cell(string(r.Reason)), cell(string(r.Request.Operation)),
-			cell(r.Request.AccountID), cell(truncate(recipient(r.Request), 32)), cell(truncate(r.Request.Text, listTextWidth)),
-			fmtTime(r.CreatedAt),
+		reason := r.Reason
+		if r.Wait != nil && reason == "" {
+			reason = r.Wait.Reason
 		}
+		cells := []string{cell(r.SendID), cell(string(r.State)), cell(string(reason))}
+		if waits {
+			cells = append(cells, waitUntil(r.Wait))
+		}
+		cells = append(cells,
+			cell(string(r.Request.Operation)), cell(r.Request.AccountID), cell(truncate(recipient(r.Request), 32)),
+			cell(truncate(r.Request.Text, listTextWidth)), fmtTime(r.CreatedAt),
+		)
 		if withDigest {
 			cells = append(cells, shortDigest(r.Digest))
 		}
@@ -247,7 +261,7 @@ func printRecord(w io.Writer, r *tasks.Record) {
 		kv("Detail", r.Detail)
 	}
 	if r.Wait != nil {
-		kv("Waiting", fmt.Sprintf("until %s (%s)", fmtTime(r.Wait.Until), r.Wait.Reason))
+		kv("Waiting", fmt.Sprintf("until %s (%s)", waitUntil(r.Wait), r.Wait.Reason))
 	}
 	kv("Operation", string(req.Operation))
 	kv("Account", req.AccountID)
@@ -370,4 +384,16 @@ func windowText(w *tasks.Window) string {
 		parts = append(parts, w.Timezone)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// waitUntil is when a waiting send goes on: its time, "resume" for a send
+// held by a pause (it has none), "-" for a send that does not wait.
+func waitUntil(w *tasks.Wait) string {
+	switch {
+	case w == nil:
+		return "-"
+	case w.Until.IsZero():
+		return "resume"
+	}
+	return fmtTime(w.Until)
 }

@@ -68,6 +68,7 @@ func commands() []command {
 		{"cancel", "SEND_ID [-reason R]", "cancel a send that has not gone out", "", (*app).cmdCancel},
 		{"pause", "[-account A] | status", "stop sending (everything, or one account); \"pause status\" shows the switches", "", (*app).cmdPause},
 		{"resume", "[-account A]", "undo a pause", "", (*app).cmdResume},
+		{"forecast", "ACCOUNT_ID [-limit N] [-cursor C]", "why and until when an account's sends wait: next free slots, limits, waiting sends", forecastDetails, (*app).cmdForecast},
 		{"optout", "add|remove CONTACT_ID | list", "manage the opt-out list", "", (*app).cmdOptOut},
 		{"stats", "", "count sends per state, the outbox and the pauses", "", (*app).cmdStats},
 		{"account", "ACCOUNT_ID", "provider look-up: an account and its connection status", "", (*app).cmdAccount},
