@@ -175,6 +175,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		Tokens:       tokens,
 		MaxBodyBytes: cfg.Admin.MaxBodyBytes,
 		Provider:     pc,
+		Forecaster:   forecaster(a.limiter),
 		Ready:        a.ready,
 		Metrics:      promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}),
 		Logger:       a.log.Named("admin"),
@@ -182,6 +183,15 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	})
 	a.server = adminapi.NewServer(cfg.Admin.Addr, handler)
 	return a, nil
+}
+
+// forecaster keeps a nil limiter a nil interface, so the API answers 503
+// instead of calling a method on nil.
+func forecaster(l *ratelimit.Limiter) adminapi.Forecaster {
+	if l == nil {
+		return nil
+	}
+	return l
 }
 
 func newProviderClient(cfg *config.Config, hc *http.Client) (*provider.Client, error) {

@@ -168,6 +168,10 @@ func TestDaemonEndToEnd(t *testing.T) {
 	if deliveries != 1 {
 		t.Fatalf("%d deliveries, want 1", deliveries)
 	}
+	code, body = d.call(t, "GET", "/v1/accounts/acc-paris/forecast", approverToken, nil)
+	if code != 200 || !strings.Contains(string(body), `"slots_last_hour":1`) {
+		t.Fatalf("forecast = %d %s", code, body)
+	}
 	code, body = d.call(t, "GET", "/v1/sends/e2e-1", approverToken, nil)
 	if code != 200 || !strings.Contains(string(body), `"state":"sent"`) {
 		t.Fatalf("show = %d %s", code, body)
