@@ -39,6 +39,10 @@ type Options struct {
 	Logger *zap.Logger
 	// Now is the clock of every part; default time.Now.
 	Now func() time.Time
+	// ProviderTransport carries provider requests (benchmarks and tests wrap
+	// it to time calls); default a transport that keeps enough idle
+	// connections for the worker's concurrency.
+	ProviderTransport http.RoundTripper
 	// Limiter paces sends; nil = the Redis limiter built from the
 	// configuration (SENDWORKER_RATE_*), shared by every replica.
 	Limiter worker.Limiter
@@ -87,7 +91,11 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	a := &App{cfg: cfg, log: opts.Logger, opts: opts, registry: prometheus.NewRegistry()}
 
 	a.metrics = metrics.New(a.registry)
-	pc, err := newProviderClient(cfg, &http.Client{Transport: a.metrics.InstrumentProvider(nil)})
+	transport := opts.ProviderTransport
+	if transport == nil {
+		transport = providerTransport(cfg.Worker.Concurrency)
+	}
+	pc, err := newProviderClient(cfg, &http.Client{Transport: a.metrics.InstrumentProvider(transport)})
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +191,16 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	})
 	a.server = adminapi.NewServer(cfg.Admin.Addr, handler)
 	return a, nil
+}
+
+// providerTransport is http.DefaultTransport with room for one idle
+// connection per worker slot: the default two per host makes nearly every
+// provider call dial a new connection under load.
+func providerTransport(concurrency int) http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = max(concurrency+concurrency/2, 16)
+	t.MaxIdleConns = max(t.MaxIdleConns, t.MaxIdleConnsPerHost)
+	return t
 }
 
 // forecaster keeps a nil limiter a nil interface, so the API answers 503
