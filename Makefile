@@ -1,7 +1,7 @@
 # sendworker — everyday commands. `make test` is the suite CI runs.
 GO ?= go
 
-.PHONY: all build test vet fmt demo fuzz-short bench clean
+.PHONY: all build test vet fmt demo fuzz-corpus clean
 
 all: build
 
@@ -24,3 +24,9 @@ fmt:
 
 clean:
 	rm -rf bin
+
+# Run every fuzz target for FUZZTIME seconds and keep the interesting inputs
+# under testdata/fuzz/ (replayed by every `make test`).
+FUZZTIME ?= 20
+fuzz-corpus:
+	scripts/fuzz-corpus.sh $(FUZZTIME)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for a while and commits what it learned: the
+# inputs the fuzzer found interesting are copied from Go's fuzz cache into
+# <package>/testdata/fuzz/<Target>/, where every plain `go test` replays them.
+#
+#   scripts/fuzz-corpus.sh [seconds-per-target] [max-files-per-target]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-20}
+keep=${2:-40}
+cache=$(go env GOCACHE)/fuzz
+module=$(go list -m)
+
+grep -rl --include='*_test.go' '^func Fuzz' . | while read -r file; do
+	dir=$(dirname "$file")
+	pkg=$(cd "$dir" && go list .)
+	for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | cut -d' ' -f2); do
+		echo "== $pkg $target (${secs}s)"
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime "${secs}s" -fuzzminimizetime 5s "./${dir#./}" | tail -1
+		src="$cache/$pkg/$target"
+		dst="$dir/testdata/fuzz/$target"
+		[ -d "$src" ] || continue
+		mkdir -p "$dst"
+		# The newest inputs are the ones that widened coverage last.
+		ls -t "$src" | head -n "$keep" | while read -r f; do cp "$src/$f" "$dst/$f"; done
+	done
+done
+echo "corpus under */testdata/fuzz/ (module $module)"
