@@ -197,6 +197,13 @@ func hashTag(key string) string {
 // Keys returns the key names of l (for tests, benchmarks and ops tools).
 func (l *Ledger) Keys() Keys { return l.keys }
 
+// Client returns the Redis client of l, for parts that keep small state of their own next to
+// the ledger's keys (under Keys().Tag()), such as the worker's account breakers.
+func (l *Ledger) Client() redis.UniversalClient { return l.rdb }
+
+// ResultsStream returns the name of the results stream l appends to.
+func (l *Ledger) ResultsStream() string { return l.opts.ResultsStream }
+
 // nowMs is the current time of the injected clock in Unix milliseconds: the
 // only time the scripts know.
 func (l *Ledger) nowMs() int64 { return l.opts.Now().UnixMilli() }

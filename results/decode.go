@@ -30,6 +30,37 @@ const (
 	FieldDryRun     = "dry_run"
 )
 
+// The fields of an event entry. An entry with FieldEvent is an event, never
+// a result.
+const (
+	FieldEvent  = "event"
+	FieldStatus = "status"
+	FieldAt     = "at"
+)
+
+// Event types.
+const (
+	// EventAccountBreakerOpen: the account turned unhealthy (provider status
+	// CREDENTIALS, ERROR, STOPPED..., or repeated 401 disconnected_account on
+	// sending calls); its sends wait (reason account_unhealthy) until it is
+	// healthy again. Status is what was seen.
+	EventAccountBreakerOpen = "account_breaker_open"
+	// EventAccountBreakerClosed: the account is healthy again (Status is its
+	// provider status, e.g. OK); its waiting sends go on.
+	EventAccountBreakerClosed = "account_breaker_closed"
+)
+
+// Event is an operational event of the results stream. Each one is appended
+// once per transition across all replicas.
+type Event struct {
+	// Type is one of the Event* constants (other types may be added later;
+	// decode them without failing).
+	Type      string    `json:"type"`
+	AccountID string    `json:"account_id,omitempty"`
+	Status    string    `json:"status,omitempty"`
+	At        time.Time `json:"at"`
+}
+
 // ErrMalformed is wrapped by every decoding error: the entry is not a result
 // this package can read. Retrying will not help; the caller acks the entry (or
 // dead-letters it) after reporting it.
@@ -45,10 +76,18 @@ func (e *DecodeError) Error() string { return fmt.Sprintf("results entry %s: %v"
 func (e *DecodeError) Unwrap() error { return e.Err }
 
 // DecodeEntry decodes one stream entry (its id and field map, as go-redis
-// returns them) into an Entry. The "result" field, when present, is the
-// result; otherwise the flat fields are read. It never panics on any input and
+// returns them) into an Entry. An entry with an "event" field is an event
+// (Entry.Event set, Result zero). Otherwise the "result" field, when present,
+// is the result; else the flat fields are read. It never panics on any input and
 // every error is a *DecodeError wrapping ErrMalformed.
 func DecodeEntry(id string, values map[string]any) (Entry, error) {
+	if _, isEvent := values[FieldEvent]; isEvent {
+		ev, err := decodeEvent(values)
+		if err != nil {
+			return Entry{ID: id}, &DecodeError{ID: id, Err: fmt.Errorf("%w: %w", ErrMalformed, err)}
+		}
+		return Entry{ID: id, Event: ev}, nil
+	}
 	res, err := decodeValues(values)
 	if err != nil {
 		return Entry{ID: id}, &DecodeError{ID: id, Err: fmt.Errorf("%w: %w", ErrMalformed, err)}
@@ -81,6 +120,36 @@ func decodeValues(values map[string]any) (tasks.Result, error) {
 		return tasks.Result{}, fmt.Errorf("field %s: missing", FieldState)
 	}
 	return res, nil
+}
+
+// decodeEvent reads an event entry: a non-empty type, and the optional
+// account_id, status and at (RFC 3339 or Unix ms).
+func decodeEvent(values map[string]any) (*Event, error) {
+	var ev Event
+	var errs []error
+	var err error
+	if ev.Type, _, err = field(values, FieldEvent); err != nil {
+		errs = append(errs, err)
+	} else if ev.Type == "" {
+		errs = append(errs, fmt.Errorf("field %s: empty", FieldEvent))
+	}
+	if ev.AccountID, _, err = field(values, FieldAccountID); err != nil {
+		errs = append(errs, err)
+	}
+	if ev.Status, _, err = field(values, FieldStatus); err != nil {
+		errs = append(errs, err)
+	}
+	if v, ok, err := field(values, FieldAt); err != nil {
+		errs = append(errs, err)
+	} else if ok && v != "" {
+		if ev.At, err = parseTime(v); err != nil {
+			errs = append(errs, fmt.Errorf("field %s: %w", FieldAt, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &ev, nil
 }
 
 // decodeFlat reads a result from the flat fields.

@@ -83,12 +83,20 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add("send_id", "s1", "state", "sent", "finished_at", "1700000000000")
 	f.Add("send_id", "s1", "state", "failed", "metadata", "[1,2")
 	f.Add("result", "null", "send_id", "s", "state", "sent")
+	f.Add("event", "account_breaker_open", "account_id", "a", "at", "2025-01-02T03:04:05Z")
+	f.Add("event", "", "send_id", "s1", "state", "sent")
 	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, k3, v3 string) {
 		values := map[string]any{k1: v1, k2: v2, k3: []byte(v3)}
 		e, err := results.DecodeEntry("1-0", values)
 		if err != nil {
 			if !errors.Is(err, results.ErrMalformed) || err.Error() == "" {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		if e.Event != nil {
+			if e.Event.Type == "" || e.Result.SendID != "" {
+				t.Fatalf("accepted an event without a type, or with a result: %+v %+v", e.Event, e.Result)
 			}
 			return
 		}
@@ -99,4 +107,52 @@ func FuzzDecodeEntry(f *testing.F) {
 			t.Fatalf("accepted invalid metadata %q", e.Result.Metadata)
 		}
 	})
+}
+
+func TestDecodeEventEntry(t *testing.T) {
+	at := time.Date(2025, 5, 6, 7, 8, 9, 123000000, time.UTC)
+	tests := []struct {
+		name    string
+		values  map[string]any
+		want    results.Event
+		wantErr string
+	}{
+		{name: "breaker open", values: map[string]any{"event": "account_breaker_open", "account_id": "a1",
+			"status": "CREDENTIALS", "at": "2025-05-06T07:08:09.123Z"},
+			want: results.Event{Type: results.EventAccountBreakerOpen, AccountID: "a1", Status: "CREDENTIALS", At: at}},
+		{name: "breaker closed, at in ms, bytes", values: map[string]any{"event": []byte("account_breaker_closed"),
+			"account_id": "a1", "status": "OK", "at": "1746515289123"},
+			want: results.Event{Type: results.EventAccountBreakerClosed, AccountID: "a1", Status: "OK", At: at}},
+		{name: "unknown type decodes", values: map[string]any{"event": "something_new"},
+			want: results.Event{Type: "something_new"}},
+		{name: "event wins over result fields", values: map[string]any{"event": "account_breaker_open", "send_id": "s1", "state": "sent"},
+			want: results.Event{Type: results.EventAccountBreakerOpen}},
+		{name: "empty type", values: map[string]any{"event": ""}, wantErr: "event: empty"},
+		{name: "bad time", values: map[string]any{"event": "account_breaker_open", "at": "soon"}, wantErr: "field at"},
+		{name: "wrong type", values: map[string]any{"event": "account_breaker_open", "account_id": 3}, wantErr: "unexpected type int"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := results.DecodeEntry("2-0", tt.values)
+			if tt.wantErr != "" {
+				if err == nil || !errors.Is(err, results.ErrMalformed) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want ErrMalformed mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.ID != "2-0" || e.Event == nil || !reflect.DeepEqual(e.Result, tasks.Result{}) {
+				t.Fatalf("got %+v", e)
+			}
+			if !e.Event.At.Equal(tt.want.At) {
+				t.Fatalf("at %s, want %s", e.Event.At, tt.want.At)
+			}
+			e.Event.At = tt.want.At
+			if *e.Event != tt.want {
+				t.Fatalf("got %+v, want %+v", *e.Event, tt.want)
+			}
+		})
+	}
 }

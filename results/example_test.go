@@ -43,6 +43,9 @@ func Example() {
 		switch {
 		case e.Err != nil:
 			fmt.Println("unreadable entry:", e.Err)
+		case e.Event != nil:
+			// Not a result: e.g. account_breaker_open (the account's sends wait).
+			fmt.Printf("event %s for account %s (%s)\n", e.Event.Type, e.Event.AccountID, e.Event.Status)
 		case e.Result.State == tasks.StateSent:
 			fmt.Printf("%s sent as %s: advance the sequence\n", e.Result.SendID, e.Result.MessageID)
 		default:

@@ -4,6 +4,11 @@
 // dispatcher and tests: a thin layer over a Redis consumer group that decodes
 // entries into tasks.Result.
 //
+// The stream also carries a few operational events that concern every
+// consumer, such as an account turning unhealthy (its sends wait) and healthy
+// again: entries with an "event" field, decoded into Entry.Event (see Event).
+// A consumer interested only in results skips entries whose Event is set.
+//
 // Delivery is at least once. An entry stays pending in its group until it is
 // acked, so a consumer that crashes between Read and Ack gets it again: from
 // Read when it restarts under the same consumer name, or from Claim (run by
@@ -31,13 +36,16 @@ import (
 // DefaultStream is the ledger's default results stream.
 const DefaultStream = "sendworker:results"
 
-// Entry is one result read from the stream.
+// Entry is one result (or event) read from the stream.
 type Entry struct {
 	// ID is the stream entry id ("1700000000000-0"): what Ack takes, and a
 	// unique key of the delivery.
 	ID string
-	// Result is the decoded result; zero when Err is set.
+	// Result is the decoded result; zero when Err or Event is set.
 	Result tasks.Result
+	// Event is set for an event entry (an entry with an "event" field), which
+	// is not a result: Result is then zero.
+	Event *Event
 	// Err is set (a *DecodeError wrapping ErrMalformed) when the entry could
 	// not be decoded. Such an entry is still returned, so the caller can
 	// report and ack it instead of seeing it again forever.

@@ -192,3 +192,34 @@ func TestMalformedEntryIsReturnedWithError(t *testing.T) {
 		t.Fatalf("Err = %#v, want a *DecodeError for %s", got[0].Err, got[0].ID)
 	}
 }
+
+// TestEventsAmongResults: event entries (an "event" field) come through Read in stream order
+// with the results, decoded into Entry.Event without error.
+func TestEventsAmongResults(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	r := newReader(t, rdb, "sequencer", "seq-1")
+	first := add(t, rdb, sample(0))
+	evID, err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: stream, Values: []any{
+		"event", results.EventAccountBreakerOpen, "account_id", "acct-1", "status", "CREDENTIALS",
+		"at", "2025-01-02T03:04:05Z",
+	}}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := add(t, rdb, sample(1))
+	got := readAll(t, r, 3)
+	if got[0].ID != first || got[0].Event != nil || got[0].Result.SendID != sample(0).SendID {
+		t.Fatalf("entry 0: %+v", got[0])
+	}
+	ev := got[1]
+	if ev.ID != evID || ev.Err != nil || ev.Event == nil || ev.Result.SendID != "" {
+		t.Fatalf("event entry: %+v", ev)
+	}
+	if ev.Event.Type != results.EventAccountBreakerOpen || ev.Event.AccountID != "acct-1" || ev.Event.Status != "CREDENTIALS" ||
+		!ev.Event.At.Equal(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)) {
+		t.Fatalf("event %+v", *ev.Event)
+	}
+	if got[2].ID != last || got[2].Event != nil {
+		t.Fatalf("entry 2: %+v", got[2])
+	}
+}

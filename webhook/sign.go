@@ -14,7 +14,9 @@ import (
 
 // The headers of every webhook request.
 const (
-	// HeaderEvent is always EventResult.
+	// HeaderEvent names what the body is: EventResult (a tasks.Result), or an
+	// operational event of the results stream (a results.Event), such as
+	// EventAccountBreakerOpen.
 	HeaderEvent = "X-Sendworker-Event"
 	// HeaderDelivery is the results stream entry id: the same on every
 	// attempt of one result, different for every result. Receivers dedupe
@@ -25,8 +27,14 @@ const (
 	// HeaderSignature is "sha256=" + hex(HMAC-SHA256(secret, timestamp + "." + body)).
 	HeaderSignature = "X-Sendworker-Signature"
 
-	// EventResult is the only event: a send reached a terminal state.
+	// EventResult: a send reached a terminal state; the body is its result.
 	EventResult = "send.result"
+	// EventAccountBreakerOpen: an account turned unhealthy and its sends wait;
+	// the body is a results.Event {"type", "account_id", "status", "at"}.
+	EventAccountBreakerOpen = "account.breaker_open"
+	// EventAccountBreakerClosed: the account is healthy again and its sends go
+	// on; the body is a results.Event.
+	EventAccountBreakerClosed = "account.breaker_closed"
 
 	// DefaultTolerance is how far the signed timestamp may be from the
 	// receiver's clock when Verify is given no tolerance.

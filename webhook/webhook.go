@@ -1,6 +1,8 @@
 // Package webhook POSTs every send result to a configured URL: signed with
 // HMAC-SHA256, retried with backoff, dead-lettered when the receiver refuses
-// it or never takes it.
+// it or never takes it. The operational events of the results stream (an
+// account's breaker opening or closing) are POSTed the same way, with their
+// own X-Sendworker-Event (EventHeader) and a results.Event as body.
 //
 // The dispatcher is one more consumer group (default "sendworker-webhook") on
 // the results stream the ledger writes. It never blocks the send path: the
@@ -36,6 +38,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -533,7 +536,16 @@ func (d *Dispatcher) deliver(ctx context.Context, e results.Entry) {
 		d.deadLetter(ctx, log, e, dead{reason: DeadUndecodable, err: e.Err})
 		return
 	}
-	body, err := json.Marshal(e.Result)
+	event := EventResult
+	var body []byte
+	var err error
+	if e.Event != nil {
+		event = EventHeader(e.Event.Type)
+		log = d.log.With(zap.String("delivery", e.ID), zap.String("event", event), zap.String("account_id", e.Event.AccountID))
+		body, err = json.Marshal(e.Event)
+	} else {
+		body, err = json.Marshal(e.Result)
+	}
 	if err != nil {
 		d.deadLetter(ctx, log, e, dead{reason: DeadUndecodable, err: err})
 		return
@@ -556,7 +568,7 @@ func (d *Dispatcher) deliver(ctx context.Context, e results.Entry) {
 			return
 		}
 
-		status, retryAfter, err := d.post(ctx, e.ID, body)
+		status, retryAfter, err := d.post(ctx, e.ID, event, body)
 		if err != nil && ctx.Err() != nil {
 			return // stopping: not an outcome, the entry stays pending
 		}
@@ -604,9 +616,14 @@ func (d *Dispatcher) countAttempt(ctx context.Context, id string) (int, error) {
 	return int(incr.Val()), nil
 }
 
+// EventHeader is the X-Sendworker-Event of a results stream event of type
+// typ: its first "_" becomes "." ("account_breaker_open" →
+// EventAccountBreakerOpen), so event types added later get a header too.
+func EventHeader(typ string) string { return strings.Replace(typ, "_", ".", 1) }
+
 // post makes one signed attempt. It returns the status, the receiver's
 // Retry-After (0 if none) or a transport error stripped of the URL.
-func (d *Dispatcher) post(ctx context.Context, id string, body []byte) (int, time.Duration, error) {
+func (d *Dispatcher) post(ctx context.Context, id, event string, body []byte) (int, time.Duration, error) {
 	select {
 	case d.posts <- struct{}{}:
 		defer func() { <-d.posts }()
@@ -622,7 +639,7 @@ func (d *Dispatcher) post(ctx context.Context, id string, body []byte) (int, tim
 	ts := d.opts.Now().Unix()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "sendworker-webhook")
-	req.Header.Set(HeaderEvent, EventResult)
+	req.Header.Set(HeaderEvent, event)
 	req.Header.Set(HeaderDelivery, id)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
 	req.Header.Set(HeaderSignature, Sign(d.opts.Secret, ts, body))

@@ -630,3 +630,72 @@ func TestRunTwiceAtOnceIsRefused(t *testing.T) {
 		t.Fatalf("second Run = %v, want a refusal", err)
 	}
 }
+
+// TestEventsArePosted: the results stream's event entries (an account's breaker opening and
+// closing) are POSTed, signed, with their own X-Sendworker-Event and the event as body; the
+// results around them are still send.result.
+func TestEventsArePosted(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	type got struct {
+		event string
+		body  []byte
+	}
+	var mu sync.Mutex
+	posts := map[string]got{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := webhook.Verify(secret, r.Header, body, time.Now(), time.Minute); err != nil {
+			t.Errorf("verify: %v", err)
+		}
+		mu.Lock()
+		posts[r.Header.Get(webhook.HeaderDelivery)] = got{event: r.Header.Get(webhook.HeaderEvent), body: body}
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+
+	before := add(t, rdb, result("ev-1"))
+	addEvent := func(typ, status string) string {
+		id, err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: stream, Values: []any{
+			"event", typ, "account_id", "acct-1", "status", status, "at", "2025-01-02T03:04:05Z",
+		}}).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	open := addEvent("account_breaker_open", "CREDENTIALS")
+	closed := addEvent("account_breaker_closed", "OK")
+	after := add(t, rdb, result("ev-2"))
+	r := start(t, rdb, srv.URL, nil)
+	waitFor(t, "four posts", func() bool { mu.Lock(); defer mu.Unlock(); return len(posts) == 4 })
+	r.stop()
+
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range []string{before, after} {
+		if posts[id].event != webhook.EventResult {
+			t.Errorf("result %s posted as %q", id, posts[id].event)
+		}
+	}
+	for id, want := range map[string]struct{ header, typ, status string }{
+		open:   {webhook.EventAccountBreakerOpen, "account_breaker_open", "CREDENTIALS"},
+		closed: {webhook.EventAccountBreakerClosed, "account_breaker_closed", "OK"},
+	} {
+		p := posts[id]
+		var body map[string]any
+		if err := json.Unmarshal(p.body, &body); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		if p.event != want.header || body["type"] != want.typ || body["account_id"] != "acct-1" ||
+			body["status"] != want.status || body["at"] != "2025-01-02T03:04:05Z" {
+			t.Errorf("event %s posted as %q %s", id, p.event, p.body)
+		}
+	}
+	if n := pending(t, rdb); n != 0 {
+		t.Errorf("%d entries still pending", n)
+	}
+	if webhook.EventHeader("account_breaker_open") != webhook.EventAccountBreakerOpen ||
+		webhook.EventHeader("account_breaker_closed") != webhook.EventAccountBreakerClosed {
+		t.Error("EventHeader does not name the breaker events")
+	}
+}

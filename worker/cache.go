@@ -22,15 +22,23 @@ type healthEntry struct {
 	at   time.Time
 }
 
-func (c *healthCache) get(ctx context.Context, p Provider, accountID string) (*provider.Account, error) {
+// get returns the account, from the cache when it is fresh enough; fresh reports that it was
+// read from the provider just now.
+func (c *healthCache) get(ctx context.Context, p Provider, accountID string) (acct *provider.Account, fresh bool, err error) {
 	if c.ttl > 0 {
 		c.mu.Lock()
 		e, ok := c.entries[accountID]
 		c.mu.Unlock()
 		if ok && c.now().Sub(e.at) < c.ttl {
-			return e.acct, nil
+			return e.acct, false, nil
 		}
 	}
+	acct, err = c.refresh(ctx, p, accountID)
+	return acct, err == nil, err
+}
+
+// refresh reads the account from the provider and caches it.
+func (c *healthCache) refresh(ctx context.Context, p Provider, accountID string) (*provider.Account, error) {
 	acct, err := p.GetAccount(ctx, accountID)
 	if err != nil {
 		return nil, err

@@ -4,9 +4,17 @@
 // A task is a pointer (send_id, digest, release generation) to a ledger record; the handler
 // never trusts it beyond that. Each execution, first or not, goes through the same stages:
 //
-//	load the record → guards (send window, account health, warm recipient, contact replied,
-//	attachments) → limiter → ledger.BeginAttempt (atomic re-check of approval, generation,
-//	pause and opt-outs) → one provider call → ledger.Finish / Defer
+//	load the record → send window → account breaker (Redis, shared by the replicas) →
+//	rate-limit slot (before any provider read) → guards (account health, warm recipient,
+//	contact replied, attachments) → wait for a near slot → global request rate →
+//	ledger.BeginAttempt (atomic re-check of approval, generation, pause and opt-outs) → one
+//	provider call → ledger.Finish / Defer
+//
+// A send deferred for its slot costs one limiter call and no provider read: it comes back
+// SlotLead before its slot, reads the provider then, and sends at its slot. An account that
+// turns unhealthy trips its breaker (breaker.go): its sends wait without attempts, one probe per
+// AccountHealthTTL across replicas, and the results stream gets account_breaker_open/closed
+// events.
 //
 // and a redelivered or duplicated task meets the ledger's attempt lease: a live lease means
 // "come back later", an expired one means "reconcile against the chat before anything else".

@@ -93,6 +93,7 @@ type envConfig struct {
 	provider  func(*provider.Client, *wasim.Sim) Provider // wraps the real client (fault toggles)
 	noStart   bool                                        // do not start the worker and the releaser
 	workerNow func() time.Time
+	seed      func(*wasim.Seed) // adds to testSeed
 }
 
 type env struct {
@@ -122,7 +123,11 @@ func newEnv(t *testing.T, mod func(*envConfig)) *env {
 	e.redisOpt = asynq.RedisClientOpt{Addr: e.redis.Addr()}
 	e.ledger = ledger.New(e.rdb, ledger.Options{})
 
-	sim, err := wasim.Listen("127.0.0.1:0", wasim.Options{Seed: testSeed()})
+	seed := testSeed()
+	if cfg.seed != nil {
+		cfg.seed(seed)
+	}
+	sim, err := wasim.Listen("127.0.0.1:0", wasim.Options{Seed: seed})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/provider"
 	"github.com/sendworker/sendworker/tasks"
@@ -28,30 +30,40 @@ const (
 	maxScan = 5000
 )
 
-// guards runs the checks that end or delay a send before any attempt, each with its reason
-// code. They read the provider (never a sending call) and fetch the attachments last.
-func (x *execution) guards(ctx context.Context) (outcome, bool) {
-	req := &x.rec.Request
+// window is the send window check, before any provider read or rate-limit slot: outside the
+// window the send waits; after not_after it expires.
+func (x *execution) window() (outcome, bool) {
 	now := x.w.opts.Now()
-
-	// Send window: outside it the send waits; after not_after it expires.
-	if open, exp := NextOpen(req.Window, now); exp {
+	if open, exp := NextOpen(x.rec.Request.Window, now); exp {
 		return expired(tasks.ReasonWindowExpired, "window.not_after has passed"), true
 	} else if open.After(now) {
 		return wait(open, tasks.ReasonWaitWindow, ""), true
 	}
+	return outcome{}, false
+}
 
-	// Account health: a disconnected account waits, it does not fail.
-	acct, err := x.w.health.get(ctx, x.w.p, req.AccountID)
+// guards runs the checks that end or delay a send before any attempt, each with its reason
+// code. They run once the send's rate-limit slot has come, right before sending, and read the
+// provider (never a sending call); the attachments are fetched last.
+func (x *execution) guards(ctx context.Context) (outcome, bool) {
+	req := &x.rec.Request
+	now := x.w.opts.Now()
+
+	// Account health: an unhealthy account trips its breaker and the send waits; it does not
+	// fail. Only a status read just now trips it: a cached one may predate a recovery that
+	// another replica's probe saw.
+	acct, fresh, err := x.w.health.get(ctx, x.w.p, req.AccountID)
+	if err == nil && !acct.Healthy() && !fresh {
+		acct, err = x.w.health.refresh(ctx, x.w.p, req.AccountID)
+	}
 	if err != nil {
-		if provider.StatusOf(err) == http.StatusNotFound || provider.SlugOf(err) == provider.SlugResourceNotFound {
-			return failed(tasks.ReasonAccountDisconnected, "the provider does not know the account"), true
-		}
-		return x.readError(err, "account"), true
+		return x.accountError(err), true
 	}
 	if !acct.Healthy() {
-		n := waitsFor(x.rec, tasks.ReasonWaitAccountDown)
-		return wait(now.Add(x.w.backoff(n)), tasks.ReasonWaitAccountDown, "account status "+acct.Status()), true
+		if err := x.w.breaker.open(ctx, req.AccountID, acct.Status()); err != nil {
+			x.logger().Warn("account breaker not opened", zap.Error(err))
+		}
+		return x.accountDown(acct.Status()), true
 	}
 
 	// Warm recipient.
@@ -241,6 +253,15 @@ func (x *execution) guardReplied(ctx context.Context) (outcome, bool) {
 	return outcome{}, false
 }
 
+// accountError maps a failed accounts_get: an account the provider does not know fails the
+// send (account_disconnected); anything else is a read error.
+func (x *execution) accountError(err error) outcome {
+	if provider.StatusOf(err) == http.StatusNotFound || provider.SlugOf(err) == provider.SlugResourceNotFound {
+		return failed(tasks.ReasonAccountDisconnected, "the provider does not know the account")
+	}
+	return x.readError(err, "account")
+}
+
 // chatError maps a failed chats_get: a missing chat ends the send with notFound, a chat of
 // another account with account_mismatch; anything else is a read error.
 func (x *execution) chatError(err error, notFound tasks.Reason) outcome {
@@ -260,12 +281,18 @@ func (x *execution) readError(err error, what string) outcome {
 	now := x.w.opts.Now()
 	n := waitsFor(x.rec, tasks.ReasonWaitProvider)
 	slug := provider.SlugOf(err)
+	var ge *globalWaitError
+	if errors.As(err, &ge) {
+		// The read did not happen: the global rate limiter is unavailable, or the worker stops.
+		return retryAfter(5*time.Second, what+": "+ge.Error())
+	}
 	switch provider.ClassOf(err) {
 	case provider.ClassRateLimited:
 		d := provider.RetryAfterOf(err)
 		if d <= 0 {
 			d = x.w.backoff(n)
 		}
+		x.penalize(context.Background(), now.Add(d))
 		return wait(now.Add(d), tasks.ReasonWaitProvider, what+": rate limited")
 	case provider.ClassTransient, provider.ClassUnknownOutcome:
 		return wait(now.Add(x.w.backoff(n)), tasks.ReasonWaitProvider, what+": provider unavailable")
@@ -274,6 +301,11 @@ func (x *execution) readError(err error, what string) outcome {
 	case provider.SlugInvalidCredentials, provider.SlugMissingCredentials:
 		// Our credentials, not the send: wait for ops to fix them.
 		return wait(now.Add(x.w.backoff(n)), tasks.ReasonWaitProvider, what+": provider credentials refused")
+	case provider.SlugDisconnectedAccount:
+		// The account dropped since its status was read: wait, and read it afresh next time
+		// (the health check then trips the breaker).
+		x.w.health.forget(x.rec.Request.AccountID)
+		return x.accountDown(statusDisconnected)
 	}
 	return failed(tasks.ReasonProviderRejected, fmt.Sprintf("%s: provider refused the read (%s)", what, slugOrStatus(err)))
 }

@@ -31,6 +31,10 @@ type execution struct {
 	msg      *provider.Message // the target of a reaction, edit or delete
 	contacts []string          // ids checked against the opt-out list
 	files    attachments.Set
+
+	// trial is set (to the account's status) when this send is the trial of a half-open
+	// account breaker: its delivery closes the breaker.
+	trial string
 }
 
 func (x *execution) logger() *zap.Logger {
@@ -83,7 +87,7 @@ func (x *execution) run(ctx context.Context) outcome {
 // round runs the stages once. again reports that reconciliation gave the attempt back and the
 // send must go through the guards again.
 func (x *execution) round(ctx context.Context) (o outcome, again bool) {
-	x.token, x.attempt, x.chat, x.msg, x.contacts = "", 0, nil, nil, nil
+	x.token, x.attempt, x.chat, x.msg, x.contacts, x.trial = "", 0, nil, nil, nil, ""
 	x.files.Release()
 	x.files = nil
 
@@ -107,16 +111,31 @@ func (x *execution) round(ctx context.Context) (o outcome, again bool) {
 	if o, stop := x.integrity(); stop {
 		return o, false
 	}
-	if o, stop := x.guards(ctx); stop {
+	// Checks that need no provider read come first: the send window, then the account breaker
+	// (an unhealthy account's sends wait without taking a slot).
+	if o, stop := x.window(); stop {
 		return o, false
 	}
-	now := x.w.opts.Now()
-	until, err := x.w.opts.Limiter.Reserve(ctx, rec, now)
-	switch {
-	case err != nil:
-		return retryAfter(5*time.Second, "limiter unavailable: "+err.Error()), false
-	case until.After(now):
-		return wait(until, tasks.ReasonWaitRateLimit, ""), false
+	if o, stop := x.accountBreaker(ctx); stop {
+		return o, false
+	}
+	// The rate-limit slot before any other provider read: a send deferred for its slot costs
+	// one limiter call, and its guards run when its slot has come, right before sending.
+	slot, o, stop := x.reserve(ctx)
+	if stop {
+		return o, false
+	}
+	if o, stop := x.guards(ctx); stop {
+		x.releaseSlot(ctx)
+		return o, false
+	}
+	if slot.held {
+		if o, stop := x.awaitSlot(ctx, slot); stop {
+			return o, false
+		}
+	}
+	if o, stop := x.waitGlobal(ctx); stop {
+		return o, false
 	}
 	return x.begin(ctx)
 }
@@ -132,6 +151,8 @@ func (x *execution) precheck() (outcome, bool) {
 	case rec.Digest != x.p.Digest:
 		return done("task digest is not the send's digest", nil), true
 	case rec.State.Terminal():
+		// A send that ended (canceled, expired) while it held a future rate-limit slot frees it.
+		x.releaseSlot(context.Background())
 		return done("already final", rec), true
 	case rec.State == tasks.StatePendingApproval:
 		return done("not approved", nil), true
@@ -205,6 +226,9 @@ func (x *execution) begin(ctx context.Context) (outcome, bool) {
 	case ledger.BeginOK:
 		x.token = token
 		x.logger().Info("send attempt started", zap.String("state", string(tasks.StateSending)))
+		if res.Attempt == 1 && x.rec.Approval != nil {
+			x.w.opts.Metrics.ApprovalWait(x.rec.Approval.At.Sub(x.rec.CreatedAt))
+		}
 		return x.send(ctx, started), false
 	case ledger.BeginReconcile:
 		x.token = token
@@ -217,10 +241,13 @@ func (x *execution) begin(ctx context.Context) (outcome, bool) {
 	case ledger.BeginFinal:
 		return done("already final", res.Record), false
 	case ledger.BeginOptedOut:
+		// The ledger ended the send (skipped opted_out) in the same script.
 		x.logger().Info("send finished", zap.String("state", string(tasks.StateSkipped)), zap.String("reason", string(tasks.ReasonOptedOut)))
+		x.w.opts.Metrics.SendFinished(x.op, tasks.StateSkipped, tasks.ReasonOptedOut)
 		return done("opted out", res.Record), false
 	case ledger.BeginHeld:
 		x.logger().Info("send held by a pause", zap.String("state", string(tasks.StateWaiting)), zap.String("reason", string(tasks.ReasonWaitPaused)))
+		x.w.opts.Metrics.Deferred(tasks.ReasonWaitPaused, 0)
 		return done("held", nil), false
 	case ledger.BeginStale:
 		return done("stale task", nil), false

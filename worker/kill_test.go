@@ -14,6 +14,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/provider"
@@ -21,11 +23,14 @@ import (
 	"github.com/sendworker/sendworker/tasks"
 )
 
-// Environment of the worker subprocess of TestKillNine.
+// Environment of the worker subprocesses of TestKillNine and TestLimitsAcrossProcesses.
 const (
 	procEnv      = "SENDWORKER_TEST_WORKER_PROCESS"
 	procRedisEnv = "SENDWORKER_TEST_REDIS_ADDR"
 	procWasimEnv = "SENDWORKER_TEST_WASIM_URL"
+	// procRateEnv set: the process paces sends with the Redis rate limiter (procLimits) and
+	// logs its decisions (JSON on stdout).
+	procRateEnv = "SENDWORKER_TEST_RATE_LIMIT"
 )
 
 // The subprocess worker's timing: sends take 0.5–1 s at the simulator, so the provider
@@ -35,12 +40,13 @@ const (
 	procLease           = 3 * time.Second
 )
 
-// TestWorkerProcess is not a test: it is the worker process TestKillNine starts (and kills)
-// by re-executing the test binary. It runs a real Worker against the given Redis and simulator
-// until it is killed (or for five minutes at most, should its parent vanish).
+// TestWorkerProcess is not a test: it is the worker process TestKillNine and
+// TestLimitsAcrossProcesses start (and kill) by re-executing the test binary. It runs a real
+// Worker against the given Redis and simulator until it is killed (or for five minutes at
+// most, should its parent vanish).
 func TestWorkerProcess(t *testing.T) {
 	if os.Getenv(procEnv) == "" {
-		t.Skip("helper process of TestKillNine")
+		t.Skip("helper process of TestKillNine and TestLimitsAcrossProcesses")
 	}
 	addr, url := os.Getenv(procRedisEnv), os.Getenv(procWasimEnv)
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
@@ -48,7 +54,7 @@ func TestWorkerProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := New(asynq.RedisClientOpt{Addr: addr}, ledger.New(rdb, ledger.Options{}), client, Options{
+	opts := Options{
 		Concurrency:              8,
 		Lease:                    procLease,
 		ProviderTimeout:          procProviderTimeout,
@@ -56,7 +62,14 @@ func TestWorkerProcess(t *testing.T) {
 		DelayedTaskCheckInterval: 100 * time.Millisecond,
 		BackoffBase:              100 * time.Millisecond,
 		BackoffMax:               time.Second,
-	})
+	}
+	if os.Getenv(procRateEnv) != "" {
+		log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.Lock(os.Stdout), zapcore.InfoLevel))
+		opts.Limiter = procLimiter(rdb, log)
+		opts.AccountHealthTTL = 30 * time.Second
+		opts.Logger = log
+	}
+	w := New(asynq.RedisClientOpt{Addr: addr}, ledger.New(rdb, ledger.Options{}), client, opts)
 	if err := w.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -161,11 +174,12 @@ type workerProcess struct {
 }
 
 // startWorkerProcess re-executes the test binary as a worker process and waits until it is
-// ready.
-func startWorkerProcess(t *testing.T, e *env) *workerProcess {
+// ready. env adds "KEY=value" variables.
+func startWorkerProcess(t *testing.T, e *env, env ...string) *workerProcess {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestWorkerProcess$", "-test.v", "-test.timeout=6m")
 	cmd.Env = append(os.Environ(), procEnv+"=1", procRedisEnv+"="+e.redis.Addr(), procWasimEnv+"="+e.sim.URL())
+	cmd.Env = append(cmd.Env, env...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

@@ -164,6 +164,7 @@ func (x *execution) apply(ctx context.Context, o outcome) error {
 		}
 		log.Info("send finished", zap.String("state", string(rec.State)), zap.String("reason", string(rec.Reason)),
 			zap.Int("attempt", rec.Attempts), zap.String("detail", o.detail), zap.Bool("dry_run", o.dryRun))
+		x.w.opts.Metrics.SendFinished(x.op, rec.State, rec.Reason)
 		x.writeResult(rec)
 		return nil
 
@@ -174,6 +175,7 @@ func (x *execution) apply(ctx context.Context, o outcome) error {
 		}
 		log.Info("send waits", zap.String("state", string(rec.State)), zap.String("reason", string(o.reason)),
 			zap.Int("attempt", rec.Attempts), zap.Time("until", o.until), zap.String("detail", o.detail))
+		x.w.opts.Metrics.Deferred(o.reason, o.until.Sub(x.w.opts.Now()))
 		return nil
 
 	case kindRetry:

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/sendworker/sendworker/provider"
 	"github.com/sendworker/sendworker/tasks"
 )
@@ -71,6 +73,12 @@ func (x *execution) send(ctx context.Context, started time.Time) outcome {
 		messageID, chatID = req.MessageID, x.chat.ID
 	}
 	if err == nil {
+		if x.trial != "" {
+			// The trial of a half-open breaker went through: the account works again.
+			if err := x.w.breaker.close(context.WithoutCancel(ctx), req.AccountID, x.trial); err != nil {
+				x.logger().Warn("account breaker not closed after a delivered trial", zap.Error(err))
+			}
+		}
 		if !x.op.SendsNewMessage() {
 			return sent(messageID, chatID)
 		}
@@ -105,11 +113,13 @@ func (x *execution) sendError(err error, started time.Time) outcome {
 		return retryAfter(max(x.w.opts.ReconcileDelay, leaseLeft), "outcome unknown: reconcile after the lease")
 
 	case provider.ClassRateLimited:
-		// Certainly not sent; not a failure and not counted against the send.
+		// Certainly not sent; not a failure and not counted against the send. The whole
+		// account slows down (every replica): no slot of it before the Retry-After.
 		d := provider.RetryAfterOf(err)
 		if d <= 0 {
 			d = x.w.backoff(waitsFor(x.rec, tasks.ReasonWaitProvider))
 		}
+		x.penalize(context.Background(), now.Add(d))
 		return wait(now.Add(d), tasks.ReasonWaitProvider, "provider rate limit (429)")
 
 	case provider.ClassTransient:
@@ -140,7 +150,13 @@ func (x *execution) permanentError(err error) outcome {
 	slug := provider.SlugOf(err)
 	switch slug {
 	case provider.SlugDisconnectedAccount:
+		// Repeated on the account's sending calls, it opens the account's breaker.
 		x.w.health.forget(x.rec.Request.AccountID)
+		bctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := x.w.breaker.disconnected(bctx, x.rec.Request.AccountID); err != nil {
+			x.logger().Warn("account breaker: disconnection not counted", zap.Error(err))
+		}
+		cancel()
 		n := waitsFor(x.rec, tasks.ReasonWaitAccountDown)
 		return wait(now.Add(x.w.backoff(n)), tasks.ReasonWaitAccountDown, "provider: disconnected_account")
 	case provider.SlugInvalidCredentials, provider.SlugMissingCredentials, provider.SlugCannotResendYet:

@@ -16,7 +16,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sendworker/sendworker/ledger"
+	"github.com/sendworker/sendworker/metrics"
 	"github.com/sendworker/sendworker/provider"
+	"github.com/sendworker/sendworker/ratelimit"
 	"github.com/sendworker/sendworker/tasks"
 	"github.com/sendworker/sendworker/worker/attachments"
 )
@@ -35,12 +37,59 @@ type Provider interface {
 	DeleteMessage(ctx context.Context, messageID string) error
 }
 
-// Limiter paces sends (per account, globally). Reserve is called right before BeginAttempt; a
-// non-zero waitUntil after now means "not yet": the send is deferred until then with reason
-// rate_limit, which is not a failure. The rate-limit stage plugs a Redis limiter in here.
+// Limiter paces sends (per account, globally). Reserve is called at the start of an execution,
+// after the record's own checks (generation, final state, send window, account breaker) and
+// before any provider read: a send only reads the provider when its slot has come. A non-zero
+// waitUntil after now means "not yet": the send is deferred until then with reason rate_limit,
+// which is not a failure. ratelimit.Limiter (Redis, shared by every replica) implements it and
+// every optional extension below.
+//
+// Optional extensions, discovered by type assertion on the Limiter:
+//   - SlotReserver: Reserve with the limit that decided the slot (in the wait's detail) and
+//     whether the send holds it;
+//   - SlotCanceler: frees a slot the send holds when it will not go (a guard skipped it);
+//   - Penalizer: a provider 429 slows the whole account, on every replica;
+//   - GlobalWaiter: the cluster-wide provider request rate, waited before every provider
+//     request.
 type Limiter interface {
 	Reserve(ctx context.Context, rec *tasks.Record, now time.Time) (waitUntil time.Time, err error)
 }
+
+// SlotReserver is a Limiter that says which limit decided a slot and whether the send holds it
+// (ratelimit.Limiter). The worker then uses ReserveSlot instead of Reserve.
+type SlotReserver interface {
+	ReserveSlot(ctx context.Context, rec *tasks.Record, now time.Time) (ratelimit.Slot, error)
+}
+
+// SlotCanceler is a Limiter that can free the slot a send holds (if it is still in the future)
+// when the send will not use it: a guard skipped or deferred it after its reservation.
+type SlotCanceler interface {
+	Cancel(ctx context.Context, rec *tasks.Record) (freed bool, err error)
+}
+
+// Penalizer is a Limiter that can forbid an account's slots before a time: the worker calls it
+// on a provider 429 (until its Retry-After, or the backoff), so every replica slows that
+// account, not only the send that met the 429.
+type Penalizer interface {
+	Penalize(ctx context.Context, accountID string, until time.Time) error
+}
+
+// GlobalWaiter is a Limiter that paces the provider requests of the whole cluster: WaitGlobal
+// blocks briefly (a short smoothing) until this process may make one request. The worker calls
+// it before every provider read, and before BeginAttempt for the sending call, so that it never
+// waits with an attempt lease running.
+type GlobalWaiter interface {
+	WaitGlobal(ctx context.Context) error
+}
+
+// The Redis limiter implements every extension.
+var (
+	_ Limiter      = (*ratelimit.Limiter)(nil)
+	_ SlotReserver = (*ratelimit.Limiter)(nil)
+	_ SlotCanceler = (*ratelimit.Limiter)(nil)
+	_ Penalizer    = (*ratelimit.Limiter)(nil)
+	_ GlobalWaiter = (*ratelimit.Limiter)(nil)
+)
 
 // LimiterFunc adapts a function to Limiter.
 type LimiterFunc func(ctx context.Context, rec *tasks.Record, now time.Time) (time.Time, error)
@@ -70,6 +119,7 @@ const (
 	DefaultReconcileTries   = 3
 	DefaultAttendeeCacheTTL = 10 * time.Second
 	DefaultDelayedTaskCheck = time.Second
+	DefaultSlotLead         = 500 * time.Millisecond
 )
 
 // Options configure a Worker. Zero values take the defaults above.
@@ -82,7 +132,9 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// ReconcileDelay is the least wait before reading the chat to decide a lost outcome.
 	ReconcileDelay time.Duration
-	// AccountHealthTTL caches provider account status; 0 = no cache.
+	// AccountHealthTTL caches provider account status in this process; 0 = no cache. It is
+	// also how often, at most, an account whose breaker is open is probed (accounts_get) across
+	// all replicas (at least once a second).
 	AccountHealthTTL time.Duration
 	// Lease is the ledger attempt lease (default the larger of 90s and twice ProviderTimeout).
 	// It must exceed ProviderTimeout (checked by New): a
@@ -99,8 +151,17 @@ type Options struct {
 	MaxAttachmentBytes int64
 	// HTTPClient fetches attachments (default: 60 s timeout).
 	HTTPClient *http.Client
-	// Limiter paces sends; nil = no limit.
+	// Limiter paces sends; nil = no limit. See Limiter for its optional extensions.
 	Limiter Limiter
+	// SlotLead is how early a send whose rate-limit slot is in the future comes back: it does
+	// its provider reads then, and waits in the worker (at most SlotLead) to send at its slot.
+	// Without it a send would go out up to the outbox and asynq pick-up delays after its slot,
+	// so two sends of an account could reach the provider closer than the limiter spaced them.
+	// Default 500ms; negative: no lead (a send comes back at its slot and goes after its reads).
+	SlotLead time.Duration
+	// Metrics records sends finished, deferrals, approval waits, provider errors and account
+	// breakers; nil records nothing.
+	Metrics *metrics.Metrics
 	// BackoffBase and BackoffMax shape the waits after provider errors and unhealthy accounts:
 	// base·2^n, capped, with jitter.
 	BackoffBase, BackoffMax time.Duration
@@ -164,6 +225,12 @@ func (o Options) withDefaults() Options {
 	if o.DelayedTaskCheckInterval <= 0 {
 		o.DelayedTaskCheckInterval = DefaultDelayedTaskCheck
 	}
+	if o.SlotLead == 0 {
+		o.SlotLead = DefaultSlotLead
+	}
+	if o.SlotLead < 0 {
+		o.SlotLead = 0
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -184,16 +251,19 @@ type Worker struct {
 	fetcher *attachments.Fetcher
 	health  *healthCache
 	known   *attendeeCache
+	breaker *breaker
 
 	// base is the context of every handler: Stop cancels it only after ShutdownTimeout.
 	base       context.Context
 	cancelBase context.CancelCauseFunc
 	running    atomic.Int64 // handlers in flight
 
-	mu      sync.Mutex
-	srv     *asynq.Server
-	started bool
-	stopped bool
+	mu       sync.Mutex
+	srv      *asynq.Server
+	started  bool
+	stopped  bool
+	stopSync context.CancelFunc // ends the breaker gauge refresh
+	syncDone chan struct{}
 }
 
 // errStopping is the cause of the handler contexts cancelled by Stop.
@@ -212,7 +282,15 @@ func New(redis asynq.RedisConnOpt, l *ledger.Ledger, p Provider, opts Options) *
 	if opts.Lease <= 0 {
 		opts.Lease = max(DefaultLease, 2*opts.ProviderTimeout)
 	}
-	w := &Worker{redis: redis, l: l, p: p, opts: opts, log: opts.Logger.Named("worker")}
+	w := &Worker{redis: redis, l: l, opts: opts, log: opts.Logger.Named("worker")}
+	if p != nil {
+		// Every provider read waits for the global request rate; every error is counted.
+		g := &gatedProvider{p: p, m: opts.Metrics}
+		if gw, ok := opts.Limiter.(GlobalWaiter); ok {
+			g.wait = gw.WaitGlobal
+		}
+		w.p = g
+	}
 	var errs []error
 	if l == nil {
 		errs = append(errs, errors.New("worker: a ledger is required"))
@@ -232,6 +310,9 @@ func New(redis asynq.RedisConnOpt, l *ledger.Ledger, p Provider, opts Options) *
 	w.fetcher = f
 	w.health = &healthCache{ttl: opts.AccountHealthTTL, now: time.Now, entries: map[string]healthEntry{}}
 	w.known = &attendeeCache{ttl: opts.AttendeeCacheTTL, now: time.Now, accounts: map[string]*attendeeEntry{}}
+	if l != nil {
+		w.breaker = newBreaker(l, max(opts.AccountHealthTTL, minProbeInterval), opts.Now, opts.Metrics, w.log)
+	}
 	w.base, w.cancelBase = context.WithCancelCause(context.Background())
 	return w
 }
@@ -267,6 +348,14 @@ func (w *Worker) Start(ctx context.Context) error {
 		return fmt.Errorf("worker: %w", err)
 	}
 	w.srv, w.started = srv, true
+	syncCtx, stopSync := context.WithCancel(context.Background())
+	w.stopSync, w.syncDone = stopSync, make(chan struct{})
+	go func() {
+		defer close(w.syncDone)
+		if w.opts.Metrics != nil {
+			w.breaker.runSync(syncCtx)
+		}
+	}()
 	w.log.Info("worker started", zap.String("queue", w.opts.Queue), zap.Int("concurrency", w.opts.Concurrency),
 		zap.Bool("dry_run", w.opts.DryRun), zap.Duration("lease", w.opts.Lease))
 	return nil
@@ -304,6 +393,8 @@ wait:
 		w.log.Warn("cancelling running sends", zap.Int64("running", n))
 	}
 	w.cancelBase(errStopping)
+	w.stopSync()
+	<-w.syncDone
 	done := make(chan struct{})
 	go func() { srv.Shutdown(); close(done) }()
 	select {

@@ -1,0 +1,265 @@
+package worker
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sendworker/sendworker/provider"
+	"github.com/sendworker/sendworker/provider/wasim"
+	"github.com/sendworker/sendworker/ratelimit"
+	"github.com/sendworker/sendworker/tasks"
+)
+
+// fakeLimiter answers ReserveSlot with answer (n: the how-many-th call for that send) and
+// records the optional calls.
+type fakeLimiter struct {
+	answer func(rec *tasks.Record, now time.Time, n int) ratelimit.Slot
+
+	mu        sync.Mutex
+	calls     map[string]int
+	cancels   []string
+	penalties map[string]time.Time
+	globals   atomic.Int64
+}
+
+func newFakeLimiter(answer func(rec *tasks.Record, now time.Time, n int) ratelimit.Slot) *fakeLimiter {
+	return &fakeLimiter{answer: answer, calls: map[string]int{}, penalties: map[string]time.Time{}}
+}
+
+func (f *fakeLimiter) Reserve(ctx context.Context, rec *tasks.Record, now time.Time) (time.Time, error) {
+	s, err := f.ReserveSlot(ctx, rec, now)
+	if s.Go {
+		return time.Time{}, err
+	}
+	return s.At, err
+}
+
+func (f *fakeLimiter) ReserveSlot(_ context.Context, rec *tasks.Record, now time.Time) (ratelimit.Slot, error) {
+	f.mu.Lock()
+	f.calls[rec.SendID]++
+	n := f.calls[rec.SendID]
+	f.mu.Unlock()
+	return f.answer(rec, now, n), nil
+}
+
+func (f *fakeLimiter) Cancel(_ context.Context, rec *tasks.Record) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cancels = append(f.cancels, rec.SendID)
+	return true, nil
+}
+
+func (f *fakeLimiter) Penalize(_ context.Context, account string, until time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.penalties[account] = until
+	return nil
+}
+
+func (f *fakeLimiter) WaitGlobal(context.Context) error {
+	f.globals.Add(1)
+	return nil
+}
+
+func (f *fakeLimiter) canceled() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.cancels...)
+}
+
+// TestLimiterFirst: the rate-limit slot is taken before any provider read. A send whose slot is
+// far waits for it (rate_limit, the binding limit in the detail) without a single provider
+// read; one whose slot is near does its reads, waits in the worker and sends at its slot; a
+// guard that skips a send holding a slot releases it; every provider request waits for the
+// global rate (the sending call before BeginAttempt).
+func TestLimiterFirst(t *testing.T) {
+	t.Parallel()
+
+	t.Run("far slot: no provider read", func(t *testing.T) {
+		t.Parallel()
+		var slotAt time.Time
+		fl := newFakeLimiter(func(_ *tasks.Record, now time.Time, _ int) ratelimit.Slot {
+			slotAt = now.Add(time.Hour)
+			return ratelimit.Slot{At: slotAt, Held: true, Binding: ratelimit.BindDailyCap}
+		})
+		var counter *countingProvider
+		e := newEnv(t, func(c *envConfig) {
+			c.noStart = true
+			c.opts.Limiter = fl
+			c.provider = func(cl *provider.Client, _ *wasim.Sim) Provider {
+				counter = &countingProvider{Client: cl}
+				return counter
+			}
+		})
+		id := newID("far")
+		e.submit(message(id, accA, chatA1))
+		if err := e.worker.Handler().ProcessTask(context.Background(), e.releaseTask(id)); err != nil {
+			t.Fatal(err)
+		}
+		rec := e.get(id)
+		if rec.State != tasks.StateWaiting || rec.Wait == nil || rec.Wait.Reason != tasks.ReasonWaitRateLimit {
+			t.Fatalf("%s %+v", rec.State, rec.Wait)
+		}
+		// It comes back SlotLead before its slot, to read the provider then.
+		if want := slotAt.Add(-DefaultSlotLead); !rec.Wait.Until.Equal(want.Truncate(time.Millisecond)) {
+			t.Fatalf("waits until %s, want %s", rec.Wait.Until, want)
+		}
+		if n := counter.reads.Load(); n != 0 {
+			t.Fatalf("%d provider reads for a send waiting for its slot", n)
+		}
+		if n := fl.globals.Load(); n != 0 {
+			t.Fatalf("%d global waits", n)
+		}
+		logs := e.logs.FilterMessage("send waits").FilterField(zapString("send_id", id)).All()
+		if len(logs) != 1 || !strings.HasPrefix(logs[0].ContextMap()["detail"].(string), "rate_limit: daily_cap until ") {
+			t.Fatalf("wait logs: %+v", logs)
+		}
+	})
+
+	t.Run("near slot: reads, then sends at the slot", func(t *testing.T) {
+		t.Parallel()
+		var mu sync.Mutex
+		var slotAt time.Time
+		fl := newFakeLimiter(func(_ *tasks.Record, now time.Time, n int) ratelimit.Slot {
+			mu.Lock()
+			defer mu.Unlock()
+			if n == 1 {
+				slotAt = now.Add(300 * time.Millisecond)
+			}
+			if now.Before(slotAt) {
+				return ratelimit.Slot{At: slotAt, Held: true, Binding: ratelimit.BindReserved}
+			}
+			return ratelimit.Slot{At: slotAt, Go: true, Binding: ratelimit.BindReserved}
+		})
+		var counter *countingProvider
+		e := newEnv(t, func(c *envConfig) {
+			c.noStart = true
+			c.opts.Limiter = fl
+			c.provider = func(cl *provider.Client, _ *wasim.Sim) Provider {
+				counter = &countingProvider{Client: cl}
+				return counter
+			}
+		})
+		id := newID("near")
+		e.submit(message(id, accA, chatA1))
+		if err := e.worker.Handler().ProcessTask(context.Background(), e.releaseTask(id)); err != nil {
+			t.Fatal(err)
+		}
+		rec := e.get(id)
+		ds := e.deliveries(id)
+		if rec.State != tasks.StateSent || len(ds) != 1 {
+			t.Fatalf("%s %s, %d deliveries", rec.State, rec.Reason, len(ds))
+		}
+		mu.Lock()
+		at := slotAt
+		mu.Unlock()
+		if ds[0].At.Before(at) {
+			t.Fatalf("delivered at %s, before its slot %s", ds[0].At, at)
+		}
+		if late := ds[0].At.Sub(at); late > 200*time.Millisecond {
+			t.Errorf("delivered %s after its slot", late)
+		}
+		// accounts_get and chats_get, each after a global wait, and one more for the sending call.
+		if reads, globals := counter.reads.Load(), fl.globals.Load(); reads != 2 || globals != reads+1 {
+			t.Fatalf("%d reads, %d global waits", reads, globals)
+		}
+		if c := fl.canceled(); len(c) != 0 {
+			t.Fatalf("slots canceled: %v", c)
+		}
+	})
+
+	t.Run("guard skips a send holding a slot: slot released", func(t *testing.T) {
+		t.Parallel()
+		fl := newFakeLimiter(func(_ *tasks.Record, now time.Time, _ int) ratelimit.Slot {
+			return ratelimit.Slot{At: now.Add(100 * time.Millisecond), Held: true, Binding: ratelimit.BindMinInterval}
+		})
+		e := newEnv(t, func(c *envConfig) { c.noStart = true; c.opts.Limiter = fl })
+		id := newID("mismatch")
+		e.submit(message(id, accA, chatB1)) // acc-b's chat
+		if err := e.worker.Handler().ProcessTask(context.Background(), e.releaseTask(id)); err != nil {
+			t.Fatal(err)
+		}
+		if rec := e.get(id); rec.State != tasks.StateSkipped || rec.Reason != tasks.ReasonAccountMismatch {
+			t.Fatalf("%s %s", rec.State, rec.Reason)
+		}
+		if c := fl.canceled(); len(c) != 1 || c[0] != id {
+			t.Fatalf("canceled %v, want [%s]", c, id)
+		}
+	})
+
+	t.Run("provider 429 penalizes the account", func(t *testing.T) {
+		t.Parallel()
+		fl := newFakeLimiter(func(_ *tasks.Record, now time.Time, _ int) ratelimit.Slot {
+			return ratelimit.Slot{At: now, Go: true, Binding: ratelimit.BindNone}
+		})
+		e := newEnv(t, func(c *envConfig) {
+			c.noStart = true
+			c.opts.Limiter = fl
+			c.provider = func(cl *provider.Client, s *wasim.Sim) Provider {
+				return &faultyProvider{Client: cl, sim: s, faults: wasim.Faults{RateLimitRate: 1, RetryAfter: 2 * time.Second}, left: 1}
+			}
+		})
+		id := newID("penalty")
+		e.submit(message(id, accA, chatA1))
+		before := time.Now()
+		if err := e.worker.Handler().ProcessTask(context.Background(), e.releaseTask(id)); err != nil {
+			t.Fatal(err)
+		}
+		rec := e.get(id)
+		if rec.State != tasks.StateWaiting || rec.Wait.Reason != tasks.ReasonWaitProvider {
+			t.Fatalf("%s %+v", rec.State, rec.Wait)
+		}
+		fl.mu.Lock()
+		until, ok := fl.penalties[accA]
+		fl.mu.Unlock()
+		if !ok || until.Before(before.Add(2*time.Second)) || until.After(time.Now().Add(2*time.Second)) {
+			t.Fatalf("penalty %v (set %v), want about 2s from now", until, ok)
+		}
+	})
+}
+
+// TestSlotDeliveredAtItsSlot: with a real clock and SlotLead, sends deferred for their slots
+// reach the provider at their slots (within scheduling noise), not up to the outbox and asynq
+// pick-up delays after them.
+func TestSlotDeliveredAtItsSlot(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	slots := map[string]time.Time{}
+	fl := newFakeLimiter(func(rec *tasks.Record, now time.Time, _ int) ratelimit.Slot {
+		mu.Lock()
+		defer mu.Unlock()
+		at, ok := slots[rec.SendID]
+		if !ok {
+			at = now.Add(1500 * time.Millisecond)
+			slots[rec.SendID] = at
+		}
+		if now.Before(at) {
+			return ratelimit.Slot{At: at, Held: true, Binding: ratelimit.BindMinInterval}
+		}
+		return ratelimit.Slot{At: at, Go: true, Binding: ratelimit.BindReserved}
+	})
+	e := newEnv(t, func(c *envConfig) { c.opts.Limiter = fl })
+	var ids []string
+	for i := range 3 {
+		id := newID("slot")
+		e.submit(message(id, accA, "chat-x"+twoDigits(i)))
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		rec := e.waitTerminal(id, 10*time.Second)
+		ds := e.deliveries(id)
+		if rec.State != tasks.StateSent || len(ds) != 1 {
+			t.Fatalf("%s: %s, %d deliveries", id, rec.State, len(ds))
+		}
+		mu.Lock()
+		at := slots[id]
+		mu.Unlock()
+		if late := ds[0].At.Sub(at); late < 0 || late > 150*time.Millisecond {
+			t.Errorf("%s delivered %s after its slot", id, late)
+		}
+	}
+}
