@@ -151,6 +151,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		AttachmentOrigins:  cfg.Attachments.Origins,
 		MaxAttachmentBytes: cfg.Attachments.MaxBytes,
 		Limiter:            a.opts.Limiter,
+		Metrics:            a.metrics,
 		Now:                opts.Now,
 		Logger:             a.log.Named("worker"),
 	})

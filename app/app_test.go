@@ -184,6 +184,8 @@ func TestDaemonEndToEnd(t *testing.T) {
 		`sendworker_provider_request_duration_seconds_count{operation="chats_messages_send",status="201"} 1`,
 		`sendworker_provider_request_duration_seconds_count{operation="accounts_get",status="200"}`,
 		`sendworker_sends{state="sent"} 1`,
+		`sendworker_sends_finished_total{operation="chats_messages_send",reason="",state="sent"} 1`,
+		`sendworker_approval_wait_seconds_count 1`,
 		`sendworker_asynq_queue_size{queue="sendworker",state="pending"}`,
 		`sendworker_outbox_size 0`,
 		"go_goroutines",

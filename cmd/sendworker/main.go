@@ -169,7 +169,12 @@ func runDemo(ctx context.Context, a *app.App, env *devenv.Env, cfg *config.Confi
 			continue
 		}
 		for _, e := range entries {
-			printResult(out, e.Result)
+			switch {
+			case e.Event != nil:
+				fmt.Fprintf(out, "EVENT  %s account=%s status=%s\n", e.Event.Type, e.Event.AccountID, e.Event.Status)
+			case e.Err == nil:
+				printResult(out, e.Result)
+			}
 			_ = reader.Ack(ctx, e.ID)
 		}
 	}
