@@ -39,9 +39,10 @@ const (
 	// BeginInFlight: another execution holds a live lease (until LeaseUntil);
 	// nothing changed: retry the task later.
 	BeginInFlight
-	// BeginReconcile: a previous attempt's lease expired with its outcome
-	// unknown; this execution now owns it (token replaced, attempt number
-	// unchanged) and must reconcile before any new send.
+	// BeginReconcile: a previous attempt's lease expired (or its owner ended
+	// it early with EndCall) with its outcome unknown; this execution now owns
+	// it (token replaced, attempt number unchanged) and must reconcile before
+	// any new send.
 	BeginReconcile
 )
 
@@ -81,11 +82,7 @@ func (l *Ledger) BeginAttempt(ctx context.Context, r BeginRequest) (BeginResult,
 	for _, c := range r.ContactIDs {
 		args = append(args, c)
 	}
-	v, err := l.run(ctx, beginScript, l.nowMs(), []string{l.opts.ResultsStream, l.keys.Send(r.SendID)}, args...)
-	if err != nil {
-		return BeginResult{}, err
-	}
-	rep, err := parseRecordReply(v)
+	rep, err := l.runRecord(ctx, beginScript, r.SendID, []string{l.opts.ResultsStream, l.keys.Send(r.SendID)}, args...)
 	if err != nil {
 		return BeginResult{}, err
 	}
@@ -132,12 +129,9 @@ func (l *Ledger) Finish(ctx context.Context, sendID, token string, out Outcome) 
 	if out.DryRun {
 		dry = "1"
 	}
-	v, err := l.run(ctx, finishScript, l.nowMs(), []string{l.opts.ResultsStream, l.keys.Send(sendID)},
+	r, err := l.runRecord(ctx, finishScript, sendID, []string{l.opts.ResultsStream, l.keys.Send(sendID)},
 		sendID, token, string(out.State), string(out.Reason), out.Detail, out.MessageID, out.ChatID, dry)
-	if err != nil {
-		return nil, err
-	}
-	return recordOrError(v, sendID)
+	return recordOrError(r, err, sendID)
 }
 
 // Defer parks a send until a time: from approved/waiting (token "") or from
@@ -149,12 +143,9 @@ func (l *Ledger) Defer(ctx context.Context, sendID, token string, until time.Tim
 		return nil, errors.New("ledger: defer: until and reason are required")
 	}
 	ms := until.UnixMilli()
-	v, err := l.run(ctx, deferScript, l.nowMs(), []string{l.keys.Send(sendID), l.keys.Outbox()},
+	r, err := l.runRecord(ctx, deferScript, sendID, []string{l.keys.Send(sendID), l.keys.Outbox()},
 		sendID, token, ms, string(reason), isoMs(ms))
-	if err != nil {
-		return nil, err
-	}
-	return recordOrError(v, sendID)
+	return recordOrError(r, err, sendID)
 }
 
 // ResolveReconciled gives back an attempt that reconciliation found clearly
@@ -163,11 +154,34 @@ func (l *Ledger) Defer(ctx context.Context, sendID, token string, until time.Tim
 // outbox entry at the end of its lease (same generation) releases the send
 // again.
 func (l *Ledger) ResolveReconciled(ctx context.Context, sendID, token string) error {
-	v, err := l.run(ctx, resolveScript, l.nowMs(), []string{l.keys.Send(sendID), l.keys.Outbox()}, sendID, token)
-	if err != nil {
-		return err
+	r, err := l.runRecord(ctx, resolveScript, sendID, []string{l.keys.Send(sendID), l.keys.Outbox()}, sendID, token)
+	_, err = recordOrError(r, err, sendID)
+	return err
+}
+
+// EndCall is the owner of the current attempt (state sending, token its
+// attempt token) declaring its sending call over with the outcome unknown:
+// the send stays sending with the same token, but its lease now ends at
+// reconcileAt instead of waiting out the whole lease. A BeginAttempt before
+// reconcileAt still gets BeginInFlight; at or after it, BeginReconcile (the
+// usual takeover: new token, same attempt, reconcile before any new send);
+// RecoverExpiredLeases recovers the send a grace after reconcileAt if no task
+// comes. The lease is only ever shortened: a reconcileAt after the current
+// lease end leaves the lease as it is. {p}:leases and the watch follow the
+// new lease end, and a history event (reason unknown_outcome, detail
+// "reconcile at <time>") records the call.
+//
+// Until a reconciling execution takes over, the owner may still end its
+// attempt (Finish, Defer, ResolveReconciled) with its token. A token that is
+// not the current one, or a send not sending, is *StateError{ErrStaleAttempt};
+// a final send *StateError{ErrFinal}.
+func (l *Ledger) EndCall(ctx context.Context, sendID, token string, reconcileAt time.Time) error {
+	if token == "" || reconcileAt.IsZero() {
+		return errors.New("ledger: end call: a token and a reconcile time are required")
 	}
-	_, err = recordOrError(v, sendID)
+	r, err := l.runRecord(ctx, endCallScript, sendID, []string{l.keys.Send(sendID)},
+		sendID, token, reconcileAt.UnixMilli(), string(tasks.ReasonUnknownOutcome))
+	_, err = recordOrError(r, err, sendID)
 	return err
 }
 

@@ -18,12 +18,9 @@ func (l *Ledger) Approve(ctx context.Context, sendID, digest, by, note string) (
 	if by == "" {
 		return nil, errors.New("ledger: approve: approver identity is required")
 	}
-	v, err := l.run(ctx, approveScript, l.nowMs(), []string{l.opts.ResultsStream, l.keys.Send(sendID)},
+	r, err := l.runRecord(ctx, approveScript, sendID, []string{l.opts.ResultsStream, l.keys.Send(sendID)},
 		sendID, digest, by, note)
-	if err != nil {
-		return nil, err
-	}
-	return recordOrError(v, sendID)
+	return recordOrError(r, err, sendID)
 }
 
 // Reject ends a send that has not started sending: state rejected.
@@ -40,12 +37,9 @@ func (l *Ledger) Cancel(ctx context.Context, sendID, by, note string) (*tasks.Re
 // waiting; from sending → *StateError{ErrTooLate}; from a final state →
 // *StateError{ErrFinal}. The result is written like Finish's.
 func (l *Ledger) stop(ctx context.Context, sendID, by, note string, state tasks.State, reason tasks.Reason, auditEvent string) (*tasks.Record, error) {
-	v, err := l.run(ctx, stopScript, l.nowMs(), []string{l.opts.ResultsStream, l.keys.Send(sendID)},
+	r, err := l.runRecord(ctx, stopScript, sendID, []string{l.opts.ResultsStream, l.keys.Send(sendID)},
 		sendID, by, note, string(state), string(reason), auditEvent)
-	if err != nil {
-		return nil, err
-	}
-	return recordOrError(v, sendID)
+	return recordOrError(r, err, sendID)
 }
 
 // ExpireDue expires up to limit (default 100, at most 1000) pending sends

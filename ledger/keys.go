@@ -50,14 +50,15 @@ func (k Keys) Outbox() string { return k.tag + "outbox" }
 // time by which the send's next step must have begun: its release time while
 // in the outbox (the outbox score; RecoverStuck moves an entry still there
 // past grace forward to now) and once released (MarkReleased), the end of its
-// lease while sending. RecoverStuck re-schedules the members more than a grace
-// late. See watchdog.go.
+// lease while sending (BeginAttempt, EndCall). RecoverStuck re-schedules the
+// members more than a grace late. See watchdog.go.
 func (k Keys) Watch() string { return k.tag + "watch" }
 
 // Leases is the zset (score lease end ms) of the sends in state sending that
 // hold an attempt lease the watchdog has not yet recovered: BeginAttempt (ok,
-// reconcile) adds them, every transition out of sending and every recovery of
-// the send removes them. RecoverExpiredLeases reads it. See watchdog.go.
+// reconcile) adds them, EndCall re-scores them at the shortened lease end,
+// every transition out of sending and every recovery of the send removes
+// them. RecoverExpiredLeases reads it. See watchdog.go.
 func (k Keys) Leases() string { return k.tag + "leases" }
 
 // Finished is the zset (score finish ms) of terminal records, for Trim. Its
@@ -89,9 +90,10 @@ func (k Keys) Claimed(chatID string) string { return k.tag + "claimed:" + chatID
 // Msg maps a provider message id to the send that produced it.
 func (k Keys) Msg(messageID string) string { return k.tag + "msg:" + messageID }
 
-// luaKeys is the Lua twin of Keys, the start of every script. ARGV[1] is
-// always Keys.Tag(); every key a script touches is built from it, so all are
-// in the slot of the script's declared KEYS.
+// luaKeys is the Lua twin of Keys, the first definitions of luaLib (a script
+// gets those it uses). ARGV[1] is always Keys.Tag(); every key a script
+// touches is built from it, so all are in the slot of the script's declared
+// KEYS.
 const luaKeys = `
 local P = ARGV[1]
 local function k_send(id) return P .. 'send:' .. id end

@@ -43,13 +43,9 @@ func (l *Ledger) Create(ctx context.Context, req *tasks.SendRequest, digest stri
 		return nil, false, fmt.Errorf("ledger: create: %w", err)
 	}
 	id := req.SendID
-	v, err := l.run(ctx, createScript, l.nowMs(), []string{l.keys.Send(id), l.keys.History(id)},
+	r, err := l.runRecord(ctx, createScript, id, []string{l.keys.Send(id), l.keys.History(id)},
 		id, digest, body, metadata, req.AccountID, string(req.Operation), req.RequestedBy,
 		deadline.UnixMilli(), req.ChatID)
-	if err != nil {
-		return nil, false, err
-	}
-	r, err := parseRecordReply(v)
 	if err != nil {
 		return nil, false, err
 	}

@@ -10,27 +10,60 @@ import (
 	"github.com/sendworker/sendworker/tasks"
 )
 
-// run executes a script with the common ARGV (see scripts.go) at time now.
-func (l *Ledger) run(ctx context.Context, s *redis.Script, now int64, keys []string, args ...any) (any, error) {
+// argv is the common ARGV of every script (see scripts.go) at time now,
+// followed by args.
+func (l *Ledger) argv(now int64, args []any) []any {
 	all := make([]any, 0, 6+len(args))
 	all = append(all, l.keys.tag, now, isoMs(now), l.opts.Retention.Milliseconds(), l.opts.ResultsMaxLen, auditMaxLen)
-	all = append(all, args...)
-	v, err := s.Run(ctx, l.rdb, keys, all...).Result()
+	return append(all, args...)
+}
+
+// run executes a script with the common ARGV at time now.
+func (l *Ledger) run(ctx context.Context, s *redis.Script, now int64, keys []string, args ...any) (any, error) {
+	v, err := s.Run(ctx, l.rdb, keys, l.argv(now, args)...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
 	return v, nil
 }
 
-// recordReply is the decoded {code, record, history} reply of a script.
+// recordReply is the answer of a transition of one send (runRecord).
 type recordReply struct {
 	code string
-	st   stored // zero when the reply carries no record
-	raw  []any  // the whole reply, for replies with other payloads
+	st   stored // zero when the send does not exist (or the code is "conflict")
+	raw  []any  // the script's whole reply, for replies with other payloads
 }
 
-// parseRecordReply decodes {code[, HGETALL, LRANGE]}.
-func parseRecordReply(v any) (recordReply, error) {
+// runRecord runs a script that moves (or answers for) one send and reads that
+// send's record and history right after it, in the same MULTI/EXEC: nothing
+// runs between the script and the reads, so the record is exactly the one
+// the script left. The script replies {code[, payload]}; reading the record
+// with plain commands costs Redis far less than returning it from Lua.
+func (l *Ledger) runRecord(ctx context.Context, s *redis.Script, sendID string, keys []string, args ...any) (recordReply, error) {
+	all := l.argv(l.nowMs(), args)
+	for loaded := false; ; loaded = true {
+		pipe := l.rdb.TxPipeline()
+		ev := pipe.EvalSha(ctx, s.Hash(), keys, all...)
+		hcmd := pipe.HGetAll(ctx, l.keys.Send(sendID))
+		lcmd := pipe.LRange(ctx, l.keys.History(sendID), 0, -1)
+		_, err := pipe.Exec(ctx)
+		if err != nil && !loaded && redis.HasErrorPrefix(ev.Err(), "NOSCRIPT") {
+			// The EVALSHA did nothing; load the script and run it all again.
+			if err := s.Load(ctx, l.rdb).Err(); err != nil {
+				return recordReply{}, fmt.Errorf("ledger: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return recordReply{}, fmt.Errorf("ledger: %w", err)
+		}
+		return parseRecordReply(ev.Val(), hcmd.Val(), lcmd.Val())
+	}
+}
+
+// parseRecordReply decodes a script's {code[, payload]} with the record hash
+// and history read after it.
+func parseRecordReply(v any, h map[string]string, hist []string) (recordReply, error) {
 	items, ok := v.([]any)
 	if !ok || len(items) == 0 {
 		return recordReply{}, fmt.Errorf("ledger: unexpected script reply %T", v)
@@ -40,21 +73,10 @@ func parseRecordReply(v any) (recordReply, error) {
 		return recordReply{}, fmt.Errorf("ledger: unexpected script reply code %T", items[0])
 	}
 	r := recordReply{code: code, raw: items}
-	if len(items) < 3 || code == "conflict" {
-		return r, nil
-	}
-	h, err := flatMap(items[1])
-	if err != nil {
-		return recordReply{}, err
-	}
-	if len(h) == 0 {
+	if len(h) == 0 || code == "conflict" || code == "not_found" {
 		return r, nil
 	}
 	st, err := decodeRecord(h)
-	if err != nil {
-		return recordReply{}, err
-	}
-	hist, err := stringList(items[2])
 	if err != nil {
 		return recordReply{}, err
 	}
@@ -127,8 +149,7 @@ func refusal(code, sendID string, rec *tasks.Record) error {
 }
 
 // recordOrError is the common end of the transitions that return a record.
-func recordOrError(v any, sendID string) (*tasks.Record, error) {
-	r, err := parseRecordReply(v)
+func recordOrError(r recordReply, err error, sendID string) (*tasks.Record, error) {
 	if err != nil {
 		return nil, err
 	}

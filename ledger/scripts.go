@@ -4,51 +4,108 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/sendworker/sendworker/tasks"
 )
 
-// Every script of the ledger. Each one is luaKeys (key builders) + luaBase
-// (shared helpers) [+ luaFinish (terminal transition)] + its own body.
+// Every script of the ledger is its own body preceded by the definitions of
+// luaLib (key builders, shared helpers, the terminal transition, iso_ms) that the
+// body uses, directly or through other definitions: see lualib.go.
 //
-// Every script takes the same first six ARGV (see Ledger.args):
+// Every script takes the same first six ARGV (see Ledger.argv):
 //
 //	ARGV[1] key tag "{prefix}:"   ARGV[2] now (Unix ms)        ARGV[3] now (RFC 3339, ms precision)
 //	ARGV[4] retention (ms)        ARGV[5] results stream MAXLEN ARGV[6] audit stream MAXLEN
 //
 // and its own arguments from ARGV[7]. Scripts that can end a send declare the
-// results stream as KEYS[1]. Replies that carry a record are
-// {code, HGETALL record, LRANGE history}.
+// results stream as KEYS[1]. The transitions of one send reply {code} (create:
+// {"conflict", existing digest} too); Ledger.runRecord reads the send's record
+// and history in the same MULTI/EXEC, right after the script.
+//
+// What a script costs Redis is mostly data crossing the Lua boundary (every
+// field read, every reply element) and the Lua it runs, then the number of
+// commands. So a script reads the record once, with one HMGET of the fields
+// it uses (finish: FINISH_FIELDS), writes it with one HSET (hset/hdel keep
+// the Lua copy in step for what the script reads after writing), returns no
+// record, and touches an index or work-list zset only when the send's
+// membership can change given its state: a send is in {p}:deadlines only while
+// pending, in {p}:leases only while sending, in a held set only while waiting.
+// History is trimmed only when it outgrew historyMax.
 //
 // The watchdog's zset {prefix}:watch (Keys.Watch) is kept by the scripts that
 // move a send: a send is a member exactly while it is approved, waiting or
 // sending and not held by a pause. Approve, resume, Defer, ResolveReconciled
 // and the recoveries (RecoverStuck, RecoverExpiredLeases) score it at its new
 // outbox time, MarkReleased at the release time, BeginAttempt (ok, reconcile)
-// at the end of the lease; held and finish remove it.
+// and EndCall at the end of the lease; held and finish remove it.
 //
 // {prefix}:leases (Keys.Leases) holds the sends in state sending with a lease
 // not yet recovered, scored by the lease end: BeginAttempt (ok, reconcile)
-// adds them; finish, Defer, ResolveReconciled and both recoveries remove them.
+// adds them, EndCall re-scores them; finish, Defer, ResolveReconciled and both
+// recoveries remove them.
 
 // luaBase: clock, field access, index moves, history, audit.
 var luaBase = `
 local NOW = tonumber(ARGV[2])
+-- NOW as Redis arguments take it (a Lua number is formatted on every call)
+local NOW_S = ARGV[2]
 local NOW_ISO = ARGV[3]
-local RETENTION = tonumber(ARGV[4])
+local RETENTION = ARGV[4]
 local RESULTS_MAXLEN = ARGV[5]
 local AUDIT_MAXLEN = ARGV[6]
 local HISTORY_MAX = ` + strconv.Itoa(historyMax) + `
 
-local function field(rk, f)
-  local v = redis.call('HGET', rk, f)
-  if v then return v end
-  return ''
+-- the record fields names, read with one HMGET into a table r (field =
+-- value string, absent fields nil)
+local function hmget(rk, names)
+  local vals = redis.call('HMGET', rk, unpack(names))
+  local r = {}
+  for i = 1, #names do
+    if vals[i] then r[names[i]] = vals[i] end
+  end
+  return r
 end
 
-local function numf(rk, f)
-  return tonumber(field(rk, f)) or 0
+local function get(r, f)
+  return r[f] or ''
+end
+
+local function num(r, f)
+  return tonumber(r[f]) or 0
+end
+
+-- a value as Redis stores it (the numbers the scripts write are integers)
+local function str(v)
+  if type(v) == 'number' then return string.format('%d', v) end
+  return v
+end
+
+-- the send does not exist: r (read by hmget, state among its fields) has no
+-- state and the key is missing (a record always has a state; EXISTS only
+-- tells a malformed record from none)
+local function missing(rk, r)
+  return r.state == nil and redis.call('EXISTS', rk) == 0
+end
+
+-- HSET rk with the flat name/value list kv, in one command, and keep r in step
+local function hset(rk, r, kv)
+  for i = 2, #kv, 2 do
+    kv[i] = str(kv[i])
+    r[kv[i - 1]] = kv[i]
+  end
+  redis.call('HSET', rk, unpack(kv))
+end
+
+-- HDEL the fields of names that r holds (none: no command); r must have been
+-- read with every field of names
+local function hdel(rk, r, names)
+  local present = {}
+  for _, f in ipairs(names) do
+    if r[f] then
+      present[#present + 1] = f
+      r[f] = nil
+    end
+  end
+  if #present > 0 then redis.call('HDEL', rk, unpack(present)) end
 end
 
 local function is_terminal(s)
@@ -75,8 +132,9 @@ local function event(id, state, reason, by, attempt, detail)
   if attempt > 0 then ev.attempt = attempt end
   if detail ~= '' then ev.detail = detail end
   local hk = k_history(id)
-  redis.call('RPUSH', hk, cjson.encode(ev))
-  redis.call('LTRIM', hk, -HISTORY_MAX, -1)
+  if redis.call('RPUSH', hk, cjson.encode(ev)) > HISTORY_MAX then
+    redis.call('LTRIM', hk, -HISTORY_MAX, -1)
+  end
 end
 
 -- append a decision to the audit stream; fields is a flat name/value list
@@ -86,7 +144,9 @@ local function audit(name, fields)
   redis.call(unpack(args))
 end
 
-local function unpark(id, acct)
+-- take the send out of the held sets; only a waiting send can be in one
+local function unpark(id, acct, from)
+  if from ~= 'waiting' then return end
   redis.call('SREM', k_held_global(), id)
   if acct ~= '' then redis.call('SREM', k_held_acct(acct), id) end
 end
@@ -95,10 +155,6 @@ end
 local function zrem_if(key, id, seq)
   local s = redis.call('ZSCORE', key, id)
   if s and tonumber(s) == tonumber(seq) then redis.call('ZREM', key, id) end
-end
-
-local function reply(code, id)
-  return {code, redis.call('HGETALL', k_send(id)), redis.call('LRANGE', k_history(id), 0, -1)}
 end
 `
 
@@ -121,68 +177,78 @@ local function new_message_op(op) return NEW_MESSAGE_OPS[op] == true end
 }()
 
 // luaFinish: the terminal transition. Requires KEYS[1] = results stream.
-var luaFinish = luaNewMessageOps + `
+var luaFinish = `
 local RESULTS = KEYS[1]
 
+-- the fields finish reads: the r given to finish is read with these (hmget)
+local FINISH_FIELDS = {'state', 'account', 'seq', 'op', 'attempts', 'digest', 'message_id', 'chat_id',
+  'metadata', 'dry_run', 'approved_by', 'attempt_token', 'lease_until_ms', 'wait_until_ms', 'wait_reason'}
+
 -- the tasks.Result JSON; strings escaped by cjson, metadata copied verbatim
-local function result_json(id, rk)
+local function result_json(id, rec)
   local r = {'{"send_id":', cjson.encode(id),
-    ',"operation":', cjson.encode(field(rk, 'op')),
-    ',"account_id":', cjson.encode(field(rk, 'account')),
-    ',"state":', cjson.encode(field(rk, 'state'))}
+    ',"operation":', cjson.encode(get(rec, 'op')),
+    ',"account_id":', cjson.encode(get(rec, 'account')),
+    ',"state":', cjson.encode(get(rec, 'state'))}
   local function opt(name, v)
     if v ~= '' then
       r[#r + 1] = ',"' .. name .. '":'
       r[#r + 1] = cjson.encode(v)
     end
   end
-  opt('reason', field(rk, 'reason'))
-  opt('message_id', field(rk, 'message_id'))
-  opt('chat_id', field(rk, 'chat_id'))
-  r[#r + 1] = ',"attempts":' .. string.format('%d', numf(rk, 'attempts'))
-  opt('approved_by', field(rk, 'approved_by'))
+  opt('reason', get(rec, 'reason'))
+  opt('message_id', get(rec, 'message_id'))
+  opt('chat_id', get(rec, 'chat_id'))
+  r[#r + 1] = ',"attempts":' .. string.format('%d', num(rec, 'attempts'))
+  opt('approved_by', get(rec, 'approved_by'))
   r[#r + 1] = ',"finished_at":' .. cjson.encode(NOW_ISO)
-  if field(rk, 'dry_run') == '1' then r[#r + 1] = ',"dry_run":true' end
-  local meta = field(rk, 'metadata')
+  if get(rec, 'dry_run') == '1' then r[#r + 1] = ',"dry_run":true' end
+  local meta = get(rec, 'metadata')
   if meta ~= '' then r[#r + 1] = ',"metadata":' .. meta end
   r[#r + 1] = '}'
   return table.concat(r)
 end
 
 -- finish: set the final state (and extra hash fields), move indexes, drop
--- every work-list entry, append history, write the result, claim the message
--- id (sends of a new message only), start the retention clock.
-local function finish(id, state, reason, detail, extra, by)
+-- the work-list entries the send can have in its state (deadlines while
+-- pending; outbox and watch after approval, leases while sending, held sets
+-- while waiting), append history, write the result, claim the message id
+-- (sends of a new message only), start the retention clock. r is the record
+-- read with FINISH_FIELDS; it is kept up to date.
+local function finish(id, r, state, reason, detail, extra, by)
   local rk, hk = k_send(id), k_history(id)
-  local from, acct, seq = field(rk, 'state'), field(rk, 'account'), field(rk, 'seq')
-  local args = {'HSET', rk, 'state', state, 'reason', reason, 'detail', detail,
-    'updated_ms', NOW, 'finished_ms', NOW}
-  for i = 1, #extra do args[#args + 1] = extra[i] end
-  redis.call(unpack(args))
-  redis.call('HDEL', rk, 'attempt_token', 'lease_until_ms', 'wait_until_ms', 'wait_reason')
+  local from, acct, seq = get(r, 'state'), get(r, 'account'), get(r, 'seq')
+  local kv = {'state', state, 'reason', reason, 'detail', detail, 'updated_ms', NOW_S, 'finished_ms', NOW_S}
+  for i = 1, #extra do kv[#kv + 1] = extra[i] end
+  hset(rk, r, kv)
+  hdel(rk, r, {'attempt_token', 'lease_until_ms', 'wait_until_ms', 'wait_reason'})
   set_state(id, acct, seq, from, state)
-  redis.call('ZREM', k_deadlines(), id)
-  redis.call('ZREM', k_outbox(), id)
-  redis.call('ZREM', k_watch(), id)
-  redis.call('ZREM', k_leases(), id)
-  unpark(id, acct)
-  redis.call('ZADD', k_finished(), NOW, state .. '\n' .. seq .. '\n' .. id .. '\n' .. acct)
-  local attempts = numf(rk, 'attempts')
+  if from == 'pending_approval' then
+    redis.call('ZREM', k_deadlines(), id)
+  else
+    -- approved, waiting or sending: possibly in the outbox, watched unless held
+    redis.call('ZREM', k_outbox(), id)
+    redis.call('ZREM', k_watch(), id)
+    if from == 'sending' then redis.call('ZREM', k_leases(), id) end
+    unpark(id, acct, from)
+  end
+  redis.call('ZADD', k_finished(), NOW_S, state .. '\n' .. seq .. '\n' .. id .. '\n' .. acct)
+  local attempts = num(r, 'attempts')
   event(id, state, reason, by, attempts, detail)
 
-  local mid, chat = field(rk, 'message_id'), field(rk, 'chat_id')
-  local meta = field(rk, 'metadata')
+  local mid, chat, op = get(r, 'message_id'), get(r, 'chat_id'), get(r, 'op')
+  local meta = get(r, 'metadata')
   if meta == '' then meta = '{}' end
   local dry = 'false'
-  if field(rk, 'dry_run') == '1' then dry = 'true' end
+  if get(r, 'dry_run') == '1' then dry = 'true' end
   redis.call('XADD', RESULTS, 'MAXLEN', '~', RESULTS_MAXLEN, '*',
-    'send_id', id, 'operation', field(rk, 'op'), 'account_id', acct,
+    'send_id', id, 'operation', op, 'account_id', acct,
     'state', state, 'reason', reason, 'message_id', mid, 'chat_id', chat,
-    'attempts', string.format('%d', attempts), 'approved_by', field(rk, 'approved_by'),
+    'attempts', string.format('%d', attempts), 'approved_by', get(r, 'approved_by'),
     'finished_at', NOW_ISO, 'metadata', meta, 'dry_run', dry,
-    'result', result_json(id, rk))
+    'result', result_json(id, r))
 
-  if state == 'sent' and mid ~= '' and new_message_op(field(rk, 'op')) then
+  if state == 'sent' and mid ~= '' and new_message_op(op) then
     if chat ~= '' then
       redis.call('SADD', k_claimed(chat), mid)
       redis.call('PEXPIRE', k_claimed(chat), RETENTION)
@@ -193,18 +259,12 @@ local function finish(id, state, reason, detail, extra, by)
   redis.call('PEXPIRE', hk, RETENTION)
 end
 
-local function expire_pending(id)
-  finish(id, 'expired', 'approval_expired', '', {}, '')
-  audit('expired', {'send_id', id, 'by', 'system', 'digest', field(k_send(id), 'digest'),
-    'account_id', field(k_send(id), 'account')})
+local function expire_pending(id, r)
+  finish(id, r, 'expired', 'approval_expired', '', {}, '')
+  audit('expired', {'send_id', id, 'by', 'system', 'digest', get(r, 'digest'),
+    'account_id', get(r, 'account')})
 end
 `
-
-func script(body string) *redis.Script { return redis.NewScript(luaKeys + luaBase + body) }
-
-func finishingScript(body string) *redis.Script {
-	return redis.NewScript(luaKeys + luaBase + luaFinish + body)
-}
 
 // createScript stores a new pending record, or answers for an existing one.
 //
@@ -212,29 +272,30 @@ func finishingScript(body string) *redis.Script {
 //	ARGV[7] send_id  ARGV[8] digest  ARGV[9] request JSON  ARGV[10] metadata JSON ("" if none)
 //	ARGV[11] account  ARGV[12] operation  ARGV[13] requested_by  ARGV[14] deadline ms  ARGV[15] chat_id
 //
-// Reply: {"created"|"exists", record, history} or {"conflict", existing digest}.
+// Reply: {"created"} | {"exists"} | {"conflict", existing digest}.
 var createScript = script(`
 local id, digest, acct, by = ARGV[7], ARGV[8], ARGV[11], ARGV[13]
 local rk = KEYS[1]
 if redis.call('EXISTS', rk) == 1 then
-  local existing = field(rk, 'digest')
-  if existing == digest then return reply('exists', id) end
+  local existing = redis.call('HGET', rk, 'digest') or ''
+  if existing == digest then return {'exists'} end
   return {'conflict', existing}
 end
-local seq = redis.call('INCR', k_seq())
-redis.call('HSET', rk, 'req', ARGV[9], 'digest', digest, 'state', 'pending_approval',
+local seq = str(redis.call('INCR', k_seq()))
+local kv = {'HSET', rk, 'req', ARGV[9], 'digest', digest, 'state', 'pending_approval',
   'account', acct, 'op', ARGV[12], 'requested_by', by,
-  'created_ms', NOW, 'updated_ms', NOW, 'deadline_ms', ARGV[14], 'seq', seq,
-  'gen', 0, 'attempts', 0)
-if ARGV[10] ~= '' then redis.call('HSET', rk, 'metadata', ARGV[10]) end
-if ARGV[15] ~= '' then redis.call('HSET', rk, 'chat_id', ARGV[15]) end
+  'created_ms', NOW_S, 'updated_ms', NOW_S, 'deadline_ms', ARGV[14], 'seq', seq,
+  'gen', '0', 'attempts', '0'}
+if ARGV[10] ~= '' then kv[#kv + 1] = 'metadata'; kv[#kv + 1] = ARGV[10] end
+if ARGV[15] ~= '' then kv[#kv + 1] = 'chat_id'; kv[#kv + 1] = ARGV[15] end
+redis.call(unpack(kv))
 redis.call('ZADD', k_all(), seq, id)
 redis.call('ZADD', k_acct_all(acct), seq, id)
 set_state(id, acct, seq, '', 'pending_approval')
 redis.call('ZADD', k_deadlines(), ARGV[14], id)
 event(id, 'pending_approval', '', by, 0, 'enqueued')
 audit('enqueued', {'send_id', id, 'by', by, 'digest', digest, 'account_id', acct})
-return reply('created', id)
+return {'created'}
 `)
 
 // approveScript approves a pending send (or expires it if its deadline passed).
@@ -242,31 +303,31 @@ return reply('created', id)
 //	KEYS[1] results stream  KEYS[2] record
 //	ARGV[7] send_id  ARGV[8] digest  ARGV[9] approver  ARGV[10] note
 //
-// Reply: {code, record, history}; code ok | not_found | not_pending | expired |
+// Reply: {code}; code ok | not_found | not_pending | expired |
 // digest_mismatch | self_approval.
-var approveScript = finishingScript(`
+var approveScript = script(`
 local id, digest, by, note = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local rk = KEYS[2]
-if redis.call('EXISTS', rk) == 0 then return {'not_found'} end
-local st = field(rk, 'state')
-if st ~= 'pending_approval' then return reply('not_pending', id) end
-if numf(rk, 'deadline_ms') <= NOW then
-  expire_pending(id)
-  return reply('expired', id)
+local r = hmget(rk, {'state', 'deadline_ms', 'digest', 'requested_by', 'gen', 'account', 'seq'})
+if missing(rk, r) then return {'not_found'} end
+local st = get(r, 'state')
+if st ~= 'pending_approval' then return {'not_pending'} end
+if num(r, 'deadline_ms') <= NOW then
+  expire_pending(id, hmget(rk, FINISH_FIELDS))
+  return {'expired'}
 end
-if field(rk, 'digest') ~= digest then return reply('digest_mismatch', id) end
-if field(rk, 'requested_by') == by then return reply('self_approval', id) end
-redis.call('HSET', rk, 'state', 'approved', 'approved_by', by, 'approved_ms', NOW,
-  'approved_digest', digest, 'approved_note', note, 'updated_ms', NOW)
-redis.call('HINCRBY', rk, 'gen', 1)
-local acct = field(rk, 'account')
-set_state(id, acct, field(rk, 'seq'), st, 'approved')
+if get(r, 'digest') ~= digest then return {'digest_mismatch'} end
+if get(r, 'requested_by') == by then return {'self_approval'} end
+redis.call('HSET', rk, 'state', 'approved', 'approved_by', by, 'approved_ms', NOW_S,
+  'approved_digest', digest, 'approved_note', note, 'updated_ms', NOW_S, 'gen', str(num(r, 'gen') + 1))
+local acct = get(r, 'account')
+set_state(id, acct, get(r, 'seq'), st, 'approved')
 redis.call('ZREM', k_deadlines(), id)
-redis.call('ZADD', k_outbox(), NOW, id)
-redis.call('ZADD', k_watch(), NOW, id)
+redis.call('ZADD', k_outbox(), NOW_S, id)
+redis.call('ZADD', k_watch(), NOW_S, id)
 event(id, 'approved', '', by, 0, 'approved')
 audit('approved', {'send_id', id, 'by', by, 'digest', digest, 'account_id', acct, 'note', note})
-return reply('ok', id)
+return {'ok'}
 `)
 
 // stopScript rejects or cancels a send that has not started sending.
@@ -274,18 +335,19 @@ return reply('ok', id)
 //	KEYS[1] results stream  KEYS[2] record
 //	ARGV[7] send_id  ARGV[8] by  ARGV[9] note  ARGV[10] final state  ARGV[11] reason  ARGV[12] audit event
 //
-// Reply: {code, record, history}; code ok | not_found | final | too_late.
-var stopScript = finishingScript(`
+// Reply: {code}; code ok | not_found | final | too_late.
+var stopScript = script(`
 local id, by, note = ARGV[7], ARGV[8], ARGV[9]
 local rk = KEYS[2]
-if redis.call('EXISTS', rk) == 0 then return {'not_found'} end
-local st = field(rk, 'state')
-if is_terminal(st) then return reply('final', id) end
-if st == 'sending' then return reply('too_late', id) end
-finish(id, ARGV[10], ARGV[11], '', {'decided_by', by, 'decided_ms', NOW, 'decision_note', note}, by)
-audit(ARGV[12], {'send_id', id, 'by', by, 'digest', field(rk, 'digest'),
-  'account_id', field(rk, 'account'), 'note', note})
-return reply('ok', id)
+local r = hmget(rk, FINISH_FIELDS)
+if missing(rk, r) then return {'not_found'} end
+local st = get(r, 'state')
+if is_terminal(st) then return {'final'} end
+if st == 'sending' then return {'too_late'} end
+finish(id, r, ARGV[10], ARGV[11], '', {'decided_by', by, 'decided_ms', NOW_S, 'decision_note', note}, by)
+audit(ARGV[12], {'send_id', id, 'by', by, 'digest', get(r, 'digest'),
+  'account_id', get(r, 'account'), 'note', note})
+return {'ok'}
 `)
 
 // expireScript expires pending sends whose deadline passed.
@@ -294,13 +356,13 @@ return reply('ok', id)
 //	ARGV[7] limit
 //
 // Reply: the expired send ids.
-var expireScript = finishingScript(`
-local ids = redis.call('ZRANGE', KEYS[2], '-inf', NOW, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[7]))
+var expireScript = script(`
+local ids = redis.call('ZRANGE', KEYS[2], '-inf', NOW_S, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[7]))
 local out = {}
 for _, id in ipairs(ids) do
-  local rk = k_send(id)
-  if field(rk, 'state') == 'pending_approval' and numf(rk, 'deadline_ms') <= NOW then
-    expire_pending(id)
+  local r = hmget(k_send(id), {'deadline_ms', unpack(FINISH_FIELDS)})
+  if get(r, 'state') == 'pending_approval' and num(r, 'deadline_ms') <= NOW then
+    expire_pending(id, r)
     out[#out + 1] = id
   else
     redis.call('ZREM', KEYS[2], id)
@@ -318,18 +380,18 @@ return out
 //
 // Reply: flat list of {send_id, gen, digest, operation, account, score ms}.
 var dueScript = script(`
-local due = redis.call('ZRANGE', KEYS[1], '-inf', NOW, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[7]), 'WITHSCORES')
+local due = redis.call('ZRANGE', KEYS[1], '-inf', NOW_S, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[7]), 'WITHSCORES')
 local out = {}
 for i = 1, #due, 2 do
   local id, score = due[i], due[i + 1]
-  local rk = k_send(id)
-  local st = field(rk, 'state')
+  local r = hmget(k_send(id), {'state', 'gen', 'digest', 'op', 'account'})
+  local st = get(r, 'state')
   if st == 'approved' or st == 'waiting' or st == 'sending' then
     out[#out + 1] = id
-    out[#out + 1] = field(rk, 'gen')
-    out[#out + 1] = field(rk, 'digest')
-    out[#out + 1] = field(rk, 'op')
-    out[#out + 1] = field(rk, 'account')
+    out[#out + 1] = get(r, 'gen')
+    out[#out + 1] = get(r, 'digest')
+    out[#out + 1] = get(r, 'op')
+    out[#out + 1] = get(r, 'account')
     out[#out + 1] = score
   else
     redis.call('ZREM', KEYS[1], id)
@@ -349,11 +411,12 @@ return out
 //
 // Reply: 1 removed, 0 not current.
 var markReleasedScript = script(`
-if tonumber(field(KEYS[2], 'gen')) == tonumber(ARGV[8]) then
+local r = hmget(KEYS[2], {'gen', 'state'})
+if tonumber(get(r, 'gen')) == tonumber(ARGV[8]) then
   local removed = redis.call('ZREM', KEYS[1], ARGV[7])
-  local st = field(KEYS[2], 'state')
+  local st = get(r, 'state')
   if removed == 1 and (st == 'approved' or st == 'waiting' or st == 'sending') then
-    redis.call('ZADD', k_watch(), NOW, ARGV[7])
+    redis.call('ZADD', k_watch(), NOW_S, ARGV[7])
   end
   return removed
 end
@@ -410,11 +473,11 @@ end
 local ids = redis.call('SPOP', KEYS[2], tonumber(ARGV[9]))
 for _, id in ipairs(ids) do
   local rk = k_send(id)
-  if field(rk, 'state') == 'waiting' then
-    redis.call('HINCRBY', rk, 'gen', 1)
-    redis.call('HSET', rk, 'wait_until_ms', NOW, 'updated_ms', NOW)
-    redis.call('ZADD', k_outbox(), NOW, id)
-    redis.call('ZADD', k_watch(), NOW, id)
+  local r = hmget(rk, {'state', 'gen'})
+  if get(r, 'state') == 'waiting' then
+    hset(rk, r, {'gen', num(r, 'gen') + 1, 'wait_until_ms', NOW_S, 'updated_ms', NOW_S})
+    redis.call('ZADD', k_outbox(), NOW_S, id)
+    redis.call('ZADD', k_watch(), NOW_S, id)
     event(id, 'waiting', 'paused', by, 0, 'released by resume')
   end
 end
@@ -445,31 +508,34 @@ return changed
 //	KEYS[1] results stream  KEYS[2] record
 //	ARGV[7] send_id  ARGV[8] gen  ARGV[9] digest  ARGV[10] token  ARGV[11] lease ms  ARGV[12..] contact ids
 //
-// Reply: {code, record, history}; code ok | not_found | final | stale | held |
+// Reply: {code}; code ok | not_found | final | stale | held |
 // opted_out | in_flight | reconcile.
-var beginScript = finishingScript(`
+var beginScript = script(`
 local id, digest, token, lease = ARGV[7], ARGV[9], ARGV[10], tonumber(ARGV[11])
 local rk = KEYS[2]
-if redis.call('EXISTS', rk) == 0 then return {'not_found'} end
-local st = field(rk, 'state')
-if is_terminal(st) then return reply('final', id) end
-if st == 'pending_approval' then return reply('stale', id) end
-if numf(rk, 'gen') ~= tonumber(ARGV[8]) or field(rk, 'digest') ~= digest
-  or field(rk, 'approved_digest') ~= digest then
-  return reply('stale', id)
+local r = hmget(rk, {'state', 'gen', 'digest', 'approved_digest', 'account', 'seq', 'lease_until_ms', 'attempts',
+  'wait_until_ms', 'wait_reason'})
+if missing(rk, r) then return {'not_found'} end
+local st = get(r, 'state')
+if is_terminal(st) then return {'final'} end
+if st == 'pending_approval' then return {'stale'} end
+if num(r, 'gen') ~= tonumber(ARGV[8]) or get(r, 'digest') ~= digest
+  or get(r, 'approved_digest') ~= digest then
+  return {'stale'}
 end
-local acct, seq = field(rk, 'account'), field(rk, 'seq')
+local acct, seq = get(r, 'account'), get(r, 'seq')
+local lease_end = str(NOW + lease)
 if st == 'sending' then
-  if numf(rk, 'lease_until_ms') > NOW then return reply('in_flight', id) end
-  redis.call('HSET', rk, 'attempt_token', token, 'lease_until_ms', NOW + lease, 'updated_ms', NOW)
+  if num(r, 'lease_until_ms') > NOW then return {'in_flight'} end
+  redis.call('HSET', rk, 'attempt_token', token, 'lease_until_ms', lease_end, 'updated_ms', NOW_S)
   -- the entry of a RecoverStuck release that began before MarkReleased
   redis.call('ZREM', k_outbox(), id)
-  redis.call('ZADD', k_watch(), NOW + lease, id)
-  redis.call('ZADD', k_leases(), NOW + lease, id)
-  event(id, 'sending', '', '', numf(rk, 'attempts'), 'lease expired: reconciling')
-  return reply('reconcile', id)
+  redis.call('ZADD', k_watch(), lease_end, id)
+  redis.call('ZADD', k_leases(), lease_end, id)
+  event(id, 'sending', '', '', num(r, 'attempts'), 'lease expired: reconciling')
+  return {'reconcile'}
 end
-if st ~= 'approved' and st ~= 'waiting' then return reply('stale', id) end
+if st ~= 'approved' and st ~= 'waiting' then return {'stale'} end
 
 local held
 if redis.call('EXISTS', k_paused_global()) == 1 then
@@ -478,35 +544,39 @@ elseif redis.call('SISMEMBER', k_paused_accounts(), acct) == 1 then
   held = k_held_acct(acct)
 end
 if held then
-  redis.call('HSET', rk, 'state', 'waiting', 'wait_reason', 'paused', 'updated_ms', NOW)
-  redis.call('HDEL', rk, 'wait_until_ms')
+  hset(rk, r, {'state', 'waiting', 'wait_reason', 'paused', 'updated_ms', NOW_S})
+  hdel(rk, r, {'wait_until_ms'})
   set_state(id, acct, seq, st, 'waiting')
   redis.call('ZREM', k_outbox(), id)
-  unpark(id, acct)
+  unpark(id, acct, st)
   redis.call('SADD', held, id)
   redis.call('ZREM', k_watch(), id)
   event(id, 'waiting', 'paused', '', 0, 'held by pause')
-  return reply('held', id)
+  return {'held'}
 end
 
-for i = 12, #ARGV do
-  if redis.call('SISMEMBER', k_optout(), ARGV[i]) == 1 then
-    finish(id, 'skipped', 'opted_out', 'a contact is on the opt-out list', {}, '')
-    return reply('opted_out', id)
+if #ARGV >= 12 then
+  local hits = redis.call('SMISMEMBER', k_optout(), unpack(ARGV, 12, #ARGV))
+  for i = 1, #hits do
+    if hits[i] == 1 then
+      finish(id, hmget(rk, FINISH_FIELDS), 'skipped', 'opted_out', 'a contact is on the opt-out list', {}, '')
+      return {'opted_out'}
+    end
   end
 end
 
-local attempt = redis.call('HINCRBY', rk, 'attempts', 1)
-redis.call('HSET', rk, 'state', 'sending', 'attempt_token', token, 'attempt_started_ms', NOW,
-  'lease_until_ms', NOW + lease, 'updated_ms', NOW)
-redis.call('HDEL', rk, 'wait_until_ms', 'wait_reason')
+local attempt = num(r, 'attempts') + 1
+hset(rk, r, {'state', 'sending', 'attempt_token', token, 'attempt_started_ms', NOW_S,
+  'lease_until_ms', lease_end, 'updated_ms', NOW_S, 'attempts', attempt})
+hdel(rk, r, {'wait_until_ms', 'wait_reason'})
 set_state(id, acct, seq, st, 'sending')
+-- still there when the task began before MarkReleased
 redis.call('ZREM', k_outbox(), id)
-redis.call('ZADD', k_watch(), NOW + lease, id)
-redis.call('ZADD', k_leases(), NOW + lease, id)
-unpark(id, acct)
+redis.call('ZADD', k_watch(), lease_end, id)
+redis.call('ZADD', k_leases(), lease_end, id)
+unpark(id, acct, st)
 event(id, 'sending', '', '', attempt, 'attempt started')
-return reply('ok', id)
+return {'ok'}
 `)
 
 // finishScript ends a send with the worker's outcome. A sent new message
@@ -518,34 +588,35 @@ return reply('ok', id)
 //	ARGV[7] send_id  ARGV[8] token ("" = no attempt)  ARGV[9] state  ARGV[10] reason  ARGV[11] detail
 //	ARGV[12] message_id  ARGV[13] chat_id  ARGV[14] dry run "1"/"0"
 //
-// Reply: {code, record, history}; code ok | not_found | final | stale_attempt |
+// Reply: {code}; code ok | not_found | final | stale_attempt |
 // message_claimed.
-var finishScript = finishingScript(`
+var finishScript = script(`
 local id, token = ARGV[7], ARGV[8]
 local rk = KEYS[2]
-if redis.call('EXISTS', rk) == 0 then return {'not_found'} end
-local st = field(rk, 'state')
-if is_terminal(st) then return reply('final', id) end
+local r = hmget(rk, FINISH_FIELDS)
+if missing(rk, r) then return {'not_found'} end
+local st = get(r, 'state')
+if is_terminal(st) then return {'final'} end
 if token ~= '' then
-  if st ~= 'sending' or field(rk, 'attempt_token') ~= token then return reply('stale_attempt', id) end
+  if st ~= 'sending' or get(r, 'attempt_token') ~= token then return {'stale_attempt'} end
 elseif st ~= 'approved' and st ~= 'waiting' then
-  return reply('stale_attempt', id)
+  return {'stale_attempt'}
 end
 local mid = ARGV[12]
-if ARGV[9] == 'sent' and mid ~= '' and new_message_op(field(rk, 'op')) then
+if ARGV[9] == 'sent' and mid ~= '' and new_message_op(get(r, 'op')) then
   local chat = ARGV[13]
-  if chat == '' then chat = field(rk, 'chat_id') end
+  if chat == '' then chat = get(r, 'chat_id') end
   local owner = redis.call('GET', k_msg(mid))
   if (owner and owner ~= id)
     or (not owner and chat ~= '' and redis.call('SISMEMBER', k_claimed(chat), mid) == 1) then
-    return reply('message_claimed', id)
+    return {'message_claimed'}
   end
 end
 local extra = {'dry_run', ARGV[14]}
 if ARGV[12] ~= '' then extra[#extra + 1] = 'message_id'; extra[#extra + 1] = ARGV[12] end
 if ARGV[13] ~= '' then extra[#extra + 1] = 'chat_id'; extra[#extra + 1] = ARGV[13] end
-finish(id, ARGV[9], ARGV[10], ARGV[11], extra, '')
-return reply('ok', id)
+finish(id, r, ARGV[9], ARGV[10], ARGV[11], extra, '')
+return {'ok'}
 `)
 
 // deferScript parks a send in state waiting until a time, in the outbox with
@@ -554,29 +625,30 @@ return reply('ok', id)
 //	KEYS[1] record  KEYS[2] outbox
 //	ARGV[7] send_id  ARGV[8] token ("" = no attempt)  ARGV[9] until ms  ARGV[10] reason  ARGV[11] until RFC 3339
 //
-// Reply: {code, record, history}; code ok | not_found | final | stale_attempt.
+// Reply: {code}; code ok | not_found | final | stale_attempt.
 var deferScript = script(`
 local id, token = ARGV[7], ARGV[8]
 local rk = KEYS[1]
-if redis.call('EXISTS', rk) == 0 then return {'not_found'} end
-local st = field(rk, 'state')
-if is_terminal(st) then return reply('final', id) end
+local r = hmget(rk, {'state', 'attempt_token', 'lease_until_ms', 'account', 'seq', 'gen'})
+if missing(rk, r) then return {'not_found'} end
+local st = get(r, 'state')
+if is_terminal(st) then return {'final'} end
 if token ~= '' then
-  if st ~= 'sending' or field(rk, 'attempt_token') ~= token then return reply('stale_attempt', id) end
+  if st ~= 'sending' or get(r, 'attempt_token') ~= token then return {'stale_attempt'} end
 elseif st ~= 'approved' and st ~= 'waiting' then
-  return reply('stale_attempt', id)
+  return {'stale_attempt'}
 end
-local acct = field(rk, 'account')
-redis.call('HINCRBY', rk, 'gen', 1)
-redis.call('HSET', rk, 'state', 'waiting', 'wait_until_ms', ARGV[9], 'wait_reason', ARGV[10], 'updated_ms', NOW)
-redis.call('HDEL', rk, 'attempt_token', 'lease_until_ms')
-set_state(id, acct, field(rk, 'seq'), st, 'waiting')
+local acct = get(r, 'account')
+hset(rk, r, {'gen', num(r, 'gen') + 1, 'state', 'waiting', 'wait_until_ms', ARGV[9], 'wait_reason', ARGV[10],
+  'updated_ms', NOW_S})
+hdel(rk, r, {'attempt_token', 'lease_until_ms'})
+set_state(id, acct, get(r, 'seq'), st, 'waiting')
 redis.call('ZADD', KEYS[2], ARGV[9], id)
 redis.call('ZADD', k_watch(), ARGV[9], id)
-redis.call('ZREM', k_leases(), id)
-unpark(id, acct)
+if st == 'sending' then redis.call('ZREM', k_leases(), id) end
+unpark(id, acct, st)
 event(id, 'waiting', ARGV[10], '', 0, 'until ' .. ARGV[11])
-return reply('ok', id)
+return {'ok'}
 `)
 
 // resolveScript gives a reconciled attempt back: the message clearly did not
@@ -587,25 +659,26 @@ return reply('ok', id)
 //	KEYS[1] record  KEYS[2] outbox
 //	ARGV[7] send_id  ARGV[8] token
 //
-// Reply: {code, record, history}; code ok | not_found | final | stale_attempt.
+// Reply: {code}; code ok | not_found | final | stale_attempt.
 var resolveScript = script(`
 local id, token = ARGV[7], ARGV[8]
 local rk = KEYS[1]
-if redis.call('EXISTS', rk) == 0 then return {'not_found'} end
-local st = field(rk, 'state')
-if is_terminal(st) then return reply('final', id) end
-if st ~= 'sending' or token == '' or field(rk, 'attempt_token') ~= token then
-  return reply('stale_attempt', id)
+local r = hmget(rk, {'state', 'attempt_token', 'lease_until_ms', 'account', 'seq', 'attempts'})
+if missing(rk, r) then return {'not_found'} end
+local st = get(r, 'state')
+if is_terminal(st) then return {'final'} end
+if st ~= 'sending' or token == '' or get(r, 'attempt_token') ~= token then
+  return {'stale_attempt'}
 end
-local lease_until = numf(rk, 'lease_until_ms')
-redis.call('HSET', rk, 'state', 'approved', 'updated_ms', NOW)
-redis.call('HDEL', rk, 'attempt_token', 'lease_until_ms')
-set_state(id, field(rk, 'account'), field(rk, 'seq'), st, 'approved')
+local lease_until = str(num(r, 'lease_until_ms'))
+hset(rk, r, {'state', 'approved', 'updated_ms', NOW_S})
+hdel(rk, r, {'attempt_token', 'lease_until_ms'})
+set_state(id, get(r, 'account'), get(r, 'seq'), st, 'approved')
 redis.call('ZADD', KEYS[2], lease_until, id)
 redis.call('ZADD', k_watch(), lease_until, id)
 redis.call('ZREM', k_leases(), id)
-event(id, 'approved', '', '', numf(rk, 'attempts'), 'reconciled: not sent')
-return reply('ok', id)
+event(id, 'approved', '', '', num(r, 'attempts'), 'reconciled: not sent')
+return {'ok'}
 `)
 
 // luaISO: iso_ms(ms), the Lua twin of isoMs (RFC 3339 UTC, milliseconds
@@ -637,6 +710,36 @@ local function iso_ms(ms)
 end
 `
 
+// endCallScript: the owner of the current attempt declares its sending call
+// over with the outcome unknown. The lease ends at reconcile at (never later
+// than it did), so a BeginAttempt from then on reconciles, and the watch (when
+// not in the outbox) and {p}:leases (when a member) follow the new lease end.
+//
+//	KEYS[1] record
+//	ARGV[7] send_id  ARGV[8] token  ARGV[9] reconcile at ms  ARGV[10] reason
+//
+// Reply: {code}; code ok | not_found | final | stale_attempt.
+var endCallScript = script(`
+local id, token = ARGV[7], ARGV[8]
+local rk = KEYS[1]
+local r = hmget(rk, {'state', 'attempt_token', 'lease_until_ms', 'attempts'})
+if missing(rk, r) then return {'not_found'} end
+local st = get(r, 'state')
+if is_terminal(st) then return {'final'} end
+if st ~= 'sending' or token == '' or get(r, 'attempt_token') ~= token then
+  return {'stale_attempt'}
+end
+local lease_until = math.min(num(r, 'lease_until_ms'), tonumber(ARGV[9]))
+local s = str(lease_until)
+redis.call('HSET', rk, 'lease_until_ms', s, 'updated_ms', NOW_S)
+-- a send the watchdog re-scheduled is in the outbox, not in leases: its
+-- watch score is its outbox time, and it stays out of leases
+if not redis.call('ZSCORE', k_outbox(), id) then redis.call('ZADD', k_watch(), s, id) end
+redis.call('ZADD', k_leases(), 'XX', s, id)
+event(id, 'sending', ARGV[10], '', num(r, 'attempts'), 'reconcile at ' .. iso_ms(lease_until))
+return {'ok'}
+`)
+
 // recoverScript is the watchdog (see RecoverStuck): it re-schedules the
 // watched sends more than a grace late that nothing will move any more.
 //
@@ -647,7 +750,7 @@ end
 // or after now - grace), so a batch never starves the entries behind it.
 //
 // Reply: the re-scheduled send ids.
-var recoverScript = script(luaISO + `
+var recoverScript = script(`
 local cutoff = NOW - tonumber(ARGV[7])
 local late = redis.call('ZRANGE', KEYS[1], '-inf', string.format('(%d', cutoff), 'BYSCORE',
   'LIMIT', 0, tonumber(ARGV[8]), 'WITHSCORES')
@@ -655,31 +758,35 @@ local out = {}
 for i = 1, #late, 2 do
   local id, since = late[i], tonumber(late[i + 1])
   local rk = k_send(id)
-  local st, acct = field(rk, 'state'), field(rk, 'account')
-  local queued = redis.call('ZSCORE', KEYS[2], id)
+  local r = hmget(rk, {'state', 'account', 'lease_until_ms', 'gen', 'attempts'})
+  local st, acct = get(r, 'state'), get(r, 'account')
   if st ~= 'approved' and st ~= 'waiting' and st ~= 'sending' then
     -- final, pending or gone: not watched
     redis.call('ZREM', KEYS[1], id)
-  elseif redis.call('SISMEMBER', k_held_global(), id) == 1
-    or (acct ~= '' and redis.call('SISMEMBER', k_held_acct(acct), id) == 1) then
-    -- held by a pause: resume releases it
+  elseif st == 'waiting' and (redis.call('SISMEMBER', k_held_global(), id) == 1
+    or (acct ~= '' and redis.call('SISMEMBER', k_held_acct(acct), id) == 1)) then
+    -- held by a pause (only a waiting send can be): resume releases it
     redis.call('ZREM', KEYS[1], id)
-  elseif queued then
-    -- in the outbox: the releaser's backlog, not a lost task; look again later
-    redis.call('ZADD', KEYS[1], math.max(tonumber(queued), NOW), id)
-  elseif st == 'sending' and numf(rk, 'lease_until_ms') >= cutoff then
-    -- the lease has not been over for a grace yet
-    redis.call('ZADD', KEYS[1], numf(rk, 'lease_until_ms'), id)
   else
-    redis.call('HINCRBY', rk, 'gen', 1)
-    redis.call('HSET', rk, 'updated_ms', NOW)
-    redis.call('ZADD', KEYS[2], NOW, id)
-    redis.call('ZADD', KEYS[1], NOW, id)
-    redis.call('ZREM', k_leases(), id)
-    local attempt = 0
-    if st == 'sending' then attempt = numf(rk, 'attempts') end
-    event(id, st, '', '` + RecoveredBy + `', attempt, 'recovered: no progress since ' .. iso_ms(since))
-    out[#out + 1] = id
+    local queued = redis.call('ZSCORE', KEYS[2], id)
+    if queued then
+      -- in the outbox: the releaser's backlog, not a lost task; look again later
+      redis.call('ZADD', KEYS[1], math.max(tonumber(queued), NOW), id)
+    elseif st == 'sending' and num(r, 'lease_until_ms') >= cutoff then
+      -- the lease has not been over for a grace yet
+      redis.call('ZADD', KEYS[1], num(r, 'lease_until_ms'), id)
+    else
+      hset(rk, r, {'gen', num(r, 'gen') + 1, 'updated_ms', NOW_S})
+      redis.call('ZADD', KEYS[2], NOW_S, id)
+      redis.call('ZADD', KEYS[1], NOW_S, id)
+      local attempt = 0
+      if st == 'sending' then
+        redis.call('ZREM', k_leases(), id)
+        attempt = num(r, 'attempts')
+      end
+      event(id, st, '', '` + RecoveredBy + `', attempt, 'recovered: no progress since ' .. iso_ms(since))
+      out[#out + 1] = id
+    end
   end
 end
 return out
@@ -696,15 +803,16 @@ return out
 // starves the entries behind it. It touches no send that is not sending.
 //
 // Reply: the recovered send ids.
-var expiredLeasesScript = script(luaISO + `
+var expiredLeasesScript = script(`
 local cutoff = NOW - tonumber(ARGV[7])
 local late = redis.call('ZRANGE', KEYS[1], '-inf', string.format('(%d', cutoff), 'BYSCORE',
   'LIMIT', 0, tonumber(ARGV[8]))
 local out = {}
 for _, id in ipairs(late) do
   local rk = k_send(id)
-  local lease_until = numf(rk, 'lease_until_ms')
-  if field(rk, 'state') ~= 'sending' or lease_until == 0
+  local r = hmget(rk, {'state', 'lease_until_ms', 'gen', 'attempts'})
+  local lease_until = num(r, 'lease_until_ms')
+  if get(r, 'state') ~= 'sending' or lease_until == 0
     or redis.call('ZSCORE', KEYS[2], id) then
     -- not sending, no lease, or already re-scheduled: not this script's
     redis.call('ZREM', KEYS[1], id)
@@ -712,12 +820,11 @@ for _, id in ipairs(late) do
     -- the lease was renewed (a takeover): track its real end
     redis.call('ZADD', KEYS[1], lease_until, id)
   else
-    redis.call('HINCRBY', rk, 'gen', 1)
-    redis.call('HSET', rk, 'updated_ms', NOW)
-    redis.call('ZADD', KEYS[2], NOW, id)
-    redis.call('ZADD', k_watch(), NOW, id)
+    hset(rk, r, {'gen', num(r, 'gen') + 1, 'updated_ms', NOW_S})
+    redis.call('ZADD', KEYS[2], NOW_S, id)
+    redis.call('ZADD', k_watch(), NOW_S, id)
     redis.call('ZREM', KEYS[1], id)
-    event(id, 'sending', '', '` + RecoveredBy + `', numf(rk, 'attempts'),
+    event(id, 'sending', '', '` + RecoveredBy + `', num(r, 'attempts'),
       'recovered: lease expired at ' .. iso_ms(lease_until))
     out[#out + 1] = id
   end
@@ -728,7 +835,7 @@ return out
 // isoScript formats ARGV[7..] (ms) with iso_ms, for TestISOMatchesLua.
 //
 //	KEYS[1] any key of the ledger (routing only)
-var isoScript = script(luaISO + `
+var isoScript = script(`
 local out = {}
 for i = 7, #ARGV do out[#out + 1] = iso_ms(tonumber(ARGV[i])) end
 return out
@@ -754,7 +861,7 @@ for _, m in ipairs(members) do
     zrem_if(k_acct(acct, state), id, seq)
     zrem_if(k_all(), id, seq)
     zrem_if(k_acct_all(acct), id, seq)
-    if field(k_send(id), 'seq') == seq then
+    if redis.call('HGET', k_send(id), 'seq') == seq then
       redis.call('DEL', k_send(id), k_history(id))
     end
   end

@@ -19,6 +19,7 @@ import (
 //	Approve, resume, Defer, ResolveReconciled    the new outbox time
 //	MarkReleased (entry removed)                 now (the release)
 //	BeginAttempt ok / reconcile                  the end of the lease
+//	EndCall (not in the outbox)                  the new, earlier end of the lease
 //	BeginAttempt held                            removed (resume puts it back)
 //	any final state                              removed
 //	RecoverStuck, recovered                      now (its new outbox time)
