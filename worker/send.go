@@ -98,19 +98,26 @@ func (x *execution) send(ctx context.Context, started time.Time) outcome {
 		}
 		return o
 	}
-	return x.sendError(err, started)
+	return x.sendError(ctx, err, started)
 }
 
 // sendError maps a failed sending call. Only an unknown outcome leaves the attempt in sending:
 // every other class means the provider did not act, so the attempt ends or is deferred now.
-func (x *execution) sendError(err error, started time.Time) outcome {
+func (x *execution) sendError(ctx context.Context, err error, started time.Time) outcome {
 	now := x.w.opts.Now()
 	switch provider.ClassOf(err) {
 	case provider.ClassUnknownOutcome:
-		// The message may have been delivered. Keep the attempt (its lease runs out) and come
-		// back when it has: the next execution gets BeginReconcile and reads the chat.
-		leaseLeft := x.w.opts.Lease - time.Since(started)
-		return retryAfter(max(x.w.opts.ReconcileDelay, leaseLeft), "outcome unknown: reconcile after the lease")
+		// The message may have been delivered. The call is over, so the attempt's lease is cut
+		// to ReconcileDelay (time for a late delivery to show in the chat), and the next
+		// execution after it gets BeginReconcile and reads the chat before anything else.
+		reconcileAt := now.Add(x.w.opts.ReconcileDelay)
+		if err := x.w.l.EndCall(context.WithoutCancel(ctx), x.p.SendID, x.token, reconcileAt); err != nil {
+			// The attempt is no longer ours, or Redis failed: the lease ends on its own.
+			x.logger().Warn("could not end the call early; reconciling after the lease", zap.Error(err))
+			leaseLeft := x.w.opts.Lease - time.Since(started)
+			return retryAfter(max(x.w.opts.ReconcileDelay, leaseLeft), "outcome unknown: reconcile after the lease")
+		}
+		return retryAfter(x.w.opts.ReconcileDelay, "outcome unknown: reconcile at "+reconcileAt.UTC().Format(time.RFC3339))
 
 	case provider.ClassRateLimited:
 		// Certainly not sent; not a failure and not counted against the send. The whole

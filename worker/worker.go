@@ -112,7 +112,7 @@ const (
 	DefaultShutdownTimeout  = 25 * time.Second
 	DefaultReconcileDelay   = 15 * time.Second
 	DefaultProviderTimeout  = 30 * time.Second // provider.Client's default
-	DefaultLease            = 90 * time.Second
+	DefaultLease            = 30 * time.Second
 	DefaultBackoffBase      = 5 * time.Second
 	DefaultBackoffMax       = 5 * time.Minute
 	DefaultMaxTransient     = 5
@@ -136,7 +136,7 @@ type Options struct {
 	// also how often, at most, an account whose breaker is open is probed (accounts_get) across
 	// all replicas (at least once a second).
 	AccountHealthTTL time.Duration
-	// Lease is the ledger attempt lease (default the larger of 90s and twice ProviderTimeout).
+	// Lease is the ledger attempt lease (default the larger of 30s and ProviderTimeout+15s).
 	// It must exceed ProviderTimeout (checked by New): a
 	// sending call is also cut at the lease's end, so no call outlives its lease.
 	Lease time.Duration
@@ -280,7 +280,10 @@ func New(redis asynq.RedisConnOpt, l *ledger.Ledger, p Provider, opts Options) *
 		opts.ProviderTimeout = max(opts.ProviderTimeout, t.Timeout())
 	}
 	if opts.Lease <= 0 {
-		opts.Lease = max(DefaultLease, 2*opts.ProviderTimeout)
+		// Long enough for any call plus the margin, short enough that a crashed
+		// execution is reconciled soon (the lease recovery runs a few seconds
+		// after it ends).
+		opts.Lease = max(DefaultLease, opts.ProviderTimeout+15*time.Second)
 	}
 	w := &Worker{redis: redis, l: l, opts: opts, log: opts.Logger.Named("worker")}
 	if p != nil {
