@@ -192,18 +192,18 @@ func childAsynq(addr string, n, conc int) (*childReport, error) {
 // childSendworker runs the daemon (app.New, in this process) until the n
 // approved sends the parent put in the outbox are all terminal.
 func childSendworker(addr, wasimURL string, n, conc int) (*childReport, error) {
-	// The app's provider client has no injectable HTTP client: it sends
-	// through http.DefaultTransport (read when app.New runs, wrapped in the
-	// app's metrics transport), which is replaced here by a wrapper that
-	// times every request and attributes it to its asynq task (the request
-	// context carries the task id).
+	// The provider transport (app.Options.ProviderTransport) is wrapped to
+	// time every request and attribute it to its asynq task (the request
+	// context carries the task id). Its base is the transport the daemon
+	// uses by default: idle connections sized to the concurrency.
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.MaxIdleConnsPerHost = max(conc+conc/2, 16)
 	if v, _ := strconv.Atoi(os.Getenv(childIdleEnv)); v > 0 {
-		// Experiment (-idle-conns): what a provider transport that keeps
-		// enough idle connections would change.
-		http.DefaultTransport.(*http.Transport).MaxIdleConnsPerHost = v
+		// Experiment (-idle-conns): another idle-connection limit.
+		base.MaxIdleConnsPerHost = v
 	}
-	tr := &timingTransport{base: http.DefaultTransport, byTask: map[string]*taskTiming{}}
-	http.DefaultTransport = tr
+	base.MaxIdleConns = max(base.MaxIdleConns, base.MaxIdleConnsPerHost)
+	tr := &timingTransport{base: base, byTask: map[string]*taskTiming{}}
 
 	env := map[string]string{
 		"SENDWORKER_REDIS_URL":                 "redis://" + addr + "/0",
@@ -234,7 +234,7 @@ func childSendworker(addr, wasimURL string, n, conc int) (*childReport, error) {
 	finished := &finishCapture{at: map[string]time.Time{}}
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
 	core := zapcore.NewTee(zapcore.NewCore(enc, zapcore.AddSync(discard{}), zapcore.InfoLevel), finished)
-	a, err := app.New(cfg, app.Options{Logger: zap.New(core)})
+	a, err := app.New(cfg, app.Options{Logger: zap.New(core), ProviderTransport: tr})
 	if err != nil {
 		return nil, err
 	}

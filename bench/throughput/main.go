@@ -76,7 +76,7 @@ func main() {
 	flag.IntVar(&chats, "chats", 20, "chats per account")
 	flag.BoolVar(&aof, "aof", false, "run Redis with AOF (appendfsync everysec)")
 	flag.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	flag.IntVar(&idle, "idle-conns", 0, "experiment: raise the provider transport's MaxIdleConnsPerHost (http.DefaultTransport) to this in the worker; 0 = as the daemon runs")
+	flag.IntVar(&idle, "idle-conns", 0, "experiment: raise the provider transport's MaxIdleConnsPerHost to this in the worker; 0 = as the daemon runs (1.5 x concurrency)")
 	flag.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile of each sendworker child to this path + .c<concurrency>")
 	flag.StringVar(&logLevel, "log-level", "info", "experiment: SENDWORKER_LOG_LEVEL of the worker (info = as deployed)")
 	flag.Parse()
@@ -569,9 +569,8 @@ the results stream. Approval is pre-granted: the sends wait in the outbox, so th
 release to asynq, the baseline rate does not include its enqueue (shown separately). Redis commands: INFO
 commandstats delta around the child, minus the child's own completion polls, divided by n; commands run inside Lua
 scripts are counted both as EVALSHA and as themselves; background loops (heartbeats, scheduler, releaser, watchdog)
-are included. Overhead: app.New offers no way to inject the provider's HTTP client (it wraps http.DefaultTransport,
-as captured when New runs, in its metrics transport), so the child replaces http.DefaultTransport before app.New with
-a wrapper that times each provider request (until its body is closed) and attributes it to its asynq
+are included. Overhead: the child gives app.New (Options.ProviderTransport) a wrapper around the daemon's default
+provider transport that times each provider request (until its body is closed) and attributes it to its asynq
 task (task id from the request context), and captures the worker's "send finished" log line; overhead = (first
 provider request → "send finished") − provider time. It leaves out the record read before the first request and
 the result write + asynq ack after Finish (about 3 Redis round trips); the slot time (Little's law) includes them.
