@@ -211,17 +211,19 @@ func IsNotImplemented(err error) bool {
 // tests cover row by row.
 //
 // Choices beyond the rules of PROVIDER.md: 501 is permanent (retrying an unimplemented
-// feature cannot help); for sending calls 502 is an unknown outcome like 504, because a
-// gateway that lost the upstream's answer cannot tell whether the upstream acted; other
-// 5xx on sending calls are the provider's own answer that it failed, hence transient.
-// Redirects are never followed, so 3xx (and any other unexpected status) is permanent.
+// feature cannot help); for sending calls 500 and 502 are unknown outcomes like 504: a 500
+// (errors/unexpected_error, errors/provider_error) may come after WhatsApp already took the
+// message, and a gateway that lost the upstream's answer cannot tell whether it acted, so
+// the worker reconciles against the chat before any retry. 503 (network_down,
+// service_unavailable) says the provider did not take the request: transient. Redirects are
+// never followed, so 3xx (and any other unexpected status) is permanent.
 func classifyStatus(op string, status int) Class {
 	switch {
 	case status == http.StatusTooManyRequests:
 		return ClassRateLimited
 	case status == http.StatusNotImplemented:
 		return ClassPermanent
-	case status == http.StatusGatewayTimeout || status == http.StatusBadGateway:
+	case status == http.StatusGatewayTimeout || status == http.StatusBadGateway || status == http.StatusInternalServerError:
 		if IsSending(op) {
 			return ClassUnknownOutcome
 		}

@@ -43,7 +43,7 @@ func TestClassifyStatus(t *testing.T) {
 		{422, "invalid_recipient / no_connection_with_recipient / blocked_recipient / user_unreachable / cannot_resend_yet", P, P},
 		{429, "too_many_requests", R, R},
 		{499, "", P, P},
-		{500, "unexpected_error / provider_error", T, T},
+		{500, "unexpected_error / provider_error", T, U},
 		{501, "feature_not_implemented", P, P},
 		{502, "", T, U},
 		{503, "network_down / service_unavailable", T, T},
