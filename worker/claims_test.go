@@ -268,3 +268,42 @@ func TestSentMessageIDClaimedElsewhere(t *testing.T) {
 	}
 	e.expectResult(rec)
 }
+
+// TestReconcileNeverResendsOverAClaimedMatch: the send's message went out but its answer was
+// lost, and by the time it reconciles another send (same chat, same content) has claimed that
+// very message. No unclaimed candidate is left, yet a matching message exists: it may have been
+// this send's, so the send goes to needs_review instead of out a second time.
+func TestReconcileNeverResendsOverAClaimedMatch(t *testing.T) {
+	t.Parallel()
+	id := newID("claimedmatch")
+	var e *env
+	e = newEnv(t, func(c *envConfig) {
+		c.provider = func(cl *provider.Client, sim *wasim.Sim) Provider {
+			return &listingProvider{
+				faultyProvider: &faultyProvider{Client: cl, sim: sim, faults: wasim.Faults{AcceptThenDropRate: 1}, left: 1},
+				hook:           func(string) map[string]bool { return nil },
+			}
+		}
+	})
+	ctx := context.Background()
+	e.submit(message(id, accA, chatA1))
+	// Wait for the dropped delivery, then let another send claim it before any reconciliation.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(e.deliveries(id)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	ds := e.deliveries(id)
+	if len(ds) != 1 {
+		t.Fatalf("%d deliveries before reconciliation", len(ds))
+	}
+	e.rdb.SAdd(ctx, e.ledger.Keys().Claimed(chatA1), ds[0].MessageID)
+	e.rdb.Set(ctx, e.ledger.Keys().Msg(ds[0].MessageID), "other-send", 0)
+
+	rec := e.waitTerminal(id, 15*time.Second)
+	if rec.State != tasks.StateNeedsReview || rec.Reason != tasks.ReasonUnknownOutcome {
+		t.Fatalf("state %s %s (%s); %s", rec.State, rec.Reason, rec.Detail, historyString(rec))
+	}
+	if n := len(e.deliveries(id)); n != 1 {
+		t.Fatalf("%d deliveries: a claimed match must never lead to a resend", n)
+	}
+}

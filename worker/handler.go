@@ -207,11 +207,14 @@ func (x *execution) integrity() (outcome, bool) {
 // begin asks the ledger for the attempt and acts on its answer.
 func (x *execution) begin(ctx context.Context) (outcome, bool) {
 	token := newToken()
+	// Taken before the script runs: the lease is counted from no later than
+	// this, so a call cut at started+lease-margin never outlives its lease,
+	// however long the round trip to Redis takes.
+	started := time.Now()
 	res, err := x.w.l.BeginAttempt(ctx, ledger.BeginRequest{
 		SendID: x.p.SendID, Digest: x.p.Digest, Gen: x.p.Gen,
 		Token: token, Lease: x.w.opts.Lease, ContactIDs: x.contacts,
 	})
-	started := time.Now()
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
 		return done("no such send", nil), false

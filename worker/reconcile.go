@@ -109,7 +109,7 @@ func (x *execution) attribute(ctx context.Context, chatID string, attemptStarted
 	for _, id := range notOurs {
 		claimed[id] = true
 	}
-	cands, err := x.candidates(ctx, chatID, attemptStartedAt.Add(-reconcileLookback), claimed)
+	cands, claimedMatches, err := x.candidates(ctx, chatID, attemptStartedAt.Add(-reconcileLookback), claimed)
 	switch {
 	case err != nil:
 		return undecided("cannot list the chat's messages")
@@ -117,6 +117,10 @@ func (x *execution) attribute(ctx context.Context, chatID string, attemptStarted
 		return undecided("several messages of ours match")
 	case len(cands) == 0 && len(notOurs) > 0:
 		return needsReview(tasks.ReasonUnknownOutcome, "the message that matched is attributed to another send"), false
+	case len(cands) == 0 && claimedMatches > 0:
+		// A message with this content went out in the window but another send took it: it may
+		// have been ours (the other send may have matched it first). Never send again on a guess.
+		return needsReview(tasks.ReasonUnknownOutcome, "a matching message is attributed to another send"), false
 	case len(cands) == 0:
 		return x.resend(ctx)
 	}
@@ -174,24 +178,25 @@ func (x *execution) reconcileChat(ctx context.Context) (chat *provider.Chat, abs
 }
 
 // candidates lists our messages of a chat newer than after, not claimed by another send, whose
-// content is the send's.
-func (x *execution) candidates(ctx context.Context, chatID string, after time.Time, claimed map[string]bool) ([]provider.Message, error) {
-	var out []provider.Message
+// content is the send's, and counts the matching ones another send has claimed.
+func (x *execution) candidates(ctx context.Context, chatID string, after time.Time, claimed map[string]bool) (out []provider.Message, claimedMatches int, err error) {
 	for m, err := range x.w.p.Messages(ctx, chatID, provider.ListMessagesParams{After: after, Limit: 250}) {
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if m.Timestamp.Before(after) {
 			break
 		}
-		if !bool(m.IsSender) || bool(m.IsEvent) || bool(m.Deleted) || claimed[m.ID] {
+		if !bool(m.IsSender) || bool(m.IsEvent) || bool(m.Deleted) || !sameContent(&m, &x.rec.Request) {
 			continue
 		}
-		if sameContent(&m, &x.rec.Request) {
-			out = append(out, m)
+		if claimed[m.ID] {
+			claimedMatches++
+			continue
 		}
+		out = append(out, m)
 	}
-	return out, nil
+	return out, claimedMatches, nil
 }
 
 // sameContent compares a listed message with the request: text (surrounding space aside) and
@@ -225,7 +230,7 @@ func (x *execution) lookupSent(ctx context.Context, chatID string, started time.
 	if err != nil {
 		return "", false
 	}
-	cands, err := x.candidates(ctx, chatID, started.Add(-reconcileLookback), claimed)
+	cands, _, err := x.candidates(ctx, chatID, started.Add(-reconcileLookback), claimed)
 	if err != nil || len(cands) != 1 {
 		return "", false
 	}
