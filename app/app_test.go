@@ -337,3 +337,41 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestDaemonMetricsOfWaitsAndBreakers: a send to an account the provider
+// reports unhealthy waits (it does not fail), trips the account breaker, and
+// both show on /metrics with the wait-time and queue series.
+func TestDaemonMetricsOfWaitsAndBreakers(t *testing.T) {
+	d := startDaemon(t, nil)
+	code, body := d.call(t, "POST", "/v1/sends", schedulerToken, map[string]any{
+		"send_id": "down-1", "operation": "chats_messages_send", "account_id": "acc-marseille",
+		"chat_id": "chat-marseille-sarah", "text": "Sarah, a reminder",
+	})
+	if code != 201 {
+		t.Fatalf("enqueue = %d %s", code, body)
+	}
+	var rec tasks.Record
+	_ = json.Unmarshal(body, &rec)
+	if code, body := d.call(t, "POST", "/v1/sends/down-1/approve", approverToken, map[string]string{"digest": rec.Digest}); code != 200 {
+		t.Fatalf("approve = %d %s", code, body)
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		r, err := d.app.Ledger().Get(context.Background(), "down-1")
+		return err == nil && r.State == tasks.StateWaiting && r.Wait != nil && r.Wait.Reason == tasks.ReasonWaitAccountDown
+	})
+	_, body = d.call(t, "GET", "/metrics", "", nil)
+	for _, series := range []string{
+		`sendworker_account_breaker_open{account_id="acc-marseille"} 1`,
+		`sendworker_wait_seconds_count{reason="account_unhealthy"}`,
+		`sendworker_sends{state="waiting"} 1`,
+		`sendworker_asynq_queue_size{queue="sendworker",state="scheduled"}`,
+		`sendworker_watchdog_watching`,
+	} {
+		if !strings.Contains(string(body), series) {
+			t.Errorf("/metrics lacks %s", series)
+		}
+	}
+	if n := len(d.sim.Sim().Deliveries()); n != 0 {
+		t.Fatalf("%d deliveries for an unhealthy account", n)
+	}
+}
