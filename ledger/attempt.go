@@ -72,8 +72,10 @@ type BeginResult struct {
 // BeginAttempt re-checks everything at the moment of sending, in one script:
 // the record exists (else ErrNotFound), is not final, is approved with the
 // task's digest and generation, no pause applies, no contact opted out; then
-// it sets sending with r.Token, attempts+1 and a lease of r.Lease. See the
-// BeginOutcome values for the other answers.
+// it sets sending with r.Token, attempts+1 and a lease of r.Lease. An
+// approved or waiting send with a stop request (Reject/Cancel while it was
+// sending) is ended as requested instead: BeginFinal. See the BeginOutcome
+// values for the other answers.
 func (l *Ledger) BeginAttempt(ctx context.Context, r BeginRequest) (BeginResult, error) {
 	if r.Token == "" || r.Lease <= 0 {
 		return BeginResult{}, errors.New("ledger: begin attempt: a token and a positive lease are required")
@@ -137,13 +139,16 @@ func (l *Ledger) Finish(ctx context.Context, sendID, token string, out Outcome) 
 // Defer parks a send until a time: from approved/waiting (token "") or from
 // sending with that token when the call certainly did not go out. The send
 // becomes waiting with Wait{until, reason}, its attempt token is cleared and
-// it is in the outbox at until with a new release generation.
+// it is in the outbox at until with a new release generation. A send with a
+// stop request (Reject/Cancel while sending) is ended instead as requested
+// (rejected/canceled, result written): the record returned is then final,
+// and the caller must not send it.
 func (l *Ledger) Defer(ctx context.Context, sendID, token string, until time.Time, reason tasks.Reason) (*tasks.Record, error) {
 	if until.IsZero() || reason == "" {
 		return nil, errors.New("ledger: defer: until and reason are required")
 	}
 	ms := until.UnixMilli()
-	r, err := l.runRecord(ctx, deferScript, sendID, []string{l.keys.Send(sendID), l.keys.Outbox()},
+	r, err := l.runRecord(ctx, deferScript, sendID, []string{l.opts.ResultsStream, l.keys.Send(sendID), l.keys.Outbox()},
 		sendID, token, ms, string(reason), isoMs(ms))
 	return recordOrError(r, err, sendID)
 }
@@ -152,9 +157,13 @@ func (l *Ledger) Defer(ctx context.Context, sendID, token string, until time.Tim
 // not delivered: sending (with token) → approved, token cleared; the caller
 // then calls BeginAttempt again with the same task. Should it die first, an
 // outbox entry at the end of its lease (same generation) releases the send
-// again.
+// again. A send with a stop request (Reject/Cancel while sending) is ended
+// instead as requested (rejected/canceled, result written); the nil error is
+// the same, and the caller's next BeginAttempt answers BeginFinal (a fresh
+// Get shows the final record).
 func (l *Ledger) ResolveReconciled(ctx context.Context, sendID, token string) error {
-	r, err := l.runRecord(ctx, resolveScript, sendID, []string{l.keys.Send(sendID), l.keys.Outbox()}, sendID, token)
+	r, err := l.runRecord(ctx, resolveScript, sendID, []string{l.opts.ResultsStream, l.keys.Send(sendID), l.keys.Outbox()},
+		sendID, token)
 	_, err = recordOrError(r, err, sendID)
 	return err
 }

@@ -23,19 +23,26 @@ func (l *Ledger) Approve(ctx context.Context, sendID, digest, by, note string) (
 	return recordOrError(r, err, sendID)
 }
 
-// Reject ends a send that has not started sending: state rejected.
+// Reject ends a send that has not started sending: state rejected (see stop
+// for a send being sent).
 func (l *Ledger) Reject(ctx context.Context, sendID, by, note string) (*tasks.Record, error) {
 	return l.stop(ctx, sendID, by, note, tasks.StateRejected, tasks.ReasonRejected, "rejected")
 }
 
-// Cancel ends a send that has not started sending: state canceled.
+// Cancel ends a send that has not started sending: state canceled (see stop
+// for a send being sent).
 func (l *Ledger) Cancel(ctx context.Context, sendID, by, note string) (*tasks.Record, error) {
 	return l.stop(ctx, sendID, by, note, tasks.StateCanceled, tasks.ReasonCanceled, "canceled")
 }
 
 // stop is Reject and Cancel: allowed from pending_approval, approved and
-// waiting; from sending → *StateError{ErrTooLate}; from a final state →
-// *StateError{ErrFinal}. The result is written like Finish's.
+// waiting; from a final state → *StateError{ErrFinal}. The result is written
+// like Finish's. From sending → *StateError{ErrStopPending} (errors.Is
+// ErrTooLate too): nothing is stopped now, but the request is recorded on the
+// send (the first one is kept), in its history and the audit stream
+// ("<event>_requested"); if the attempt turns out not delivered (Defer,
+// ResolveReconciled) the send ends rejected or canceled as requested, with
+// the decision of the request; if it went out (Finish sent) it ends sent.
 func (l *Ledger) stop(ctx context.Context, sendID, by, note string, state tasks.State, reason tasks.Reason, auditEvent string) (*tasks.Record, error) {
 	r, err := l.runRecord(ctx, stopScript, sendID, []string{l.opts.ResultsStream, l.keys.Send(sendID)},
 		sendID, by, note, string(state), string(reason), auditEvent)

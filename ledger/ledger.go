@@ -92,7 +92,12 @@ var (
 	ErrNotPending     = errors.New("send is not pending approval")
 	ErrFinal          = errors.New("send already reached a final state")
 	ErrTooLate        = errors.New("send is being sent and can no longer be stopped")
-	ErrStaleAttempt   = errors.New("attempt is no longer the send's current attempt")
+	// ErrStopPending is a Reject or Cancel of a send in state sending: it
+	// wraps ErrTooLate (the send could not be stopped now), but the request
+	// is recorded on the send: it takes effect (the send ends rejected or
+	// canceled) unless that attempt turns out to have delivered the message.
+	ErrStopPending  = fmt.Errorf("%w; the request is recorded and takes effect unless the message turns out delivered", ErrTooLate)
+	ErrStaleAttempt = errors.New("attempt is no longer the send's current attempt")
 	// ErrMessageClaimed is a Finish(sent) of a new message (chats_messages_send,
 	// chats_create) whose provider message id another send already owns:
 	// nothing changed, the send is still in its state. The id is not this

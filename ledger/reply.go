@@ -136,6 +136,8 @@ func refusal(code, sendID string, rec *tasks.Record) error {
 		return stateErr(ErrNotPending)
 	case "too_late":
 		return stateErr(ErrTooLate)
+	case "stop_pending":
+		return stateErr(ErrStopPending)
 	case "stale_attempt":
 		return stateErr(ErrStaleAttempt)
 	case "message_claimed":

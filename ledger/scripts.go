@@ -264,6 +264,19 @@ local function expire_pending(id, r)
   audit('expired', {'send_id', id, 'by', 'system', 'digest', get(r, 'digest'),
     'account_id', get(r, 'account')})
 end
+
+-- finish_stopped: end a not-final send that carries a stop request as the
+-- requested state (canceled/rejected, the reason of the same name), as
+-- stopScript would have; rk is its record key, stop a table holding the
+-- request's fields (stop_state, stop_by, stop_note, stop_ms).
+local function finish_stopped(id, rk, stop, detail)
+  local r = hmget(rk, FINISH_FIELDS)
+  local state, by, note = get(stop, 'stop_state'), get(stop, 'stop_by'), get(stop, 'stop_note')
+  finish(id, r, state, state, detail,
+    {'decided_by', by, 'decided_ms', get(stop, 'stop_ms'), 'decision_note', note}, by)
+  audit(state, {'send_id', id, 'by', by, 'digest', get(r, 'digest'),
+    'account_id', get(r, 'account'), 'note', note})
+end
 `
 
 // createScript stores a new pending record, or answers for an existing one.
@@ -330,12 +343,18 @@ audit('approved', {'send_id', id, 'by', by, 'digest', digest, 'account_id', acct
 return {'ok'}
 `)
 
-// stopScript rejects or cancels a send that has not started sending.
+// stopScript rejects or cancels a send that has not started sending. A
+// sending send is not stopped but gets a stop request (stop_state, stop_by,
+// stop_note, stop_ms; the first request is kept, a later one changes
+// nothing), a history event and an audit entry "<event>_requested": every
+// script that then moves the send out of sending without a delivery
+// (Defer, ResolveReconciled) or begins it again ends it as requested
+// (finish_stopped); Finish(sent) wins, the message went out.
 //
 //	KEYS[1] results stream  KEYS[2] record
 //	ARGV[7] send_id  ARGV[8] by  ARGV[9] note  ARGV[10] final state  ARGV[11] reason  ARGV[12] audit event
 //
-// Reply: {code}; code ok | not_found | final | too_late.
+// Reply: {code}; code ok | not_found | final | stop_pending.
 var stopScript = script(`
 local id, by, note = ARGV[7], ARGV[8], ARGV[9]
 local rk = KEYS[2]
@@ -343,7 +362,17 @@ local r = hmget(rk, FINISH_FIELDS)
 if missing(rk, r) then return {'not_found'} end
 local st = get(r, 'state')
 if is_terminal(st) then return {'final'} end
-if st == 'sending' then return {'too_late'} end
+if st == 'sending' then
+  if get(hmget(rk, {'stop_state'}), 'stop_state') == '' then
+    redis.call('HSET', rk, 'stop_state', ARGV[10], 'stop_by', by, 'stop_note', note, 'stop_ms', NOW_S,
+      'updated_ms', NOW_S)
+    event(id, 'sending', ARGV[11], by, num(r, 'attempts'),
+      ARGV[12] .. ' requested while sending: takes effect unless the message went out')
+    audit(ARGV[12] .. '_requested', {'send_id', id, 'by', by, 'digest', get(r, 'digest'),
+      'account_id', get(r, 'account'), 'note', note})
+  end
+  return {'stop_pending'}
+end
 finish(id, r, ARGV[10], ARGV[11], '', {'decided_by', by, 'decided_ms', NOW_S, 'decision_note', note}, by)
 audit(ARGV[12], {'send_id', id, 'by', by, 'digest', get(r, 'digest'),
   'account_id', get(r, 'account'), 'note', note})
@@ -508,13 +537,16 @@ return changed
 //	KEYS[1] results stream  KEYS[2] record
 //	ARGV[7] send_id  ARGV[8] gen  ARGV[9] digest  ARGV[10] token  ARGV[11] lease ms  ARGV[12..] contact ids
 //
+// An approved or waiting send with a stop request (see stopScript) is ended
+// as requested instead: reply final.
+//
 // Reply: {code}; code ok | not_found | final | stale | held |
 // opted_out | in_flight | reconcile.
 var beginScript = script(`
 local id, digest, token, lease = ARGV[7], ARGV[9], ARGV[10], tonumber(ARGV[11])
 local rk = KEYS[2]
 local r = hmget(rk, {'state', 'gen', 'digest', 'approved_digest', 'account', 'seq', 'lease_until_ms', 'attempts',
-  'wait_until_ms', 'wait_reason'})
+  'wait_until_ms', 'wait_reason', 'stop_state', 'stop_by', 'stop_note', 'stop_ms'})
 if missing(rk, r) then return {'not_found'} end
 local st = get(r, 'state')
 if is_terminal(st) then return {'final'} end
@@ -536,6 +568,12 @@ if st == 'sending' then
   return {'reconcile'}
 end
 if st ~= 'approved' and st ~= 'waiting' then return {'stale'} end
+if get(r, 'stop_state') ~= '' then
+  -- a stop request the send left sending with (defensive: Defer and
+  -- ResolveReconciled already honour it)
+  finish_stopped(id, rk, r, 'stop requested while sending')
+  return {'final'}
+end
 
 local held
 if redis.call('EXISTS', k_paused_global()) == 1 then
@@ -620,16 +658,18 @@ return {'ok'}
 `)
 
 // deferScript parks a send in state waiting until a time, in the outbox with
-// a new release generation.
+// a new release generation; a send with a stop request (see stopScript) is
+// ended as requested instead (the reply is ok all the same).
 //
-//	KEYS[1] record  KEYS[2] outbox
+//	KEYS[1] results stream  KEYS[2] record  KEYS[3] outbox
 //	ARGV[7] send_id  ARGV[8] token ("" = no attempt)  ARGV[9] until ms  ARGV[10] reason  ARGV[11] until RFC 3339
 //
 // Reply: {code}; code ok | not_found | final | stale_attempt.
 var deferScript = script(`
 local id, token = ARGV[7], ARGV[8]
-local rk = KEYS[1]
-local r = hmget(rk, {'state', 'attempt_token', 'lease_until_ms', 'account', 'seq', 'gen'})
+local rk = KEYS[2]
+local r = hmget(rk, {'state', 'attempt_token', 'lease_until_ms', 'account', 'seq', 'gen',
+  'stop_state', 'stop_by', 'stop_note', 'stop_ms'})
 if missing(rk, r) then return {'not_found'} end
 local st = get(r, 'state')
 if is_terminal(st) then return {'final'} end
@@ -638,12 +678,16 @@ if token ~= '' then
 elseif st ~= 'approved' and st ~= 'waiting' then
   return {'stale_attempt'}
 end
+if get(r, 'stop_state') ~= '' then
+  finish_stopped(id, rk, r, 'stop requested while sending; not delivered')
+  return {'ok'}
+end
 local acct = get(r, 'account')
 hset(rk, r, {'gen', num(r, 'gen') + 1, 'state', 'waiting', 'wait_until_ms', ARGV[9], 'wait_reason', ARGV[10],
   'updated_ms', NOW_S})
 hdel(rk, r, {'attempt_token', 'lease_until_ms'})
 set_state(id, acct, get(r, 'seq'), st, 'waiting')
-redis.call('ZADD', KEYS[2], ARGV[9], id)
+redis.call('ZADD', KEYS[3], ARGV[9], id)
 redis.call('ZADD', k_watch(), ARGV[9], id)
 if st == 'sending' then redis.call('ZREM', k_leases(), id) end
 unpark(id, acct, st)
@@ -654,27 +698,34 @@ return {'ok'}
 // resolveScript gives a reconciled attempt back: the message clearly did not
 // go out, so the send is approved again (same gen). A safety-net outbox entry
 // at the end of the reconciler's lease re-releases it (same gen, so the same
-// asynq TaskID) should the caller die before its next BeginAttempt.
+// asynq TaskID) should the caller die before its next BeginAttempt. A send
+// with a stop request (see stopScript) is ended as requested instead (reply
+// ok all the same).
 //
-//	KEYS[1] record  KEYS[2] outbox
+//	KEYS[1] results stream  KEYS[2] record  KEYS[3] outbox
 //	ARGV[7] send_id  ARGV[8] token
 //
 // Reply: {code}; code ok | not_found | final | stale_attempt.
 var resolveScript = script(`
 local id, token = ARGV[7], ARGV[8]
-local rk = KEYS[1]
-local r = hmget(rk, {'state', 'attempt_token', 'lease_until_ms', 'account', 'seq', 'attempts'})
+local rk = KEYS[2]
+local r = hmget(rk, {'state', 'attempt_token', 'lease_until_ms', 'account', 'seq', 'attempts',
+  'stop_state', 'stop_by', 'stop_note', 'stop_ms'})
 if missing(rk, r) then return {'not_found'} end
 local st = get(r, 'state')
 if is_terminal(st) then return {'final'} end
 if st ~= 'sending' or token == '' or get(r, 'attempt_token') ~= token then
   return {'stale_attempt'}
 end
+if get(r, 'stop_state') ~= '' then
+  finish_stopped(id, rk, r, 'stop requested while sending; reconciled: not sent')
+  return {'ok'}
+end
 local lease_until = str(num(r, 'lease_until_ms'))
 hset(rk, r, {'state', 'approved', 'updated_ms', NOW_S})
 hdel(rk, r, {'attempt_token', 'lease_until_ms'})
 set_state(id, get(r, 'account'), get(r, 'seq'), st, 'approved')
-redis.call('ZADD', KEYS[2], lease_until, id)
+redis.call('ZADD', KEYS[3], lease_until, id)
 redis.call('ZADD', k_watch(), lease_until, id)
 redis.call('ZREM', k_leases(), id)
 event(id, 'approved', '', '', num(r, 'attempts'), 'reconciled: not sent')

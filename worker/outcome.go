@@ -173,6 +173,15 @@ func (x *execution) apply(ctx context.Context, o outcome) error {
 		if err != nil {
 			return x.ledgerRefused(log, "defer", o, err)
 		}
+		if rec.State.Terminal() {
+			// A Reject or Cancel arrived while the send was sending, and the attempt did not go
+			// out: the ledger ended the send as requested instead of parking it. Nothing to send.
+			log.Info("send finished: stop requested while sending", zap.String("state", string(rec.State)),
+				zap.String("reason", string(rec.Reason)), zap.Int("attempt", rec.Attempts), zap.String("detail", o.detail))
+			x.w.opts.Metrics.SendFinished(x.op, rec.State, rec.Reason)
+			x.writeResult(rec)
+			return nil
+		}
 		log.Info("send waits", zap.String("state", string(rec.State)), zap.String("reason", string(o.reason)),
 			zap.Int("attempt", rec.Attempts), zap.Time("until", o.until), zap.String("detail", o.detail))
 		x.w.opts.Metrics.Deferred(o.reason, o.until.Sub(x.w.opts.Now()))

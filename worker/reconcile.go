@@ -145,7 +145,9 @@ func (x *execution) resend(ctx context.Context) (outcome, bool) {
 	case err != nil:
 		return infraError(err), false
 	}
-	x.logger().Info("reconciled: not delivered; sending again", zap.String("state", string(tasks.StateApproved)))
+	// A send with a stop request (Reject/Cancel while sending) is now final instead of
+	// approved: the next round reads it and stops there (precheck), without sending.
+	x.logger().Info("reconciled: not delivered; starting over", zap.String("state", string(tasks.StateApproved)))
 	x.token = ""
 	return outcome{}, true
 }
