@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/sendworker/sendworker/tasks"
 )
@@ -77,9 +78,10 @@ const resumeBatch = 1000
 // SetPaused turns the global ("" account) or one account's kill switch on or
 // off. A paused send is held at BeginAttempt; resume moves the held sends of
 // that scope to the outbox with a new generation. A huge held set is moved by
-// several script calls of at most 1000 sends each; if one fails (or the scope
-// is paused again meanwhile) the rest stay held, and calling SetPaused(false)
-// again finishes the move.
+// several script calls of at most 1000 sends each, not cut short by the
+// caller's cancellation; if Redis fails half-way (or the scope is paused again
+// meanwhile) the rest stay held, and calling SetPaused(false) again finishes
+// the move.
 func (l *Ledger) SetPaused(ctx context.Context, accountID string, paused bool, by string) error {
 	flag, held := l.keys.PausedGlobal(), l.keys.HeldGlobal()
 	if accountID != "" {
@@ -89,6 +91,11 @@ func (l *Ledger) SetPaused(ctx context.Context, accountID string, paused bool, b
 		_, err := l.run(ctx, pauseScript, l.nowMs(), []string{flag}, accountID, by)
 		return err
 	}
+	// Once the flag is cleared the held sends must all move: a caller that
+	// goes away (an admin's HTTP request cancelled) must not stop the move
+	// half-way, so the loop runs on its own bounded context.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
 	first := "1"
 	for {
 		v, err := l.run(ctx, resumeScript, l.nowMs(), []string{flag, held}, accountID, by, resumeBatch, first)
