@@ -307,3 +307,54 @@ func TestReconcileNeverResendsOverAClaimedMatch(t *testing.T) {
 		t.Fatalf("%d deliveries: a claimed match must never lead to a resend", n)
 	}
 }
+
+// failingListProvider loses the answer of the first sending call, then fails every message
+// listing made after that delivery, counting them.
+type failingListProvider struct {
+	*faultyProvider
+	delivered func() bool
+	listings  atomic.Int64
+}
+
+func (p *failingListProvider) Messages(ctx context.Context, chatID string, params provider.ListMessagesParams) iter.Seq2[provider.Message, error] {
+	if !p.delivered() {
+		return p.faultyProvider.Messages(ctx, chatID, params)
+	}
+	p.listings.Add(1)
+	return func(yield func(provider.Message, error) bool) {
+		yield(provider.Message{}, &provider.Error{Op: provider.OpChatsMessagesList, Class: provider.ClassTransient, Status: 503})
+	}
+}
+
+// TestReconcileTriesCountOnlyReads: an unknown outcome whose chat can never be read ends in
+// needs_review after exactly MaxReconcileTries reads of the chat. The EndCall that cut the
+// lease is not a try (it read nothing).
+func TestReconcileTriesCountOnlyReads(t *testing.T) {
+	t.Parallel()
+	id := newID("tries")
+	var (
+		e *env
+		p *failingListProvider
+	)
+	e = newEnv(t, func(c *envConfig) {
+		c.opts.MaxReconcileTries = 2
+		c.provider = func(cl *provider.Client, sim *wasim.Sim) Provider {
+			p = &failingListProvider{
+				faultyProvider: &faultyProvider{Client: cl, sim: sim, faults: wasim.Faults{AcceptThenDropRate: 1}, left: 1},
+				delivered:      func() bool { return len(e.deliveries(id)) > 0 },
+			}
+			return p
+		}
+	})
+	e.submit(message(id, accA, chatA1))
+	rec := e.waitTerminal(id, 30*time.Second)
+	if rec.State != tasks.StateNeedsReview || rec.Reason != tasks.ReasonUnknownOutcome {
+		t.Fatalf("state %s %s (%s); %s", rec.State, rec.Reason, rec.Detail, historyString(rec))
+	}
+	if n := p.listings.Load(); n != 2 {
+		t.Fatalf("%d reads of the chat before needs_review, want MaxReconcileTries = 2; %s", n, historyString(rec))
+	}
+	if n := len(e.deliveries(id)); n != 1 {
+		t.Fatalf("%d deliveries", n)
+	}
+}

@@ -32,9 +32,11 @@ import (
 // reaction is present, the text is the new one, the message is deleted.
 func (x *execution) reconcile(ctx context.Context, attemptStartedAt, started time.Time) (outcome, bool) {
 	// Every takeover of this attempt appends a "sending" event with its number, after the one
-	// of the attempt's start. The watchdog's recoveries append one too; they are not tries.
+	// of the attempt's start. The watchdog's recoveries and EndCall (reason unknown_outcome:
+	// the call ended, nothing was read yet) append one too; they are not tries.
 	tries := countEvents(x.rec, func(ev tasks.Event) bool {
-		return ev.State == tasks.StateSending && ev.Attempt == x.attempt && ev.By != ledger.RecoveredBy
+		return ev.State == tasks.StateSending && ev.Attempt == x.attempt &&
+			ev.By != ledger.RecoveredBy && ev.Reason != tasks.ReasonUnknownOutcome
 	}) - 1
 	undecided := func(detail string) (outcome, bool) {
 		if tries >= x.w.opts.MaxReconcileTries {
