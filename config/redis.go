@@ -362,41 +362,25 @@ func (r Redis) tlsConfig() *tls.Config {
 	return &tls.Config{MinVersion: tls.VersionTLS12}
 }
 
-// AsynqConnOpt returns the asynq connection options for r: asynq.RedisClientOpt,
-// asynq.RedisFailoverClientOpt or asynq.RedisClusterClientOpt. It returns nil for the zero Redis (or one without hosts).
+// AsynqConnOpt returns the asynq connection options for r: asynq builds its client with
+// UniversalClient, so asynq and sendworker's own clients speak to Redis alike (RESP2, see
+// UniversalClient). It returns nil for the zero Redis (or one without hosts).
 func (r Redis) AsynqConnOpt() asynq.RedisConnOpt {
 	if len(r.Addrs) == 0 {
 		return nil
 	}
-	switch r.Mode {
-	case RedisSingle:
-		return asynq.RedisClientOpt{
-			Addr:      r.Addrs[0],
-			Username:  r.Username,
-			Password:  r.Password.Reveal(),
-			DB:        r.DB,
-			TLSConfig: r.tlsConfig(),
-		}
-	case RedisSentinel:
-		return asynq.RedisFailoverClientOpt{
-			MasterName:       r.MasterName,
-			SentinelAddrs:    r.Addrs,
-			SentinelPassword: r.SentinelPassword.Reveal(),
-			Username:         r.Username,
-			Password:         r.Password.Reveal(),
-			DB:               r.DB,
-			TLSConfig:        r.tlsConfig(),
-		}
-	case RedisCluster:
-		return asynq.RedisClusterClientOpt{
-			Addrs:     r.Addrs,
-			Username:  r.Username,
-			Password:  r.Password.Reveal(),
-			TLSConfig: r.tlsConfig(),
-		}
-	}
-	return nil
+	return asynqConnOpt{r}
 }
+
+// asynqConnOpt is an asynq.RedisConnOpt that builds the client UniversalClient builds.
+type asynqConnOpt struct{ r Redis }
+
+func (o asynqConnOpt) MakeRedisClient() interface{} { return o.r.UniversalClient() }
+
+// resp2 is the protocol of every client: sendworker uses no RESP3 feature (push messages,
+// client-side caching), and with RESP3 go-redis checks the connection for pending push
+// messages before every command (a read system call per command).
+const resp2 = 2
 
 // UniversalClient returns a new go-redis client for r (redis.NewClient, NewFailoverClient or
 // NewClusterClient); the caller closes it. It returns nil for the zero Redis (or one without hosts).
@@ -407,6 +391,7 @@ func (r Redis) UniversalClient() redis.UniversalClient {
 	switch r.Mode {
 	case RedisSingle:
 		return redis.NewClient(&redis.Options{
+			Protocol:  resp2,
 			Addr:      r.Addrs[0],
 			Username:  r.Username,
 			Password:  r.Password.Reveal(),
@@ -415,6 +400,7 @@ func (r Redis) UniversalClient() redis.UniversalClient {
 		})
 	case RedisSentinel:
 		return redis.NewFailoverClient(&redis.FailoverOptions{
+			Protocol:         resp2,
 			MasterName:       r.MasterName,
 			SentinelAddrs:    r.Addrs,
 			SentinelPassword: r.SentinelPassword.Reveal(),
@@ -425,6 +411,7 @@ func (r Redis) UniversalClient() redis.UniversalClient {
 		})
 	case RedisCluster:
 		return redis.NewClusterClient(&redis.ClusterOptions{
+			Protocol:  resp2,
 			Addrs:     r.Addrs,
 			Username:  r.Username,
 			Password:  r.Password.Reveal(),

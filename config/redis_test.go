@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -128,22 +127,22 @@ func TestRedisClientOptions(t *testing.T) {
 	}
 
 	single := mustParse("rediss://app:pw@cache:6380/4")
-	opt, ok := single.AsynqConnOpt().(asynq.RedisClientOpt)
-	if !ok || opt.Addr != "cache:6380" || opt.Username != "app" || opt.Password != "pw" || opt.DB != 4 || opt.TLSConfig == nil {
-		t.Errorf("single AsynqConnOpt = %#v", single.AsynqConnOpt())
-	}
-
 	sentinel := mustParse("redis-sentinel://:pw@s1,s2:26380/mymaster?db=2&sentinel_password=sp")
-	fopt, ok := sentinel.AsynqConnOpt().(asynq.RedisFailoverClientOpt)
-	if !ok || fopt.MasterName != "mymaster" || !reflect.DeepEqual(fopt.SentinelAddrs, []string{"s1:26379", "s2:26380"}) ||
-		fopt.Password != "pw" || fopt.SentinelPassword != "sp" || fopt.DB != 2 || fopt.TLSConfig != nil {
-		t.Errorf("sentinel AsynqConnOpt = %#v", sentinel.AsynqConnOpt())
-	}
-
 	cluster := mustParse("rediss-cluster://u:pw@n1:7000,n2:7001")
-	copt, ok := cluster.AsynqConnOpt().(asynq.RedisClusterClientOpt)
-	if !ok || !reflect.DeepEqual(copt.Addrs, []string{"n1:7000", "n2:7001"}) || copt.Username != "u" || copt.Password != "pw" || copt.TLSConfig == nil {
-		t.Errorf("cluster AsynqConnOpt = %#v", cluster.AsynqConnOpt())
+
+	// Every client speaks RESP2 (no push-message check before each command).
+	sopt := single.UniversalClient().(*redis.Client).Options()
+	if sopt.Protocol != 2 || sopt.Addr != "cache:6380" || sopt.Username != "app" || sopt.Password != "pw" || sopt.DB != 4 || sopt.TLSConfig == nil {
+		t.Errorf("single options = %#v", sopt)
+	}
+	copt := cluster.UniversalClient().(*redis.ClusterClient).Options()
+	if copt.Protocol != 2 || !reflect.DeepEqual(copt.Addrs, []string{"n1:7000", "n2:7001"}) || copt.Username != "u" || copt.Password != "pw" || copt.TLSConfig == nil {
+		t.Errorf("cluster options = %#v", copt)
+	}
+	// asynq's client is built the same way.
+	aopt := single.AsynqConnOpt().MakeRedisClient().(*redis.Client).Options()
+	if aopt.Protocol != 2 || aopt.Addr != sopt.Addr || aopt.DB != sopt.DB || aopt.Password != sopt.Password {
+		t.Errorf("asynq client options = %#v", aopt)
 	}
 
 	// go-redis clients of the matching kind; constructing them does not connect.
@@ -170,7 +169,7 @@ func TestRedisClientOptions(t *testing.T) {
 			_ = ac.Close()
 		}
 	}
-	if got := sentinel.UniversalClient().(*redis.Client).Options(); got.DB != 2 || got.Password != "pw" {
+	if got := sentinel.UniversalClient().(*redis.Client).Options(); got.DB != 2 || got.Password != "pw" || got.Protocol != 2 {
 		t.Errorf("failover client options: DB %d", got.DB)
 	}
 }

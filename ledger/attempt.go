@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -18,6 +19,13 @@ type BeginRequest struct {
 	Token          string // random, unique per execution
 	Lease          time.Duration
 	ContactIDs     []string // checked against the opt-out list atomically
+	// NoRecord: the caller holds the record (Get) and needs only the answer,
+	// so BeginAttempt runs the script alone (one EVALSHA, no MULTI and no
+	// read back). Record is then nil, except on the rare paths that need the
+	// record as the script left it: BeginFinal and BeginOptedOut (final, so
+	// unchanged since) and BeginReconcile (the attempt is now the caller's,
+	// and its history holds the takeover), read right after the script.
+	NoRecord bool
 }
 
 // BeginOutcome says what BeginAttempt decided.
@@ -84,7 +92,11 @@ func (l *Ledger) BeginAttempt(ctx context.Context, r BeginRequest) (BeginResult,
 	for _, c := range r.ContactIDs {
 		args = append(args, c)
 	}
-	rep, err := l.runRecord(ctx, beginScript, r.SendID, []string{l.opts.ResultsStream, l.keys.Send(r.SendID)}, args...)
+	keys := []string{l.opts.ResultsStream, l.keys.Send(r.SendID)}
+	if r.NoRecord {
+		return l.beginNoRecord(ctx, r.SendID, keys, args)
+	}
+	rep, err := l.runRecord(ctx, beginScript, r.SendID, keys, args...)
 	if err != nil {
 		return BeginResult{}, err
 	}
@@ -98,6 +110,61 @@ func (l *Ledger) BeginAttempt(ctx context.Context, r BeginRequest) (BeginResult,
 		res.LeaseUntil = msTime(rep.st.leaseUntilMs)
 	}
 	return res, nil
+}
+
+// beginNoRecord is BeginAttempt with BeginRequest.NoRecord: the answer
+// comes from the script's reply alone.
+func (l *Ledger) beginNoRecord(ctx context.Context, sendID string, keys []string, args []any) (BeginResult, error) {
+	v, err := l.run(ctx, beginScript, l.nowMs(), keys, args...)
+	if err != nil {
+		return BeginResult{}, err
+	}
+	reply, err := stringList(v)
+	if err != nil || len(reply) == 0 {
+		return BeginResult{}, fmt.Errorf("ledger: begin attempt %s: unexpected reply %v", sendID, v)
+	}
+	outcome, ok := beginOutcomes[reply[0]]
+	if !ok {
+		return BeginResult{}, refusal(reply[0], sendID, nil)
+	}
+	ints, err := replyInts(reply[1:])
+	if err != nil {
+		return BeginResult{}, fmt.Errorf("ledger: begin attempt %s: %w", sendID, err)
+	}
+	res := BeginResult{Outcome: outcome}
+	switch {
+	case (outcome == BeginOK || outcome == BeginReconcile) && len(ints) == 3:
+		res.Attempt, res.AttemptStartedAt, res.LeaseUntil = int(ints[0]), msTime(ints[1]), msTime(ints[2])
+	case outcome == BeginInFlight && len(ints) == 1:
+		res.LeaseUntil = msTime(ints[0])
+	case len(ints) == 0 && outcome != BeginOK && outcome != BeginReconcile && outcome != BeginInFlight:
+	default:
+		return BeginResult{}, fmt.Errorf("ledger: begin attempt %s: unexpected reply %v", sendID, reply)
+	}
+	if outcome == BeginFinal || outcome == BeginOptedOut || outcome == BeginReconcile {
+		rec, err := l.Get(ctx, sendID)
+		if err != nil {
+			return BeginResult{}, err
+		}
+		res.Record = rec
+		if outcome != BeginReconcile {
+			res.Attempt = rec.Attempts
+		}
+	}
+	return res, nil
+}
+
+// replyInts parses the decimal integers of a script reply.
+func replyInts(items []string) ([]int64, error) {
+	out := make([]int64, len(items))
+	for i, s := range items {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("bad integer %q in reply", s)
+		}
+		out[i] = n
+	}
+	return out, nil
 }
 
 // Outcome is how a send ended, for Finish. State must be final.
@@ -127,13 +194,53 @@ func (l *Ledger) Finish(ctx context.Context, sendID, token string, out Outcome) 
 	if !out.State.Terminal() {
 		return nil, fmt.Errorf("ledger: finish: %q is not a final state", out.State)
 	}
+	r, err := l.runRecord(ctx, finishScript, sendID, []string{l.opts.ResultsStream, l.keys.Send(sendID)},
+		finishArgs(sendID, token, out)...)
+	return recordOrError(r, err, sendID)
+}
+
+func finishArgs(sendID, token string, out Outcome) []any {
 	dry := "0"
 	if out.DryRun {
 		dry = "1"
 	}
-	r, err := l.runRecord(ctx, finishScript, sendID, []string{l.opts.ResultsStream, l.keys.Send(sendID)},
-		sendID, token, string(out.State), string(out.Reason), out.Detail, out.MessageID, out.ChatID, dry)
-	return recordOrError(r, err, sendID)
+	return []any{sendID, token, string(out.State), string(out.Reason), out.Detail, out.MessageID, out.ChatID, dry}
+}
+
+// Ended is what End answers: the send's result as written to the results
+// stream (tasks.Result JSON) and its attempts.
+type Ended struct {
+	Result   []byte
+	Attempts int
+}
+
+// End is Finish for a caller that does not need the record back: the same
+// script, alone (one EVALSHA, no MULTI and no read back). The errors are
+// Finish's.
+func (l *Ledger) End(ctx context.Context, sendID, token string, out Outcome) (Ended, error) {
+	if !out.State.Terminal() {
+		return Ended{}, fmt.Errorf("ledger: end: %q is not a final state", out.State)
+	}
+	v, err := l.run(ctx, finishScript, l.nowMs(), []string{l.opts.ResultsStream, l.keys.Send(sendID)},
+		finishArgs(sendID, token, out)...)
+	if err != nil {
+		return Ended{}, err
+	}
+	reply, err := stringList(v)
+	if err != nil || len(reply) == 0 {
+		return Ended{}, fmt.Errorf("ledger: end %s: unexpected reply %v", sendID, v)
+	}
+	if reply[0] != "ok" {
+		return Ended{}, refusal(reply[0], sendID, nil)
+	}
+	if len(reply) != 3 {
+		return Ended{}, fmt.Errorf("ledger: end %s: unexpected reply of %d items", sendID, len(reply))
+	}
+	n, err := strconv.Atoi(reply[2])
+	if err != nil {
+		return Ended{}, fmt.Errorf("ledger: end %s: bad attempts %q", sendID, reply[2])
+	}
+	return Ended{Result: []byte(reply[1]), Attempts: n}, nil
 }
 
 // Defer parks a send until a time: from approved/waiting (token "") or from

@@ -66,50 +66,70 @@ func TestBeginAttempt(t *testing.T) {
 			return BeginRequest{SendID: "s1", Digest: rec.Digest, Gen: e.gen("s1")}
 		}, BeginReconcile, tasks.StateSending},
 	}
+	// Every case twice: with the record read back, and with NoRecord (the worker's way).
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t)
-			req := tt.setup(e)
-			before := e.get("s1")
-			req.Token, req.Lease = "new-token", 2*time.Minute
-			res, err := e.l.BeginAttempt(e.ctx, req)
-			if err != nil {
-				t.Fatal(err)
+		for _, noRecord := range []bool{false, true} {
+			name := tt.name
+			if noRecord {
+				name += "/no-record"
 			}
-			if res.Outcome != tt.want || res.Record.State != tt.wantState {
-				t.Fatalf("outcome %v state %s, want %v %s", res.Outcome, res.Record.State, tt.want, tt.wantState)
-			}
-			after := e.get("s1")
-			switch tt.want {
-			case BeginStale, BeginFinal, BeginInFlight:
-				if !reflect.DeepEqual(before, after) {
-					t.Fatalf("record changed:\n%+v\n%+v", before, after)
-				}
-			case BeginOK:
-				if res.Attempt != 1 || after.Attempts != 1 || after.Wait != nil ||
-					!res.AttemptStartedAt.Equal(e.clock.Now()) || !res.LeaseUntil.Equal(e.clock.Now().Add(2*time.Minute)) {
-					t.Fatalf("begin result %+v, record %+v", res, after)
-				}
-				if n, _ := e.l.OutboxSize(e.ctx); n != 0 {
-					t.Fatalf("outbox %d after begin", n)
-				}
-			}
-			if tt.want == BeginInFlight && !res.LeaseUntil.Equal(e.clock.Now().Add(time.Second)) {
-				t.Fatalf("lease until %v", res.LeaseUntil)
-			}
-			if tt.want == BeginReconcile {
-				if res.Attempt != 1 || !res.AttemptStartedAt.Equal(e.clock.Now().Add(-time.Minute)) {
-					t.Fatalf("reconcile result %+v", res)
-				}
-				// The token was replaced: the old execution can no longer finish.
-				_, err := e.l.Finish(e.ctx, "s1", "tok-s1", Outcome{State: tasks.StateSent, MessageID: "m1"})
-				wantStateErr(t, err, ErrStaleAttempt, tasks.StateSending)
-				if _, err := e.l.Finish(e.ctx, "s1", "new-token", Outcome{State: tasks.StateSent, MessageID: "m1"}); err != nil {
-					t.Fatal(err)
-				}
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				beginCase(t, tt.setup, tt.want, tt.wantState, noRecord)
+			})
+		}
+	}
+}
+
+func beginCase(t *testing.T, setup func(e *env) BeginRequest, want BeginOutcome, wantState tasks.State, noRecord bool) {
+	t.Helper()
+	e := newEnv(t)
+	req := setup(e)
+	before := e.get("s1")
+	req.Token, req.Lease, req.NoRecord = "new-token", 2*time.Minute, noRecord
+	res, err := e.l.BeginAttempt(e.ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := e.get("s1")
+	switch {
+	case !noRecord || want == BeginFinal || want == BeginOptedOut || want == BeginReconcile:
+		if res.Record == nil || !reflect.DeepEqual(res.Record, after) {
+			t.Fatalf("record\n got %+v\nwant %+v", res.Record, after)
+		}
+	case res.Record != nil:
+		t.Fatalf("NoRecord: record %+v returned for %v", res.Record, res.Outcome)
+	}
+	if res.Outcome != want || after.State != wantState {
+		t.Fatalf("outcome %v state %s, want %v %s", res.Outcome, after.State, want, wantState)
+	}
+	switch want {
+	case BeginStale, BeginFinal, BeginInFlight:
+		if !reflect.DeepEqual(before, after) {
+			t.Fatalf("record changed:\n%+v\n%+v", before, after)
+		}
+	case BeginOK:
+		if res.Attempt != 1 || after.Attempts != 1 || after.Wait != nil ||
+			!res.AttemptStartedAt.Equal(e.clock.Now()) || !res.LeaseUntil.Equal(e.clock.Now().Add(2*time.Minute)) {
+			t.Fatalf("begin result %+v, record %+v", res, after)
+		}
+		if n, _ := e.l.OutboxSize(e.ctx); n != 0 {
+			t.Fatalf("outbox %d after begin", n)
+		}
+	}
+	if want == BeginInFlight && !res.LeaseUntil.Equal(e.clock.Now().Add(time.Second)) {
+		t.Fatalf("lease until %v", res.LeaseUntil)
+	}
+	if want == BeginReconcile {
+		if res.Attempt != 1 || !res.AttemptStartedAt.Equal(e.clock.Now().Add(-time.Minute)) {
+			t.Fatalf("reconcile result %+v", res)
+		}
+		// The token was replaced: the old execution can no longer finish.
+		_, err := e.l.Finish(e.ctx, "s1", "tok-s1", Outcome{State: tasks.StateSent, MessageID: "m1"})
+		wantStateErr(t, err, ErrStaleAttempt, tasks.StateSending)
+		if _, err := e.l.Finish(e.ctx, "s1", "new-token", Outcome{State: tasks.StateSent, MessageID: "m1"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -402,4 +422,70 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// End is Finish without the record read back: same script, same refusals, and its result is the
+// one the stream and the record hold.
+func TestEnd(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, token := e.sending("s1", "acct")
+	if _, err := e.l.End(e.ctx, "s1", "wrong", Outcome{State: tasks.StateSent}); !errors.Is(err, ErrStaleAttempt) {
+		t.Fatalf("wrong token: %v", err)
+	}
+	if _, err := e.l.End(e.ctx, "s1", token, Outcome{State: tasks.StateSending}); err == nil {
+		t.Fatal("non-final outcome accepted")
+	}
+	if _, err := e.l.End(e.ctx, "nope", "t", Outcome{State: tasks.StateSent}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing send: %v", err)
+	}
+	e.clock.Advance(time.Second)
+	ended, err := e.l.End(e.ctx, "s1", token, Outcome{State: tasks.StateSent, MessageID: "msg-1", ChatID: "chat-s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := e.get("s1")
+	var res tasks.Result
+	if err := json.Unmarshal(ended.Result, &res); err != nil {
+		t.Fatalf("result %q: %v", ended.Result, err)
+	}
+	if ended.Attempts != 1 || rec.State != tasks.StateSent || !reflect.DeepEqual(&res, rec.Result) {
+		t.Fatalf("ended %+v (%s)\nrecord %+v", ended, ended.Result, rec.Result)
+	}
+	msgs := e.results()
+	if len(msgs) != 1 || msgs[0].Values["result"] != string(ended.Result) {
+		t.Fatalf("stream %v, want result %s", msgs, ended.Result)
+	}
+	if _, err := e.l.End(e.ctx, "s1", token, Outcome{State: tasks.StateSent}); !errors.Is(err, ErrFinal) {
+		t.Fatalf("end twice: %v", err)
+	}
+
+	// Another send may not take the same message id: refused, nothing changed.
+	_, token2 := e.sending("s2", "acct")
+	_, err = e.l.End(e.ctx, "s2", token2, Outcome{State: tasks.StateSent, MessageID: "msg-1", ChatID: "chat-s1"})
+	if !errors.Is(err, ErrMessageClaimed) {
+		t.Fatalf("claimed id: %v", err)
+	}
+	if got := e.get("s2"); got.State != tasks.StateSending {
+		t.Fatalf("s2 is %s after a refused end", got.State)
+	}
+}
+
+// With NoRecord, an opted-out contact still ends the send in the script, and the final record
+// comes back.
+func TestOptedOutAtBeginNoRecord(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rec, gen := e.approved("s1", "acct")
+	if err := e.l.AddOptOut(e.ctx, "contact-9", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.l.BeginAttempt(e.ctx, BeginRequest{SendID: "s1", Digest: rec.Digest, Gen: gen, Token: "t", Lease: time.Minute,
+		ContactIDs: []string{"chat-1", "contact-9"}, NoRecord: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != BeginOptedOut || res.Record == nil || res.Record.State != tasks.StateSkipped || res.Record.Reason != tasks.ReasonOptedOut {
+		t.Fatalf("begin %+v", res)
+	}
 }

@@ -214,7 +214,7 @@ end
 -- pending; outbox and watch after approval, leases while sending, held sets
 -- while waiting), append history, write the result, claim the message id
 -- (sends of a new message only), start the retention clock. r is the record
--- read with FINISH_FIELDS; it is kept up to date.
+-- read with FINISH_FIELDS; it is kept up to date. Returns the result JSON.
 local function finish(id, r, state, reason, detail, extra, by)
   local rk, hk = k_send(id), k_history(id)
   local from, acct, seq = get(r, 'state'), get(r, 'account'), get(r, 'seq')
@@ -239,6 +239,7 @@ local function finish(id, r, state, reason, detail, extra, by)
   local mid, chat, op = get(r, 'message_id'), get(r, 'chat_id'), get(r, 'op')
   local meta = get(r, 'metadata')
   if meta == '' then meta = '{}' end
+  local result = result_json(id, r)
   local dry = 'false'
   if get(r, 'dry_run') == '1' then dry = 'true' end
   redis.call('XADD', RESULTS, 'MAXLEN', '~', RESULTS_MAXLEN, '*',
@@ -246,7 +247,7 @@ local function finish(id, r, state, reason, detail, extra, by)
     'state', state, 'reason', reason, 'message_id', mid, 'chat_id', chat,
     'attempts', string.format('%d', attempts), 'approved_by', get(r, 'approved_by'),
     'finished_at', NOW_ISO, 'metadata', meta, 'dry_run', dry,
-    'result', result_json(id, r))
+    'result', result)
 
   if state == 'sent' and mid ~= '' and new_message_op(op) then
     if chat ~= '' then
@@ -257,6 +258,7 @@ local function finish(id, r, state, reason, detail, extra, by)
   end
   redis.call('PEXPIRE', rk, RETENTION)
   redis.call('PEXPIRE', hk, RETENTION)
+  return result
 end
 
 local function expire_pending(id, r)
@@ -540,13 +542,15 @@ return changed
 // An approved or waiting send with a stop request (see stopScript) is ended
 // as requested instead: reply final.
 //
-// Reply: {code}; code ok | not_found | final | stale | held |
-// opted_out | in_flight | reconcile.
+// Reply: {code[, ...]}; code ok | not_found | final | stale | held |
+// opted_out | in_flight | reconcile. ok and reconcile add the attempt
+// number, its start (ms) and the lease end (ms); in_flight adds the lease
+// end (ms).
 var beginScript = script(`
 local id, digest, token, lease = ARGV[7], ARGV[9], ARGV[10], tonumber(ARGV[11])
 local rk = KEYS[2]
 local r = hmget(rk, {'state', 'gen', 'digest', 'approved_digest', 'account', 'seq', 'lease_until_ms', 'attempts',
-  'wait_until_ms', 'wait_reason', 'stop_state', 'stop_by', 'stop_note', 'stop_ms'})
+  'attempt_started_ms', 'wait_until_ms', 'wait_reason', 'stop_state', 'stop_by', 'stop_note', 'stop_ms'})
 if missing(rk, r) then return {'not_found'} end
 local st = get(r, 'state')
 if is_terminal(st) then return {'final'} end
@@ -558,14 +562,14 @@ end
 local acct, seq = get(r, 'account'), get(r, 'seq')
 local lease_end = str(NOW + lease)
 if st == 'sending' then
-  if num(r, 'lease_until_ms') > NOW then return {'in_flight'} end
+  if num(r, 'lease_until_ms') > NOW then return {'in_flight', get(r, 'lease_until_ms')} end
   redis.call('HSET', rk, 'attempt_token', token, 'lease_until_ms', lease_end, 'updated_ms', NOW_S)
   -- the entry of a RecoverStuck release that began before MarkReleased
   redis.call('ZREM', k_outbox(), id)
   redis.call('ZADD', k_watch(), lease_end, id)
   redis.call('ZADD', k_leases(), lease_end, id)
   event(id, 'sending', '', '', num(r, 'attempts'), 'lease expired: reconciling')
-  return {'reconcile'}
+  return {'reconcile', str(num(r, 'attempts')), get(r, 'attempt_started_ms'), lease_end}
 end
 if st ~= 'approved' and st ~= 'waiting' then return {'stale'} end
 if get(r, 'stop_state') ~= '' then
@@ -614,7 +618,7 @@ redis.call('ZADD', k_watch(), lease_end, id)
 redis.call('ZADD', k_leases(), lease_end, id)
 unpark(id, acct, st)
 event(id, 'sending', '', '', attempt, 'attempt started')
-return {'ok'}
+return {'ok', str(attempt), NOW_S, lease_end}
 `)
 
 // finishScript ends a send with the worker's outcome. A sent new message
@@ -627,7 +631,7 @@ return {'ok'}
 //	ARGV[12] message_id  ARGV[13] chat_id  ARGV[14] dry run "1"/"0"
 //
 // Reply: {code}; code ok | not_found | final | stale_attempt |
-// message_claimed.
+// message_claimed. ok adds the result JSON and the attempts.
 var finishScript = script(`
 local id, token = ARGV[7], ARGV[8]
 local rk = KEYS[2]
@@ -653,8 +657,7 @@ end
 local extra = {'dry_run', ARGV[14]}
 if ARGV[12] ~= '' then extra[#extra + 1] = 'message_id'; extra[#extra + 1] = ARGV[12] end
 if ARGV[13] ~= '' then extra[#extra + 1] = 'chat_id'; extra[#extra + 1] = ARGV[13] end
-finish(id, r, ARGV[9], ARGV[10], ARGV[11], extra, '')
-return {'ok'}
+return {'ok', finish(id, r, ARGV[9], ARGV[10], ARGV[11], extra, ''), str(num(r, 'attempts'))}
 `)
 
 // deferScript parks a send in state waiting until a time, in the outbox with

@@ -150,7 +150,9 @@ func (x *execution) apply(ctx context.Context, o outcome) error {
 	log := x.logger()
 	switch o.kind {
 	case kindFinish:
-		rec, err := x.w.l.Finish(wctx, x.p.SendID, x.token, ledger.Outcome{
+		// End, not Finish: the ledger applies exactly the state and reason asked for, so the
+		// record need not be read back.
+		ended, err := x.w.l.End(wctx, x.p.SendID, x.token, ledger.Outcome{
 			State: o.state, Reason: o.reason, Detail: o.detail,
 			MessageID: o.messageID, ChatID: o.chatID, DryRun: o.dryRun,
 		})
@@ -162,10 +164,10 @@ func (x *execution) apply(ctx context.Context, o outcome) error {
 		if err != nil {
 			return x.ledgerRefused(log, "finish", o, err)
 		}
-		log.Info("send finished", zap.String("state", string(rec.State)), zap.String("reason", string(rec.Reason)),
-			zap.Int("attempt", rec.Attempts), zap.String("detail", o.detail), zap.Bool("dry_run", o.dryRun))
-		x.w.opts.Metrics.SendFinished(x.op, rec.State, rec.Reason)
-		x.writeResult(rec)
+		log.Info("send finished", zap.String("state", string(o.state)), zap.String("reason", string(o.reason)),
+			zap.Int("attempt", ended.Attempts), zap.String("detail", o.detail), zap.Bool("dry_run", o.dryRun))
+		x.w.opts.Metrics.SendFinished(x.op, o.state, o.reason)
+		x.writeResult(ended.Result)
 		return nil
 
 	case kindWait:
@@ -179,7 +181,7 @@ func (x *execution) apply(ctx context.Context, o outcome) error {
 			log.Info("send finished: stop requested while sending", zap.String("state", string(rec.State)),
 				zap.String("reason", string(rec.Reason)), zap.Int("attempt", rec.Attempts), zap.String("detail", o.detail))
 			x.w.opts.Metrics.SendFinished(x.op, rec.State, rec.Reason)
-			x.writeResult(rec)
+			x.writeRecordResult(rec)
 			return nil
 		}
 		log.Info("send waits", zap.String("state", string(rec.State)), zap.String("reason", string(o.reason)),
@@ -199,7 +201,7 @@ func (x *execution) apply(ctx context.Context, o outcome) error {
 	case kindDone:
 		log.Debug("nothing to do", zap.String("detail", o.detail))
 		if o.record != nil {
-			x.writeResult(o.record)
+			x.writeRecordResult(o.record)
 		}
 		return nil
 
@@ -226,17 +228,26 @@ func (x *execution) ledgerRefused(log *zap.Logger, what string, o outcome, err e
 	return &retryError{delay: 5 * time.Second, why: "ledger " + what + " failed"}
 }
 
-// writeResult writes the send's result as the asynq task result. Best effort: the ledger
-// already holds it, with the results stream.
-func (x *execution) writeResult(rec *tasks.Record) {
-	if rec == nil || rec.Result == nil || x.task == nil || x.task.ResultWriter() == nil {
+// writeRecordResult writes a final record's result as the asynq task result.
+func (x *execution) writeRecordResult(rec *tasks.Record) {
+	if rec == nil || rec.Result == nil {
 		return
 	}
 	b, err := json.Marshal(rec.Result)
-	if err == nil {
-		_, err = x.task.ResultWriter().Write(b)
-	}
 	if err != nil {
+		x.logger().Debug("task result not written", zap.Error(err))
+		return
+	}
+	x.writeResult(b)
+}
+
+// writeResult writes the send's result (tasks.Result JSON) as the asynq task result. Best
+// effort: the ledger already holds it, with the results stream.
+func (x *execution) writeResult(result []byte) {
+	if len(result) == 0 || x.task == nil || x.task.ResultWriter() == nil {
+		return
+	}
+	if _, err := x.task.ResultWriter().Write(result); err != nil {
 		x.logger().Debug("task result not written", zap.Error(err))
 	}
 }

@@ -14,8 +14,8 @@ import (
 // when BeginAttempt answered, on the real clock.
 func (x *execution) send(ctx context.Context, started time.Time) outcome {
 	req := &x.rec.Request
-	// BeginAttempt returned the record as of the attempt: what goes out is that snapshot, and
-	// it must still be the approved content the guards checked.
+	// What goes out is the record the guards checked (Get), whose digest BeginAttempt found
+	// still approved and current; checked once more here, as cheap insurance.
 	if req.Digest() != x.p.Digest || x.rec.Digest != x.p.Digest {
 		return failed(tasks.ReasonDigestMismatch, "the stored content changed before sending")
 	}
