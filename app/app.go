@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -76,6 +77,10 @@ type App struct {
 	started  bool
 }
 
+// redisPoolSpare are the connections of a Redis client beyond one per concurrent send:
+// releaser workers, maintenance and metrics loops, asynq's own loops.
+const redisPoolSpare = 32
+
 // New builds the daemon from a validated configuration. It opens no
 // listener and starts nothing: Start does.
 func New(cfg *config.Config, opts Options) (*App, error) {
@@ -101,7 +106,12 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	}
 	a.provider = pc
 
-	a.rdb = cfg.Redis.UniversalClient()
+	// Every send holds a connection for each of its Redis round trips, and the releaser and
+	// the background loops take some: a pool smaller than the concurrency makes sends queue
+	// for a connection (go-redis's default is 10 per CPU).
+	redisCfg := cfg.Redis
+	redisCfg.PoolSize = max(cfg.Worker.Concurrency+redisPoolSpare, 10*runtime.GOMAXPROCS(0))
+	a.rdb = redisCfg.UniversalClient()
 	if a.opts.Limiter == nil {
 		a.limiter = ratelimit.New(a.rdb, ratelimit.Options{
 			Prefix:    cfg.KeyPrefix,
@@ -140,7 +150,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		Now:                opts.Now,
 		Logger:             a.log.Named("approval"),
 	})
-	a.worker = worker.New(cfg.Redis.AsynqConnOpt(), a.ledger, pc, worker.Options{
+	a.worker = worker.New(redisCfg.AsynqConnOpt(), a.ledger, pc, worker.Options{
 		Queue:              cfg.Worker.Queue,
 		Concurrency:        cfg.Worker.Concurrency,
 		ShutdownTimeout:    cfg.Worker.ShutdownTimeout,

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -79,10 +78,12 @@ func (s *Service) loop(ctx context.Context, name string, every time.Duration, ki
 // ReleaseOnce hands at most one batch of due outbox entries to asynq and
 // returns how many it released. For each entry it enqueues task
 // whatsapp:<op> with id TaskID(send_id, gen) and payload {send_id, digest,
-// gen}, then removes the entry (ledger.MarkReleased, only if gen is still
-// current). An entry whose task id already exists was released by another
-// replica or before a crash: it is marked released without a second task.
-// An entry that fails stays in the outbox for the next call.
+// gen}; then it removes the entries enqueued, in one script
+// (ledger.MarkAllReleased, each only if its gen is still current). An entry
+// whose task id already exists was released by another replica or before a
+// crash: it is marked released without a second task. An entry that fails
+// stays in the outbox for the next call, and so does the whole batch if
+// marking fails (asynq then refuses the second task of each).
 func (s *Service) ReleaseOnce(ctx context.Context) (int, error) {
 	if s.client == nil {
 		return 0, errors.New("release: no asynq client")
@@ -92,8 +93,8 @@ func (s *Service) ReleaseOnce(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("release: %w", err)
 	}
 	var (
-		released atomic.Int64
 		mu       sync.Mutex
+		enqueued []ledger.Release
 		errs     []error
 	)
 	work := make(chan ledger.Release)
@@ -101,13 +102,14 @@ func (s *Service) ReleaseOnce(ctx context.Context) (int, error) {
 	for range min(len(due), releaseParallel) {
 		wg.Go(func() {
 			for r := range work {
-				if err := s.release(ctx, r); err != nil {
-					mu.Lock()
+				err := s.enqueue(ctx, r)
+				mu.Lock()
+				if err != nil {
 					errs = append(errs, err)
-					mu.Unlock()
-					continue
+				} else {
+					enqueued = append(enqueued, r)
 				}
-				released.Add(1)
+				mu.Unlock()
 			}
 		})
 	}
@@ -116,14 +118,20 @@ func (s *Service) ReleaseOnce(ctx context.Context) (int, error) {
 	}
 	close(work)
 	wg.Wait()
+	if err := s.l.MarkAllReleased(ctx, enqueued); err != nil {
+		// The tasks exist; the next call finds the entries again and asynq refuses the
+		// duplicate ids, so retrying is harmless.
+		return 0, fmt.Errorf("release: %d tasks enqueued, not marked released: %w", len(enqueued), err)
+	}
 	if len(errs) > 0 {
 		// One line per batch is enough: the entries stay in the outbox.
-		return int(released.Load()), fmt.Errorf("release: %d of %d failed, first: %w", len(errs), len(due), errs[0])
+		return len(enqueued), fmt.Errorf("release: %d of %d failed, first: %w", len(errs), len(due), errs[0])
 	}
-	return int(released.Load()), nil
+	return len(enqueued), nil
 }
 
-func (s *Service) release(ctx context.Context, r ledger.Release) error {
+// enqueue makes the asynq task of one release; an existing task of the same id is success.
+func (s *Service) enqueue(ctx context.Context, r ledger.Release) error {
 	payload, err := json.Marshal(tasks.TaskPayload{SendID: r.SendID, Digest: r.Digest, Gen: r.Gen})
 	if err != nil {
 		return fmt.Errorf("release %s: %w", r.SendID, err)
@@ -143,11 +151,6 @@ func (s *Service) release(ctx context.Context, r ledger.Release) error {
 		// Already enqueued by another replica or before a crash: done.
 	default:
 		return fmt.Errorf("release %s: %w", id, err)
-	}
-	if err := s.l.MarkReleased(ctx, r.SendID, r.Gen); err != nil {
-		// The task exists; the next call finds the entry again and asynq
-		// refuses the duplicate id, so retrying is harmless.
-		return fmt.Errorf("release %s: mark released: %w", id, err)
 	}
 	return nil
 }

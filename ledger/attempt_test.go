@@ -489,3 +489,31 @@ func TestOptedOutAtBeginNoRecord(t *testing.T) {
 		t.Fatalf("begin %+v", res)
 	}
 }
+
+// MarkAllReleased removes the entries whose generation is current, in one script, and starts
+// their watchdog clock; a stale generation keeps its entry.
+func TestMarkAllReleased(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, g1 := e.approved("s1", "acct")
+	_, g2 := e.approved("s2", "acct")
+	_, g3 := e.approved("s3", "other")
+	e.clock.Advance(time.Second)
+	err := e.l.MarkAllReleased(e.ctx, []Release{{SendID: "s1", Gen: g1}, {SendID: "s2", Gen: g2 - 1}, {SendID: "s3", Gen: g3}, {SendID: "gone", Gen: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, err := e.rdb.ZRange(e.ctx, e.l.Keys().Outbox(), 0, -1).Result()
+	if err != nil || !reflect.DeepEqual(left, []string{"s2"}) {
+		t.Fatalf("outbox %v %v, want [s2]", left, err)
+	}
+	for _, id := range []string{"s1", "s3"} {
+		score, err := e.rdb.ZScore(e.ctx, e.l.Keys().Watch(), id).Result()
+		if err != nil || int64(score) != e.clock.Now().UnixMilli() {
+			t.Fatalf("%s watch score %v %v, want the release time", id, score, err)
+		}
+	}
+	if err := e.l.MarkAllReleased(e.ctx, nil); err != nil {
+		t.Fatalf("empty batch: %v", err)
+	}
+}

@@ -61,8 +61,31 @@ func (l *Ledger) DueForRelease(ctx context.Context, limit int) ([]Release, error
 // the watchdog's clock: RecoverStuck recovers the send if its task has not
 // moved it a grace after now.
 func (l *Ledger) MarkReleased(ctx context.Context, sendID string, gen int64) error {
-	_, err := l.run(ctx, markReleasedScript, l.nowMs(), []string{l.keys.Outbox(), l.keys.Send(sendID)}, sendID, gen)
-	return err
+	return l.MarkAllReleased(ctx, []Release{{SendID: sendID, Gen: gen}})
+}
+
+// maxMarkBatch bounds the entries of one MarkAllReleased script, so that one
+// script never holds Redis for long.
+const maxMarkBatch = 500
+
+// MarkAllReleased is MarkReleased for many entries (SendID and Gen of each
+// are used), in one script per maxMarkBatch entries.
+func (l *Ledger) MarkAllReleased(ctx context.Context, rs []Release) error {
+	for len(rs) > 0 {
+		batch := rs[:min(len(rs), maxMarkBatch)]
+		rs = rs[len(batch):]
+		keys := make([]string, 0, 1+len(batch))
+		args := make([]any, 0, 2*len(batch))
+		keys = append(keys, l.keys.Outbox())
+		for _, r := range batch {
+			keys = append(keys, l.keys.Send(r.SendID))
+			args = append(args, r.SendID, r.Gen)
+		}
+		if _, err := l.run(ctx, markReleasedScript, l.nowMs(), keys, args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // OutboxSize is the number of outbox entries (due or not).

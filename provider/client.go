@@ -352,13 +352,27 @@ func (c *Client) attempt(ctx context.Context, r *request) ([]byte, *Error) {
 	}
 
 	finish := func() error { return nil }
+	var payload []byte // a body held in memory: JSON, or a form without files
 	switch {
 	case r.json != nil:
-		payload, err := json.Marshal(r.json)
+		payload, err = json.Marshal(r.json)
 		if err != nil {
 			return fail(ClassPermanent, fmt.Errorf("%w: %v", ErrInvalidArgument, err))
 		}
 		req.Header.Set("Content-Type", "application/json")
+	case r.form != nil && len(r.form.files) == 0:
+		// Text fields only: small, so built whole and sent with its length, in one write
+		// (a streamed body goes out chunked, a write per part).
+		var contentType string
+		payload, contentType = r.form.encode()
+		req.Header.Set("Content-Type", contentType)
+	case r.form != nil:
+		body, contentType, stop := r.form.stream()
+		req.Header.Set("Content-Type", contentType)
+		req.Body = io.NopCloser(&eofReader{r: body, eof: &written})
+		finish = stop
+	}
+	if payload != nil {
 		req.ContentLength = int64(len(payload))
 		// GetBody lets the transport resend on a fresh connection when nothing at all was
 		// written on a stale one; it never replays a request that went out.
@@ -366,11 +380,6 @@ func (c *Client) attempt(ctx context.Context, r *request) ([]byte, *Error) {
 			return io.NopCloser(&eofReader{r: bytes.NewReader(payload), eof: &written}), nil
 		}
 		req.Body, _ = req.GetBody()
-	case r.form != nil:
-		body, contentType, stop := r.form.stream()
-		req.Header.Set("Content-Type", contentType)
-		req.Body = io.NopCloser(&eofReader{r: body, eof: &written})
-		finish = stop
 	}
 
 	resp, err := c.http.Do(req)

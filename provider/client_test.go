@@ -533,6 +533,43 @@ func TestMultipartStreamed(t *testing.T) {
 	}
 }
 
+// A form without files is small: it goes out whole, with its length (one write, not a chunk
+// per part), and reads the same.
+func TestMultipartWithoutFilesHasLength(t *testing.T) {
+	var got struct {
+		length int64
+		fields [][2]string
+	}
+	var mu sync.Mutex
+	c, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		got.length = r.ContentLength
+		if err := r.ParseMultipartForm(1 << 20); err != nil {
+			w.WriteHeader(400)
+			return
+		}
+		for _, k := range []string{"account_id", "text"} {
+			for _, v := range r.MultipartForm.Value[k] {
+				got.fields = append(got.fields, [2]string{k, v})
+			}
+		}
+		w.WriteHeader(201)
+		io.WriteString(w, `{"object":"MessageSent","message_id":"m1"}`)
+	})
+	text := "Hello \"Ann\"\r\n--boundary-like line\nbye ✓"
+	sent, err := c.SendMessage(context.Background(), "chat-1", SendMessageParams{AccountID: "acc", Text: text})
+	if err != nil || sent.MessageID == nil || *sent.MessageID != "m1" {
+		t.Fatalf("SendMessage: %+v %v", sent, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := [][2]string{{"account_id", "acc"}, {"text", text}}
+	if got.length <= 0 || fmt.Sprint(got.fields) != fmt.Sprint(want) {
+		t.Fatalf("length %d, fields %q; want a known length and %q", got.length, got.fields, want)
+	}
+}
+
 type closeCounter struct {
 	io.Reader
 	n *atomic.Int32

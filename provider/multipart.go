@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -71,6 +72,15 @@ func (f *form) stream() (body io.Reader, contentType string, stop func() error) 
 		return <-done
 	}
 	return pr, mw.FormDataContentType(), stop
+}
+
+// encode returns a form without files whole, with its Content-Type.
+func (f *form) encode() ([]byte, string) {
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	// Writing to a bytes.Buffer cannot fail.
+	_ = f.write(mw)
+	return b.Bytes(), mw.FormDataContentType()
 }
 
 func (f *form) write(mw *multipart.Writer) error {
