@@ -35,17 +35,31 @@ type execution struct {
 	// trial is set (to the account's status) when this send is the trial of a half-open
 	// account breaker: its delivery closes the breaker.
 	trial string
+
+	// log is logger()'s logger for the fields it was built with.
+	log        *zap.Logger
+	logAccount string
+	logAttempt int
 }
 
 func (x *execution) logger() *zap.Logger {
-	fields := []zap.Field{zap.String("send_id", x.p.SendID), zap.String("operation", string(x.op))}
+	account := ""
 	if x.rec != nil {
-		fields = append(fields, zap.String("account_id", x.rec.Request.AccountID))
+		account = x.rec.Request.AccountID
+	}
+	// Built once per set of fields: a send logs a few lines, each with the same fields.
+	if x.log != nil && x.logAccount == account && x.logAttempt == x.attempt {
+		return x.log
+	}
+	fields := []zap.Field{zap.String("send_id", x.p.SendID), zap.String("operation", string(x.op))}
+	if account != "" {
+		fields = append(fields, zap.String("account_id", account))
 	}
 	if x.attempt > 0 {
 		fields = append(fields, zap.Int("attempt", x.attempt))
 	}
-	return x.w.log.With(fields...)
+	x.log, x.logAccount, x.logAttempt = x.w.log.With(fields...), account, x.attempt
+	return x.log
 }
 
 // processTask is the asynq handler of every send task type.
