@@ -32,7 +32,7 @@ type harness struct {
 	onSleep func() // runs during a retry wait, e.g. to clear a fault
 }
 
-func newHarness(t *testing.T, simOpts wasim.Options, tweak ...func(*provider.Options)) *harness {
+func newHarness(t testing.TB, simOpts wasim.Options, tweak ...func(*provider.Options)) *harness {
 	t.Helper()
 	if simOpts.Seed == nil {
 		simOpts.Seed = wasim.GenerateSeed(2, 3, 1)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/sendworker/sendworker/app"
 	"github.com/sendworker/sendworker/config"
+	"github.com/sendworker/sendworker/provider"
 )
 
 // The parent runs each measured pipeline in a fresh child process (this same
@@ -32,17 +33,19 @@ import (
 // own: the child reads its VmHWM/VmRSS from /proc/self/status at the end.
 // Redis and the simulator live in the parent.
 const (
-	childEnv       = "SENDWORKER_BENCH_CHILD" // "asynq" or "sendworker"
-	childRedisEnv  = "SENDWORKER_BENCH_REDIS"
-	childWasimEnv  = "SENDWORKER_BENCH_WASIM"
-	childNEnv      = "SENDWORKER_BENCH_N"
-	childConcEnv   = "SENDWORKER_BENCH_CONCURRENCY"
-	childIdleEnv   = "SENDWORKER_BENCH_IDLE_CONNS"
-	childLogEnv    = "SENDWORKER_BENCH_LOG_LEVEL"
-	childProfEnv   = "SENDWORKER_BENCH_CPUPROFILE"
-	baselineQueue  = "bench-noop"
-	baselineTaskTy = "bench:noop"
-	resultsStream  = "sendworker:results"
+	childEnv         = "SENDWORKER_BENCH_CHILD" // "asynq" or "sendworker"
+	childRedisEnv    = "SENDWORKER_BENCH_REDIS"
+	childWasimEnv    = "SENDWORKER_BENCH_WASIM"
+	childNEnv        = "SENDWORKER_BENCH_N"
+	childConcEnv     = "SENDWORKER_BENCH_CONCURRENCY"
+	childIdleEnv     = "SENDWORKER_BENCH_IDLE_CONNS"
+	childLogEnv      = "SENDWORKER_BENCH_LOG_LEVEL"
+	childProfEnv     = "SENDWORKER_BENCH_CPUPROFILE"
+	childAccountsEnv = "SENDWORKER_BENCH_ACCOUNTS"
+	childChatsEnv    = "SENDWORKER_BENCH_CHATS"
+	baselineQueue    = "bench-noop"
+	baselineTaskTy   = "bench:noop"
+	resultsStream    = "sendworker:results"
 )
 
 // childReport is what a child prints (one JSON object on stdout).
@@ -88,6 +91,8 @@ func runChild(kind string) error {
 		rep, err = childAsynq(addr, n, conc)
 	case "sendworker":
 		rep, err = childSendworker(addr, os.Getenv(childWasimEnv), n, conc)
+	case "floor":
+		rep, err = childFloor(addr, os.Getenv(childWasimEnv), n, conc)
 	default:
 		return fmt.Errorf("child: unknown kind %q", kind)
 	}
@@ -150,7 +155,41 @@ func goroutinePeak(stop <-chan struct{}) func() int {
 
 // childAsynq serves the n pre-enqueued no-op tasks of the baseline queue.
 func childAsynq(addr string, n, conc int) (*childReport, error) {
-	var done atomic.Int64
+	return serveBaseline(addr, n, conc, func(context.Context, int) error { return nil })
+}
+
+// childFloor serves the n pre-enqueued tasks of the baseline queue with a handler that makes
+// only the two provider calls of a send (chats_get, then chats_messages_send), with the
+// daemon's provider client and transport: asynq plus the provider, nothing of sendworker.
+func childFloor(addr, wasimURL string, n, conc int) (*childReport, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = max(conc+conc/2, 16)
+	tr.MaxIdleConns = max(tr.MaxIdleConns, tr.MaxIdleConnsPerHost)
+	pc, err := provider.New(provider.Options{BaseURL: wasimURL, APIKey: "bench-key", Timeout: 5 * time.Second,
+		HTTPClient: &http.Client{Transport: tr}})
+	if err != nil {
+		return nil, err
+	}
+	accounts, err1 := strconv.Atoi(os.Getenv(childAccountsEnv))
+	chats, err2 := strconv.Atoi(os.Getenv(childChatsEnv))
+	if errors.Join(err1, err2) != nil || accounts < 1 || chats < 1 {
+		return nil, errors.New("child: missing accounts or chats")
+	}
+	return serveBaseline(addr, n, conc, func(ctx context.Context, i int) error {
+		acc, chat := benchChat(i, accounts, chats)
+		c, err := pc.GetChat(ctx, chat, acc)
+		if err != nil {
+			return err
+		}
+		_, err = pc.SendMessage(ctx, c.ID, provider.SendMessageParams{AccountID: acc, Text: benchText(i)})
+		return err
+	})
+}
+
+// serveBaseline serves the n pre-enqueued tasks of the baseline queue with handle (given the
+// task's sequence number) and reports when asynq has acknowledged them all.
+func serveBaseline(addr string, n, conc int, handle func(context.Context, int) error) (*childReport, error) {
+	var done, seq atomic.Int64
 	all := make(chan struct{})
 	srv := asynq.NewServer(asynq.RedisClientOpt{Addr: addr}, asynq.Config{
 		Concurrency: conc,
@@ -161,7 +200,12 @@ func childAsynq(addr string, n, conc int) (*childReport, error) {
 	stop := make(chan struct{})
 	peak := goroutinePeak(stop)
 	start := time.Now()
-	if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
+	var failed atomic.Int64
+	if err := srv.Start(asynq.HandlerFunc(func(ctx context.Context, _ *asynq.Task) error {
+		if err := handle(ctx, int(seq.Add(1)-1)); err != nil {
+			// Counted, not retried: the rate of a run with failures would not be comparable.
+			failed.Add(1)
+		}
 		if done.Add(1) == int64(n) {
 			close(all)
 		}
@@ -186,6 +230,9 @@ func childAsynq(addr string, n, conc int) (*childReport, error) {
 	rep := &childReport{Seconds: took.Seconds(), PerSecond: float64(n) / took.Seconds(), Goroutines: peak()}
 	srv.Shutdown()
 	rep.PollCommands = map[string]int64{"llen": polls}
+	if f := failed.Load(); f > 0 {
+		return nil, fmt.Errorf("%d of %d tasks failed", f, n)
+	}
 	return rep, nil
 }
 

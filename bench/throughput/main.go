@@ -96,6 +96,8 @@ func main() {
 	os.Setenv(childIdleEnv, strconv.Itoa(idle))
 	os.Setenv(childLogEnv, logLevel)
 	os.Setenv(childProfEnv, cpuProf)
+	os.Setenv(childAccountsEnv, strconv.Itoa(accounts))
+	os.Setenv(childChatsEnv, strconv.Itoa(chats))
 	rep, err := run(n, concs, accounts, chats, aof)
 	if err == nil {
 		rep.IdleConns, rep.LogLevel = idle, logLevel
@@ -146,6 +148,8 @@ type level struct {
 	SendworkerCmds map[string]float64 `json:"sendworker_commands_per_send"`
 	AsynqTotal     float64            `json:"asynq_commands_per_task_total"`
 	SendworkerTot  float64            `json:"sendworker_commands_per_send_total"`
+	// Redis time per send by command (commandstats usec; a script's includes its commands).
+	SendworkerUsec map[string]float64 `json:"sendworker_redis_usec_per_send"`
 	// Lua script calls per task/send.
 	AsynqScripts      float64 `json:"asynq_scripts_per_task"`
 	SendworkerScripts float64 `json:"sendworker_scripts_per_send"`
@@ -166,6 +170,11 @@ type level struct {
 	AsynqCPUus      float64 `json:"asynq_worker_cpu_us_per_task"`
 	SendworkerCPUus float64 `json:"sendworker_worker_cpu_us_per_send"`
 	SimCPUus        float64 `json:"simulator_cpu_us_per_send"`
+	// The floor: asynq with a handler that makes only the two provider calls of a send.
+	Floor         *childReport `json:"floor"`
+	FloorRatio    float64      `json:"floor_ratio"`
+	FloorCPUus    float64      `json:"floor_worker_cpu_us_per_task"`
+	FloorSimCPUus float64      `json:"floor_simulator_cpu_us_per_task"`
 }
 
 type pcts struct {
@@ -248,6 +257,28 @@ func run(n int, concs []int, accounts, chats int, aof bool) (*report, error) {
 		lv.AsynqSlotUS = float64(conc) * lv.Asynq.Seconds * 1e6 / float64(n)
 		lv.AsynqCPUus = lv.Asynq.CPUSeconds * 1e6 / float64(n)
 
+		// (c) the floor: asynq plus the two provider calls of a send, nothing of sendworker.
+		fmt.Fprintf(os.Stderr, "concurrency %d: asynq + provider calls only, %d tasks...\n", conc, n)
+		if err := rdb.FlushAll(ctx).Err(); err != nil {
+			return nil, err
+		}
+		if _, err := enqueueNoop(ctx, proc.Addr(), n); err != nil {
+			return nil, err
+		}
+		floorSim, _, closeFloorSim, err := startSim(accounts, chats)
+		if err != nil {
+			return nil, err
+		}
+		parentF := selfCPU()
+		lv.Floor, err = spawn(self, "floor", proc.Addr(), floorSim, n, conc)
+		lv.FloorSimCPUus = (selfCPU() - parentF) * 1e6 / float64(n)
+		closeFloorSim()
+		if err != nil {
+			return nil, err
+		}
+		lv.FloorRatio = lv.Floor.PerSecond / lv.Asynq.PerSecond
+		lv.FloorCPUus = lv.Floor.CPUSeconds * 1e6 / float64(n)
+
 		// (b) sendworker.
 		fmt.Fprintf(os.Stderr, "concurrency %d: sendworker, %d sends...\n", conc, n)
 		if err := rdb.FlushAll(ctx).Err(); err != nil {
@@ -276,6 +307,11 @@ func run(n int, concs []int, accounts, chats int, aof bool) (*report, error) {
 			rep.Enqueue.SendworkerPerS = approveRate
 			rep.Enqueue.SendworkerCmds = total(diff(mid, before)) / float64(n)
 		}
+		usec0, err := commandUsec(ctx, rdb)
+		if err != nil {
+			closeSim()
+			return nil, err
+		}
 		cpu0 = redisCPU(ctx, rdb)
 		parent0 := selfCPU()
 		lv.Sendworker, err = spawn(self, "sendworker", proc.Addr(), sim, n, conc)
@@ -291,6 +327,11 @@ func run(n int, concs []int, accounts, chats int, aof bool) (*report, error) {
 		}
 		d = subtract(diff(after, mid), lv.Sendworker.PollCommands)
 		lv.SendworkerCmds, lv.SendworkerTot = perUnit(d, n), total(d)/float64(n)
+		usec1, err := commandUsec(ctx, rdb)
+		if err != nil {
+			return nil, err
+		}
+		lv.SendworkerUsec = perUnit(diff(usec1, usec0), n)
 		lv.SendworkerScripts = scripts(d) / float64(n)
 		lv.Ratio = lv.Sendworker.PerSecond / lv.Asynq.PerSecond
 		lv.ProviderReqsPer = float64(lv.Sendworker.ProviderReqs) / float64(n)
@@ -377,14 +418,13 @@ func enqueueNoop(ctx context.Context, addr string, n int) (float64, error) {
 func enqueueApprove(ctx context.Context, rdb *redis.Client, n, accounts, chats int) (float64, error) {
 	svc := approval.New(ledger.New(rdb, ledger.Options{}), nil, approval.Options{})
 	return parallel(n, 32, func(i int) error {
-		acc := i%accounts + 1
-		chat := (i/accounts)%chats + 1
+		acc, chat := benchChat(i, accounts, chats)
 		req := tasks.SendRequest{
 			SendID:    fmt.Sprintf("bench-%07d", i),
 			Operation: tasks.OpSendMessage,
-			AccountID: fmt.Sprintf("acc-%04d", acc),
-			ChatID:    fmt.Sprintf("chat-%04d-%05d", acc, chat),
-			Text:      "Hello " + strconv.Itoa(i) + ", following up on our conversation about the offer: are you still interested?",
+			AccountID: acc,
+			ChatID:    chat,
+			Text:      benchText(i),
 			Metadata:  []byte(`{"sequence":"seq-42","step":3,"contact_id":"c-` + strconv.Itoa(i) + `"}`),
 		}
 		rec, _, err := svc.Enqueue(ctx, req, "bench-sequencer")
@@ -394,6 +434,19 @@ func enqueueApprove(ctx context.Context, rdb *redis.Client, n, accounts, chats i
 		_, err = svc.Approve(ctx, req.SendID, rec.Digest, "bench-approver")
 		return err
 	})
+}
+
+// benchChat is the account and chat of the i-th send: spread over every account, then every
+// chat of the simulator's generated seed.
+func benchChat(i, accounts, chats int) (account, chat string) {
+	acc := i%accounts + 1
+	c := (i/accounts)%chats + 1
+	return fmt.Sprintf("acc-%04d", acc), fmt.Sprintf("chat-%04d-%05d", acc, c)
+}
+
+// benchText is the text of the i-th send.
+func benchText(i int) string {
+	return "Hello " + strconv.Itoa(i) + ", following up on our conversation about the offer: are you still interested?"
 }
 
 // parallel runs fn(0..n-1) on conc goroutines and returns calls per second.
@@ -440,6 +493,16 @@ func pingRTT(ctx context.Context, rdb *redis.Client) float64 {
 
 // commandStats reads INFO commandstats as calls by command.
 func commandStats(ctx context.Context, rdb *redis.Client) (map[string]int64, error) {
+	return commandStat(ctx, rdb, "calls=")
+}
+
+// commandUsec is INFO commandstats' usec by command: the time Redis spent in each command
+// (a script's includes the commands it ran).
+func commandUsec(ctx context.Context, rdb *redis.Client) (map[string]int64, error) {
+	return commandStat(ctx, rdb, "usec=")
+}
+
+func commandStat(ctx context.Context, rdb *redis.Client, field string) (map[string]int64, error) {
 	txt, err := rdb.Info(ctx, "commandstats").Result()
 	if err != nil {
 		return nil, err
@@ -453,7 +516,7 @@ func commandStats(ctx context.Context, rdb *redis.Client) (map[string]int64, err
 		}
 		name, stats, _ := strings.Cut(rest, ":")
 		for kv := range strings.SplitSeq(stats, ",") {
-			if v, ok := strings.CutPrefix(kv, "calls="); ok {
+			if v, ok := strings.CutPrefix(kv, field); ok {
 				out[name], _ = strconv.ParseInt(v, 10, 64)
 			}
 		}
@@ -538,10 +601,10 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "producer side: asynq enqueue %.0f tasks/s (%.1f Redis commands/task); sendworker enqueue+approve %.0f sends/s (%.1f commands/send)\n\n",
 		r.Enqueue.AsynqPerSec, r.Enqueue.AsynqCmds, r.Enqueue.SendworkerPerS, r.Enqueue.SendworkerCmds)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "concurrency\tasynq tasks/s\tsendworker sends/s\tratio\tRedis cmds/task\tRedis cmds/send\tscripts/task\tscripts/send\tRedis CPU/task\tRedis CPU/send\toverhead p50\toverhead p99\tRSS asynq\tRSS sendworker\t")
+	fmt.Fprintln(tw, "concurrency\tasynq tasks/s\tasynq + provider calls/s\tratio\tsendworker sends/s\tratio\tRedis cmds/task\tRedis cmds/send\tscripts/task\tscripts/send\tRedis CPU/task\tRedis CPU/send\toverhead p50\toverhead p99\tRSS asynq\tRSS sendworker\t")
 	for _, l := range r.Levels {
-		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.0f%%\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
-			l.Concurrency, l.Asynq.PerSecond, l.Sendworker.PerSecond, 100*l.Ratio, l.AsynqTotal, l.SendworkerTot,
+		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.0f%%\t%.0f\t%.0f%%\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+			l.Concurrency, l.Asynq.PerSecond, l.Floor.PerSecond, 100*l.FloorRatio, l.Sendworker.PerSecond, 100*l.Ratio, l.AsynqTotal, l.SendworkerTot,
 			l.AsynqScripts, l.SendworkerScripts, us(l.AsynqRedisCPUus), us(l.SendworkerRedisCPUus),
 			us(l.Overhead.P50), us(l.Overhead.P99), mb(l.Asynq.VmHWMkB), mb(l.Sendworker.VmHWMkB))
 	}
@@ -557,16 +620,21 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "  CPU per task/send: worker process %s vs %s (bare asynq); Redis %s vs %s; simulator %s — elapsed × CPUs = %s per send\n",
 			us(l.SendworkerCPUus), us(l.AsynqCPUus), us(l.SendworkerRedisCPUus), us(l.AsynqRedisCPUus), us(l.SimCPUus),
 			us(l.Sendworker.Seconds*1e6*float64(r.CPUs)/float64(l.Sendworker.N)))
+		fmt.Fprintf(w, "  floor (asynq + the 2 provider calls, nothing else): %s worker + %s simulator per task; sendworker / floor = %.0f%%\n",
+			us(l.FloorCPUus), us(l.FloorSimCPUus), 100*l.Sendworker.PerSecond/l.Floor.PerSecond)
 		fmt.Fprintf(w, "  worker slot per send (concurrency × elapsed / n): sendworker %s, bare asynq %s\n", us(l.SlotUS), us(l.AsynqSlotUS))
 		fmt.Fprintf(w, "  provider: %.2f requests/send %v, %.2f new TCP connections/send\n", l.ProviderReqsPer, l.Sendworker.ProviderByOp, l.ProviderConnsPer)
 		fmt.Fprintf(w, "  Redis commands per task (bare asynq): %s\n", topCommands(l.AsynqCmds, 12))
 		fmt.Fprintf(w, "  Redis commands per send (sendworker): %s\n", topCommands(l.SendworkerCmds, 16))
+		fmt.Fprintf(w, "  Redis µs per send by command (sendworker; a script's time includes its commands): %s\n", topCommands(l.SendworkerUsec, 10))
 	}
 	fmt.Fprint(w, `
 Method. Rates: each pipeline runs in a fresh child process; the clock runs from the start of its server (asynq
 server / app.Start) until the last task is acknowledged (asynq: active list empty) or the last send's result is in
 the results stream. Approval is pre-granted: the sends wait in the outbox, so the sendworker rate includes the
-release to asynq, the baseline rate does not include its enqueue (shown separately). Redis commands: INFO
+release to asynq, the baseline rate does not include its enqueue (shown separately). The floor is bare asynq
+again whose handler makes only a send's two provider calls (chats_get, chats_messages_send) with the daemon's
+provider client, against the same simulator in the parent: the best any pipeline that checks the chat can do here. Redis commands: INFO
 commandstats delta around the child, minus the child's own completion polls, divided by n; commands run inside Lua
 scripts are counted both as EVALSHA and as themselves; background loops (heartbeats, scheduler, releaser, watchdog)
 are included. Overhead: the child gives app.New (Options.ProviderTransport) a wrapper around the daemon's default
