@@ -405,6 +405,13 @@ func (a *App) maintenanceLoop(ctx context.Context) error {
 		a.logRecovery(ctx, "crashed attempts re-released for reconciliation", ids, err)
 		ids, err = a.ledger.RecoverStuck(ctx, grace, 500)
 		a.logRecovery(ctx, "watchdog re-released sends that showed no progress", ids, err)
+		// Held sends whose pause was lifted by a resume that failed half-way (Redis down).
+		switch n, err := a.ledger.FinishResumes(ctx); {
+		case err != nil && ctx.Err() == nil:
+			a.log.Warn("finishing an interrupted resume failed", zap.Error(err))
+		case n > 0:
+			a.log.Warn("an interrupted resume is finished: held sends released", zap.Int("count", n))
+		}
 		if a.opts.Now().Sub(lastTrim) >= time.Minute {
 			lastTrim = a.opts.Now()
 			if _, err := a.ledger.Trim(ctx); err != nil && ctx.Err() == nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sendworker/sendworker/config"
 	"github.com/sendworker/sendworker/internal/redistest"
+	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/provider/wasim"
 	"github.com/sendworker/sendworker/results"
 	"github.com/sendworker/sendworker/tasks"
@@ -200,11 +201,51 @@ func TestDaemonEndToEnd(t *testing.T) {
 // was already approved; resume lets it go.
 func TestDaemonPauseHoldsApprovedSends(t *testing.T) {
 	d := startDaemon(t, nil)
+	holdOneSend(t, d, "paused-1")
+	if code, body := d.call(t, "POST", "/v1/resume", adminToken, nil); code != 200 {
+		t.Fatalf("resume = %d %s", code, body)
+	}
+	if res := readResult(t, d, "paused-1"); res.State != tasks.StateSent {
+		t.Fatalf("after resume: %+v", res)
+	}
+}
+
+// TestDaemonFinishesAnInterruptedResume: a resume that cleared the pause flag
+// but failed before moving the held sends (Redis went away) is finished by the
+// maintenance loop: the send goes out without a second resume.
+func TestDaemonFinishesAnInterruptedResume(t *testing.T) {
+	d := startDaemon(t, map[string]string{"SENDWORKER_RECOVERY_GRACE": "10s"})
+	holdOneSend(t, d, "paused-2")
+	rdb := d.cfg.Redis.UniversalClient()
+	defer rdb.Close()
+	if err := rdb.Del(context.Background(), d.app.Ledger().Keys().PausedGlobal()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if res := readResult(t, d, "paused-2"); res.State != tasks.StateSent {
+		t.Fatalf("after the interrupted resume: %+v", res)
+	}
+	rec, err := d.app.Ledger().Get(context.Background(), "paused-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	for _, ev := range rec.History {
+		released = released || (ev.By == ledger.ResumeBy && ev.Detail == "released by resume")
+	}
+	if !released {
+		t.Fatalf("history has no release by %q: %+v", ledger.ResumeBy, rec.History)
+	}
+}
+
+// holdOneSend pauses everything, then enqueues and approves a send and waits
+// until the worker has held it.
+func holdOneSend(t *testing.T, d *daemon, id string) {
+	t.Helper()
 	if code, body := d.call(t, "POST", "/v1/pause", adminToken, nil); code != 200 {
 		t.Fatalf("pause = %d %s", code, body)
 	}
 	code, body := d.call(t, "POST", "/v1/sends", schedulerToken, map[string]any{
-		"send_id": "paused-1", "operation": "chats_messages_send", "account_id": "acc-lyon",
+		"send_id": id, "operation": "chats_messages_send", "account_id": "acc-lyon",
 		"chat_id": "chat-lyon-chloe", "text": "Bonjour Chloé",
 	})
 	if code != 201 {
@@ -212,21 +253,15 @@ func TestDaemonPauseHoldsApprovedSends(t *testing.T) {
 	}
 	var rec tasks.Record
 	_ = json.Unmarshal(body, &rec)
-	if code, body := d.call(t, "POST", "/v1/sends/paused-1/approve", approverToken, map[string]string{"digest": rec.Digest}); code != 200 {
+	if code, body := d.call(t, "POST", "/v1/sends/"+id+"/approve", approverToken, map[string]string{"digest": rec.Digest}); code != 200 {
 		t.Fatalf("approve = %d %s", code, body)
 	}
 	waitFor(t, 10*time.Second, func() bool {
-		r, err := d.app.Ledger().Get(context.Background(), "paused-1")
+		r, err := d.app.Ledger().Get(context.Background(), id)
 		return err == nil && r.State == tasks.StateWaiting && r.Wait != nil && r.Wait.Reason == tasks.ReasonWaitPaused
 	})
 	if n := len(d.sim.Sim().Deliveries()); n != 0 {
 		t.Fatalf("%d deliveries while paused", n)
-	}
-	if code, body := d.call(t, "POST", "/v1/resume", adminToken, nil); code != 200 {
-		t.Fatalf("resume = %d %s", code, body)
-	}
-	if res := readResult(t, d, "paused-1"); res.State != tasks.StateSent {
-		t.Fatalf("after resume: %+v", res)
 	}
 }
 

@@ -79,9 +79,9 @@ const resumeBatch = 1000
 // off. A paused send is held at BeginAttempt; resume moves the held sends of
 // that scope to the outbox with a new generation. A huge held set is moved by
 // several script calls of at most 1000 sends each, not cut short by the
-// caller's cancellation; if Redis fails half-way (or the scope is paused again
-// meanwhile) the rest stay held, and calling SetPaused(false) again finishes
-// the move.
+// caller's cancellation; if Redis fails half-way the rest stay held until
+// FinishResumes (the daemon's maintenance loop, every few seconds) or another
+// SetPaused(false) moves them; a scope paused again meanwhile keeps them.
 func (l *Ledger) SetPaused(ctx context.Context, accountID string, paused bool, by string) error {
 	flag, held := l.keys.PausedGlobal(), l.keys.HeldGlobal()
 	if accountID != "" {
@@ -96,17 +96,70 @@ func (l *Ledger) SetPaused(ctx context.Context, accountID string, paused bool, b
 	// half-way, so the loop runs on its own bounded context.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
-	first := "1"
+	_, err := l.moveHeld(ctx, flag, held, accountID, by, true)
+	return err
+}
+
+// moveHeld runs resumeScript until the held set is empty: the first call
+// clears the flag when lift is set; without lift (or after the first call) a
+// scope paused again stops the move. It returns the sends moved.
+func (l *Ledger) moveHeld(ctx context.Context, flag, held, accountID, by string, lift bool) (int, error) {
+	first := "0"
+	if lift {
+		first = "1"
+	}
+	moved := 0
 	for {
 		v, err := l.run(ctx, resumeScript, l.nowMs(), []string{flag, held}, accountID, by, resumeBatch, first)
 		if err != nil {
-			return err
+			return moved, err
 		}
 		first = "0"
-		if n, _ := v.(int64); n < resumeBatch {
-			return nil
+		n, _ := v.(int64)
+		if n > 0 {
+			moved += int(n)
+		}
+		if n < resumeBatch {
+			return moved, nil
 		}
 	}
+}
+
+// ResumeBy is the actor FinishResumes records on the sends it releases.
+const ResumeBy = "system"
+
+// FinishResumes completes the resumes that did not finish: a scope (global,
+// or an account) whose pause is lifted but whose held set still holds sends,
+// because Redis failed while SetPaused(false) moved them. Those sends go to
+// the outbox as the resume would have moved them (history by ResumeBy). Any
+// replica may call it, at any time; it returns how many sends it moved. The
+// daemon calls it from its maintenance loop.
+func (l *Ledger) FinishResumes(ctx context.Context) (int, error) {
+	v, err := l.run(ctx, unfinishedResumesScript, l.nowMs(),
+		[]string{l.keys.PausedGlobal(), l.keys.PausedAccounts(), l.keys.HeldGlobal(), l.keys.HeldAccounts()})
+	if err != nil {
+		return 0, err
+	}
+	scopes, err := stringList(v)
+	if err != nil || len(scopes) == 0 {
+		return 0, fmt.Errorf("ledger: finish resumes: unexpected reply %v", v)
+	}
+	moved := 0
+	if scopes[0] == "1" {
+		n, err := l.moveHeld(ctx, l.keys.PausedGlobal(), l.keys.HeldGlobal(), "", ResumeBy, false)
+		moved += n
+		if err != nil {
+			return moved, err
+		}
+	}
+	for _, acct := range scopes[1:] {
+		n, err := l.moveHeld(ctx, l.keys.PausedAccounts(), l.keys.HeldAccount(acct), acct, ResumeBy, false)
+		moved += n
+		if err != nil {
+			return moved, err
+		}
+	}
+	return moved, nil
 }
 
 // PauseState reports the kill switches: global, and the paused accounts

@@ -349,3 +349,68 @@ func TestOptOuts(t *testing.T) {
 		t.Fatalf("audit %v", ev)
 	}
 }
+
+// A resume whose move failed half-way (the pause flag is cleared, sends are still held) is
+// finished by FinishResumes; a scope still paused keeps its sends held.
+func TestFinishResumes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	k := e.l.Keys()
+	hold := func(id, account string) {
+		t.Helper()
+		rec, gen := e.approved(id, account)
+		res, err := e.l.BeginAttempt(e.ctx, BeginRequest{SendID: id, Digest: rec.Digest, Gen: gen, Token: "t", Lease: time.Minute})
+		if err != nil || res.Outcome != BeginHeld {
+			t.Fatalf("begin %s: %v %v", id, res.Outcome, err)
+		}
+	}
+	for _, acct := range []string{"acct-a", "acct-b"} {
+		if err := e.l.SetPaused(e.ctx, acct, true, "admin"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold("a1", "acct-a")
+	hold("a2", "acct-a")
+	hold("b1", "acct-b")
+	if err := e.l.SetPaused(e.ctx, "", true, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	hold("g1", "acct-c")
+
+	// Nothing to finish while every scope is paused.
+	if n, err := e.l.FinishResumes(e.ctx); err != nil || n != 0 {
+		t.Fatalf("finish while paused: %d %v", n, err)
+	}
+	// The flags of the global scope and of acct-a are cleared, as a resume does first, but
+	// Redis "fails" before any send moved.
+	e.rdb.Del(e.ctx, k.PausedGlobal())
+	e.rdb.SRem(e.ctx, k.PausedAccounts(), "acct-a")
+
+	n, err := e.l.FinishResumes(e.ctx)
+	if err != nil || n != 3 {
+		t.Fatalf("finish: moved %d %v, want 3", n, err)
+	}
+	for _, id := range []string{"a1", "a2", "g1"} {
+		rec := e.get(id)
+		if rec.State != tasks.StateWaiting || rec.Wait == nil || rec.Wait.Reason != tasks.ReasonWaitPaused || rec.Wait.Until.IsZero() {
+			t.Fatalf("%s: %s %+v, want waiting with a release time", id, rec.State, rec.Wait)
+		}
+		if last := rec.History[len(rec.History)-1]; last.By != ResumeBy || last.Detail != "released by resume" {
+			t.Fatalf("%s: last event %+v", id, last)
+		}
+		if _, err := e.rdb.ZScore(e.ctx, k.Outbox(), id).Result(); err != nil {
+			t.Fatalf("%s not in the outbox: %v", id, err)
+		}
+	}
+	// acct-b is still paused: b1 stays held.
+	if !e.rdb.SIsMember(e.ctx, k.HeldAccount("acct-b"), "b1").Val() {
+		t.Fatal("b1 released while its account is paused")
+	}
+	// A second call has nothing to do, and forgets acct-a (not paused, holds nothing).
+	if n, err := e.l.FinishResumes(e.ctx); err != nil || n != 0 {
+		t.Fatalf("second finish: %d %v", n, err)
+	}
+	if got := e.rdb.SMembers(e.ctx, k.HeldAccounts()).Val(); !slices.Equal(got, []string{"acct-b"}) {
+		t.Fatalf("held accounts %v, want [acct-b]", got)
+	}
+}

@@ -71,6 +71,11 @@ func (k Keys) HeldGlobal() string { return k.tag + "held:global" }
 // HeldAccount is the set of sends parked by one account's pause.
 func (k Keys) HeldAccount(account string) string { return k.tag + "held:acct:" + account }
 
+// HeldAccounts is the set of accounts whose held set may be non-empty (added
+// when a send is held by an account's pause, removed by FinishResumes once
+// the account is not paused and holds nothing).
+func (k Keys) HeldAccounts() string { return k.tag + "held:accounts" }
+
 // PausedGlobal is the global kill switch (a string: who paused).
 func (k Keys) PausedGlobal() string { return k.tag + "paused:global" }
 
@@ -110,6 +115,7 @@ local function k_leases() return P .. 'leases' end
 local function k_finished() return P .. 'finished' end
 local function k_held_global() return P .. 'held:global' end
 local function k_held_acct(a) return P .. 'held:acct:' .. a end
+local function k_held_accounts() return P .. 'held:accounts' end
 local function k_paused_global() return P .. 'paused:global' end
 local function k_paused_accounts() return P .. 'paused:accounts' end
 local function k_optout() return P .. 'optout' end

@@ -457,6 +457,28 @@ end
 return removed
 `)
 
+// unfinishedResumesScript finds the scopes whose pause is lifted but whose
+// held set still holds sends (a resume that failed half-way), and forgets the
+// accounts that are not paused and hold nothing.
+//
+//	KEYS[1] paused:global  KEYS[2] paused:accounts  KEYS[3] held:global  KEYS[4] held:accounts
+//
+// Reply: {"1" or "0" (the global scope), account ids...}.
+var unfinishedResumesScript = script(`
+local out = {'0'}
+if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('SCARD', KEYS[3]) > 0 then out[1] = '1' end
+for _, a in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+  if redis.call('SISMEMBER', KEYS[2], a) == 0 then
+    if redis.call('SCARD', k_held_acct(a)) > 0 then
+      out[#out + 1] = a
+    else
+      redis.call('SREM', KEYS[4], a)
+    end
+  end
+end
+return out
+`)
+
 // pauseScript turns a kill switch on.
 //
 //	KEYS[1] paused:global (global) or paused:accounts (account)
@@ -587,6 +609,7 @@ if redis.call('EXISTS', k_paused_global()) == 1 then
   held = k_held_global()
 elseif redis.call('SISMEMBER', k_paused_accounts(), acct) == 1 then
   held = k_held_acct(acct)
+  redis.call('SADD', k_held_accounts(), acct)
 end
 if held then
   hset(rk, r, {'state', 'waiting', 'wait_reason', 'paused', 'updated_ms', NOW_S})
@@ -955,5 +978,5 @@ var keysScript = script(`
 local id, acct, st = ARGV[7], ARGV[8], ARGV[9]
 return {k_send(id), k_history(id), k_seq(), k_all(), k_state(st), k_acct(acct, st), k_acct_all(acct),
   k_deadlines(), k_outbox(), k_watch(), k_leases(), k_finished(), k_held_global(), k_held_acct(acct), k_paused_global(),
-  k_paused_accounts(), k_optout(), k_audit(), k_claimed(ARGV[10]), k_msg(ARGV[11])}
+  k_paused_accounts(), k_optout(), k_audit(), k_claimed(ARGV[10]), k_msg(ARGV[11]), k_held_accounts()}
 `)
