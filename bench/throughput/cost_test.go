@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"testing"
+)
+
+// The benchmark re-executes itself for each pipeline; under go test the test binary is that
+// executable, so TestMain plays the child's part.
+func TestMain(m *testing.M) {
+	if kind := os.Getenv(childEnv); kind != "" {
+		if err := runChild(kind); err != nil {
+			fmt.Fprintln(os.Stderr, "throughput child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// Budgets of TestPipelineCostShort: what one delivered send may cost, measured by counting
+// (not timing, so the check holds on any machine). At n=400 the background loops weigh a
+// little more per send than at n=10,000 (77 commands, 6 scripts).
+const (
+	maxCommandsPerSend = 85
+	maxScriptsPerSend  = 6.5
+	maxProviderPerSend = 2.1 // chats_get + the send, and one accounts_get per account
+)
+
+// TestPipelineCostShort is the short version of the throughput benchmark in CI: the whole
+// pipeline delivers every send once, and a change that adds Redis commands, scripts or
+// provider requests to the path of a send fails here rather than going unnoticed.
+func TestPipelineCostShort(t *testing.T) {
+	const n, accounts, chats = 400, 20, 5
+	t.Setenv(childAccountsEnv, fmt.Sprint(accounts))
+	t.Setenv(childChatsEnv, fmt.Sprint(chats))
+	rep, err := run(n, []int{20}, accounts, chats, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lv := rep.Levels[0]
+	if got := lv.Sendworker.States["sent"]; got != n || len(lv.Sendworker.States) != 1 {
+		t.Fatalf("final states %v, want %d sent", lv.Sendworker.States, n)
+	}
+	t.Logf("per send: %.1f Redis commands, %.2f scripts, %.2f provider requests; bare asynq %.1f commands per task",
+		lv.SendworkerTot, lv.SendworkerScripts, lv.ProviderReqsPer, lv.AsynqTotal)
+	if lv.SendworkerTot > maxCommandsPerSend {
+		t.Errorf("%.1f Redis commands per send, budget %d: %s", lv.SendworkerTot, maxCommandsPerSend, topCommands(lv.SendworkerCmds, 20))
+	}
+	if lv.SendworkerScripts > maxScriptsPerSend {
+		t.Errorf("%.2f scripts per send, budget %.1f", lv.SendworkerScripts, maxScriptsPerSend)
+	}
+	if lv.ProviderReqsPer > maxProviderPerSend {
+		t.Errorf("%.2f provider requests per send, budget %.1f: %v", lv.ProviderReqsPer, maxProviderPerSend, lv.Sendworker.ProviderByOp)
+	}
+	if lv.Floor.PerSecond <= 0 || lv.Asynq.PerSecond <= 0 {
+		t.Errorf("baselines did not run: %+v %+v", lv.Asynq, lv.Floor)
+	}
+}
