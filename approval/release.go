@@ -121,7 +121,8 @@ func (s *Service) ReleaseOnce(ctx context.Context) (int, error) {
 	if err := s.l.MarkAllReleased(ctx, enqueued); err != nil {
 		// The tasks exist; the next call finds the entries again and asynq refuses the
 		// duplicate ids, so retrying is harmless.
-		return 0, fmt.Errorf("release: %d tasks enqueued, not marked released: %w", len(enqueued), err)
+		errs = append([]error{fmt.Errorf("%d tasks enqueued, not marked released: %w", len(enqueued), err)}, errs...)
+		return len(enqueued), fmt.Errorf("release: %w", errors.Join(errs...))
 	}
 	if len(errs) > 0 {
 		// One line per batch is enough: the entries stay in the outbox.

@@ -19,6 +19,10 @@ type BeginRequest struct {
 	Token          string // random, unique per execution
 	Lease          time.Duration
 	ContactIDs     []string // checked against the opt-out list atomically
+	// ExpectSending: the caller saw the send in state sending and skipped the
+	// guards to reconcile it; if it is no longer sending (its owner gave the
+	// attempt back, or ended it), the answer is BeginStale, nothing changed.
+	ExpectSending bool
 	// NoRecord: the caller holds the record (Get) and needs only the answer,
 	// so BeginAttempt runs the script alone (one EVALSHA, no MULTI and no
 	// read back). Record is then nil, except on the rare paths that need the
@@ -88,7 +92,11 @@ func (l *Ledger) BeginAttempt(ctx context.Context, r BeginRequest) (BeginResult,
 	if r.Token == "" || r.Lease <= 0 {
 		return BeginResult{}, errors.New("ledger: begin attempt: a token and a positive lease are required")
 	}
-	args := []any{r.SendID, r.Gen, r.Digest, r.Token, r.Lease.Milliseconds()}
+	expect := "0"
+	if r.ExpectSending {
+		expect = "1"
+	}
+	args := []any{r.SendID, r.Gen, r.Digest, r.Token, r.Lease.Milliseconds(), expect}
 	for _, c := range r.ContactIDs {
 		args = append(args, c)
 	}
@@ -142,7 +150,7 @@ func (l *Ledger) beginNoRecord(ctx context.Context, sendID string, keys []string
 		return BeginResult{}, fmt.Errorf("ledger: begin attempt %s: unexpected reply %v", sendID, reply)
 	}
 	if outcome == BeginFinal || outcome == BeginOptedOut || outcome == BeginReconcile {
-		rec, err := l.Get(ctx, sendID)
+		rec, err := l.getAfter(ctx, sendID)
 		if err != nil {
 			return BeginResult{}, err
 		}
@@ -152,6 +160,29 @@ func (l *Ledger) beginNoRecord(ctx context.Context, sendID string, keys []string
 		}
 	}
 	return res, nil
+}
+
+// getAfter is Get right after a script that changed the send: retried a few
+// times, on a context of its own, since the change is already made and a
+// caller that never learns of it would have to wait for recovery.
+func (l *Ledger) getAfter(ctx context.Context, sendID string) (*tasks.Record, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	var err error
+	for try := range 3 {
+		if try > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, err
+			case <-time.After(time.Duration(try) * 200 * time.Millisecond):
+			}
+		}
+		var rec *tasks.Record
+		if rec, err = l.Get(ctx, sendID); err == nil || errors.Is(err, ErrNotFound) {
+			return rec, err
+		}
+	}
+	return nil, err
 }
 
 // replyInts parses the decimal integers of a script reply.

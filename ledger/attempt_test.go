@@ -65,6 +65,15 @@ func TestBeginAttempt(t *testing.T) {
 			e.clock.Advance(time.Minute)
 			return BeginRequest{SendID: "s1", Digest: rec.Digest, Gen: e.gen("s1")}
 		}, BeginReconcile, tasks.StateSending},
+		{"expecting sending, expired lease reconciles", func(e *env) BeginRequest {
+			rec, _ := e.sending("s1", "acct")
+			e.clock.Advance(time.Minute)
+			return BeginRequest{SendID: "s1", Digest: rec.Digest, Gen: e.gen("s1"), ExpectSending: true}
+		}, BeginReconcile, tasks.StateSending},
+		{"expecting sending, but approved again: no attempt", func(e *env) BeginRequest {
+			rec, gen := e.approved("s1", "acct")
+			return BeginRequest{SendID: "s1", Digest: rec.Digest, Gen: gen, ExpectSending: true}
+		}, BeginStale, tasks.StateApproved},
 	}
 	// Every case twice: with the record read back, and with NoRecord (the worker's way).
 	for _, tt := range tests {
@@ -515,5 +524,23 @@ func TestMarkAllReleased(t *testing.T) {
 	}
 	if err := e.l.MarkAllReleased(e.ctx, nil); err != nil {
 		t.Fatalf("empty batch: %v", err)
+	}
+}
+
+// More entries than one script takes: every batch is marked.
+func TestMarkAllReleasedManyBatches(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var rs []Release
+	for i := range maxMarkBatch*2 + 17 {
+		id := fmt.Sprintf("s%04d", i)
+		_, gen := e.approved(id, "acct")
+		rs = append(rs, Release{SendID: id, Gen: gen})
+	}
+	if err := e.l.MarkAllReleased(e.ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.l.OutboxSize(e.ctx); err != nil || n != 0 {
+		t.Fatalf("outbox %d %v after marking every entry", n, err)
 	}
 }

@@ -376,10 +376,15 @@ func TestFinishResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	hold("g1", "acct-c")
+	// acct-b's sends were held before the index of held accounts existed.
+	e.rdb.SRem(e.ctx, k.HeldAccounts(), "acct-b")
 
-	// Nothing to finish while every scope is paused.
+	// Nothing to finish while every scope is paused; every paused account gets indexed.
 	if n, err := e.l.FinishResumes(e.ctx); err != nil || n != 0 {
 		t.Fatalf("finish while paused: %d %v", n, err)
+	}
+	if got := e.rdb.SMembers(e.ctx, k.HeldAccounts()).Val(); len(got) != 2 {
+		t.Fatalf("held accounts %v, want acct-a and acct-b", got)
 	}
 	// The flags of the global scope and of acct-a are cleared, as a resume does first, but
 	// Redis "fails" before any send moved.
@@ -412,5 +417,13 @@ func TestFinishResumes(t *testing.T) {
 	}
 	if got := e.rdb.SMembers(e.ctx, k.HeldAccounts()).Val(); !slices.Equal(got, []string{"acct-b"}) {
 		t.Fatalf("held accounts %v, want [acct-b]", got)
+	}
+	// acct-b's resume is interrupted too: its send, held before the index existed, moves.
+	e.rdb.SRem(e.ctx, k.PausedAccounts(), "acct-b")
+	if n, err := e.l.FinishResumes(e.ctx); err != nil || n != 1 {
+		t.Fatalf("finish acct-b: %d %v", n, err)
+	}
+	if rec := e.get("b1"); rec.State != tasks.StateWaiting || rec.Wait == nil || rec.Wait.Until.IsZero() {
+		t.Fatalf("b1 %s %+v", rec.State, rec.Wait)
 	}
 }

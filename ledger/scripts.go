@@ -465,6 +465,12 @@ return removed
 //
 // Reply: {"1" or "0" (the global scope), account ids...}.
 var unfinishedResumesScript = script(`
+-- every paused account is indexed before its resume, including accounts whose
+-- sends were held before the index existed
+local paused = redis.call('SMEMBERS', KEYS[2])
+for i = 1, #paused, 500 do
+  redis.call('SADD', KEYS[4], unpack(paused, i, math.min(i + 499, #paused)))
+end
 local out = {'0'}
 if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('SCARD', KEYS[3]) > 0 then out[1] = '1' end
 for _, a in ipairs(redis.call('SMEMBERS', KEYS[4])) do
@@ -562,7 +568,8 @@ return changed
 // takes over) an attempt.
 //
 //	KEYS[1] results stream  KEYS[2] record
-//	ARGV[7] send_id  ARGV[8] gen  ARGV[9] digest  ARGV[10] token  ARGV[11] lease ms  ARGV[12..] contact ids
+//	ARGV[7] send_id  ARGV[8] gen  ARGV[9] digest  ARGV[10] token  ARGV[11] lease ms
+//	ARGV[12] "1" = the caller expects a send in state sending (else stale)  ARGV[13..] contact ids
 //
 // An approved or waiting send with a stop request (see stopScript) is ended
 // as requested instead: reply final.
@@ -586,6 +593,8 @@ if num(r, 'gen') ~= tonumber(ARGV[8]) or get(r, 'digest') ~= digest
 end
 local acct, seq = get(r, 'account'), get(r, 'seq')
 local lease_end = str(NOW + lease)
+-- a caller that skipped the guards because the send was sending must not start a new attempt
+if ARGV[12] == '1' and st ~= 'sending' then return {'stale'} end
 if st == 'sending' then
   if num(r, 'lease_until_ms') > NOW then return {'in_flight', get(r, 'lease_until_ms')} end
   redis.call('HSET', rk, 'attempt_token', token, 'lease_until_ms', lease_end, 'updated_ms', NOW_S)
@@ -623,8 +632,8 @@ if held then
   return {'held'}
 end
 
-if #ARGV >= 12 then
-  local hits = redis.call('SMISMEMBER', k_optout(), unpack(ARGV, 12, #ARGV))
+if #ARGV >= 13 then
+  local hits = redis.call('SMISMEMBER', k_optout(), unpack(ARGV, 13, #ARGV))
   for i = 1, #hits do
     if hits[i] == 1 then
       finish(id, hmget(rk, FINISH_FIELDS), 'skipped', 'opted_out', 'a contact is on the opt-out list', {}, '')

@@ -22,7 +22,7 @@ type execution struct {
 	op   tasks.Operation
 	p    tasks.TaskPayload
 
-	rec     *tasks.Record // the record as last read (Get, then BeginAttempt's snapshot)
+	rec     *tasks.Record // the record as read by Get (again after BeginAttempt's rare final or reconcile answers)
 	token   string        // the attempt token this execution owns ("" before BeginAttempt)
 	attempt int
 
@@ -35,6 +35,8 @@ type execution struct {
 	// trial is set (to the account's status) when this send is the trial of a half-open
 	// account breaker: its delivery closes the breaker.
 	trial string
+	// expectSending: this round found the send sending and skipped the guards.
+	expectSending bool
 
 	// log is logger()'s logger for the fields it was built with.
 	log        *zap.Logger
@@ -102,6 +104,7 @@ func (x *execution) run(ctx context.Context) outcome {
 // send must go through the guards again.
 func (x *execution) round(ctx context.Context) (o outcome, again bool) {
 	x.token, x.attempt, x.chat, x.msg, x.contacts, x.trial = "", 0, nil, nil, nil, ""
+	x.expectSending = false
 	x.files.Release()
 	x.files = nil
 
@@ -119,7 +122,9 @@ func (x *execution) round(ctx context.Context) (o outcome, again bool) {
 	if rec.State == tasks.StateSending {
 		// Straight to the ledger: a live lease means another execution is sending, an expired
 		// one means this execution reconciles. The guards ran before that attempt; running
-		// them again now could skip a message that was in fact delivered.
+		// them again now could skip a message that was in fact delivered. If the send is no
+		// longer sending by then, this execution skipped the guards and must not begin.
+		x.expectSending = true
 		return x.begin(ctx)
 	}
 	if o, stop := x.integrity(); stop {
@@ -227,7 +232,7 @@ func (x *execution) begin(ctx context.Context) (outcome, bool) {
 	started := time.Now()
 	res, err := x.w.l.BeginAttempt(ctx, ledger.BeginRequest{
 		SendID: x.p.SendID, Digest: x.p.Digest, Gen: x.p.Gen,
-		Token: token, Lease: x.w.opts.Lease, ContactIDs: x.contacts,
+		Token: token, Lease: x.w.opts.Lease, ContactIDs: x.contacts, ExpectSending: x.expectSending,
 		// What goes out is x.rec (read by Get): the script checks that the send is still
 		// approved with x.rec's digest, so the record need not be read back.
 		NoRecord: true,

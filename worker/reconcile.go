@@ -31,13 +31,7 @@ import (
 // Reactions, edits and deletes are idempotent, so they reconcile on the message's state: the
 // reaction is present, the text is the new one, the message is deleted.
 func (x *execution) reconcile(ctx context.Context, attemptStartedAt, started time.Time) (outcome, bool) {
-	// Every takeover of this attempt appends a "sending" event with its number, after the one
-	// of the attempt's start. The watchdog's recoveries and EndCall (reason unknown_outcome:
-	// the call ended, nothing was read yet) append one too; they are not tries.
-	tries := countEvents(x.rec, func(ev tasks.Event) bool {
-		return ev.State == tasks.StateSending && ev.Attempt == x.attempt &&
-			ev.By != ledger.RecoveredBy && ev.Reason != tasks.ReasonUnknownOutcome
-	}) - 1
+	tries := reconcileTries(x.rec, x.attempt)
 	undecided := func(detail string) (outcome, bool) {
 		if tries >= x.w.opts.MaxReconcileTries {
 			return needsReview(tasks.ReasonUnknownOutcome, detail+"; the outcome of the attempt cannot be decided"), false
@@ -239,4 +233,17 @@ func (x *execution) lookupSent(ctx context.Context, chatID string, started time.
 		return "", false
 	}
 	return cands[0].ID, true
+}
+
+// reconcileTries counts the reads of the chat already made for an attempt. Every takeover of
+// the attempt appends a "sending" event with its number, by nobody and without a reason, after
+// the one of the attempt's start. Other "sending" events of the attempt are not tries: the
+// watchdog's recoveries (by RecoveredBy), EndCall (reason unknown_outcome: the call ended,
+// nothing was read yet), and a cancel or reject asked while sending (by the admin, reason
+// canceled/rejected).
+func reconcileTries(rec *tasks.Record, attempt int) int {
+	n := countEvents(rec, func(ev tasks.Event) bool {
+		return ev.State == tasks.StateSending && ev.Attempt == attempt && ev.By == "" && ev.Reason == ""
+	})
+	return max(n-1, 0)
 }

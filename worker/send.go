@@ -11,7 +11,7 @@ import (
 )
 
 // send performs the one sending call of an attempt this execution owns (BeginOK). started is
-// when BeginAttempt answered, on the real clock.
+// when this execution asked BeginAttempt, on the real clock (the lease runs from no later).
 func (x *execution) send(ctx context.Context, started time.Time) outcome {
 	req := &x.rec.Request
 	// What goes out is the record the guards checked (Get), whose digest BeginAttempt found
