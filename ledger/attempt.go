@@ -104,7 +104,7 @@ func (l *Ledger) BeginAttempt(ctx context.Context, r BeginRequest) (BeginResult,
 	if r.NoRecord {
 		return l.beginNoRecord(ctx, r.SendID, keys, args)
 	}
-	rep, err := l.runRecord(ctx, beginScript, r.SendID, keys, args...)
+	rep, err := l.runRecord(ctx, l.lease(beginScript), r.SendID, keys, args...)
 	if err != nil {
 		return BeginResult{}, err
 	}
@@ -123,7 +123,7 @@ func (l *Ledger) BeginAttempt(ctx context.Context, r BeginRequest) (BeginResult,
 // beginNoRecord is BeginAttempt with BeginRequest.NoRecord: the answer
 // comes from the script's reply alone.
 func (l *Ledger) beginNoRecord(ctx context.Context, sendID string, keys []string, args []any) (BeginResult, error) {
-	v, err := l.run(ctx, beginScript, l.nowMs(), keys, args...)
+	v, err := l.run(ctx, l.lease(beginScript), l.nowMs(), keys, args...)
 	if err != nil {
 		return BeginResult{}, err
 	}
@@ -308,26 +308,26 @@ func (l *Ledger) ResolveReconciled(ctx context.Context, sendID, token string) er
 
 // EndCall is the owner of the current attempt (state sending, token its
 // attempt token) declaring its sending call over with the outcome unknown:
-// the send stays sending with the same token, but its lease now ends at
-// reconcileAt instead of waiting out the whole lease. A BeginAttempt before
-// reconcileAt still gets BeginInFlight; at or after it, BeginReconcile (the
-// usual takeover: new token, same attempt, reconcile before any new send);
-// RecoverExpiredLeases recovers the send a grace after reconcileAt if no task
-// comes. The lease is only ever shortened: a reconcileAt after the current
-// lease end leaves the lease as it is. {p}:leases and the watch follow the
-// new lease end, and a history event (reason unknown_outcome, detail
-// "reconcile at <time>") records the call.
+// the send stays sending with the same token, but its lease now ends after
+// (from now, on the lease clock: see LeaseClock) instead of waiting out the
+// whole lease. A BeginAttempt before then still gets BeginInFlight; from then
+// on, BeginReconcile (the usual takeover: new token, same attempt, reconcile
+// before any new send); RecoverExpiredLeases recovers the send a grace later if
+// no task comes. The lease is only ever shortened: an end after the current
+// lease end leaves the lease as it is. {p}:leases and the watch follow the new
+// lease end, and a history event (reason unknown_outcome, detail "reconcile
+// at <time>") records the call.
 //
 // Until a reconciling execution takes over, the owner may still end its
 // attempt (Finish, Defer, ResolveReconciled) with its token. A token that is
 // not the current one, or a send not sending, is *StateError{ErrStaleAttempt};
 // a final send *StateError{ErrFinal}.
-func (l *Ledger) EndCall(ctx context.Context, sendID, token string, reconcileAt time.Time) error {
-	if token == "" || reconcileAt.IsZero() {
-		return errors.New("ledger: end call: a token and a reconcile time are required")
+func (l *Ledger) EndCall(ctx context.Context, sendID, token string, after time.Duration) error {
+	if token == "" {
+		return errors.New("ledger: end call: a token is required")
 	}
-	r, err := l.runRecord(ctx, endCallScript, sendID, []string{l.keys.Send(sendID)},
-		sendID, token, reconcileAt.UnixMilli(), string(tasks.ReasonUnknownOutcome))
+	r, err := l.runRecord(ctx, l.lease(endCallScript), sendID, []string{l.keys.Send(sendID)},
+		sendID, token, after.Milliseconds(), string(tasks.ReasonUnknownOutcome))
 	_, err = recordOrError(r, err, sendID)
 	return err
 }

@@ -81,7 +81,9 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { _ = rdb.Close() })
 	prefix := fmt.Sprintf("t%d", prefixSeq.Add(1))
 	c := &clock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-	l := New(rdb, Options{Prefix: prefix, ResultsStream: "{" + prefix + "}:results", Retention: testRetention, Now: c.Now})
+	// Leases on the injected clock: the tests move time to end them.
+	l := New(rdb, Options{Prefix: prefix, ResultsStream: "{" + prefix + "}:results", Retention: testRetention, Now: c.Now,
+		LeaseClock: LeaseClockCaller})
 	return &env{l: l, rdb: rdb, clock: c, ctx: context.Background(), t: t}
 }
 

@@ -291,3 +291,65 @@ func TestRecoverExpiredLeasesConcurrent(t *testing.T) {
 	}
 	e.checkWatch()
 }
+
+// With LeaseClockRedis, leases are set and judged by Redis's clock: a replica whose own clock
+// runs ten minutes ahead neither takes over nor recovers an attempt whose lease is live, and
+// a lease ended by EndCall is over for everyone at once. With the callers' clocks (the
+// contrast at the end) the same replica would take the attempt over.
+func TestLeaseClockRedisIgnoresSkew(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rec, gen := e.approved("s1", "acct")
+	opts := e.l.opts
+	opts.LeaseClock = LeaseClockRedis
+	opts.Now = time.Now
+	owner := New(e.rdb, opts)
+	opts.Now = func() time.Time { return time.Now().Add(10 * time.Minute) }
+	ahead := New(e.rdb, opts)
+	begin := func(l *Ledger, token string) BeginResult {
+		t.Helper()
+		res, err := l.BeginAttempt(e.ctx, BeginRequest{SendID: "s1", Digest: rec.Digest, Gen: gen, Token: token, Lease: time.Minute, NoRecord: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := begin(owner, "owner"); res.Outcome != BeginOK {
+		t.Fatalf("owner: %v", res.Outcome)
+	}
+	if res := begin(ahead, "ahead"); res.Outcome != BeginInFlight {
+		t.Fatalf("replica ahead: %v, want in_flight (its clock must not end the lease)", res.Outcome)
+	}
+	if ids, err := ahead.RecoverExpiredLeases(e.ctx, 5*time.Second, 100); err != nil || len(ids) != 0 {
+		t.Fatalf("replica ahead recovered %v %v", ids, err)
+	}
+	if ids, err := ahead.RecoverStuck(e.ctx, 5*time.Second, 100); err != nil || len(ids) != 0 {
+		t.Fatalf("replica ahead's watchdog recovered %v %v", ids, err)
+	}
+	// The owner's call ends with the outcome unknown: the lease is over now, for everyone.
+	if err := owner.EndCall(e.ctx, "s1", "owner", 0); err != nil {
+		t.Fatal(err)
+	}
+	if res := begin(ahead, "reconciler"); res.Outcome != BeginReconcile {
+		t.Fatalf("after EndCall: %v, want reconcile", res.Outcome)
+	}
+
+	// Contrast: the same skew with the callers' clocks ends a live lease.
+	e2 := newEnv(t)
+	rec2, gen2 := e2.approved("s2", "acct")
+	opts = e2.l.opts
+	opts.LeaseClock = LeaseClockCaller
+	opts.Now = time.Now
+	owner2 := New(e2.rdb, opts)
+	opts.Now = func() time.Time { return time.Now().Add(10 * time.Minute) }
+	ahead2 := New(e2.rdb, opts)
+	for i, l := range []*Ledger{owner2, ahead2} {
+		res, err := l.BeginAttempt(e2.ctx, BeginRequest{SendID: "s2", Digest: rec2.Digest, Gen: gen2, Token: fmt.Sprint("t", i), Lease: time.Minute, NoRecord: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []BeginOutcome{BeginOK, BeginReconcile}[i]; res.Outcome != want {
+			t.Fatalf("caller clocks, ledger %d: %v, want %v", i, res.Outcome, want)
+		}
+	}
+}

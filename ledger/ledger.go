@@ -80,7 +80,23 @@ type Options struct {
 	Retention time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// LeaseClock is the clock of attempt leases; default LeaseClockRedis.
+	LeaseClock LeaseClock
 }
+
+// LeaseClock says which clock sets and judges attempt leases.
+type LeaseClock int
+
+const (
+	// LeaseClockRedis: Redis's own clock (TIME, in the scripts). Every replica
+	// then judges a lease with the same clock, however far its own clock
+	// drifts: a replica running ahead can never take over an attempt whose
+	// call may still be in flight. The daemon's setting.
+	LeaseClockRedis LeaseClock = iota
+	// LeaseClockCaller: Now, the caller's clock, like every other time of the
+	// ledger. For tests that move time with an injected Now.
+	LeaseClockCaller
+)
 
 // Errors returned by the transitions. Use errors.Is; a *StateError also
 // carries the state the send is in.

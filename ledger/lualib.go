@@ -20,6 +20,27 @@ var luaLib = parseLuaLib(luaKeys + luaBase + luaNewMessageOps + luaFinish + luaI
 // script compiles body with the definitions of luaLib it uses.
 func script(body string) *redis.Script { return redis.NewScript(luaLib.prelude(body) + body) }
 
+// leaseScript is a script that sets or judges attempt leases, in two builds:
+// leases on Redis's clock (LeaseClockRedis) or on the caller's
+// (LeaseClockCaller). The build sets LEASE_CLOCK_REDIS, which lease_now reads.
+type leaseScript struct{ redisClock, callerClock *redis.Script }
+
+func leaseScriptOf(body string) leaseScript {
+	src := luaLib.prelude(body) + body
+	return leaseScript{
+		redisClock:  redis.NewScript("local LEASE_CLOCK_REDIS = true\n" + src),
+		callerClock: redis.NewScript("local LEASE_CLOCK_REDIS = false\n" + src),
+	}
+}
+
+// lease returns the build of s for the ledger's LeaseClock.
+func (l *Ledger) lease(s leaseScript) *redis.Script {
+	if l.opts.LeaseClock == LeaseClockCaller {
+		return s.callerClock
+	}
+	return s.redisClock
+}
+
 // luaDef is one top-level definition of luaLib, with its leading comments.
 type luaDef struct {
 	names []string        // the locals it defines

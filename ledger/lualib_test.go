@@ -16,10 +16,13 @@ func TestScriptsCompile(t *testing.T) {
 	t.Parallel()
 	rdb := redis.NewClient(&redis.Options{Addr: sharedAddr})
 	t.Cleanup(func() { _ = rdb.Close() })
-	for _, s := range []*redis.Script{createScript, approveScript, stopScript, expireScript, dueScript,
-		markReleasedScript, pauseScript, resumeScript, optOutScript, beginScript, finishScript, deferScript,
-		resolveScript, endCallScript, recoverScript, expiredLeasesScript, isoScript, trimScript,
-		dropDanglingScript, keysScript} {
+	scripts := []*redis.Script{createScript, approveScript, stopScript, expireScript, dueScript,
+		markReleasedScript, unfinishedResumesScript, pauseScript, resumeScript, optOutScript, finishScript, deferScript,
+		resolveScript, isoScript, trimScript, dropDanglingScript, keysScript}
+	for _, ls := range []leaseScript{beginScript, endCallScript, recoverScript, expiredLeasesScript} {
+		scripts = append(scripts, ls.redisClock, ls.callerClock)
+	}
+	for _, s := range scripts {
 		if err := s.Load(context.Background(), rdb).Err(); err != nil {
 			t.Fatal(err)
 		}

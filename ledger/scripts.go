@@ -124,6 +124,17 @@ local function set_state(id, acct, seq, from, to)
   redis.call('ZADD', k_acct(acct, to), seq, id)
 end
 
+-- the clock of attempt leases (ms): Redis's own when LEASE_CLOCK_REDIS, so
+-- that every replica judges a lease by one clock; else NOW (the caller's).
+-- LEASE_CLOCK_REDIS is set by the script's build (see leaseScript).
+local function lease_now()
+  if LEASE_CLOCK_REDIS then
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return NOW
+end
+
 -- append a tasks.Event to the send's history, keeping the newest HISTORY_MAX
 local function event(id, state, reason, by, attempt, detail)
   local ev = {at = NOW_ISO, state = state}
@@ -578,7 +589,7 @@ return changed
 // opted_out | in_flight | reconcile. ok and reconcile add the attempt
 // number, its start (ms) and the lease end (ms); in_flight adds the lease
 // end (ms).
-var beginScript = script(`
+var beginScript = leaseScriptOf(`
 local id, digest, token, lease = ARGV[7], ARGV[9], ARGV[10], tonumber(ARGV[11])
 local rk = KEYS[2]
 local r = hmget(rk, {'state', 'gen', 'digest', 'approved_digest', 'account', 'seq', 'lease_until_ms', 'attempts',
@@ -592,11 +603,12 @@ if num(r, 'gen') ~= tonumber(ARGV[8]) or get(r, 'digest') ~= digest
   return {'stale'}
 end
 local acct, seq = get(r, 'account'), get(r, 'seq')
-local lease_end = str(NOW + lease)
+local lnow = lease_now()
+local lease_end = str(lnow + lease)
 -- a caller that skipped the guards because the send was sending must not start a new attempt
 if ARGV[12] == '1' and st ~= 'sending' then return {'stale'} end
 if st == 'sending' then
-  if num(r, 'lease_until_ms') > NOW then return {'in_flight', get(r, 'lease_until_ms')} end
+  if num(r, 'lease_until_ms') > lnow then return {'in_flight', get(r, 'lease_until_ms')} end
   redis.call('HSET', rk, 'attempt_token', token, 'lease_until_ms', lease_end, 'updated_ms', NOW_S)
   -- the entry of a RecoverStuck release that began before MarkReleased
   redis.call('ZREM', k_outbox(), id)
@@ -805,10 +817,10 @@ end
 // not in the outbox) and {p}:leases (when a member) follow the new lease end.
 //
 //	KEYS[1] record
-//	ARGV[7] send_id  ARGV[8] token  ARGV[9] reconcile at ms  ARGV[10] reason
+//	ARGV[7] send_id  ARGV[8] token  ARGV[9] reconcile after ms (on the lease clock)  ARGV[10] reason
 //
 // Reply: {code}; code ok | not_found | final | stale_attempt.
-var endCallScript = script(`
+var endCallScript = leaseScriptOf(`
 local id, token = ARGV[7], ARGV[8]
 local rk = KEYS[1]
 local r = hmget(rk, {'state', 'attempt_token', 'lease_until_ms', 'attempts'})
@@ -818,7 +830,7 @@ if is_terminal(st) then return {'final'} end
 if st ~= 'sending' or token == '' or get(r, 'attempt_token') ~= token then
   return {'stale_attempt'}
 end
-local lease_until = math.min(num(r, 'lease_until_ms'), tonumber(ARGV[9]))
+local lease_until = math.min(num(r, 'lease_until_ms'), lease_now() + tonumber(ARGV[9]))
 local s = str(lease_until)
 redis.call('HSET', rk, 'lease_until_ms', s, 'updated_ms', NOW_S)
 -- a send the watchdog re-scheduled is in the outbox, not in leases: its
@@ -839,8 +851,10 @@ return {'ok'}
 // or after now - grace), so a batch never starves the entries behind it.
 //
 // Reply: the re-scheduled send ids.
-var recoverScript = script(`
+var recoverScript = leaseScriptOf(`
 local cutoff = NOW - tonumber(ARGV[7])
+-- leases are judged on their own clock
+local lease_cutoff = lease_now() - tonumber(ARGV[7])
 local late = redis.call('ZRANGE', KEYS[1], '-inf', string.format('(%d', cutoff), 'BYSCORE',
   'LIMIT', 0, tonumber(ARGV[8]), 'WITHSCORES')
 local out = {}
@@ -861,7 +875,7 @@ for i = 1, #late, 2 do
     if queued then
       -- in the outbox: the releaser's backlog, not a lost task; look again later
       redis.call('ZADD', KEYS[1], math.max(tonumber(queued), NOW), id)
-    elseif st == 'sending' and num(r, 'lease_until_ms') >= cutoff then
+    elseif st == 'sending' and num(r, 'lease_until_ms') >= lease_cutoff then
       -- the lease has not been over for a grace yet
       redis.call('ZADD', KEYS[1], num(r, 'lease_until_ms'), id)
     else
@@ -892,8 +906,8 @@ return out
 // starves the entries behind it. It touches no send that is not sending.
 //
 // Reply: the recovered send ids.
-var expiredLeasesScript = script(`
-local cutoff = NOW - tonumber(ARGV[7])
+var expiredLeasesScript = leaseScriptOf(`
+local cutoff = lease_now() - tonumber(ARGV[7])
 local late = redis.call('ZRANGE', KEYS[1], '-inf', string.format('(%d', cutoff), 'BYSCORE',
   'LIMIT', 0, tonumber(ARGV[8]))
 local out = {}

@@ -101,7 +101,7 @@ func TestRejectWhileSendingThenResolveReconciled(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	rec, token := e.sending("s1", "acct")
-	if err := e.l.EndCall(e.ctx, "s1", token, e.clock.Now().Add(10*time.Second)); err != nil {
+	if err := e.endCallAt("s1", token, e.clock.Now().Add(10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	e.stopWhileSending("s1", true)

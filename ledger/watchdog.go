@@ -75,7 +75,7 @@ func (l *Ledger) RecoverStuck(ctx context.Context, grace time.Duration, limit in
 	if grace < time.Millisecond {
 		return nil, errors.New("ledger: recover stuck: grace must be at least 1ms")
 	}
-	v, err := l.run(ctx, recoverScript, l.nowMs(), []string{l.keys.Watch(), l.keys.Outbox()},
+	v, err := l.run(ctx, l.lease(recoverScript), l.nowMs(), []string{l.keys.Watch(), l.keys.Outbox()},
 		grace.Milliseconds(), clampLimit(limit))
 	if err != nil {
 		return nil, err
@@ -108,7 +108,7 @@ func (l *Ledger) RecoverExpiredLeases(ctx context.Context, grace time.Duration, 
 	if grace < time.Millisecond {
 		return nil, errors.New("ledger: recover expired leases: grace must be at least 1ms")
 	}
-	v, err := l.run(ctx, expiredLeasesScript, l.nowMs(), []string{l.keys.Leases(), l.keys.Outbox()},
+	v, err := l.run(ctx, l.lease(expiredLeasesScript), l.nowMs(), []string{l.keys.Leases(), l.keys.Outbox()},
 		grace.Milliseconds(), clampLimit(limit))
 	if err != nil {
 		return nil, err

@@ -111,7 +111,7 @@ func (x *execution) sendError(ctx context.Context, err error, started time.Time)
 		// to ReconcileDelay (time for a late delivery to show in the chat), and the next
 		// execution after it gets BeginReconcile and reads the chat before anything else.
 		reconcileAt := now.Add(x.w.opts.ReconcileDelay)
-		if err := x.w.l.EndCall(context.WithoutCancel(ctx), x.p.SendID, x.token, reconcileAt); err != nil {
+		if err := x.w.l.EndCall(context.WithoutCancel(ctx), x.p.SendID, x.token, x.w.opts.ReconcileDelay); err != nil {
 			// The attempt is no longer ours, or Redis failed: the lease ends on its own.
 			x.logger().Warn("could not end the call early; reconciling after the lease", zap.Error(err))
 			leaseLeft := x.w.opts.Lease - time.Since(started)
