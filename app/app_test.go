@@ -46,14 +46,17 @@ func startDaemon(t *testing.T, extraEnv map[string]string) *daemon {
 
 func startDaemonWithLogger(t *testing.T, extraEnv map[string]string, log *zap.Logger) *daemon {
 	t.Helper()
-	redisSrv := redistest.Start(t)
+	redisURL := extraEnv["SENDWORKER_REDIS_URL"]
+	if redisURL == "" {
+		redisURL = redistest.Start(t).URL()
+	}
 	sim, err := wasim.Listen("127.0.0.1:0", wasim.Options{APIKey: "sim-key", Seed: wasim.DemoSeed()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sim.Close() })
 	env := map[string]string{
-		"SENDWORKER_REDIS_URL":          redisSrv.URL(),
+		"SENDWORKER_REDIS_URL":          redisURL,
 		"SENDWORKER_PROVIDER_BASE_URL":  sim.URL(),
 		"SENDWORKER_PROVIDER_API_KEY":   "sim-key",
 		"SENDWORKER_ADMIN_ADDR":         "127.0.0.1:0",
@@ -262,6 +265,30 @@ func holdOneSend(t *testing.T, d *daemon, id string) {
 	})
 	if n := len(d.sim.Sim().Deliveries()); n != 0 {
 		t.Fatalf("%d deliveries while paused", n)
+	}
+}
+
+// TestDaemonOnRedisCluster runs the daemon on a real three-node Redis Cluster:
+// a send is enqueued, approved, delivered once and its result read from the
+// (hash-tagged) results stream; pause and resume work across the slots.
+func TestDaemonOnRedisCluster(t *testing.T) {
+	cluster := redistest.StartCluster(t)
+	d := startDaemon(t, map[string]string{
+		"SENDWORKER_REDIS_URL":      cluster.URL(),
+		"SENDWORKER_RESULTS_STREAM": "{sendworker}:results",
+	})
+	holdOneSend(t, d, "cluster-1")
+	if code, body := d.call(t, "POST", "/v1/resume", adminToken, nil); code != 200 {
+		t.Fatalf("resume = %d %s", code, body)
+	}
+	if res := readResult(t, d, "cluster-1"); res.State != tasks.StateSent || res.MessageID == "" {
+		t.Fatalf("result %+v", res)
+	}
+	if n := len(d.sim.Sim().Deliveries()); n != 1 {
+		t.Fatalf("%d deliveries, want 1", n)
+	}
+	if code, body := d.call(t, "GET", "/v1/sends?state=sent", adminToken, nil); code != 200 || !bytes.Contains(body, []byte("cluster-1")) {
+		t.Fatalf("list = %d %s", code, body)
 	}
 }
 

@@ -29,6 +29,8 @@ type Options struct {
 	Port int
 	// Binary is the redis-server executable; default "redis-server" from PATH.
 	Binary string
+	// Cluster runs the server as a Redis Cluster node (see StartCluster).
+	Cluster bool
 }
 
 // Proc is a running redis-server.
@@ -121,6 +123,10 @@ func (p *Proc) launch(ctx context.Context) error {
 		"--logfile", filepath.Join(p.opts.Dir, "redis.log"),
 		"--protected-mode", "no",
 	}
+	if p.opts.Cluster {
+		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "5000")
+	}
 	if p.opts.AppendOnly {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "everysec")
 	} else {
@@ -159,6 +165,90 @@ func (p *Proc) launch(ctx context.Context) error {
 	}
 	_ = p.Kill()
 	return fmt.Errorf("redisproc: redis-server on port %d did not answer PING within 10s", p.port)
+}
+
+// Cluster is a Redis Cluster of masters started by StartCluster.
+type Cluster struct {
+	Nodes []*Proc
+}
+
+// URL is a redis-cluster:// URL naming every node.
+func (c *Cluster) URL() string {
+	addrs := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		addrs[i] = n.Addr()
+	}
+	return "redis-cluster://" + strings.Join(addrs, ",")
+}
+
+// Kill ends every node at once.
+func (c *Cluster) Kill() {
+	for _, n := range c.Nodes {
+		_ = n.Kill()
+	}
+}
+
+// clusterSlots is the number of hash slots of Redis Cluster.
+const clusterSlots = 16384
+
+// StartCluster starts n cluster nodes (masters, no replicas) in subdirectories
+// of dir, splits the hash slots between them, joins them and waits until every
+// node reports the cluster ok. Only commands are used (no redis-cli).
+func StartCluster(ctx context.Context, dir string, n int) (*Cluster, error) {
+	if n < 1 {
+		return nil, errors.New("redisproc: a cluster needs at least one node")
+	}
+	c := &Cluster{}
+	fail := func(err error) (*Cluster, error) {
+		c.Kill()
+		return nil, err
+	}
+	for i := range n {
+		nodeDir := filepath.Join(dir, "node"+strconv.Itoa(i))
+		if err := os.MkdirAll(nodeDir, 0o755); err != nil {
+			return fail(err)
+		}
+		p, err := Start(ctx, Options{Dir: nodeDir, Cluster: true})
+		if err != nil {
+			return fail(err)
+		}
+		c.Nodes = append(c.Nodes, p)
+	}
+	clients := make([]*redis.Client, n)
+	for i, p := range c.Nodes {
+		clients[i] = redis.NewClient(&redis.Options{Addr: p.Addr(), Protocol: 2})
+		defer clients[i].Close()
+	}
+	for i, cl := range clients {
+		from, to := i*clusterSlots/n, (i+1)*clusterSlots/n-1
+		if err := cl.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", from, to).Err(); err != nil {
+			return fail(fmt.Errorf("redisproc: cluster slots %d-%d: %w", from, to, err))
+		}
+	}
+	for _, p := range c.Nodes[1:] {
+		if err := clients[0].ClusterMeet(ctx, "127.0.0.1", strconv.Itoa(p.port)).Err(); err != nil {
+			return fail(fmt.Errorf("redisproc: cluster meet: %w", err))
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, cl := range clients {
+		for {
+			info, err := cl.ClusterInfo(ctx).Result()
+			if err == nil && strings.Contains(info, "cluster_state:ok") &&
+				strings.Contains(info, "cluster_known_nodes:"+strconv.Itoa(n)+"\r") {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fail(fmt.Errorf("redisproc: cluster not ok after 30s: %q %v", info, err))
+			}
+			select {
+			case <-ctx.Done():
+				return fail(ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return c, nil
 }
 
 func pingOnce(addr string) error {

@@ -46,3 +46,15 @@ func (s *Server) Client(t testing.TB) *redis.Client {
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
+
+// StartCluster runs a fresh three-node Redis Cluster (masters only) for t and
+// kills it in t.Cleanup.
+func StartCluster(t testing.TB) *redisproc.Cluster {
+	t.Helper()
+	c, err := redisproc.StartCluster(context.Background(), t.TempDir(), 3)
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	t.Cleanup(c.Kill)
+	return c
+}
