@@ -137,6 +137,8 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		ResultsMaxLen: int64(cfg.Results.StreamMaxLen),
 		Retention:     cfg.Results.Retention,
 		Now:           opts.Now,
+		WaitReplicas:  cfg.Worker.WaitReplicas,
+		WaitTimeout:   cfg.Worker.WaitTimeout,
 	})
 	if err := a.ledger.Validate(); err != nil {
 		return nil, fmt.Errorf("app: %w", err)

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/sendworker/sendworker/config"
+	"github.com/sendworker/sendworker/internal/redisproc"
 	"github.com/sendworker/sendworker/internal/redistest"
 	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/provider/wasim"
@@ -289,6 +290,43 @@ func TestDaemonOnRedisCluster(t *testing.T) {
 	}
 	if code, body := d.call(t, "GET", "/v1/sends?state=sent", adminToken, nil); code != 200 || !bytes.Contains(body, []byte("cluster-1")) {
 		t.Fatalf("list = %d %s", code, body)
+	}
+}
+
+// TestDaemonWaitsForAReplica: with SENDWORKER_WAIT_REPLICAS=1 and no replica,
+// an approved send is not sent (its attempt's start could be lost at a
+// failover): it waits. Once a replica syncs, it goes out, once.
+func TestDaemonWaitsForAReplica(t *testing.T) {
+	d := startDaemon(t, map[string]string{"SENDWORKER_WAIT_REPLICAS": "1", "SENDWORKER_WAIT_TIMEOUT": "200ms"})
+	code, body := d.call(t, "POST", "/v1/sends", schedulerToken, map[string]any{
+		"send_id": "replicated-1", "operation": "chats_messages_send", "account_id": "acc-lyon",
+		"chat_id": "chat-lyon-chloe", "text": "Bonjour Chloé",
+	})
+	if code != 201 {
+		t.Fatalf("enqueue = %d %s", code, body)
+	}
+	var rec tasks.Record
+	_ = json.Unmarshal(body, &rec)
+	if code, body := d.call(t, "POST", "/v1/sends/replicated-1/approve", approverToken, map[string]string{"digest": rec.Digest}); code != 200 {
+		t.Fatalf("approve = %d %s", code, body)
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		r, err := d.app.Ledger().Get(context.Background(), "replicated-1")
+		return err == nil && r.State == tasks.StateWaiting && r.Wait != nil && r.Wait.Reason == tasks.ReasonWaitTransient
+	})
+	if n := len(d.sim.Sim().Deliveries()); n != 0 {
+		t.Fatalf("%d deliveries without a replica", n)
+	}
+	replica, err := redisproc.Start(context.Background(), redisproc.Options{Dir: t.TempDir(), ReplicaOf: d.cfg.Redis.Addrs[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = replica.Kill() })
+	if res := readResult(t, d, "replicated-1"); res.State != tasks.StateSent {
+		t.Fatalf("with a replica: %+v", res)
+	}
+	if n := len(d.sim.Sim().Deliveries()); n != 1 {
+		t.Fatalf("%d deliveries, want 1", n)
 	}
 }
 

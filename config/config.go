@@ -127,6 +127,14 @@ type Worker struct {
 	// no progress (no attempt, no deferral) before the watchdog re-releases it, because its asynq
 	// task was lost (archived, deleted). Keep it longer than the worst queue wait.
 	RecoveryGrace time.Duration
+	// WaitReplicas is SENDWORKER_WAIT_REPLICAS (default 0 = do not wait): how many Redis replicas
+	// must hold the start of an attempt (Redis WAIT) before its sending call, so that a failover
+	// cannot lose it and let the send go out again. 1 with Sentinel.
+	WaitReplicas int
+	// WaitTimeout is SENDWORKER_WAIT_TIMEOUT (default 500ms, at most 2s): how long the WAIT of
+	// WaitReplicas may take; an attempt whose start did not reach the replicas in time is not made (the send
+	// waits and tries again).
+	WaitTimeout time.Duration
 }
 
 // Limits are the sending limits of one account. A cap of 0 means "no cap"; a zero duration means

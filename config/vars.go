@@ -240,6 +240,16 @@ func vars() []varSpec {
 			binding: durationVar(func(c *Config) *time.Duration { return &c.Worker.AccountHealthTTL }, nonNegativeDuration)},
 		{name: "SENDWORKER_RECOVERY_GRACE", def: "5m", doc: "How long a released send may show no progress before the watchdog re-releases it (its asynq task was lost); longer than the worst queue wait.",
 			binding: durationVar(func(c *Config) *time.Duration { return &c.Worker.RecoveryGrace }, positiveDuration)},
+		{name: "SENDWORKER_WAIT_REPLICAS", def: "0", doc: "Redis replicas that must hold the start of an attempt (WAIT) before its sending call, so a failover cannot lose it and send again; 1 with Sentinel. 0 = no wait (0..16).",
+			binding: intVar(func(c *Config) *int { return &c.Worker.WaitReplicas }, intRange(0, 16))},
+		{name: "SENDWORKER_WAIT_TIMEOUT", def: "500ms", doc: "How long that WAIT may take; an attempt whose start did not reach the replicas in time is not made (the send waits and tries again).",
+			binding: durationVar(func(c *Config) *time.Duration { return &c.Worker.WaitTimeout }, func(d time.Duration) error {
+				// Below Redis clients' 3 s read timeout, which a longer WAIT would hit.
+				if d <= 0 || d > 2*time.Second {
+					return errors.New("must be > 0 and at most 2s")
+				}
+				return nil
+			})},
 	}
 
 	for _, f := range limitFields() {

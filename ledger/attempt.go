@@ -108,6 +108,18 @@ func (l *Ledger) BeginAttempt(ctx context.Context, r BeginRequest) (BeginResult,
 	if err != nil {
 		return BeginResult{}, err
 	}
+	acked := -1 // not asked
+	if l.opts.WaitReplicas > 0 && (rep.code == "ok" || rep.code == "reconcile") {
+		node, err := l.nodeOf(ctx, keys[1])
+		if err != nil {
+			return BeginResult{}, fmt.Errorf("ledger: begin attempt %s: %w", r.SendID, err)
+		}
+		n, err := node.Do(ctx, "WAIT", l.opts.WaitReplicas, l.opts.WaitTimeout.Milliseconds()).Int64()
+		if err != nil {
+			return BeginResult{}, fmt.Errorf("ledger: begin attempt %s: wait: %w", r.SendID, err)
+		}
+		acked = int(n)
+	}
 	outcome, ok := beginOutcomes[rep.code]
 	if !ok || rep.st.rec == nil {
 		return BeginResult{}, refusal(rep.code, r.SendID, nil)
@@ -117,13 +129,70 @@ func (l *Ledger) BeginAttempt(ctx context.Context, r BeginRequest) (BeginResult,
 		res.AttemptStartedAt = msTime(rep.st.attemptStartedMs)
 		res.LeaseUntil = msTime(rep.st.leaseUntilMs)
 	}
-	return res, nil
+	return res, l.replicated(r.SendID, acked)
+}
+
+// replicated is the verdict of BeginAttempt's WAIT: acked replicas (-1 when
+// none was asked for).
+func (l *Ledger) replicated(sendID string, acked int) error {
+	if acked < 0 || acked >= l.opts.WaitReplicas {
+		return nil
+	}
+	return fmt.Errorf("send %s: %w (%d of %d within %s)", sendID, ErrNotReplicated, acked, l.opts.WaitReplicas, l.opts.WaitTimeout)
+}
+
+// nodeOf is the Redis node that owns key: the client itself, or on Cluster
+// the master of key's slot (WAIT counts the replicas of the node it runs on).
+func (l *Ledger) nodeOf(ctx context.Context, key string) (redis.UniversalClient, error) {
+	if cc, ok := l.rdb.(*redis.ClusterClient); ok {
+		return cc.MasterForKey(ctx, key)
+	}
+	return l.rdb, nil
+}
+
+// runAndWait runs s like run, followed in the same round trip by WAIT for
+// Options.WaitReplicas replicas on the node of keys[1]; it returns the
+// script's reply and the replicas that acknowledged.
+func (l *Ledger) runAndWait(ctx context.Context, s *redis.Script, keys []string, args []any) (any, int, error) {
+	node, err := l.nodeOf(ctx, keys[1])
+	if err != nil {
+		return nil, 0, fmt.Errorf("ledger: %w", err)
+	}
+	all := l.argv(l.nowMs(), args)
+	for loaded := false; ; loaded = true {
+		pipe := node.Pipeline()
+		ev := pipe.EvalSha(ctx, s.Hash(), keys, all...)
+		wait := pipe.Do(ctx, "WAIT", l.opts.WaitReplicas, l.opts.WaitTimeout.Milliseconds())
+		_, err := pipe.Exec(ctx)
+		if !loaded && redis.HasErrorPrefix(ev.Err(), "NOSCRIPT") {
+			// The EVALSHA did nothing; load the script and run it all again.
+			if err := s.Load(ctx, node).Err(); err != nil {
+				return nil, 0, fmt.Errorf("ledger: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("ledger: %w", err)
+		}
+		acked, err := wait.Int64()
+		if err != nil {
+			return nil, 0, fmt.Errorf("ledger: wait: %w", err)
+		}
+		return ev.Val(), int(acked), nil
+	}
 }
 
 // beginNoRecord is BeginAttempt with BeginRequest.NoRecord: the answer
 // comes from the script's reply alone.
 func (l *Ledger) beginNoRecord(ctx context.Context, sendID string, keys []string, args []any) (BeginResult, error) {
-	v, err := l.run(ctx, l.lease(beginScript), l.nowMs(), keys, args...)
+	var v any
+	var err error
+	acked := -1 // not asked
+	if l.opts.WaitReplicas > 0 {
+		v, acked, err = l.runAndWait(ctx, l.lease(beginScript), keys, args)
+	} else {
+		v, err = l.run(ctx, l.lease(beginScript), l.nowMs(), keys, args...)
+	}
 	if err != nil {
 		return BeginResult{}, err
 	}
@@ -159,7 +228,10 @@ func (l *Ledger) beginNoRecord(ctx context.Context, sendID string, keys []string
 			res.Attempt = rec.Attempts
 		}
 	}
-	return res, nil
+	if outcome != BeginOK && outcome != BeginReconcile {
+		acked = -1 // nothing of an attempt to keep
+	}
+	return res, l.replicated(sendID, acked)
 }
 
 // getAfter is Get right after a script that changed the send: retried a few

@@ -1,12 +1,17 @@
 package ledger
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sendworker/sendworker/internal/redisproc"
 	"github.com/sendworker/sendworker/tasks"
 )
 
@@ -350,6 +355,80 @@ func TestLeaseClockRedisIgnoresSkew(t *testing.T) {
 		}
 		if want := []BeginOutcome{BeginOK, BeginReconcile}[i]; res.Outcome != want {
 			t.Fatalf("caller clocks, ledger %d: %v, want %v", i, res.Outcome, want)
+		}
+	}
+}
+
+// With WaitReplicas, an attempt is begun only once a replica holds its start: with the replica
+// up, BeginAttempt answers as usual; with it down, the attempt is started but answered
+// ErrNotReplicated (the caller must not send), with either way of reading the record.
+func TestBeginAttemptWaitsForReplicas(t *testing.T) {
+	t.Parallel()
+	master, err := redisproc.Start(context.Background(), redisproc.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = master.Kill() })
+	replica, err := redisproc.Start(context.Background(), redisproc.Options{Dir: t.TempDir(), ReplicaOf: master.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = replica.Kill() })
+	rdb := redis.NewClient(&redis.Options{Addr: master.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := context.Background()
+	replicaClient := redis.NewClient(&redis.Options{Addr: replica.Addr()})
+	t.Cleanup(func() { _ = replicaClient.Close() })
+	deadline := time.Now().Add(10 * time.Second)
+	for replicaClient.InfoMap(ctx, "replication").Item("Replication", "master_link_status") != "up" {
+		if time.Now().After(deadline) {
+			t.Fatal("the replica did not sync")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	l := New(rdb, Options{WaitReplicas: 1, WaitTimeout: 300 * time.Millisecond})
+	approved := func(id string) (string, int64) {
+		t.Helper()
+		req := request(id, "acct")
+		rec, _, err := l.Create(ctx, req, req.Digest(), time.Now().Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec, err = l.Approve(ctx, id, rec.Digest, "approver", ""); err != nil {
+			t.Fatal(err)
+		}
+		return rec.Digest, rec.Gen
+	}
+	for _, noRecord := range []bool{true, false} {
+		id := fmt.Sprintf("up-%v", noRecord)
+		digest, gen := approved(id)
+		res, err := l.BeginAttempt(ctx, BeginRequest{SendID: id, Digest: digest, Gen: gen, Token: "t", Lease: time.Minute, NoRecord: noRecord})
+		if err != nil || res.Outcome != BeginOK {
+			t.Fatalf("replica up, no record %v: %v %v", noRecord, res.Outcome, err)
+		}
+	}
+	// Created while the replica is up, so that only the attempt's start can miss it.
+	var ids []string
+	for _, noRecord := range []bool{true, false} {
+		ids = append(ids, fmt.Sprintf("down-%v", noRecord))
+	}
+	digests, gens := map[string]string{}, map[string]int64{}
+	for _, id := range ids {
+		digests[id], gens[id] = approved(id)
+	}
+	if err := replica.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	for i, noRecord := range []bool{true, false} {
+		id := ids[i]
+		res, err := l.BeginAttempt(ctx, BeginRequest{SendID: id, Digest: digests[id], Gen: gens[id], Token: "t", Lease: time.Minute, NoRecord: noRecord})
+		if !errors.Is(err, ErrNotReplicated) || res.Outcome != BeginOK {
+			t.Fatalf("replica down, no record %v: %v %v, want BeginOK with ErrNotReplicated", noRecord, res.Outcome, err)
+		}
+		// The attempt is the caller's: it ends it without sending.
+		rec, err := l.Defer(ctx, id, "t", time.Now().Add(time.Minute), tasks.ReasonWaitTransient)
+		if err != nil || rec.State != tasks.StateWaiting {
+			t.Fatalf("defer after a refused start: %v %v", rec, err)
 		}
 	}
 }

@@ -82,6 +82,13 @@ type Options struct {
 	Now func() time.Time
 	// LeaseClock is the clock of attempt leases; default LeaseClockRedis.
 	LeaseClock LeaseClock
+	// WaitReplicas > 0: BeginAttempt waits (Redis WAIT, in the same round
+	// trip as its script) until that many replicas hold the attempt's start,
+	// for up to WaitTimeout (default 500ms), and answers ErrNotReplicated
+	// when fewer did: a failover could lose that start and let the send go
+	// out a second time, so the caller must not make the call.
+	WaitReplicas int
+	WaitTimeout  time.Duration
 }
 
 // LeaseClock says which clock sets and judges attempt leases.
@@ -112,8 +119,13 @@ var (
 	// wraps ErrTooLate (the send could not be stopped now), but the request
 	// is recorded on the send: it takes effect (the send ends rejected or
 	// canceled) unless that attempt turns out to have delivered the message.
-	ErrStopPending  = fmt.Errorf("%w; the request is recorded and takes effect unless the message turns out delivered", ErrTooLate)
-	ErrStaleAttempt = errors.New("attempt is no longer the send's current attempt")
+	// ErrNotReplicated: BeginAttempt started the attempt (BeginOK or
+	// BeginReconcile, the result says which, and the attempt token is the
+	// caller's) but fewer than Options.WaitReplicas replicas acknowledged it in
+	// time. The caller must not send: it ends the attempt (Defer) instead.
+	ErrNotReplicated = errors.New("the attempt's start reached too few Redis replicas")
+	ErrStopPending   = fmt.Errorf("%w; the request is recorded and takes effect unless the message turns out delivered", ErrTooLate)
+	ErrStaleAttempt  = errors.New("attempt is no longer the send's current attempt")
 	// ErrMessageClaimed is a Finish(sent) of a new message (chats_messages_send,
 	// chats_create) whose provider message id another send already owns:
 	// nothing changed, the send is still in its state. The id is not this
@@ -183,6 +195,9 @@ func New(rdb redis.UniversalClient, opts Options) *Ledger {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.WaitTimeout <= 0 {
+		opts.WaitTimeout = 500 * time.Millisecond
 	}
 	return &Ledger{rdb: rdb, opts: opts, keys: Keys{tag: "{" + opts.Prefix + "}:"}}
 }

@@ -240,6 +240,12 @@ func (x *execution) begin(ctx context.Context) (outcome, bool) {
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
 		return done("no such send", nil), false
+	case errors.Is(err, ledger.ErrNotReplicated):
+		// The attempt is this execution's, but a Redis failover could lose its start and let
+		// the send go out again: no call. The attempt ends here (Defer), the send waits.
+		x.token, x.attempt = token, res.Attempt
+		n := waitsFor(x.rec, tasks.ReasonWaitTransient)
+		return wait(x.w.opts.Now().Add(x.w.backoff(n)), tasks.ReasonWaitTransient, "redis: "+err.Error()), false
 	case err != nil:
 		return infraError(err), false
 	}

@@ -31,6 +31,8 @@ type Options struct {
 	Binary string
 	// Cluster runs the server as a Redis Cluster node (see StartCluster).
 	Cluster bool
+	// ReplicaOf ("host:port") runs the server as a replica of that master.
+	ReplicaOf string
 }
 
 // Proc is a running redis-server.
@@ -122,6 +124,9 @@ func (p *Proc) launch(ctx context.Context) error {
 		"--maxmemory-policy", "noeviction",
 		"--logfile", filepath.Join(p.opts.Dir, "redis.log"),
 		"--protected-mode", "no",
+	}
+	if host, port, ok := strings.Cut(p.opts.ReplicaOf, ":"); ok {
+		args = append(args, "--replicaof", host, port)
 	}
 	if p.opts.Cluster {
 		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
