@@ -109,7 +109,7 @@ func (l *Ledger) BeginAttempt(ctx context.Context, r BeginRequest) (BeginResult,
 		return BeginResult{}, err
 	}
 	acked := -1 // not asked
-	if l.opts.WaitReplicas > 0 && (rep.code == "ok" || rep.code == "reconcile") {
+	if l.opts.WaitReplicas > 0 && rep.code == "ok" {
 		node, err := l.nodeOf(ctx, keys[1])
 		if err != nil {
 			return BeginResult{}, fmt.Errorf("ledger: begin attempt %s: %w", r.SendID, err)
@@ -228,8 +228,10 @@ func (l *Ledger) beginNoRecord(ctx context.Context, sendID string, keys []string
 			res.Attempt = rec.Attempts
 		}
 	}
-	if outcome != BeginOK && outcome != BeginReconcile {
-		acked = -1 // nothing of an attempt to keep
+	if outcome != BeginOK {
+		// Only a new attempt leads to a sending call. A takeover that a failover loses is
+		// taken over again and reconciled again: reconciliation never sends by itself.
+		acked = -1
 	}
 	return res, l.replicated(sendID, acked)
 }

@@ -119,10 +119,10 @@ var (
 	// wraps ErrTooLate (the send could not be stopped now), but the request
 	// is recorded on the send: it takes effect (the send ends rejected or
 	// canceled) unless that attempt turns out to have delivered the message.
-	// ErrNotReplicated: BeginAttempt started the attempt (BeginOK or
-	// BeginReconcile, the result says which, and the attempt token is the
-	// caller's) but fewer than Options.WaitReplicas replicas acknowledged it in
-	// time. The caller must not send: it ends the attempt (Defer) instead.
+	// ErrNotReplicated: BeginAttempt started a new attempt (BeginOK, the
+	// attempt token is the caller's) but fewer than Options.WaitReplicas
+	// replicas acknowledged it in time. The caller must not send: it ends the
+	// attempt (Defer) instead.
 	ErrNotReplicated = errors.New("the attempt's start reached too few Redis replicas")
 	ErrStopPending   = fmt.Errorf("%w; the request is recorded and takes effect unless the message turns out delivered", ErrTooLate)
 	ErrStaleAttempt  = errors.New("attempt is no longer the send's current attempt")

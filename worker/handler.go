@@ -240,9 +240,10 @@ func (x *execution) begin(ctx context.Context) (outcome, bool) {
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
 		return done("no such send", nil), false
-	case errors.Is(err, ledger.ErrNotReplicated):
-		// The attempt is this execution's, but a Redis failover could lose its start and let
-		// the send go out again: no call. The attempt ends here (Defer), the send waits.
+	case errors.Is(err, ledger.ErrNotReplicated) && res.Outcome == ledger.BeginOK:
+		// A new attempt, this execution's, but a Redis failover could lose its start and let
+		// the send go out again: no call. The attempt ends here (Defer: nothing was sent), the
+		// send waits.
 		x.token, x.attempt = token, res.Attempt
 		n := waitsFor(x.rec, tasks.ReasonWaitTransient)
 		return wait(x.w.opts.Now().Add(x.w.backoff(n)), tasks.ReasonWaitTransient, "redis: "+err.Error()), false
