@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -77,10 +76,6 @@ type App struct {
 	started  bool
 }
 
-// redisPoolSpare are the connections of a Redis client beyond one per concurrent send:
-// releaser workers, maintenance and metrics loops, asynq's own loops.
-const redisPoolSpare = 32
-
 // New builds the daemon from a validated configuration. It opens no
 // listener and starts nothing: Start does.
 func New(cfg *config.Config, opts Options) (*App, error) {
@@ -106,12 +101,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	}
 	a.provider = pc
 
-	// Every send holds a connection for each of its Redis round trips, and the releaser and
-	// the background loops take some: a pool smaller than the concurrency makes sends queue
-	// for a connection (go-redis's default is 10 per CPU).
-	redisCfg := cfg.Redis
-	redisCfg.PoolSize = max(cfg.Worker.Concurrency+redisPoolSpare, 10*runtime.GOMAXPROCS(0))
-	a.rdb = redisCfg.UniversalClient()
+	a.rdb = cfg.Redis.UniversalClient()
 	if a.opts.Limiter == nil {
 		a.limiter = ratelimit.New(a.rdb, ratelimit.Options{
 			Prefix:    cfg.KeyPrefix,
@@ -152,7 +142,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		Now:                opts.Now,
 		Logger:             a.log.Named("approval"),
 	})
-	a.worker = worker.New(redisCfg.AsynqConnOpt(), a.ledger, pc, worker.Options{
+	a.worker = worker.New(cfg.Redis.AsynqConnOpt(), a.ledger, pc, worker.Options{
 		Queue:              cfg.Worker.Queue,
 		Concurrency:        cfg.Worker.Concurrency,
 		ShutdownTimeout:    cfg.Worker.ShutdownTimeout,

@@ -41,10 +41,6 @@ type Redis struct {
 	DB int
 	// TLS is set by the rediss schemes.
 	TLS bool
-	// PoolSize is the connection pool size (per node) of each client built from r; 0 is
-	// go-redis's default, 10 per CPU. Not read from the URL: the daemon sizes it to its
-	// worker concurrency, so that sends do not queue for a connection.
-	PoolSize int
 }
 
 // Default ports, by mode.
@@ -396,7 +392,6 @@ func (r Redis) UniversalClient() redis.UniversalClient {
 	case RedisSingle:
 		return redis.NewClient(&redis.Options{
 			Protocol:  resp2,
-			PoolSize:  r.PoolSize,
 			Addr:      r.Addrs[0],
 			Username:  r.Username,
 			Password:  r.Password.Reveal(),
@@ -406,7 +401,6 @@ func (r Redis) UniversalClient() redis.UniversalClient {
 	case RedisSentinel:
 		return redis.NewFailoverClient(&redis.FailoverOptions{
 			Protocol:         resp2,
-			PoolSize:         r.PoolSize,
 			MasterName:       r.MasterName,
 			SentinelAddrs:    r.Addrs,
 			SentinelPassword: r.SentinelPassword.Reveal(),
@@ -418,7 +412,6 @@ func (r Redis) UniversalClient() redis.UniversalClient {
 	case RedisCluster:
 		return redis.NewClusterClient(&redis.ClusterOptions{
 			Protocol:  resp2,
-			PoolSize:  r.PoolSize,
 			Addrs:     r.Addrs,
 			Username:  r.Username,
 			Password:  r.Password.Reveal(),

@@ -139,24 +139,10 @@ func TestRedisClientOptions(t *testing.T) {
 	if copt.Protocol != 2 || !reflect.DeepEqual(copt.Addrs, []string{"n1:7000", "n2:7001"}) || copt.Username != "u" || copt.Password != "pw" || copt.TLSConfig == nil {
 		t.Errorf("cluster options = %#v", copt)
 	}
-	// asynq's client is built the same way, pool size included.
-	sized := single
-	sized.PoolSize = 77
-	aopt := sized.AsynqConnOpt().MakeRedisClient().(*redis.Client).Options()
-	if aopt.Protocol != 2 || aopt.Addr != sopt.Addr || aopt.DB != sopt.DB || aopt.Password != sopt.Password || aopt.PoolSize != 77 {
+	// asynq's client is built the same way.
+	aopt := single.AsynqConnOpt().MakeRedisClient().(*redis.Client).Options()
+	if aopt.Protocol != 2 || aopt.Addr != sopt.Addr || aopt.DB != sopt.DB || aopt.Password != sopt.Password {
 		t.Errorf("asynq client options = %#v", aopt)
-	}
-	for _, r := range []Redis{sized, withPool(sentinel, 77), withPool(cluster, 77)} {
-		switch c := r.UniversalClient().(type) {
-		case *redis.Client:
-			if c.Options().PoolSize != 77 {
-				t.Errorf("%s: pool size %d", r.Mode, c.Options().PoolSize)
-			}
-		case *redis.ClusterClient:
-			if c.Options().PoolSize != 77 {
-				t.Errorf("%s: pool size %d", r.Mode, c.Options().PoolSize)
-			}
-		}
 	}
 
 	// go-redis clients of the matching kind; constructing them does not connect.
@@ -320,9 +306,4 @@ func TestRedisSentinelPing(t *testing.T) {
 		t.Fatal(err)
 	}
 	ping(t, r)
-}
-
-func withPool(r Redis, n int) Redis {
-	r.PoolSize = n
-	return r
 }
