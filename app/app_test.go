@@ -248,22 +248,8 @@ func holdOneSend(t *testing.T, d *daemon, id string) {
 	if code, body := d.call(t, "POST", "/v1/pause", adminToken, nil); code != 200 {
 		t.Fatalf("pause = %d %s", code, body)
 	}
-	code, body := d.call(t, "POST", "/v1/sends", schedulerToken, map[string]any{
-		"send_id": id, "operation": "chats_messages_send", "account_id": "acc-lyon",
-		"chat_id": "chat-lyon-chloe", "text": "Bonjour Chloé",
-	})
-	if code != 201 {
-		t.Fatalf("enqueue = %d %s", code, body)
-	}
-	var rec tasks.Record
-	_ = json.Unmarshal(body, &rec)
-	if code, body := d.call(t, "POST", "/v1/sends/"+id+"/approve", approverToken, map[string]string{"digest": rec.Digest}); code != 200 {
-		t.Fatalf("approve = %d %s", code, body)
-	}
-	waitFor(t, 10*time.Second, func() bool {
-		r, err := d.app.Ledger().Get(context.Background(), id)
-		return err == nil && r.State == tasks.StateWaiting && r.Wait != nil && r.Wait.Reason == tasks.ReasonWaitPaused
-	})
+	enqueueApproved(t, d, id, "acc-lyon", "chat-lyon-chloe", "Bonjour Chloé")
+	waitForWait(t, d, id, tasks.ReasonWaitPaused)
 	if n := len(d.sim.Sim().Deliveries()); n != 0 {
 		t.Fatalf("%d deliveries while paused", n)
 	}
@@ -298,22 +284,8 @@ func TestDaemonOnRedisCluster(t *testing.T) {
 // failover): it waits. Once a replica syncs, it goes out, once.
 func TestDaemonWaitsForAReplica(t *testing.T) {
 	d := startDaemon(t, map[string]string{"SENDWORKER_WAIT_REPLICAS": "1", "SENDWORKER_WAIT_TIMEOUT": "200ms"})
-	code, body := d.call(t, "POST", "/v1/sends", schedulerToken, map[string]any{
-		"send_id": "replicated-1", "operation": "chats_messages_send", "account_id": "acc-lyon",
-		"chat_id": "chat-lyon-chloe", "text": "Bonjour Chloé",
-	})
-	if code != 201 {
-		t.Fatalf("enqueue = %d %s", code, body)
-	}
-	var rec tasks.Record
-	_ = json.Unmarshal(body, &rec)
-	if code, body := d.call(t, "POST", "/v1/sends/replicated-1/approve", approverToken, map[string]string{"digest": rec.Digest}); code != 200 {
-		t.Fatalf("approve = %d %s", code, body)
-	}
-	waitFor(t, 10*time.Second, func() bool {
-		r, err := d.app.Ledger().Get(context.Background(), "replicated-1")
-		return err == nil && r.State == tasks.StateWaiting && r.Wait != nil && r.Wait.Reason == tasks.ReasonWaitTransient
-	})
+	enqueueApproved(t, d, "replicated-1", "acc-lyon", "chat-lyon-chloe", "Bonjour Chloé")
+	waitForWait(t, d, "replicated-1", tasks.ReasonWaitTransient)
 	if n := len(d.sim.Sim().Deliveries()); n != 0 {
 		t.Fatalf("%d deliveries without a replica", n)
 	}
@@ -328,6 +300,31 @@ func TestDaemonWaitsForAReplica(t *testing.T) {
 	if n := len(d.sim.Sim().Deliveries()); n != 1 {
 		t.Fatalf("%d deliveries, want 1", n)
 	}
+}
+
+// enqueueApproved enqueues a send as the Sequencer and approves it as the approver.
+func enqueueApproved(t *testing.T, d *daemon, id, account, chat, text string) {
+	t.Helper()
+	code, body := d.call(t, "POST", "/v1/sends", schedulerToken, map[string]any{
+		"send_id": id, "operation": "chats_messages_send", "account_id": account, "chat_id": chat, "text": text,
+	})
+	if code != 201 {
+		t.Fatalf("enqueue = %d %s", code, body)
+	}
+	var rec tasks.Record
+	_ = json.Unmarshal(body, &rec)
+	if code, body := d.call(t, "POST", "/v1/sends/"+id+"/approve", approverToken, map[string]string{"digest": rec.Digest}); code != 200 {
+		t.Fatalf("approve = %d %s", code, body)
+	}
+}
+
+// waitForWait waits until the send is waiting for reason.
+func waitForWait(t *testing.T, d *daemon, id string, reason tasks.Reason) {
+	t.Helper()
+	waitFor(t, 10*time.Second, func() bool {
+		r, err := d.app.Ledger().Get(context.Background(), id)
+		return err == nil && r.State == tasks.StateWaiting && r.Wait != nil && r.Wait.Reason == reason
+	})
 }
 
 func readResult(t *testing.T, d *daemon, sendID string) tasks.Result {
@@ -443,23 +440,9 @@ func (b *syncBuffer) String() string {
 // both show on /metrics with the wait-time and queue series.
 func TestDaemonMetricsOfWaitsAndBreakers(t *testing.T) {
 	d := startDaemon(t, nil)
-	code, body := d.call(t, "POST", "/v1/sends", schedulerToken, map[string]any{
-		"send_id": "down-1", "operation": "chats_messages_send", "account_id": "acc-marseille",
-		"chat_id": "chat-marseille-sarah", "text": "Sarah, a reminder",
-	})
-	if code != 201 {
-		t.Fatalf("enqueue = %d %s", code, body)
-	}
-	var rec tasks.Record
-	_ = json.Unmarshal(body, &rec)
-	if code, body := d.call(t, "POST", "/v1/sends/down-1/approve", approverToken, map[string]string{"digest": rec.Digest}); code != 200 {
-		t.Fatalf("approve = %d %s", code, body)
-	}
-	waitFor(t, 10*time.Second, func() bool {
-		r, err := d.app.Ledger().Get(context.Background(), "down-1")
-		return err == nil && r.State == tasks.StateWaiting && r.Wait != nil && r.Wait.Reason == tasks.ReasonWaitAccountDown
-	})
-	_, body = d.call(t, "GET", "/metrics", "", nil)
+	enqueueApproved(t, d, "down-1", "acc-marseille", "chat-marseille-sarah", "Sarah, a reminder")
+	waitForWait(t, d, "down-1", tasks.ReasonWaitAccountDown)
+	_, body := d.call(t, "GET", "/metrics", "", nil)
 	for _, series := range []string{
 		`sendworker_account_breaker_open{account_id="acc-marseille"} 1`,
 		`sendworker_wait_seconds_count{reason="account_unhealthy"}`,

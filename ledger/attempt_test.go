@@ -182,25 +182,32 @@ func TestBeginAttemptRace(t *testing.T) {
 	}
 }
 
+// An opted-out contact ends the send in the begin script (skipped, result written), and the
+// final record comes back, with either way of reading it.
 func TestOptedOutAtBegin(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	rec, gen := e.approved("s1", "acct")
-	if err := e.l.AddOptOut(e.ctx, "contact-9", "admin"); err != nil {
-		t.Fatal(err)
-	}
-	res, err := e.l.BeginAttempt(e.ctx, BeginRequest{SendID: "s1", Digest: rec.Digest, Gen: gen, Token: "t", Lease: time.Minute,
-		ContactIDs: []string{"chat-s1", "contact-9"}})
-	if err != nil || res.Outcome != BeginOptedOut {
-		t.Fatalf("begin %v %v", res.Outcome, err)
-	}
-	wantState(t, res.Record, tasks.StateSkipped, tasks.ReasonOptedOut)
-	if res.Record.Result == nil || res.Record.Result.Reason != tasks.ReasonOptedOut || res.Record.Attempts != 0 {
-		t.Fatalf("result %+v", res.Record.Result)
-	}
-	msgs := e.results()
-	if len(msgs) != 1 || msgs[0].Values["state"] != "skipped" || msgs[0].Values["reason"] != "opted_out" {
-		t.Fatalf("results %v", msgs)
+	for _, noRecord := range []bool{false, true} {
+		t.Run(fmt.Sprintf("no-record=%v", noRecord), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			rec, gen := e.approved("s1", "acct")
+			if err := e.l.AddOptOut(e.ctx, "contact-9", "admin"); err != nil {
+				t.Fatal(err)
+			}
+			res, err := e.l.BeginAttempt(e.ctx, BeginRequest{SendID: "s1", Digest: rec.Digest, Gen: gen, Token: "t", Lease: time.Minute,
+				ContactIDs: []string{"chat-s1", "contact-9"}, NoRecord: noRecord})
+			if err != nil || res.Outcome != BeginOptedOut {
+				t.Fatalf("begin %v %v", res.Outcome, err)
+			}
+			wantState(t, res.Record, tasks.StateSkipped, tasks.ReasonOptedOut)
+			if res.Record.Result == nil || res.Record.Result.Reason != tasks.ReasonOptedOut || res.Record.Attempts != 0 {
+				t.Fatalf("result %+v", res.Record.Result)
+			}
+			msgs := e.results()
+			if len(msgs) != 1 || msgs[0].Values["state"] != "skipped" || msgs[0].Values["reason"] != "opted_out" {
+				t.Fatalf("results %v", msgs)
+			}
+		})
 	}
 }
 
@@ -477,25 +484,6 @@ func TestEnd(t *testing.T) {
 	}
 	if got := e.get("s2"); got.State != tasks.StateSending {
 		t.Fatalf("s2 is %s after a refused end", got.State)
-	}
-}
-
-// With NoRecord, an opted-out contact still ends the send in the script, and the final record
-// comes back.
-func TestOptedOutAtBeginNoRecord(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	rec, gen := e.approved("s1", "acct")
-	if err := e.l.AddOptOut(e.ctx, "contact-9", "admin"); err != nil {
-		t.Fatal(err)
-	}
-	res, err := e.l.BeginAttempt(e.ctx, BeginRequest{SendID: "s1", Digest: rec.Digest, Gen: gen, Token: "t", Lease: time.Minute,
-		ContactIDs: []string{"chat-1", "contact-9"}, NoRecord: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Outcome != BeginOptedOut || res.Record == nil || res.Record.State != tasks.StateSkipped || res.Record.Reason != tasks.ReasonOptedOut {
-		t.Fatalf("begin %+v", res)
 	}
 }
 
