@@ -105,6 +105,7 @@ var waitDetails = map[tasks.Reason]string{
 	tasks.ReasonWaitInFlight:    "another execution holds the attempt; tried again then",
 	tasks.ReasonWaitReconcile:   "an earlier attempt's outcome is being checked",
 	tasks.ReasonWaitTransient:   "a transient failure; tried again then",
+	tasks.ReasonWaitReplication: "Redis replicas did not confirm the attempt's start; tried again then",
 }
 
 // GET /v1/accounts/{account_id}/forecast?limit=&cursor=

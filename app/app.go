@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -273,6 +274,7 @@ func (a *App) Start(ctx context.Context) error {
 	if err := a.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("app: redis %s: %w", a.cfg.Redis, err)
 	}
+	a.warnFewReplicas(ctx)
 	ln, err := net.Listen("tcp", a.cfg.Admin.Addr)
 	if err != nil {
 		return fmt.Errorf("app: admin listener: %w", err)
@@ -411,6 +413,43 @@ func (a *App) maintenanceLoop(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// warnFewReplicas says at start when SENDWORKER_WAIT_REPLICAS asks for more replicas than the
+// Redis master has: every send then waits (redis_replication) until enough of them connect.
+func (a *App) warnFewReplicas(ctx context.Context) {
+	want := a.cfg.Worker.WaitReplicas
+	if want == 0 {
+		return
+	}
+	node, err := redisNodeOf(ctx, a.rdb, a.ledger.Keys().Outbox())
+	if err != nil {
+		a.log.Warn("cannot check the Redis replicas SENDWORKER_WAIT_REPLICAS asks for", zap.Error(err))
+		return
+	}
+	info, err := node.Info(ctx, "replication").Result()
+	if err != nil {
+		a.log.Warn("cannot check the Redis replicas SENDWORKER_WAIT_REPLICAS asks for", zap.Error(err))
+		return
+	}
+	have := -1
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+			have, _ = strconv.Atoi(v)
+		}
+	}
+	if have < want {
+		a.log.Warn("fewer Redis replicas than SENDWORKER_WAIT_REPLICAS: no send goes out until enough replicas connect (sends wait, reason redis_replication)",
+			zap.Int("wait_replicas", want), zap.Int("connected_replicas", have))
+	}
+}
+
+// redisNodeOf is the node holding key: the client itself, or on Cluster the master of its slot.
+func redisNodeOf(ctx context.Context, rdb redis.UniversalClient, key string) (redis.UniversalClient, error) {
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		return cc.MasterForKey(ctx, key)
+	}
+	return rdb, nil
 }
 
 func (a *App) logRecovery(ctx context.Context, msg string, ids []string, err error) {

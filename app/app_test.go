@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/sendworker/sendworker/config"
 	"github.com/sendworker/sendworker/internal/redisproc"
@@ -283,9 +284,13 @@ func TestDaemonOnRedisCluster(t *testing.T) {
 // an approved send is not sent (its attempt's start could be lost at a
 // failover): it waits. Once a replica syncs, it goes out, once.
 func TestDaemonWaitsForAReplica(t *testing.T) {
-	d := startDaemon(t, map[string]string{"SENDWORKER_WAIT_REPLICAS": "1", "SENDWORKER_WAIT_TIMEOUT": "200ms"})
+	core, logs := observer.New(zap.WarnLevel)
+	d := startDaemonWithLogger(t, map[string]string{"SENDWORKER_WAIT_REPLICAS": "1", "SENDWORKER_WAIT_TIMEOUT": "200ms"}, zap.New(core))
+	if n := logs.FilterMessageSnippet("fewer Redis replicas than SENDWORKER_WAIT_REPLICAS").Len(); n != 1 {
+		t.Errorf("%d start-up warnings about the missing replica, want 1", n)
+	}
 	enqueueApproved(t, d, "replicated-1", "acc-lyon", "chat-lyon-chloe", "Bonjour Chloé")
-	waitForWait(t, d, "replicated-1", tasks.ReasonWaitTransient)
+	waitForWait(t, d, "replicated-1", tasks.ReasonWaitReplication)
 	if n := len(d.sim.Sim().Deliveries()); n != 0 {
 		t.Fatalf("%d deliveries without a replica", n)
 	}

@@ -131,7 +131,7 @@ type Worker struct {
 	// must hold the start of an attempt (Redis WAIT) before its sending call, so that a failover
 	// cannot lose it and let the send go out again. 1 with Sentinel.
 	WaitReplicas int
-	// WaitTimeout is SENDWORKER_WAIT_TIMEOUT (default 500ms, at most 2s): how long the WAIT of
+	// WaitTimeout is SENDWORKER_WAIT_TIMEOUT (default 500ms, 1ms..2s): how long the WAIT of
 	// WaitReplicas may take; an attempt whose start did not reach the replicas in time is not made (the send
 	// waits and tries again).
 	WaitTimeout time.Duration

@@ -245,8 +245,8 @@ func vars() []varSpec {
 		{name: "SENDWORKER_WAIT_TIMEOUT", def: "500ms", doc: "How long that WAIT may take; an attempt whose start did not reach the replicas in time is not made (the send waits and tries again).",
 			binding: durationVar(func(c *Config) *time.Duration { return &c.Worker.WaitTimeout }, func(d time.Duration) error {
 				// Below Redis clients' 3 s read timeout, which a longer WAIT would hit.
-				if d <= 0 || d > 2*time.Second {
-					return errors.New("must be > 0 and at most 2s")
+				if d < time.Millisecond || d > 2*time.Second {
+					return errors.New("must be between 1ms and 2s")
 				}
 				return nil
 			})},

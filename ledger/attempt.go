@@ -104,21 +104,22 @@ func (l *Ledger) BeginAttempt(ctx context.Context, r BeginRequest) (BeginResult,
 	if r.NoRecord {
 		return l.beginNoRecord(ctx, r.SendID, keys, args)
 	}
+	if l.opts.WaitReplicas > 0 {
+		// WAIT counts the writes of its own connection: it must follow the script on the same
+		// one (runAndWait), so the record is read afterwards.
+		res, err := l.beginNoRecord(ctx, r.SendID, keys, args)
+		if (err == nil || errors.Is(err, ErrNotReplicated)) && res.Record == nil {
+			rec, gerr := l.getAfter(ctx, r.SendID)
+			if gerr != nil {
+				return BeginResult{}, gerr
+			}
+			res.Record = rec
+		}
+		return res, err
+	}
 	rep, err := l.runRecord(ctx, l.lease(beginScript), r.SendID, keys, args...)
 	if err != nil {
 		return BeginResult{}, err
-	}
-	acked := -1 // not asked
-	if l.opts.WaitReplicas > 0 && rep.code == "ok" {
-		node, err := l.nodeOf(ctx, keys[1])
-		if err != nil {
-			return BeginResult{}, fmt.Errorf("ledger: begin attempt %s: %w", r.SendID, err)
-		}
-		n, err := node.Do(ctx, "WAIT", l.opts.WaitReplicas, l.opts.WaitTimeout.Milliseconds()).Int64()
-		if err != nil {
-			return BeginResult{}, fmt.Errorf("ledger: begin attempt %s: wait: %w", r.SendID, err)
-		}
-		acked = int(n)
 	}
 	outcome, ok := beginOutcomes[rep.code]
 	if !ok || rep.st.rec == nil {
@@ -129,13 +130,16 @@ func (l *Ledger) BeginAttempt(ctx context.Context, r BeginRequest) (BeginResult,
 		res.AttemptStartedAt = msTime(rep.st.attemptStartedMs)
 		res.LeaseUntil = msTime(rep.st.leaseUntilMs)
 	}
-	return res, l.replicated(r.SendID, acked)
+	return res, nil
 }
 
 // replicated is the verdict of BeginAttempt's WAIT: acked replicas (-1 when
-// none was asked for).
-func (l *Ledger) replicated(sendID string, acked int) error {
-	if acked < 0 || acked >= l.opts.WaitReplicas {
+// none was asked for), or the error WAIT itself answered.
+func (l *Ledger) replicated(sendID string, acked int, waitErr error) error {
+	switch {
+	case waitErr != nil:
+		return fmt.Errorf("send %s: %w (WAIT failed: %v)", sendID, ErrNotReplicated, waitErr)
+	case acked < 0 || acked >= l.opts.WaitReplicas:
 		return nil
 	}
 	return fmt.Errorf("send %s: %w (%d of %d within %s)", sendID, ErrNotReplicated, acked, l.opts.WaitReplicas, l.opts.WaitTimeout)
@@ -150,35 +154,37 @@ func (l *Ledger) nodeOf(ctx context.Context, key string) (redis.UniversalClient,
 	return l.rdb, nil
 }
 
-// runAndWait runs s like run, followed in the same round trip by WAIT for
-// Options.WaitReplicas replicas on the node of keys[1]; it returns the
-// script's reply and the replicas that acknowledged.
-func (l *Ledger) runAndWait(ctx context.Context, s *redis.Script, keys []string, args []any) (any, int, error) {
+// runAndWait runs s like run, followed in the same round trip (and on the
+// same connection, whose writes WAIT counts) by WAIT for Options.WaitReplicas
+// replicas on the node of keys[1]. It returns the script's reply, the replicas
+// that acknowledged, and WAIT's own error when only WAIT failed.
+func (l *Ledger) runAndWait(ctx context.Context, s *redis.Script, keys []string, args []any) (v any, acked int, waitErr, err error) {
 	node, err := l.nodeOf(ctx, keys[1])
 	if err != nil {
-		return nil, 0, fmt.Errorf("ledger: %w", err)
+		return nil, 0, nil, fmt.Errorf("ledger: %w", err)
 	}
 	all := l.argv(l.nowMs(), args)
 	for loaded := false; ; loaded = true {
 		pipe := node.Pipeline()
 		ev := pipe.EvalSha(ctx, s.Hash(), keys, all...)
 		wait := pipe.Do(ctx, "WAIT", l.opts.WaitReplicas, l.opts.WaitTimeout.Milliseconds())
-		_, err := pipe.Exec(ctx)
+		_, _ = pipe.Exec(ctx) // the errors are each command's
 		if !loaded && redis.HasErrorPrefix(ev.Err(), "NOSCRIPT") {
 			// The EVALSHA did nothing; load the script and run it all again.
 			if err := s.Load(ctx, node).Err(); err != nil {
-				return nil, 0, fmt.Errorf("ledger: %w", err)
+				return nil, 0, nil, fmt.Errorf("ledger: %w", err)
 			}
 			continue
 		}
-		if err != nil {
-			return nil, 0, fmt.Errorf("ledger: %w", err)
+		if err := ev.Err(); err != nil {
+			return nil, 0, nil, fmt.Errorf("ledger: %w", err)
 		}
-		acked, err := wait.Int64()
+		n, err := wait.Int64()
 		if err != nil {
-			return nil, 0, fmt.Errorf("ledger: wait: %w", err)
+			// The script ran: its changes stand, their replication is unknown.
+			return ev.Val(), 0, err, nil
 		}
-		return ev.Val(), int(acked), nil
+		return ev.Val(), int(n), nil, nil
 	}
 }
 
@@ -186,10 +192,10 @@ func (l *Ledger) runAndWait(ctx context.Context, s *redis.Script, keys []string,
 // comes from the script's reply alone.
 func (l *Ledger) beginNoRecord(ctx context.Context, sendID string, keys []string, args []any) (BeginResult, error) {
 	var v any
-	var err error
+	var err, waitErr error
 	acked := -1 // not asked
 	if l.opts.WaitReplicas > 0 {
-		v, acked, err = l.runAndWait(ctx, l.lease(beginScript), keys, args)
+		v, acked, waitErr, err = l.runAndWait(ctx, l.lease(beginScript), keys, args)
 	} else {
 		v, err = l.run(ctx, l.lease(beginScript), l.nowMs(), keys, args...)
 	}
@@ -231,9 +237,9 @@ func (l *Ledger) beginNoRecord(ctx context.Context, sendID string, keys []string
 	if outcome != BeginOK {
 		// Only a new attempt leads to a sending call. A takeover that a failover loses is
 		// taken over again and reconciled again: reconciliation never sends by itself.
-		acked = -1
+		acked, waitErr = -1, nil
 	}
-	return res, l.replicated(sendID, acked)
+	return res, l.replicated(sendID, acked, waitErr)
 }
 
 // getAfter is Get right after a script that changed the send: retried a few

@@ -199,6 +199,8 @@ func New(rdb redis.UniversalClient, opts Options) *Ledger {
 	if opts.WaitTimeout <= 0 {
 		opts.WaitTimeout = 500 * time.Millisecond
 	}
+	// WAIT takes whole milliseconds, and 0 would block for ever.
+	opts.WaitTimeout = max(opts.WaitTimeout, time.Millisecond)
 	return &Ledger{rdb: rdb, opts: opts, keys: Keys{tag: "{" + opts.Prefix + "}:"}}
 }
 

@@ -876,8 +876,9 @@ for i = 1, #late, 2 do
       -- in the outbox: the releaser's backlog, not a lost task; look again later
       redis.call('ZADD', KEYS[1], math.max(tonumber(queued), NOW), id)
     elseif st == 'sending' and num(r, 'lease_until_ms') >= lease_cutoff then
-      -- the lease has not been over for a grace yet
-      redis.call('ZADD', KEYS[1], num(r, 'lease_until_ms'), id)
+      -- the lease has not been over for a grace yet (scored out of the range read, even when
+      -- the lease clock is behind NOW)
+      redis.call('ZADD', KEYS[1], math.max(num(r, 'lease_until_ms'), cutoff), id)
     else
       hset(rk, r, {'gen', num(r, 'gen') + 1, 'updated_ms', NOW_S})
       redis.call('ZADD', KEYS[2], NOW_S, id)

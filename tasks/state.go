@@ -109,4 +109,8 @@ const (
 	// fetched). Unlike provider_backoff (429) it counts against the worker's
 	// budget of transient attempts.
 	ReasonWaitTransient Reason = "transient_error"
+	// ReasonWaitReplication: an attempt's start reached fewer Redis replicas
+	// than SENDWORKER_WAIT_REPLICAS asks for; no call was made. Not counted
+	// against any budget: a Redis problem never fails a send.
+	ReasonWaitReplication Reason = "redis_replication"
 )

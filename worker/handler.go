@@ -245,8 +245,8 @@ func (x *execution) begin(ctx context.Context) (outcome, bool) {
 		// the send go out again: no call. The attempt ends here (Defer: nothing was sent), the
 		// send waits.
 		x.token, x.attempt = token, res.Attempt
-		n := waitsFor(x.rec, tasks.ReasonWaitTransient)
-		return wait(x.w.opts.Now().Add(x.w.backoff(n)), tasks.ReasonWaitTransient, "redis: "+err.Error()), false
+		n := waitsFor(x.rec, tasks.ReasonWaitReplication)
+		return wait(x.w.opts.Now().Add(x.w.backoff(n)), tasks.ReasonWaitReplication, "redis: "+err.Error()), false
 	case err != nil:
 		return infraError(err), false
 	}

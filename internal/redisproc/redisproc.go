@@ -39,6 +39,7 @@ type Options struct {
 type Proc struct {
 	opts Options
 	port int
+	bus  int // the cluster bus port (cluster nodes only)
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the current process has exited
 }
@@ -69,6 +70,7 @@ func Start(ctx context.Context, opts Options) (*Proc, error) {
 			}
 			p.port = port
 		}
+		p.bus = 0 // a fresh bus port too, should the last one have been taken
 		if lastErr = p.launch(ctx); lastErr == nil {
 			return p, nil
 		}
@@ -124,13 +126,23 @@ func (p *Proc) launch(ctx context.Context) error {
 		"--maxmemory-policy", "noeviction",
 		"--logfile", filepath.Join(p.opts.Dir, "redis.log"),
 		"--protected-mode", "no",
+		// A replica's first sync starts at once, not after Redis's default 5 s.
+		"--repl-diskless-sync-delay", "0",
 	}
 	if host, port, ok := strings.Cut(p.opts.ReplicaOf, ":"); ok {
 		args = append(args, "--replicaof", host, port)
 	}
 	if p.opts.Cluster {
+		// The bus port defaults to port+10000, past 65535 for high ports: pick one.
+		if p.bus == 0 {
+			bus, err := freePort()
+			if err != nil {
+				return err
+			}
+			p.bus = bus
+		}
 		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "5000")
+			"--cluster-node-timeout", "5000", "--cluster-port", strconv.Itoa(p.bus))
 	}
 	if p.opts.AppendOnly {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "everysec")
@@ -231,7 +243,7 @@ func StartCluster(ctx context.Context, dir string, n int) (*Cluster, error) {
 		}
 	}
 	for _, p := range c.Nodes[1:] {
-		if err := clients[0].ClusterMeet(ctx, "127.0.0.1", strconv.Itoa(p.port)).Err(); err != nil {
+		if err := clients[0].Do(ctx, "CLUSTER", "MEET", "127.0.0.1", p.port, p.bus).Err(); err != nil {
 			return fail(fmt.Errorf("redisproc: cluster meet: %w", err))
 		}
 	}
