@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -304,6 +306,81 @@ func TestDaemonWaitsForAReplica(t *testing.T) {
 	}
 	if n := len(d.sim.Sim().Deliveries()); n != 1 {
 		t.Fatalf("%d deliveries, want 1", n)
+	}
+}
+
+// TestDaemonSurvivesASentinelFailover: the daemon on Redis Sentinel (one master, one
+// replica, WAIT_REPLICAS=1) delivers a send, the master dies, the Sentinel promotes the
+// replica, a replacement replica joins, and a send made after the failover is delivered
+// too: each once.
+func TestDaemonSurvivesASentinelFailover(t *testing.T) {
+	ctx := context.Background()
+	master, err := redisproc.Start(ctx, redisproc.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = master.Kill() })
+	replica, err := redisproc.Start(ctx, redisproc.Options{Dir: t.TempDir(), ReplicaOf: master.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = replica.Kill() })
+	sentinel, err := redisproc.StartSentinel(ctx, t.TempDir(), "mymaster", master.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sentinel.Kill)
+	sc := redis.NewSentinelClient(&redis.Options{Addr: sentinel.Addr()})
+	defer sc.Close()
+	waitFor(t, 30*time.Second, func() bool { // the Sentinel must know the replica to promote it
+		replicas, err := sc.Replicas(ctx, "mymaster").Result()
+		return err == nil && len(replicas) == 1
+	})
+
+	d := startDaemon(t, map[string]string{
+		"SENDWORKER_REDIS_URL":     "redis-sentinel://" + sentinel.Addr() + "/mymaster",
+		"SENDWORKER_WAIT_REPLICAS": "1",
+	})
+	sent := func(id string) {
+		t.Helper()
+		enqueueApproved(t, d, id, "acc-lyon", "chat-lyon-chloe", "Bonjour "+id)
+		waitFor(t, 60*time.Second, func() bool {
+			r, err := d.app.Ledger().Get(ctx, id)
+			return err == nil && r.State == tasks.StateSent
+		})
+	}
+	sent("before-failover")
+	// Everything the master holds reaches the replica before the master dies.
+	mc := redis.NewClient(&redis.Options{Addr: master.Addr()})
+	if n, err := mc.Do(ctx, "WAIT", 1, 5000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT before the failover: %d %v", n, err)
+	}
+	_ = mc.Close()
+
+	if err := master.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() bool {
+		addr, err := sc.GetMasterAddrByName(ctx, "mymaster").Result()
+		return err == nil && len(addr) == 2 && net.JoinHostPort(addr[0], addr[1]) == replica.Addr()
+	})
+	// A replacement replica joins the new master, as ops would start one (a dead master must
+	// not come back as a master: see deploy/README.md), so WAIT_REPLICAS=1 can be met again.
+	rejoined, err := redisproc.Start(ctx, redisproc.Options{Dir: t.TempDir(), ReplicaOf: replica.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rejoined.Kill() })
+	sent("after-failover")
+	if rec, err := d.app.Ledger().Get(ctx, "before-failover"); err != nil || rec.State != tasks.StateSent {
+		t.Fatalf("the send before the failover after it: %v %v", rec, err)
+	}
+	counts := map[string]int{}
+	for _, del := range d.sim.Sim().Deliveries() {
+		counts[del.Text]++
+	}
+	if len(counts) != 2 || counts["Bonjour before-failover"] != 1 || counts["Bonjour after-failover"] != 1 {
+		t.Fatalf("deliveries by text %v, want each send once", counts)
 	}
 }
 

@@ -204,7 +204,7 @@ func runRedis(t *testing.T, args []string, ready string) {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Skip("redis-server not installed")
+		t.Fatal("redis-server not installed (apt-get install -y redis-server; .ci/run does)")
 	}
 	cmd := exec.Command(bin, args...)
 	out, err := cmd.StdoutPipe()

@@ -184,6 +184,64 @@ func (p *Proc) launch(ctx context.Context) error {
 	return fmt.Errorf("redisproc: redis-server on port %d did not answer PING within 10s", p.port)
 }
 
+// Sentinel is a redis-server in sentinel mode started by StartSentinel.
+type Sentinel struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	port int
+}
+
+// Addr is host:port of the sentinel.
+func (s *Sentinel) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+// Kill ends the sentinel.
+func (s *Sentinel) Kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.done
+}
+
+// StartSentinel runs a Sentinel (quorum 1) that monitors the master at
+// masterAddr under masterName, with fast failure detection (1 s) and
+// failover, and waits until it answers for that master.
+func StartSentinel(ctx context.Context, dir, masterName, masterAddr string) (*Sentinel, error) {
+	host, mport, err := net.SplitHostPort(masterAddr)
+	if err != nil {
+		return nil, fmt.Errorf("redisproc: sentinel: %w", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "sentinel.conf") // Sentinel rewrites its file
+	content := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n"+
+		"sentinel monitor %s %s %s 1\nsentinel down-after-milliseconds %s 1000\n"+
+		"sentinel failover-timeout %s 5000\nsentinel parallel-syncs %s 1\n",
+		port, dir, filepath.Join(dir, "sentinel.log"), masterName, host, mport, masterName, masterName, masterName)
+	if err := os.WriteFile(conf, []byte(content), 0o600); err != nil {
+		return nil, fmt.Errorf("redisproc: sentinel: %w", err)
+	}
+	cmd := exec.Command("redis-server", conf, "--sentinel")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("redisproc: sentinel: %w", err)
+	}
+	s := &Sentinel{cmd: cmd, done: make(chan struct{}), port: port}
+	go func() { _ = cmd.Wait(); close(s.done) }()
+	c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr(), Protocol: 2})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if addr, err := c.GetMasterAddrByName(ctx, masterName).Result(); err == nil && len(addr) == 2 {
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			s.Kill()
+			return nil, fmt.Errorf("redisproc: sentinel on port %d does not know %s after 10s", port, masterName)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // Cluster is a Redis Cluster of masters started by StartCluster.
 type Cluster struct {
 	Nodes []*Proc
