@@ -287,7 +287,7 @@ func TestDaemonOnRedisCluster(t *testing.T) {
 // failover): it waits. Once a replica syncs, it goes out, once.
 func TestDaemonWaitsForAReplica(t *testing.T) {
 	core, logs := observer.New(zap.WarnLevel)
-	d := startDaemonWithLogger(t, map[string]string{"SENDWORKER_WAIT_REPLICAS": "1", "SENDWORKER_WAIT_TIMEOUT": "200ms"}, zap.New(core))
+	d := startDaemonWithLogger(t, map[string]string{"SENDWORKER_WAIT_REPLICAS": "1", "SENDWORKER_WAIT_TIMEOUT": "1s"}, zap.New(core))
 	if n := logs.FilterMessageSnippet("fewer Redis replicas than SENDWORKER_WAIT_REPLICAS").Len(); n != 1 {
 		t.Errorf("%d start-up warnings about the missing replica, want 1", n)
 	}

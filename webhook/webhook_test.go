@@ -668,6 +668,8 @@ func TestEventsArePosted(t *testing.T) {
 	after := add(t, rdb, result("ev-2"))
 	r := start(t, rdb, srv.URL, nil)
 	waitFor(t, "four posts", func() bool { mu.Lock(); defer mu.Unlock(); return len(posts) == 4 })
+	// A post is acknowledged in the stream after its answer: the last one may still be on its way.
+	waitFor(t, "four acknowledgements", func() bool { return pending(t, rdb) == 0 })
 	r.stop()
 
 	mu.Lock()
