@@ -13,12 +13,10 @@ import (
 // send performs the one sending call of an attempt this execution owns (BeginOK). started is
 // when this execution asked BeginAttempt, on the real clock (the lease runs from no later).
 func (x *execution) send(ctx context.Context, started time.Time) outcome {
+	// What goes out is x.rec, the record this round read (Get): precheck matched its digest to
+	// the task's, integrity matched its request to that digest, and BeginAttempt found that
+	// digest still the approved, current one. Nothing changes x.rec in between.
 	req := &x.rec.Request
-	// What goes out is the record the guards checked (Get), whose digest BeginAttempt found
-	// still approved and current; checked once more here, as cheap insurance.
-	if req.Digest() != x.p.Digest || x.rec.Digest != x.p.Digest {
-		return failed(tasks.ReasonDigestMismatch, "the stored content changed before sending")
-	}
 	if x.op == tasks.OpEdit && x.msg != nil && !editable(x.msg, x.w.opts.Now()) {
 		return skipped(tasks.ReasonEditWindowClosed, "the edit window closed before sending")
 	}
