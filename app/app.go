@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -422,34 +421,15 @@ func (a *App) warnFewReplicas(ctx context.Context) {
 	if want == 0 {
 		return
 	}
-	node, err := redisNodeOf(ctx, a.rdb, a.ledger.Keys().Outbox())
+	have, err := a.ledger.ConnectedReplicas(ctx)
 	if err != nil {
 		a.log.Warn("cannot check the Redis replicas SENDWORKER_WAIT_REPLICAS asks for", zap.Error(err))
 		return
-	}
-	info, err := node.Info(ctx, "replication").Result()
-	if err != nil {
-		a.log.Warn("cannot check the Redis replicas SENDWORKER_WAIT_REPLICAS asks for", zap.Error(err))
-		return
-	}
-	have := -1
-	for line := range strings.SplitSeq(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
-			have, _ = strconv.Atoi(v)
-		}
 	}
 	if have < want {
 		a.log.Warn("fewer Redis replicas than SENDWORKER_WAIT_REPLICAS: no send goes out until enough replicas connect (sends wait, reason redis_replication)",
 			zap.Int("wait_replicas", want), zap.Int("connected_replicas", have))
 	}
-}
-
-// redisNodeOf is the node holding key: the client itself, or on Cluster the master of its slot.
-func redisNodeOf(ctx context.Context, rdb redis.UniversalClient, key string) (redis.UniversalClient, error) {
-	if cc, ok := rdb.(*redis.ClusterClient); ok {
-		return cc.MasterForKey(ctx, key)
-	}
-	return rdb, nil
 }
 
 func (a *App) logRecovery(ctx context.Context, msg string, ids []string, err error) {

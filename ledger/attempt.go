@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -152,6 +153,25 @@ func (l *Ledger) nodeOf(ctx context.Context, key string) (redis.UniversalClient,
 		return cc.MasterForKey(ctx, key)
 	}
 	return l.rdb, nil
+}
+
+// ConnectedReplicas is the number of replicas connected to the Redis master
+// that holds the ledger's keys (what BeginAttempt's WAIT can count on).
+func (l *Ledger) ConnectedReplicas(ctx context.Context) (int, error) {
+	node, err := l.nodeOf(ctx, l.keys.Outbox())
+	if err != nil {
+		return 0, fmt.Errorf("ledger: replicas: %w", err)
+	}
+	info, err := node.Info(ctx, "replication").Result()
+	if err != nil {
+		return 0, fmt.Errorf("ledger: replicas: %w", err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, errors.New("ledger: replicas: INFO replication has no connected_slaves")
 }
 
 // runAndWait runs s like run, followed in the same round trip (and on the

@@ -389,6 +389,9 @@ func TestBeginAttemptWaitsForReplicas(t *testing.T) {
 	// A replica under a loaded CI box may take a while to acknowledge: 2 s while it is up,
 	// 300 ms once it is gone (the refusals below wait that long).
 	up := New(rdb, Options{WaitReplicas: 1, WaitTimeout: 2 * time.Second})
+	if n, err := up.ConnectedReplicas(ctx); err != nil || n != 1 {
+		t.Fatalf("connected replicas %d %v, want 1", n, err)
+	}
 	l := New(rdb, Options{WaitReplicas: 1, WaitTimeout: 300 * time.Millisecond})
 	approved := func(id string) (string, int64) {
 		t.Helper()
