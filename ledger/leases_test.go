@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -249,37 +248,7 @@ func TestRecoverExpiredLeasesConcurrent(t *testing.T) {
 	_, liveGen := e.approved("live", "acct")
 	e.begin("live", liveGen, "t-live", time.Hour)
 	e.clock.Advance(time.Minute + leaseGrace + time.Second)
-	var (
-		mu  sync.Mutex
-		got = map[string]int{}
-		wg  sync.WaitGroup
-	)
-	for range 3 {
-		wg.Go(func() {
-			for range 5 {
-				ids, err := e.l.RecoverExpiredLeases(e.ctx, leaseGrace, 7)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				for _, id := range ids {
-					got[id]++
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	for len(got) < n {
-		ids := e.recoverLeases(7)
-		if len(ids) == 0 {
-			break
-		}
-		for _, id := range ids {
-			got[id]++
-		}
-	}
+	got := recoverConcurrently(t, 3, n, func() ([]string, error) { return e.l.RecoverExpiredLeases(e.ctx, leaseGrace, 7) })
 	for id, gen := range gens {
 		if got[id] != 1 || e.gen(id) != gen+1 {
 			t.Fatalf("%s recovered %d times, gen %d (was %d)", id, got[id], e.gen(id), gen)

@@ -581,37 +581,7 @@ func TestRecoverConcurrent(t *testing.T) {
 	}
 	e.releaseAll()
 	e.clock.Advance(grace + time.Second)
-	var (
-		mu  sync.Mutex
-		got = map[string]int{}
-		wg  sync.WaitGroup
-	)
-	for range 2 {
-		wg.Go(func() {
-			for range 5 {
-				ids, err := e.l.RecoverStuck(e.ctx, grace, 7)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				for _, id := range ids {
-					got[id]++
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	for len(got) < n { // the two goroutines may not have drained it all
-		ids := e.recoverStuck(7)
-		if len(ids) == 0 {
-			break
-		}
-		for _, id := range ids {
-			got[id]++
-		}
-	}
+	got := recoverConcurrently(t, 2, n, func() ([]string, error) { return e.l.RecoverStuck(e.ctx, grace, 7) })
 	for id, gen := range gens {
 		if got[id] != 1 || e.gen(id) != gen+1 {
 			t.Fatalf("%s recovered %d times, gen %d (was %d)", id, got[id], e.gen(id), gen)
@@ -686,4 +656,46 @@ func TestISOMatchesLua(t *testing.T) {
 	if !strings.HasSuffix(got[0], "Z") {
 		t.Fatal(got[0])
 	}
+}
+
+// recoverConcurrently runs recover from workers goroutines, five times each, then alone until
+// want sends were recovered or a call recovers nothing; it returns how many times each send
+// was recovered.
+func recoverConcurrently(t *testing.T, workers, want int, recover func() ([]string, error)) map[string]int {
+	t.Helper()
+	var (
+		mu  sync.Mutex
+		got = map[string]int{}
+		wg  sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			for range 5 {
+				ids, err := recover()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, id := range ids {
+					got[id]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	for len(got) < want { // the goroutines may not have drained it all
+		ids, err := recover()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		for _, id := range ids {
+			got[id]++
+		}
+	}
+	return got
 }
