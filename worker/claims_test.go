@@ -15,6 +15,24 @@ import (
 )
 
 // countingProvider counts the provider reads.
+// newCountingEnv is an env whose worker is not started (tasks are run by hand), with limiter as
+// its rate limiter when not nil, and the counter of its provider reads.
+func newCountingEnv(t *testing.T, limiter Limiter) (*env, *countingProvider) {
+	t.Helper()
+	var counter *countingProvider
+	e := newEnv(t, func(c *envConfig) {
+		c.noStart = true
+		if limiter != nil {
+			c.opts.Limiter = limiter
+		}
+		c.provider = func(cl *provider.Client, _ *wasim.Sim) Provider {
+			counter = &countingProvider{Client: cl}
+			return counter
+		}
+	})
+	return e, counter
+}
+
 type countingProvider struct {
 	*provider.Client
 	reads atomic.Int64
@@ -45,14 +63,7 @@ func (p *countingProvider) Messages(ctx context.Context, chatID string, params p
 // nothing else about it looks stale (the send waits until a time already past).
 func TestStaleGenerationDroppedBeforeProviderReads(t *testing.T) {
 	t.Parallel()
-	var counter *countingProvider
-	e := newEnv(t, func(c *envConfig) {
-		c.noStart = true
-		c.provider = func(cl *provider.Client, _ *wasim.Sim) Provider {
-			counter = &countingProvider{Client: cl}
-			return counter
-		}
-	})
+	e, counter := newCountingEnv(t, nil)
 	ctx := context.Background()
 	id := newID("stale")
 	e.submit(message(id, accA, chatA1))

@@ -86,15 +86,7 @@ func TestLimiterFirst(t *testing.T) {
 			slotAt = now.Add(time.Hour)
 			return ratelimit.Slot{At: slotAt, Held: true, Binding: ratelimit.BindDailyCap}
 		})
-		var counter *countingProvider
-		e := newEnv(t, func(c *envConfig) {
-			c.noStart = true
-			c.opts.Limiter = fl
-			c.provider = func(cl *provider.Client, _ *wasim.Sim) Provider {
-				counter = &countingProvider{Client: cl}
-				return counter
-			}
-		})
+		e, counter := newCountingEnv(t, fl)
 		id := newID("far")
 		e.submit(message(id, accA, chatA1))
 		if err := e.worker.Handler().ProcessTask(context.Background(), e.releaseTask(id)); err != nil {
@@ -135,15 +127,7 @@ func TestLimiterFirst(t *testing.T) {
 			}
 			return ratelimit.Slot{At: slotAt, Go: true, Binding: ratelimit.BindReserved}
 		})
-		var counter *countingProvider
-		e := newEnv(t, func(c *envConfig) {
-			c.noStart = true
-			c.opts.Limiter = fl
-			c.provider = func(cl *provider.Client, _ *wasim.Sim) Provider {
-				counter = &countingProvider{Client: cl}
-				return counter
-			}
-		})
+		e, counter := newCountingEnv(t, fl)
 		id := newID("near")
 		e.submit(message(id, accA, chatA1))
 		if err := e.worker.Handler().ProcessTask(context.Background(), e.releaseTask(id)); err != nil {
