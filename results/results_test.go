@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strconv"
 	"testing"
 	"time"
 
@@ -37,21 +36,7 @@ func sample(i int) tasks.Result {
 // fields plus the whole JSON in "result".
 func add(t *testing.T, rdb redis.UniversalClient, res tasks.Result) string {
 	t.Helper()
-	body, err := json.Marshal(res)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: stream, Values: []any{
-		"send_id", res.SendID, "operation", string(res.Operation), "account_id", res.AccountID,
-		"state", string(res.State), "reason", string(res.Reason), "message_id", res.MessageID,
-		"chat_id", res.ChatID, "attempts", res.Attempts, "approved_by", res.ApprovedBy,
-		"finished_at", res.FinishedAt.Format(time.RFC3339Nano), "metadata", string(res.Metadata),
-		"dry_run", strconv.FormatBool(res.DryRun), "result", string(body),
-	}}).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
+	return redistest.AddResult(t, rdb, stream, res)
 }
 
 func newReader(t *testing.T, rdb redis.UniversalClient, group, consumer string) *results.Reader {

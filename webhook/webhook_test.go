@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -46,21 +45,7 @@ func result(name string) tasks.Result {
 // add appends res the way the ledger does: flat fields plus the whole JSON.
 func add(t *testing.T, rdb redis.UniversalClient, res tasks.Result) string {
 	t.Helper()
-	body, err := json.Marshal(res)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: stream, Values: []any{
-		"send_id", res.SendID, "operation", string(res.Operation), "account_id", res.AccountID,
-		"state", string(res.State), "reason", string(res.Reason), "message_id", res.MessageID,
-		"chat_id", res.ChatID, "attempts", res.Attempts, "approved_by", res.ApprovedBy,
-		"finished_at", res.FinishedAt.Format(time.RFC3339Nano), "metadata", string(res.Metadata),
-		"dry_run", strconv.FormatBool(res.DryRun), "result", string(body),
-	}}).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
+	return redistest.AddResult(t, rdb, stream, res)
 }
 
 // receiver is a webhook endpoint that checks every request and counts them

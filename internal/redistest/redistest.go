@@ -4,11 +4,15 @@ package redistest
 
 import (
 	"context"
+	"encoding/json"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sendworker/sendworker/internal/redisproc"
+	"github.com/sendworker/sendworker/tasks"
 )
 
 // Server is a redis-server owned by one test (or one package's tests).
@@ -57,4 +61,25 @@ func StartCluster(t testing.TB) *redisproc.Cluster {
 	}
 	t.Cleanup(c.Kill)
 	return c
+}
+
+// AddResult appends res to stream as the ledger writes a terminal result: its flat fields plus
+// the whole tasks.Result JSON in "result". It returns the entry id.
+func AddResult(t testing.TB, rdb redis.UniversalClient, stream string, res tasks.Result) string {
+	t.Helper()
+	body, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: stream, Values: []any{
+		"send_id", res.SendID, "operation", string(res.Operation), "account_id", res.AccountID,
+		"state", string(res.State), "reason", string(res.Reason), "message_id", res.MessageID,
+		"chat_id", res.ChatID, "attempts", res.Attempts, "approved_by", res.ApprovedBy,
+		"finished_at", res.FinishedAt.Format(time.RFC3339Nano), "metadata", string(res.Metadata),
+		"dry_run", strconv.FormatBool(res.DryRun), "result", string(body),
+	}}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
