@@ -325,7 +325,7 @@ func TestDaemonSurvivesASentinelFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = replica.Kill() })
-	sentinel, err := redisproc.StartSentinel(ctx, t.TempDir(), "mymaster", master.Addr())
+	sentinel, err := redisproc.StartSentinel(ctx, t.TempDir(), "mymaster", master.Addr(), redisproc.SentinelAuth{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,20 +1,15 @@
 package config
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sendworker/sendworker/internal/redisproc"
 )
 
 func TestParseRedisURL(t *testing.T) {
@@ -174,82 +169,27 @@ func TestRedisClientOptions(t *testing.T) {
 	}
 }
 
-// startRedis runs a throwaway redis-server on a free port (extra are more command-line
-// arguments) and returns its address. The test is skipped only when redis-server is not installed.
+// startRedis runs a throwaway redis-server with extra arguments and returns its address.
 func startRedis(t *testing.T, extra ...string) string {
 	t.Helper()
-	port := freePort(t)
-	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, extra...)
-	runRedis(t, args, "Ready to accept connections")
-	return net.JoinHostPort("127.0.0.1", port)
+	p, err := redisproc.Start(context.Background(), redisproc.Options{Dir: t.TempDir(), Args: extra})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Kill() })
+	return p.Addr()
 }
 
 // startSentinel runs a Sentinel that monitors the master at masterAddr as "mymaster".
 func startSentinel(t *testing.T, masterAddr, masterPassword, sentinelPassword string) string {
 	t.Helper()
-	port := freePort(t)
-	host, mport, _ := net.SplitHostPort(masterAddr)
-	conf := filepath.Join(t.TempDir(), "sentinel.conf") // Sentinel rewrites its config file
-	content := fmt.Sprintf("port %s\nbind 127.0.0.1\nsentinel monitor mymaster %s %s 1\nsentinel auth-pass mymaster %s\nrequirepass %s\n",
-		port, host, mport, masterPassword, sentinelPassword)
-	if err := os.WriteFile(conf, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	runRedis(t, []string{conf, "--sentinel"}, "+monitor master mymaster")
-	return net.JoinHostPort("127.0.0.1", port)
-}
-
-// runRedis starts redis-server and waits for a line of its log that says it is ready.
-func runRedis(t *testing.T, args []string, ready string) {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal("redis-server not installed (apt-get install -y redis-server; .ci/run does)")
-	}
-	cmd := exec.Command(bin, args...)
-	out, err := cmd.StdoutPipe()
+	s, err := redisproc.StartSentinel(context.Background(), t.TempDir(), "mymaster", masterAddr,
+		redisproc.SentinelAuth{MasterPassword: masterPassword, SentinelPassword: sentinelPassword})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	found := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		ok := false
-		for sc.Scan() {
-			if !ok && strings.Contains(sc.Text(), ready) {
-				ok = true
-				found <- true
-			}
-		}
-		if !ok {
-			found <- false
-		}
-	}()
-	select {
-	case ok := <-found:
-		if !ok {
-			t.Fatalf("redis-server %v exited before %q", args, ready)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("redis-server %v: no %q after 10s", args, ready)
-	}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	t.Cleanup(s.Kill)
+	return s.Addr()
 }
 
 // ping checks both clients built from r: go-redis directly and asynq's.

@@ -33,6 +33,8 @@ type Options struct {
 	Cluster bool
 	// ReplicaOf ("host:port") runs the server as a replica of that master.
 	ReplicaOf string
+	// Args are more redis-server arguments, e.g. "--requirepass", "pw".
+	Args []string
 }
 
 // Proc is a running redis-server.
@@ -149,6 +151,7 @@ func (p *Proc) launch(ctx context.Context) error {
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
+	args = append(args, p.opts.Args...)
 	cmd := exec.Command(p.opts.Binary, args...)
 	// Own process group: a ^C to the test does not reach redis before
 	// cleanup. Pdeathsig: a test binary killed outright (fuzz workers, a
@@ -200,10 +203,16 @@ func (s *Sentinel) Kill() {
 	<-s.done
 }
 
+// SentinelAuth are the passwords of a Sentinel setup; empty ones are not set.
+type SentinelAuth struct {
+	MasterPassword   string // the monitored master's (sentinel auth-pass)
+	SentinelPassword string // the Sentinel's own (requirepass)
+}
+
 // StartSentinel runs a Sentinel (quorum 1) that monitors the master at
 // masterAddr under masterName, with fast failure detection (1 s) and
 // failover, and waits until it answers for that master.
-func StartSentinel(ctx context.Context, dir, masterName, masterAddr string) (*Sentinel, error) {
+func StartSentinel(ctx context.Context, dir, masterName, masterAddr string, auth SentinelAuth) (*Sentinel, error) {
 	host, mport, err := net.SplitHostPort(masterAddr)
 	if err != nil {
 		return nil, fmt.Errorf("redisproc: sentinel: %w", err)
@@ -217,6 +226,12 @@ func StartSentinel(ctx context.Context, dir, masterName, masterAddr string) (*Se
 		"sentinel monitor %s %s %s 1\nsentinel down-after-milliseconds %s 1000\n"+
 		"sentinel failover-timeout %s 5000\nsentinel parallel-syncs %s 1\n",
 		port, dir, filepath.Join(dir, "sentinel.log"), masterName, host, mport, masterName, masterName, masterName)
+	if auth.MasterPassword != "" {
+		content += fmt.Sprintf("sentinel auth-pass %s %s\n", masterName, auth.MasterPassword)
+	}
+	if auth.SentinelPassword != "" {
+		content += fmt.Sprintf("requirepass %s\n", auth.SentinelPassword)
+	}
 	if err := os.WriteFile(conf, []byte(content), 0o600); err != nil {
 		return nil, fmt.Errorf("redisproc: sentinel: %w", err)
 	}
@@ -227,7 +242,7 @@ func StartSentinel(ctx context.Context, dir, masterName, masterAddr string) (*Se
 	}
 	s := &Sentinel{cmd: cmd, done: make(chan struct{}), port: port}
 	go func() { _ = cmd.Wait(); close(s.done) }()
-	c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr(), Protocol: 2})
+	c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr(), Protocol: 2, Password: auth.SentinelPassword})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -331,7 +346,11 @@ func pingOnce(addr string) error {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	return c.Ping(ctx).Err()
+	err := c.Ping(ctx).Err()
+	if err != nil && redis.HasErrorPrefix(err, "NOAUTH") {
+		return nil // a server with a password answers: it is up
+	}
+	return err
 }
 
 func freePort() (int, error) {
