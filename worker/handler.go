@@ -35,8 +35,6 @@ type execution struct {
 	// trial is set (to the account's status) when this send is the trial of a half-open
 	// account breaker: its delivery closes the breaker.
 	trial string
-	// expectSending: this round found the send sending and skipped the guards.
-	expectSending bool
 
 	// log is logger()'s logger for the fields it was built with.
 	log        *zap.Logger
@@ -104,7 +102,6 @@ func (x *execution) run(ctx context.Context) outcome {
 // send must go through the guards again.
 func (x *execution) round(ctx context.Context) (o outcome, again bool) {
 	x.token, x.attempt, x.chat, x.msg, x.contacts, x.trial = "", 0, nil, nil, nil, ""
-	x.expectSending = false
 	x.files.Release()
 	x.files = nil
 
@@ -124,8 +121,7 @@ func (x *execution) round(ctx context.Context) (o outcome, again bool) {
 		// one means this execution reconciles. The guards ran before that attempt; running
 		// them again now could skip a message that was in fact delivered. If the send is no
 		// longer sending by then, this execution skipped the guards and must not begin.
-		x.expectSending = true
-		return x.begin(ctx)
+		return x.begin(ctx, true)
 	}
 	if o, stop := x.integrity(); stop {
 		return o, false
@@ -156,7 +152,7 @@ func (x *execution) round(ctx context.Context) (o outcome, again bool) {
 	if o, stop := x.waitGlobal(ctx); stop {
 		return o, false
 	}
-	return x.begin(ctx)
+	return x.begin(ctx, false)
 }
 
 // precheck drops tasks that cannot be the current release of an approved send, before any
@@ -223,8 +219,9 @@ func (x *execution) integrity() (outcome, bool) {
 	return outcome{}, false
 }
 
-// begin asks the ledger for the attempt and acts on its answer.
-func (x *execution) begin(ctx context.Context) (outcome, bool) {
+// begin asks the ledger for the attempt and acts on its answer. skippedGuards: this round saw
+// the send sending and went straight here; it must not start a new attempt.
+func (x *execution) begin(ctx context.Context, skippedGuards bool) (outcome, bool) {
 	token := newToken()
 	// Taken before the script runs: the lease is counted from no later than
 	// this, so a call cut at started+lease-margin never outlives its lease,
@@ -232,7 +229,7 @@ func (x *execution) begin(ctx context.Context) (outcome, bool) {
 	started := time.Now()
 	res, err := x.w.l.BeginAttempt(ctx, ledger.BeginRequest{
 		SendID: x.p.SendID, Digest: x.p.Digest, Gen: x.p.Gen,
-		Token: token, Lease: x.w.opts.Lease, ContactIDs: x.contacts, ExpectSending: x.expectSending,
+		Token: token, Lease: x.w.opts.Lease, ContactIDs: x.contacts, ExpectSending: skippedGuards,
 		// What goes out is x.rec (read by Get): the script checks that the send is still
 		// approved with x.rec's digest, so the record need not be read back.
 		NoRecord: true,
