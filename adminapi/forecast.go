@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sendworker/sendworker/adminapi/wire"
 	"github.com/sendworker/sendworker/config"
 	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/ratelimit"
@@ -33,67 +34,6 @@ const (
 
 // forecastStates are the states an account's forecast counts.
 var forecastStates = []tasks.State{tasks.StateApproved, tasks.StateWaiting, tasks.StateSending}
-
-type forecastAnswer struct {
-	AccountID string        `json:"account_id"`
-	At        time.Time     `json:"at"` // the server's now; every relative time is from it
-	Paused    accountPaused `json:"paused"`
-	Rate      rateForecast  `json:"rate"`
-	// Counts are the account's sends in approved, waiting and sending.
-	Counts map[tasks.State]int `json:"counts"`
-	// CountsCapped names the states whose count stopped at countCap.
-	CountsCapped []tasks.State `json:"counts_capped"`
-	// Waiting is one page of the account's waiting sends, sorted by until.
-	Waiting    []waitingSend `json:"waiting"`
-	NextCursor string        `json:"next_cursor"`
-}
-
-type accountPaused struct {
-	Global  bool `json:"global"`
-	Account bool `json:"account"`
-}
-
-// rateForecast is ratelimit.Forecast on the wire: times in UTC, durations as
-// Go duration strings ("10s"), null for a time that does not apply.
-type rateForecast struct {
-	Limits limitsJSON `json:"limits"`
-	// DailyCap is the daily cap in force now (warm-up or limits), 0 = none.
-	DailyCap               int        `json:"daily_cap"`
-	NextSlot               time.Time  `json:"next_slot"`
-	NextSlotBinding        string     `json:"next_slot_binding"`
-	NextNewChatSlot        time.Time  `json:"next_new_chat_slot"`
-	NextNewChatSlotBinding string     `json:"next_new_chat_slot_binding"`
-	LastSlot               *time.Time `json:"last_slot"`
-	SlotsLastHour          int        `json:"slots_last_hour"`
-	SlotsLastDay           int        `json:"slots_last_day"`
-	NewChatsLastHour       int        `json:"new_chats_last_hour"`
-	NewChatsLastDay        int        `json:"new_chats_last_day"`
-	Queued                 int        `json:"queued"`
-	NewChatsQueued         int        `json:"new_chats_queued"`
-	PenaltyUntil           *time.Time `json:"penalty_until"`
-}
-
-type limitsJSON struct {
-	MinInterval       string `json:"min_interval"`
-	Jitter            string `json:"jitter"`
-	HourlyCap         int    `json:"hourly_cap"`
-	DailyCap          int    `json:"daily_cap"`
-	NewChatsHourlyCap int    `json:"new_chats_hourly_cap"`
-	NewChatsDailyCap  int    `json:"new_chats_daily_cap"`
-	RecipientCooldown string `json:"recipient_cooldown"`
-	WarmupStart       int    `json:"warmup_start"`
-	WarmupStep        int    `json:"warmup_step"`
-}
-
-// waitingSend says why one send waits and until when. Until is null for a
-// send held by a pause: it waits until resume.
-type waitingSend struct {
-	SendID    string          `json:"send_id"`
-	Operation tasks.Operation `json:"operation"`
-	Reason    tasks.Reason    `json:"reason"`
-	Until     *time.Time      `json:"until"`
-	Detail    string          `json:"detail"`
-}
 
 // waitDetails explain a wait reason when the record carries no detail.
 var waitDetails = map[tasks.Reason]string{
@@ -144,10 +84,10 @@ func (a *api) forecast(r *http.Request, _ *caller, _ []byte) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	ans := forecastAnswer{
+	ans := wire.Forecast{
 		AccountID:    account,
 		At:           now.UTC(),
-		Paused:       accountPaused{Global: global, Account: slices.Contains(accounts, account)},
+		Paused:       wire.Paused{Global: global, Account: slices.Contains(accounts, account)},
 		Rate:         rateOf(f),
 		Counts:       make(map[tasks.State]int, len(forecastStates)),
 		CountsCapped: []tasks.State{},
@@ -183,10 +123,10 @@ func countOf(ctx context.Context, l *ledger.Ledger, account string, s tasks.Stat
 
 // waitingOf is the page of waiting sends sorted by until (sends held by a
 // pause, without an until, last), then send_id.
-func waitingOf(recs []*tasks.Record) []waitingSend {
-	out := make([]waitingSend, 0, len(recs))
+func waitingOf(recs []*tasks.Record) []wire.WaitingSend {
+	out := make([]wire.WaitingSend, 0, len(recs))
 	for _, rec := range recs {
-		w := waitingSend{SendID: rec.SendID, Operation: rec.Request.Operation, Reason: rec.Reason, Detail: rec.Detail}
+		w := wire.WaitingSend{SendID: rec.SendID, Operation: rec.Request.Operation, Reason: rec.Reason, Detail: rec.Detail}
 		if rec.Wait != nil {
 			w.Reason = rec.Wait.Reason
 			w.Until = timePtr(rec.Wait.Until)
@@ -196,7 +136,7 @@ func waitingOf(recs []*tasks.Record) []waitingSend {
 		}
 		out = append(out, w)
 	}
-	slices.SortFunc(out, func(x, y waitingSend) int {
+	slices.SortFunc(out, func(x, y wire.WaitingSend) int {
 		switch {
 		case x.Until == nil && y.Until != nil:
 			return 1
@@ -212,8 +152,8 @@ func waitingOf(recs []*tasks.Record) []waitingSend {
 	return out
 }
 
-func rateOf(f ratelimit.Forecast) rateForecast {
-	return rateForecast{
+func rateOf(f ratelimit.Forecast) wire.RateForecast {
+	return wire.RateForecast{
 		Limits:                 limitsOf(f.Limits),
 		DailyCap:               f.DailyCap,
 		NextSlot:               f.NextSlot.UTC(),
@@ -231,8 +171,8 @@ func rateOf(f ratelimit.Forecast) rateForecast {
 	}
 }
 
-func limitsOf(l config.Limits) limitsJSON {
-	return limitsJSON{
+func limitsOf(l config.Limits) wire.Limits {
+	return wire.Limits{
 		MinInterval:       l.MinInterval.String(),
 		Jitter:            l.Jitter.String(),
 		HourlyCap:         l.HourlyCap,

@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/sendworker/sendworker/adminapi"
+	"github.com/sendworker/sendworker/adminapi/wire"
 	"github.com/sendworker/sendworker/approval"
 	"github.com/sendworker/sendworker/config"
 	"github.com/sendworker/sendworker/internal/redistest"
@@ -220,7 +221,7 @@ func TestEndToEndForecast(t *testing.T) {
 	}
 
 	res = runEnv(t, env, "", "-o", "json", "forecast", "acc-1")
-	var f forecastAnswer
+	var f wire.Forecast
 	if err := json.Unmarshal([]byte(res.stdout), &f); err != nil || res.code != exitOK {
 		t.Fatalf("forecast -o json: %v %d\n%s", err, res.code, res.stdout)
 	}

@@ -5,60 +5,14 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sendworker/sendworker/adminapi/wire"
 	"github.com/sendworker/sendworker/tasks"
 )
-
-// forecastAnswer is the answer of GET /v1/accounts/{account_id}/forecast.
-type forecastAnswer struct {
-	AccountID string    `json:"account_id"`
-	At        time.Time `json:"at"`
-	Paused    struct {
-		Global  bool `json:"global"`
-		Account bool `json:"account"`
-	} `json:"paused"`
-	Rate struct {
-		Limits struct {
-			MinInterval       string `json:"min_interval"`
-			Jitter            string `json:"jitter"`
-			HourlyCap         int    `json:"hourly_cap"`
-			DailyCap          int    `json:"daily_cap"`
-			NewChatsHourlyCap int    `json:"new_chats_hourly_cap"`
-			NewChatsDailyCap  int    `json:"new_chats_daily_cap"`
-			RecipientCooldown string `json:"recipient_cooldown"`
-			WarmupStart       int    `json:"warmup_start"`
-			WarmupStep        int    `json:"warmup_step"`
-		} `json:"limits"`
-		DailyCap               int        `json:"daily_cap"`
-		NextSlot               time.Time  `json:"next_slot"`
-		NextSlotBinding        string     `json:"next_slot_binding"`
-		NextNewChatSlot        time.Time  `json:"next_new_chat_slot"`
-		NextNewChatSlotBinding string     `json:"next_new_chat_slot_binding"`
-		LastSlot               *time.Time `json:"last_slot"`
-		SlotsLastHour          int        `json:"slots_last_hour"`
-		SlotsLastDay           int        `json:"slots_last_day"`
-		NewChatsLastHour       int        `json:"new_chats_last_hour"`
-		NewChatsLastDay        int        `json:"new_chats_last_day"`
-		Queued                 int        `json:"queued"`
-		NewChatsQueued         int        `json:"new_chats_queued"`
-		PenaltyUntil           *time.Time `json:"penalty_until"`
-	} `json:"rate"`
-	Counts       map[string]int `json:"counts"`
-	CountsCapped []string       `json:"counts_capped"`
-	Waiting      []waitingSend  `json:"waiting"`
-	NextCursor   string         `json:"next_cursor"`
-}
-
-type waitingSend struct {
-	SendID    string     `json:"send_id"`
-	Operation string     `json:"operation"`
-	Reason    string     `json:"reason"`
-	Until     *time.Time `json:"until"` // null: held by a pause, until resume
-	Detail    string     `json:"detail"`
-}
 
 const forecastDetails = `
 Shows, as of the server's clock, when the account's next send may go (a reply
@@ -93,7 +47,7 @@ func (a *app) cmdForecast(ctx context.Context, args []string) error {
 	if *cursor != "" {
 		q.Set("cursor", *cursor)
 	}
-	var f forecastAnswer
+	var f wire.Forecast
 	raw, err := c.getJSON(ctx, pathOf("/v1/accounts/", account, "/forecast"), q, &f)
 	if err != nil {
 		return fmt.Errorf("forecast %s: %w", account, err)
@@ -109,7 +63,7 @@ func (a *app) cmdForecast(ctx context.Context, args []string) error {
 }
 
 // printForecast is the readable view of an account's forecast.
-func printForecast(w io.Writer, f *forecastAnswer) {
+func printForecast(w io.Writer, f *wire.Forecast) {
 	r := &f.Rate
 	lim := &r.Limits
 	tw := newTable(w)
@@ -153,7 +107,7 @@ func printForecast(w io.Writer, f *forecastAnswer) {
 		if s.Until != nil {
 			until, in = fmtTime(*s.Until), relative(f.At, *s.Until)
 		}
-		row(tw, cell(s.SendID), cell(opName(s.Operation)), cell(s.Reason), until, in, cell(s.Detail))
+		row(tw, cell(s.SendID), cell(opName(string(s.Operation))), cell(string(s.Reason)), until, in, cell(s.Detail))
 	}
 	tw.Flush()
 }
@@ -172,7 +126,7 @@ func pausedText(account, global bool) string {
 
 // slotText is "now", or "in 3m12s (2025-06-01T09:03:12Z), held back by the
 // minimum interval (10s)".
-func slotText(now, at time.Time, binding string, f *forecastAnswer) string {
+func slotText(now, at time.Time, binding string, f *wire.Forecast) string {
 	s := "now"
 	if at.Sub(now) >= time.Second {
 		s = whenText(now, at)
@@ -184,7 +138,7 @@ func slotText(now, at time.Time, binding string, f *forecastAnswer) string {
 }
 
 // bindingText says in words which limit decided a slot; "" when none did.
-func bindingText(b string, f *forecastAnswer) string {
+func bindingText(b string, f *wire.Forecast) string {
 	lim := &f.Rate.Limits
 	switch b {
 	case "", "none":
@@ -283,14 +237,12 @@ func durText(s string) string {
 }
 
 // countsText is "approved 1, waiting 3, sending 0" ("1000+" for a capped count).
-func countsText(counts map[string]int, capped []string) string {
+func countsText(counts map[tasks.State]int, capped []tasks.State) string {
 	var parts []string
 	for _, s := range []tasks.State{tasks.StateApproved, tasks.StateWaiting, tasks.StateSending} {
-		n := strconv.Itoa(counts[string(s)])
-		for _, c := range capped {
-			if c == string(s) {
-				n += "+"
-			}
+		n := strconv.Itoa(counts[s])
+		if slices.Contains(capped, s) {
+			n += "+"
 		}
 		parts = append(parts, string(s)+" "+n)
 	}
