@@ -50,6 +50,8 @@ type Token struct {
 	Identity string
 	Roles    []string
 	Token    string
+	// Accounts limits the identity to these accounts (scope.go); nil = all.
+	Accounts []string
 }
 
 // ProviderReader is the read-only part of the provider client that the
@@ -85,6 +87,7 @@ type Options struct {
 type caller struct {
 	identity string
 	roles    []string
+	scope    Scope
 }
 
 // handler answers one route: a status and a JSON body, or an error that the
@@ -137,7 +140,7 @@ func New(svc *approval.Service, opts Options) http.Handler {
 			continue
 		}
 		a.hashes = append(a.hashes, sha256.Sum256([]byte(t.Token)))
-		a.callers = append(a.callers, caller{identity: t.Identity, roles: slices.Clone(t.Roles)})
+		a.callers = append(a.callers, caller{identity: t.Identity, roles: slices.Clone(t.Roles), scope: Scope(slices.Clone(t.Accounts))})
 	}
 	for _, rt := range a.routes() {
 		a.mux.Handle(rt.pattern, a.wrap(rt))

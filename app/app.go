@@ -180,7 +180,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	)
 	tokens := make([]adminapi.Token, 0, len(cfg.Admin.Tokens))
 	for _, t := range cfg.Admin.Tokens {
-		tokens = append(tokens, adminapi.Token{Identity: t.Identity, Roles: t.Roles, Token: t.Token.Reveal()})
+		tokens = append(tokens, adminapi.Token{Identity: t.Identity, Roles: t.Roles, Token: t.Token.Reveal(), Accounts: t.Accounts})
 	}
 	handler := adminapi.New(a.approval, adminapi.Options{
 		Tokens:       tokens,
