@@ -162,7 +162,8 @@ func EnqueueDemo(ctx context.Context, svc *approval.Service, now time.Time) ([]*
 }
 
 // PrintBanner tells a newcomer what runs, where, and what to type next.
-func PrintBanner(w io.Writer, env *Env, adminAddr string, recs []*tasks.Record) {
+// consoleLinks are the review console's one-time sign-in links, by identity.
+func PrintBanner(w io.Writer, env *Env, adminAddr string, recs []*tasks.Record, consoleLinks map[string]string) {
 	url := "http://" + adminAddr
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 	p("")
@@ -172,6 +173,12 @@ func PrintBanner(w io.Writer, env *Env, adminAddr string, recs []*tasks.Record) 
 		p("Provider: wasim simulator at %s (demo accounts acc-paris, acc-lyon, acc-marseille)", env.Sim.URL())
 	}
 	p("Admin API: %s", url)
+	if l := consoleLinks[ApproverIdentity]; l != "" {
+		p("Review console: %s   (signs in %s, the demo approver; one use)", l, ApproverIdentity)
+	}
+	if l := consoleLinks[AdminIdentity]; l != "" {
+		p("                %s   (signs in %s, the demo admin: accounts page)", l, AdminIdentity)
+	}
 	if len(env.Tokens) > 0 {
 		p("Demo tokens (valid for this run only):")
 		for _, id := range []string{SchedulerIdentity, ApproverIdentity, AdminIdentity} {
