@@ -230,7 +230,6 @@ func form(kv ...string) url.Values {
 	return v
 }
 
-
 func regexpFind(t testing.TB, s, re string) string {
 	t.Helper()
 	m := regexp.MustCompile(re).FindStringSubmatch(s)

@@ -75,6 +75,15 @@
     if (tr) location.href = tr.dataset.href;
   });
 
+  // The reason field takes focus when the r key is released, so the r
+  // itself is never typed into it.
+  var focusOnKeyUp = "";
+  document.addEventListener("keyup", function () {
+    if (!focusOnKeyUp) return;
+    var el = document.getElementById(focusOnKeyUp);
+    focusOnKeyUp = "";
+    if (el) el.focus();
+  });
   document.addEventListener("keydown", function (e) {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     var tag = document.activeElement && document.activeElement.tagName;
@@ -94,7 +103,7 @@
     }
     var approve = document.getElementById("approve");
     if (k === "a" && approve) { approve.click(); e.preventDefault(); }
-    else if (k === "r" && document.getElementById("reason")) { document.getElementById("reason").focus(); e.preventDefault(); }
+    else if (k === "r" && document.getElementById("reason")) { e.preventDefault(); focusOnKeyUp = "reason"; }
     else if (k === "n" && document.getElementById("next-send")) { document.getElementById("next-send").click(); e.preventDefault(); }
     else if (k === "p") { history.back(); e.preventDefault(); }
     else if (k === "u" && document.getElementById("back")) { document.getElementById("back").click(); e.preventDefault(); }
