@@ -214,3 +214,12 @@ func decodeQueueCursor(c string) (int64, string, error) {
 	}
 	return ms, id, nil
 }
+
+// StateCount is the number of one account's sends in state s (one ZCARD).
+func (l *Ledger) StateCount(ctx context.Context, account string, s tasks.State) (int64, error) {
+	n, err := l.rdb.ZCard(ctx, l.keys.Account(account, s)).Result()
+	if err != nil {
+		return 0, fmt.Errorf("ledger: count: %w", err)
+	}
+	return n, nil
+}
