@@ -129,6 +129,9 @@ func (c *Console) queue(w http.ResponseWriter, r *request) error {
 		return (f.Sequence == "" || metaString(rec.Request.Metadata, "sequence") == f.Sequence) &&
 			(f.Step == "" || metaString(rec.Request.Metadata, "step") == f.Step)
 	}
+	if !f.Active() && !r.who.Accounts.Limited() {
+		keep = nil // every pending send is shown
+	}
 	page, err := c.svc.Ledger().Queue(r.Context(), ledger.QueueQuery{After: q.Get("after"), Limit: queuePageSize, ScanMax: queueScanMax, Keep: keep})
 	if errors.Is(err, ledger.ErrBadQuery) {
 		c.errorPage(w, r.Request, r.who, http.StatusBadRequest, "That page link is not valid any more; start from the top of the queue.")
@@ -276,7 +279,10 @@ func (c *Console) sendView(r *request, rec *tasks.Record) sendView {
 		}
 	}
 	if rec.State == tasks.StatePendingApproval {
-		keep := func(x *tasks.Record) bool { return r.who.Accounts.Allows(x.Request.AccountID) }
+		var keep func(*tasks.Record) bool
+		if r.who.Accounts.Limited() {
+			keep = func(x *tasks.Record) bool { return r.who.Accounts.Allows(x.Request.AccountID) }
+		}
 		if p, err := c.svc.Ledger().Queue(ctx, ledger.QueueQuery{After: ledger.QueueCursorOf(rec), Limit: 1, ScanMax: 200, Keep: keep}); err == nil && len(p.Records) == 1 {
 			v.Next = p.Records[0].SendID
 		}

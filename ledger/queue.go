@@ -99,8 +99,11 @@ func (l *Ledger) Queue(ctx context.Context, q QueueQuery) (QueuePage, error) {
 		score, member = strconv.FormatInt(ms, 10), id
 	}
 	var page QueuePage
-	for {
-		raw, err := queueAfterScript.Run(ctx, l.rdb, []string{l.keys.Deadlines()}, score, member, queueChunk).StringSlice()
+	// The first chunk is the page (nothing filtered, one read does); each
+	// further one doubles, up to queueChunk.
+	chunk := q.Limit
+	for ; ; chunk = min(2*chunk, queueChunk) {
+		raw, err := queueAfterScript.Run(ctx, l.rdb, []string{l.keys.Deadlines()}, score, member, chunk).StringSlice()
 		if err != nil {
 			return QueuePage{}, fmt.Errorf("ledger: queue: %w", err)
 		}
@@ -117,9 +120,8 @@ func (l *Ledger) Queue(ctx context.Context, q QueueQuery) (QueuePage, error) {
 		if err != nil {
 			return QueuePage{}, err
 		}
-		done, looked := false, 0
+		done := false
 		for i, rec := range recs {
-			looked++
 			page.Scanned++
 			score, member = raw[2*i+1], ids[i]
 			if rec != nil && rec.State == tasks.StatePendingApproval && (q.Keep == nil || q.Keep(rec)) {
@@ -131,13 +133,11 @@ func (l *Ledger) Queue(ctx context.Context, q QueueQuery) (QueuePage, error) {
 		}
 		ms, _ := strconv.ParseInt(score, 10, 64)
 		page.Next = encodeQueueCursor(ms, member)
-		if looked == n && n < queueChunk {
-			page.Next = "" // the last chunk, looked at to its end
-			return page, nil
-		}
 		if done {
 			return page, nil
 		}
+		// The chunk is used up and the page not full: the next read says
+		// whether the queue goes on (an empty read is its end).
 	}
 }
 
