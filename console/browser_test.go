@@ -260,6 +260,38 @@ func TestBrowserBulkApproveThree(t *testing.T) {
 	}
 }
 
+func TestBrowserEditThenApproveDeliversTheEditOnce(t *testing.T) {
+	d := startDaemon(t, nil)
+	ctx := tab(t)
+	d.enqueue(t, sendReq("e-1", "Helo Camille, the demo is on Thursday."), "sequencer")
+	signInBrowser(t, ctx, d, tokAppr)
+	edited := "Hello Camille 👋\nThe demo is on Thursday at 10:00."
+	run(t, ctx,
+		chromedp.Navigate(d.base+"/console/sends/e-1"),
+		chromedp.Click(chromedp.CSS("#edit summary")),
+		chromedp.SetValue(chromedp.CSS("#revise-text"), edited),
+		chromedp.Click(chromedp.CSS("#revise")),
+	)
+	waitText(t, ctx, ".notice", "Saved revision 1")
+	if got := text(t, ctx, "#send-text"); got != edited {
+		t.Fatalf("the page shows %q after the edit", got)
+	}
+	run(t, ctx, chromedp.Click(chromedp.CSS("#approve")))
+	waitText(t, ctx, ".notice", "Approved e-1.")
+	rec := d.waitState(t, "e-1", tasks.StateSent)
+	if rec.Result.Revision != 1 || rec.Result.RevisedBy != "approver-1" || rec.Approval.By != "approver-1" {
+		t.Fatalf("record = %+v %+v", rec.Result, rec.Approval)
+	}
+	// The chat holds the edited text once and the original never.
+	msgs := d.chatTexts(t, "chat-paris-camille")
+	if n := strings.Count(msgs, edited); n != 1 {
+		t.Fatalf("the edited text is in the chat %d times", n)
+	}
+	if strings.Contains(msgs, "Helo Camille") {
+		t.Fatal("the original text went out")
+	}
+}
+
 func TestBrowserKeyboardFlow(t *testing.T) {
 	d := startDaemon(t, nil)
 	ctx := tab(t)

@@ -348,3 +348,35 @@ func TestDevLinkSignsInOnce(t *testing.T) {
 	wantPage(t, b.get("/console/"), http.StatusOK, "approver-1")
 	wantPage(t, d.browser(t).get("/console/dev-login?code="+code), http.StatusUnauthorized, "used up")
 }
+
+func TestReviseThenApprove(t *testing.T) {
+	d := startDaemon(t, nil)
+	orig := d.enqueue(t, sendReq("s-1", "Helo Camille"), "alice")
+	b := d.browser(t)
+	b.signIn(tokAppr)
+	csrf := b.csrf("/console/sends/s-1")
+	// A correction from a page showing an older text is refused.
+	older := sendReq("s-1", "older")
+	wantPage(t, b.post("/console/sends/s-1/revise", form("csrf", csrf, "digest", older.Digest(), "text", "x")), http.StatusConflict, "your correction was not saved")
+	r := b.post("/console/sends/s-1/revise", form("csrf", csrf, "digest", orig.Digest, "text", "Hello Camille,\r\nsee you Thursday"))
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("revise: %d %s", r.status, r.body)
+	}
+	rec := d.record(t, "s-1")
+	if rec.Revision != 1 || rec.RevisedBy != "approver-1" || rec.Request.Text != "Hello Camille,\nsee you Thursday" {
+		t.Fatalf("revised = %+v", rec)
+	}
+	wantPage(t, b.get(r.header.Get("Location")), http.StatusOK, "Saved revision 1", "revision 1 by approver-1", "see you Thursday")
+	// The old digest (an open tab) cannot be approved.
+	wantPage(t, b.post("/console/sends/s-1/approve", form("csrf", csrf, "digest", orig.Digest)), http.StatusConflict, "changed since the page was shown")
+	// The requester cannot approve the revision; the editor can.
+	alice := d.browser(t)
+	alice.signIn(tokBoth)
+	wantPage(t, alice.post("/console/sends/s-1/approve", form("csrf", alice.csrf("/console/"), "digest", rec.Digest)), http.StatusForbidden, "You requested this send")
+	wantPage(t, b.post("/console/sends/s-1/approve", form("csrf", csrf, "digest", rec.Digest)), http.StatusSeeOther)
+	sent := d.waitState(t, "s-1", tasks.StateSent)
+	if sent.Result == nil || sent.Result.Revision != 1 || sent.Result.RevisedBy != "approver-1" {
+		t.Fatalf("result = %+v", sent.Result)
+	}
+	wantPage(t, b.get("/console/activity?q=revised"), http.StatusOK, "revised", "approver-1")
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/sendworker/sendworker/app"
 	"github.com/sendworker/sendworker/config"
 	"github.com/sendworker/sendworker/internal/redistest"
+	"github.com/sendworker/sendworker/provider"
 	"github.com/sendworker/sendworker/provider/wasim"
 	"github.com/sendworker/sendworker/tasks"
 )
@@ -237,4 +238,22 @@ func regexpFind(t testing.TB, s, re string) string {
 		t.Fatalf("no match of %s", re)
 	}
 	return m[1]
+}
+
+// chatTexts is every message text of a chat in the simulator, one a line.
+func (d *daemon) chatTexts(t testing.TB, chatID string) string {
+	t.Helper()
+	pc, err := provider.New(provider.Options{BaseURL: d.sim.URL(), APIKey: "sim-key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := pc.ListMessages(context.Background(), chatID, provider.ListMessagesParams{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range list.Items {
+		out = append(out, m.Text)
+	}
+	return strings.Join(out, "\n")
 }

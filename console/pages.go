@@ -376,6 +376,36 @@ func (c *Console) decide(w http.ResponseWriter, r *request, done string, fn func
 	return nil
 }
 
+// POST /console/sends/{send_id}/revise (digest, text): the corrected text
+// becomes a new revision; the page then shows it to be approved.
+func (c *Console) revise(w http.ResponseWriter, r *request) error {
+	rec, ok, err := c.loadSend(w, r)
+	if !ok {
+		return err
+	}
+	// Browsers send line breaks of a textarea as CRLF; WhatsApp's are LF.
+	text := strings.ReplaceAll(r.PostFormValue("text"), "\r\n", "\n")
+	out, err := c.svc.Revise(r.Context(), rec.SendID, r.PostFormValue("digest"), text, r.who.Name)
+	if err != nil {
+		status, problem := decisionProblem(err)
+		if status == 0 {
+			return err
+		}
+		if rec, err = c.svc.Ledger().Get(r.Context(), rec.SendID); err != nil {
+			return err
+		}
+		b := c.base(r, "Send "+rec.SendID, "queue")
+		b.Problem = strings.Replace(problem, "nothing was approved", "your correction was not saved", 1)
+		return c.renderSend(w, r, status, rec, b)
+	}
+	msg := "Nothing changed: the text is the same."
+	if out.Revision != rec.Revision {
+		msg = fmt.Sprintf("Saved revision %d. Read it once more, then approve it.", out.Revision)
+	}
+	http.Redirect(w, r.Request, Prefix+"sends/"+urlPathEscape(rec.SendID)+"?ok="+urlQueryEscape(msg), http.StatusSeeOther)
+	return nil
+}
+
 // bulkResult is one line of a bulk decision's answer.
 type bulkResult struct {
 	SendID  string

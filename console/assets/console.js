@@ -87,7 +87,7 @@
   document.addEventListener("keydown", function (e) {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     var tag = document.activeElement && document.activeElement.tagName;
-    if (tag === "INPUT" || tag === "TEXTAREA") {
+    if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") {
       if (e.key === "Escape") document.activeElement.blur();
       return;
     }
@@ -106,6 +106,7 @@
     else if (k === "r" && document.getElementById("reason")) { e.preventDefault(); focusOnKeyUp = "reason"; }
     else if (k === "n" && document.getElementById("next-send")) { document.getElementById("next-send").click(); e.preventDefault(); }
     else if (k === "p") { history.back(); e.preventDefault(); }
+    else if (k === "e" && document.getElementById("edit")) { e.preventDefault(); document.getElementById("edit").open = true; focusOnKeyUp = "revise-text"; }
     else if (k === "u" && document.getElementById("back")) { document.getElementById("back").click(); e.preventDefault(); }
   });
 })();
