@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -219,3 +220,34 @@ func (c *Console) activity(w http.ResponseWriter, r *request) error {
 }
 
 func urlPathEscape(s string) string { return url.PathEscape(s) }
+
+// GET /console/review?cursor=: the sends whose outcome is unknown (the
+// provider may or may not have delivered them), oldest first. Each links to
+// its send page, which shows its attempts and the chat around them.
+func (c *Console) needsReview(w http.ResponseWriter, r *request) error {
+	q := ledger.Query{State: tasks.StateNeedsReview, Limit: queuePageSize, Oldest: true, Cursor: r.URL.Query().Get("cursor")}
+	if len(r.who.Accounts) == 1 {
+		q.AccountID = r.who.Accounts[0]
+	}
+	page, err := c.svc.Ledger().List(r.Context(), q)
+	if errors.Is(err, ledger.ErrBadQuery) {
+		c.errorPage(w, r.Request, r.who, http.StatusBadRequest, "That page link is not valid any more.")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var recs []*tasks.Record
+	for _, rec := range page.Records {
+		if r.who.Accounts.Allows(rec.Request.AccountID) {
+			recs = append(recs, rec)
+		}
+	}
+	next := ""
+	if page.NextCursor != "" {
+		next = Prefix + "review?cursor=" + url.QueryEscape(page.NextCursor)
+	}
+	b := c.base(r, "Needs review", "review")
+	c.render(w, r.Request, http.StatusOK, "review", map[string]any{"Records": recs, "Next": next}, &b, nil)
+	return nil
+}

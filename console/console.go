@@ -137,6 +137,7 @@ func (c *Console) routes() {
 	c.mux.Handle("GET "+Prefix+"accounts", c.page(admins, c.accountsPage))
 	c.mux.Handle("POST "+Prefix+"accounts/{account_id}/{action}", c.page(admins, c.pauseAccount))
 	c.mux.Handle("GET "+Prefix+"activity", c.page(reviewers, c.activity))
+	c.mux.Handle("GET "+Prefix+"review", c.page(reviewers, c.needsReview))
 }
 
 // ServeHTTP serves the console's routes; anything else under the prefix is

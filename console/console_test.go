@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/tasks"
 )
 
@@ -379,4 +380,30 @@ func TestReviseThenApprove(t *testing.T) {
 		t.Fatalf("result = %+v", sent.Result)
 	}
 	wantPage(t, b.get("/console/activity?q=revised"), http.StatusOK, "revised", "approver-1")
+}
+
+func TestNeedsReviewPage(t *testing.T) {
+	d := startDaemon(t, nil)
+	ctx := context.Background()
+	// Held by a pause so the worker leaves it alone, then ended as the
+	// worker ends a send whose outcome it cannot tell.
+	if err := d.app.Approval().Pause(ctx, "acc-paris", "ops"); err != nil {
+		t.Fatal(err)
+	}
+	rec := d.enqueue(t, sendReq("u-1", "unknown fate"), "sequencer")
+	if _, err := d.app.Approval().Approve(ctx, "u-1", rec.Digest, "approver-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.app.Ledger().Finish(ctx, "u-1", "", ledger.Outcome{State: tasks.StateNeedsReview, Reason: tasks.ReasonUnknownOutcome}); err != nil {
+		t.Fatal(err)
+	}
+	b := d.browser(t)
+	b.signIn(tokAdmin)
+	wantPage(t, b.get("/console/review"), http.StatusOK, "u-1", "unknown_outcome")
+	wantPage(t, b.get("/console/sends/u-1"), http.StatusOK, "Whether this send went out is unknown", "unknown fate")
+	lyon := d.browser(t)
+	lyon.signIn(tokLyon)
+	if p := lyon.get("/console/review"); p.status != http.StatusOK || strings.Contains(p.body, "u-1") {
+		t.Fatalf("a scoped identity sees another account's send to review: %d", p.status)
+	}
 }

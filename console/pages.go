@@ -177,6 +177,9 @@ func (c *Console) live(w http.ResponseWriter, r *request) error {
 
 // message is one line of the conversation.
 type message struct {
+	// Near marks, on a send whose outcome is unknown, our own messages
+	// sent within attemptWindow of one of its attempts: the candidates.
+	Near   bool
 	Mine   bool
 	Sender string
 	Text   string
@@ -267,6 +270,7 @@ func (c *Console) sendView(r *request, rec *tasks.Record) sendView {
 						sender = m.SenderID
 					}
 					msg := message{Mine: bool(m.IsSender), Sender: sender, Text: m.Text, At: m.Timestamp.Time}
+					msg.Near = msg.Mine && rec.State == tasks.StateNeedsReview && nearAttempt(rec, msg.At)
 					for _, a := range m.Attachments {
 						msg.Files = append(msg.Files, firstNonEmpty(a.FileName, a.Type))
 					}
@@ -288,6 +292,19 @@ func (c *Console) sendView(r *request, rec *tasks.Record) sendView {
 		}
 	}
 	return v
+}
+
+// attemptWindow is how close to an attempt a message of ours counts as its
+// possible delivery on the send page of a send that needs review.
+const attemptWindow = 10 * time.Minute
+
+func nearAttempt(rec *tasks.Record, at time.Time) bool {
+	for _, ev := range rec.History {
+		if ev.Attempt > 0 && ev.At.Sub(at).Abs() <= attemptWindow {
+			return true
+		}
+	}
+	return false
 }
 
 func nameAnd(name, id string) string {

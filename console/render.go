@@ -11,7 +11,7 @@ import (
 	"go.uber.org/zap"
 )
 
-var pageNames = []string{"login", "queue", "send", "bulk", "accounts", "activity", "error"}
+var pageNames = []string{"login", "queue", "send", "bulk", "accounts", "activity", "review", "error"}
 
 func parseTemplates() map[string]*template.Template {
 	funcs := template.FuncMap{
