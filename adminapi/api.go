@@ -163,6 +163,7 @@ func (a *api) routes() []route {
 		{pattern: "POST /v1/sends:approve", roles: appr, body: bodyRequired, handle: a.approveBatch},
 		{pattern: "POST /v1/sends/{send_id}/reject", roles: appr, body: bodyRequired, handle: a.reject},
 		{pattern: "POST /v1/sends/{send_id}/revise", roles: appr, body: bodyRequired, handle: a.revise},
+		{pattern: "POST /v1/sends/{send_id}/resolve", roles: admin, body: bodyRequired, handle: a.resolve},
 		{pattern: "POST /v1/sends:reject", roles: appr, body: bodyRequired, handle: a.rejectBatch},
 		{pattern: "POST /v1/sends/{send_id}/cancel", roles: []string{RoleScheduler, RoleAdmin}, body: bodyOptional, handle: a.cancel},
 		{pattern: "POST /v1/pause", roles: admin, handle: a.pause(true, false)},

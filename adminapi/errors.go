@@ -58,6 +58,8 @@ var domainErrors = []struct {
 	{ledger.ErrFinal, http.StatusConflict, "final"},
 	{ledger.ErrStaleAttempt, http.StatusConflict, "conflict"},
 	{ledger.ErrBadQuery, http.StatusBadRequest, "invalid_request"},
+	{ledger.ErrNotInReview, http.StatusConflict, "not_in_review"},
+	{ledger.ErrMessageClaimed, http.StatusConflict, "message_claimed"},
 }
 
 // classify maps any error of a handler to its answer. Unknown errors are 500

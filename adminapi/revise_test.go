@@ -49,3 +49,15 @@ func TestReviseRules(t *testing.T) {
 	}
 	wantStatus(t, e.do("POST", "/v1/sends/s-1/revise", tokAppr, map[string]string{"digest": rec.Digest, "text": "late"}), http.StatusConflict, "not_pending")
 }
+
+// TestResolveRoute: admins only; a send that does not need review is 409
+// not_in_review; a bad resolution names the field. (The resolutions
+// themselves are proven in ledger and console.)
+func TestResolveRoute(t *testing.T) {
+	e := newEnv(t, withScopedTokens)
+	e.enqueue("s-1")
+	wantStatus(t, e.do("POST", "/v1/sends/s-1/resolve", tokAppr, map[string]string{"resolution": "cancel"}), http.StatusForbidden, "forbidden")
+	wantStatus(t, e.do("POST", "/v1/sends/s-1/resolve", tokAdmin, map[string]string{"resolution": "cancel"}), http.StatusConflict, "not_in_review")
+	wantStatus(t, e.do("POST", "/v1/sends/s-1/resolve", tokAdmin, map[string]string{"resolution": "maybe"}), http.StatusBadRequest, "invalid_request")
+	wantStatus(t, e.do("POST", "/v1/sends/s-1/resolve", tokLyon, map[string]string{"resolution": "cancel"}), http.StatusNotFound, "not_found")
+}

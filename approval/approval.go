@@ -466,3 +466,36 @@ func (s *Service) Revise(ctx context.Context, sendID, shown, text, by string) (*
 	s.log.Info("send revised", zap.String("send_id", sendID), zap.String("by", by), zap.Int("revision", out.Revision), zap.String("digest", digest))
 	return out, nil
 }
+
+// ResolveReview records an admin's finding on a send whose outcome was
+// unknown (state needs_review): ledger.ResolveSent with the chat's message
+// that is it, ledger.ResolveCancel, or ledger.ResolveNotSent, which approves
+// it again, so it is released and goes out (the admin checked that it did
+// not). See ledger.ResolveReview.
+func (s *Service) ResolveReview(ctx context.Context, sendID string, res ledger.Resolution, messageID, by, note string) (*tasks.Record, error) {
+	var p problems
+	p.sendID(sendID)
+	p.note("note", note)
+	switch res {
+	case ledger.ResolveSent:
+		p.providerID("message_id", messageID)
+	case ledger.ResolveNotSent, ledger.ResolveCancel:
+		if messageID != "" {
+			p.add("message_id", "not_allowed", "only marking a send sent names a message")
+		}
+	default:
+		p.add("resolution", "invalid", "sent, not_sent or cancel")
+	}
+	if p.actor("by", by); p.err() != nil {
+		return nil, p.err()
+	}
+	rec, err := s.l.ResolveReview(ctx, sendID, res, messageID, by, note)
+	if err != nil {
+		return nil, fmt.Errorf("resolve: %w", err)
+	}
+	s.log.Info("send review resolved", zap.String("send_id", sendID), zap.String("by", by), zap.String("resolution", string(res)))
+	if res == ledger.ResolveNotSent {
+		s.wake()
+	}
+	return rec, nil
+}

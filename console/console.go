@@ -133,6 +133,7 @@ func (c *Console) routes() {
 	c.mux.Handle("POST "+Prefix+"sends/{send_id}/approve", c.page(approvers, c.approve))
 	c.mux.Handle("POST "+Prefix+"sends/{send_id}/reject", c.page(approvers, c.reject))
 	c.mux.Handle("POST "+Prefix+"sends/{send_id}/revise", c.page(approvers, c.revise))
+	c.mux.Handle("POST "+Prefix+"sends/{send_id}/resolve", c.page(admins, c.resolve))
 	c.mux.Handle("POST "+Prefix+"bulk", c.page(approvers, c.bulk))
 	c.mux.Handle("GET "+Prefix+"accounts", c.page(admins, c.accountsPage))
 	c.mux.Handle("POST "+Prefix+"accounts/{account_id}/{action}", c.page(admins, c.pauseAccount))

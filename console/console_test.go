@@ -382,28 +382,61 @@ func TestReviseThenApprove(t *testing.T) {
 	wantPage(t, b.get("/console/activity?q=revised"), http.StatusOK, "revised", "approver-1")
 }
 
-func TestNeedsReviewPage(t *testing.T) {
+func TestNeedsReviewPageAndResolutions(t *testing.T) {
 	d := startDaemon(t, nil)
 	ctx := context.Background()
-	// Held by a pause so the worker leaves it alone, then ended as the
+	// Held by a pause so the worker leaves them alone, then ended as the
 	// worker ends a send whose outcome it cannot tell.
 	if err := d.app.Approval().Pause(ctx, "acc-paris", "ops"); err != nil {
 		t.Fatal(err)
 	}
-	rec := d.enqueue(t, sendReq("u-1", "unknown fate"), "sequencer")
-	if _, err := d.app.Approval().Approve(ctx, "u-1", rec.Digest, "approver-1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.app.Ledger().Finish(ctx, "u-1", "", ledger.Outcome{State: tasks.StateNeedsReview, Reason: tasks.ReasonUnknownOutcome}); err != nil {
-		t.Fatal(err)
+	for _, id := range []string{"u-1", "u-2", "u-3"} {
+		rec := d.enqueue(t, sendReq(id, "unknown fate "+id), "sequencer")
+		if _, err := d.app.Approval().Approve(ctx, id, rec.Digest, "approver-1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.app.Ledger().Finish(ctx, id, "", ledger.Outcome{State: tasks.StateNeedsReview, Reason: tasks.ReasonUnknownOutcome}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	b := d.browser(t)
 	b.signIn(tokAdmin)
-	wantPage(t, b.get("/console/review"), http.StatusOK, "u-1", "unknown_outcome")
-	wantPage(t, b.get("/console/sends/u-1"), http.StatusOK, "Whether this send went out is unknown", "unknown fate")
+	wantPage(t, b.get("/console/review"), http.StatusOK, "u-1", "u-2", "u-3", "unknown_outcome")
+	p := b.get("/console/sends/u-1")
+	wantPage(t, p, http.StatusOK, "Whether this send went out is unknown", "unknown fate", `value="msg-paris-camille-3"`, "Mark sent")
+	csrf := regexpFind(t, p.body, `name="csrf" value="([^"]+)"`)
+
+	// An approver reads but does not resolve; a scoped identity does not see them.
+	appr := d.browser(t)
+	appr.signIn(tokAppr)
+	wantPage(t, appr.post("/console/sends/u-1/resolve", form("csrf", appr.csrf("/console/"), "resolution", "cancel")), http.StatusForbidden)
 	lyon := d.browser(t)
 	lyon.signIn(tokLyon)
 	if p := lyon.get("/console/review"); p.status != http.StatusOK || strings.Contains(p.body, "u-1") {
 		t.Fatalf("a scoped identity sees another account's send to review: %d", p.status)
 	}
+
+	// Mark sent, picking our message in the chat.
+	wantPage(t, b.post("/console/sends/u-1/resolve", form("csrf", csrf, "resolution", "sent", "message_id", "msg-paris-camille-3")), http.StatusSeeOther)
+	if rec := d.record(t, "u-1"); rec.State != tasks.StateSent || rec.Result.MessageID != "msg-paris-camille-3" || rec.Reason != tasks.ReasonMarkedSent {
+		t.Fatalf("u-1 = %s %s %+v", rec.State, rec.Reason, rec.Result)
+	}
+	// The same message cannot be another send's.
+	wantPage(t, b.post("/console/sends/u-2/resolve", form("csrf", csrf, "resolution", "sent", "message_id", "msg-paris-camille-3")), http.StatusConflict, "already another send")
+	// Not sent needs the confirmation; then it is approved again and goes out after the resume.
+	wantPage(t, b.post("/console/sends/u-2/resolve", form("csrf", csrf, "resolution", "not_sent")), http.StatusConflict, "Tick the box")
+	wantPage(t, b.post("/console/sends/u-2/resolve", form("csrf", csrf, "resolution", "not_sent", "confirm", "yes")), http.StatusSeeOther)
+	// Cancel.
+	wantPage(t, b.post("/console/sends/u-3/resolve", form("csrf", csrf, "resolution", "cancel", "note", "too old")), http.StatusSeeOther)
+	if rec := d.record(t, "u-3"); rec.State != tasks.StateCanceled || rec.Decision.Note != "too old" {
+		t.Fatalf("u-3 = %s %+v", rec.State, rec.Decision)
+	}
+	if err := d.app.Approval().Resume(ctx, "acc-paris", "ops"); err != nil {
+		t.Fatal(err)
+	}
+	d.waitState(t, "u-2", tasks.StateSent)
+	if n := strings.Count(d.chatTexts(t, "chat-paris-camille"), "unknown fate u-2"); n != 1 {
+		t.Fatalf("u-2 went out %d times", n)
+	}
+	wantPage(t, b.get("/console/activity?q=marked"), http.StatusOK, "marked_sent", "marked_not_sent")
 }

@@ -180,6 +180,7 @@ type message struct {
 	// Near marks, on a send whose outcome is unknown, our own messages
 	// sent within attemptWindow of one of its attempts: the candidates.
 	Near   bool
+	ID     string
 	Mine   bool
 	Sender string
 	Text   string
@@ -199,6 +200,7 @@ type sendView struct {
 	ConvProblem  string
 	Mine         bool
 	CanDecide    bool
+	CanResolve   bool
 	Next         string
 }
 
@@ -239,6 +241,7 @@ func (c *Console) sendView(r *request, rec *tasks.Record) sendView {
 	v := sendView{Rec: rec, Sequence: metaString(req.Metadata, "sequence"), Step: metaString(req.Metadata, "step"),
 		Mine: req.RequestedBy == r.who.Name}
 	v.CanDecide = rec.State == tasks.StatePendingApproval && r.who.Has("approver") && !v.Mine
+	v.CanResolve = rec.State == tasks.StateNeedsReview && r.who.Has("admin")
 	if p := c.opts.Provider; p != nil {
 		if acc, err := p.GetAccount(ctx, req.AccountID); err == nil {
 			v.AccountName, v.AccountPhone, v.AccountState = acc.Name, acc.ConnectionParams.IM.PhoneNumber, acc.Status()
@@ -269,7 +272,7 @@ func (c *Console) sendView(r *request, rec *tasks.Record) sendView {
 					} else if sender == "" {
 						sender = m.SenderID
 					}
-					msg := message{Mine: bool(m.IsSender), Sender: sender, Text: m.Text, At: m.Timestamp.Time}
+					msg := message{ID: m.ID, Mine: bool(m.IsSender), Sender: sender, Text: m.Text, At: m.Timestamp.Time}
 					msg.Near = msg.Mine && rec.State == tasks.StateNeedsReview && nearAttempt(rec, msg.At)
 					for _, a := range m.Attachments {
 						msg.Files = append(msg.Files, firstNonEmpty(a.FileName, a.Type))
@@ -421,6 +424,45 @@ func (c *Console) revise(w http.ResponseWriter, r *request) error {
 	}
 	http.Redirect(w, r.Request, Prefix+"sends/"+urlPathEscape(rec.SendID)+"?ok="+urlQueryEscape(msg), http.StatusSeeOther)
 	return nil
+}
+
+// POST /console/sends/{send_id}/resolve (resolution=sent|not_sent|cancel,
+// message_id, confirm, note): an admin's finding on a send that needs review.
+func (c *Console) resolve(w http.ResponseWriter, r *request) error {
+	rec, ok, err := c.loadSend(w, r)
+	if !ok {
+		return err
+	}
+	res := ledger.Resolution(r.PostFormValue("resolution"))
+	problem := ""
+	if res == ledger.ResolveNotSent && r.PostFormValue("confirm") != "yes" {
+		problem = "Tick the box to confirm that the message did not go out: it will be sent again. Nothing was changed."
+	}
+	if problem == "" {
+		_, err = c.svc.ResolveReview(r.Context(), rec.SendID, res, r.PostFormValue("message_id"), r.who.Name, strings.TrimSpace(r.PostFormValue("note")))
+		if err == nil {
+			msg := map[ledger.Resolution]string{ledger.ResolveSent: "Marked sent", ledger.ResolveNotSent: "Marked not sent: it goes out again", ledger.ResolveCancel: "Canceled"}[res]
+			http.Redirect(w, r.Request, Prefix+"sends/"+urlPathEscape(rec.SendID)+"?ok="+urlQueryEscape(msg+"."), http.StatusSeeOther)
+			return nil
+		}
+		var ve *tasks.ValidationError
+		switch {
+		case errors.Is(err, ledger.ErrMessageClaimed):
+			problem = "That message is already another send's. Nothing was changed."
+		case errors.Is(err, ledger.ErrNotInReview):
+			problem = "This send no longer needs review. Nothing was changed."
+		case errors.As(err, &ve):
+			problem = "The form was incomplete: " + ve.Error()
+		default:
+			return err
+		}
+	}
+	if rec, err = c.svc.Ledger().Get(r.Context(), rec.SendID); err != nil {
+		return err
+	}
+	b := c.base(r, "Send "+rec.SendID, "review")
+	b.Problem = problem
+	return c.renderSend(w, r, http.StatusConflict, rec, b)
 }
 
 // bulkResult is one line of a bulk decision's answer.
