@@ -129,6 +129,24 @@ func waitText(t *testing.T, ctx context.Context, sel, want string) {
 	}
 }
 
+// scriptReady waits until the page's script has set up its handlers (it
+// runs deferred, after the HTML the other waits look at).
+func scriptReady(t *testing.T, ctx context.Context) {
+	t.Helper()
+	waitText(t, ctx, "body", "")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.body && document.body.dataset.ready === "1"`))
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the page's script did not start: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the page with a deadline
+	}
+}
+
 func signInBrowser(t *testing.T, ctx context.Context, d *daemon, token string) {
 	t.Helper()
 	run(t, ctx,
@@ -300,18 +318,22 @@ func TestBrowserKeyboardFlow(t *testing.T) {
 	d.enqueue(t, sendReq("k-3", "third"), "sequencer")
 	signInBrowser(t, ctx, d, tokAppr)
 	waitText(t, ctx, "#queue-rows", "k-3")
+	scriptReady(t, ctx)
 	// j j k: on the first row; Enter opens it.
 	run(t, ctx, chromedp.KeyEvent("j"), chromedp.KeyEvent("j"), chromedp.KeyEvent("k"), chromedp.KeyEvent("\r"))
 	waitText(t, ctx, "h1", "k-1")
+	scriptReady(t, ctx)
 	// a approves and moves to the next send.
 	run(t, ctx, chromedp.KeyEvent("a"))
 	waitText(t, ctx, ".notice", "Approved k-1.")
 	waitText(t, ctx, "h1", "k-2")
+	scriptReady(t, ctx)
 	// r focuses the reason; Enter submits the reject.
 	run(t, ctx, chromedp.KeyEvent("r"), chromedp.KeyEvent("not now"), chromedp.KeyEvent("\r"))
 	waitText(t, ctx, ".notice", "Rejected k-2.")
-	// n skips to the next send, u goes back to the queue.
+	// The next send opened after the reject; u goes back to the queue.
 	waitText(t, ctx, "h1", "k-3")
+	scriptReady(t, ctx)
 	run(t, ctx, chromedp.KeyEvent("u"))
 	waitText(t, ctx, "h1", "Pending approval")
 	d.waitState(t, "k-1", tasks.StateSent)

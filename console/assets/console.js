@@ -109,4 +109,6 @@
     else if (k === "e" && document.getElementById("edit")) { e.preventDefault(); document.getElementById("edit").open = true; focusOnKeyUp = "revise-text"; }
     else if (k === "u" && document.getElementById("back")) { document.getElementById("back").click(); e.preventDefault(); }
   });
+  // The page's handlers are in place (the browser tests wait for this).
+  body.dataset.ready = "1";
 })();
