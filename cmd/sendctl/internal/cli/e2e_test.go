@@ -100,7 +100,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	res = as(apprToken, exitConflict, "", "approve", "e2e-1", "-digest", strings.Repeat("0", 64))
-	want := "sendctl: approve e2e-1: digest mismatch: the send changed since you looked (current digest " + digest[:12] + "…)"
+	want := "sendctl: approve e2e-1: wrong digest: 000000000000… is not the digest of send e2e-1 (" + digest[:12] + "…)"
 	if !strings.HasPrefix(res.stderr, want) {
 		t.Errorf("wrong digest:\n%s\nwant prefix %s", res.stderr, want)
 	}

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/sendworker/sendworker/internal/suggest"
 )
 
 // Exit codes; the package doc says what each means.
@@ -79,6 +81,19 @@ func commands() []command {
 	}
 }
 
+// unknownCommand is the error text of a command that does not exist, with
+// the nearest command when name looks like a typo of it.
+func unknownCommand(name string) string {
+	var names []string
+	for _, c := range commands() {
+		names = append(names, c.name)
+	}
+	if near, ok := suggest.Closest(name, names); ok {
+		return fmt.Sprintf("unknown command %q; did you mean %q?", name, near)
+	}
+	return fmt.Sprintf("unknown command %q", name)
+}
+
 func findCommand(name string) (command, bool) {
 	for _, c := range commands() {
 		if c.name == name {
@@ -124,7 +139,7 @@ func (a *app) run(ctx context.Context, args []string) error {
 	name := fs.Arg(0)
 	cmd, ok := findCommand(name)
 	if !ok {
-		return &usageError{msg: fmt.Sprintf("unknown command %q", name), cmd: "-"}
+		return &usageError{msg: unknownCommand(name), cmd: "-"}
 	}
 	return cmd.run(a, ctx, fs.Args()[1:])
 }
@@ -427,7 +442,7 @@ func (a *app) cmdHelp(_ context.Context, args []string) error {
 	}
 	cmd, ok := findCommand(pos[0])
 	if !ok {
-		return &usageError{msg: fmt.Sprintf("help: unknown command %q", pos[0]), cmd: "-"}
+		return &usageError{msg: "help: " + unknownCommand(pos[0]), cmd: "-"}
 	}
 	// Every command prints its own help, with its flags, on -h.
 	err = cmd.run(a, context.Background(), []string{"-h"})
