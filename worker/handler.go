@@ -141,7 +141,9 @@ func (x *execution) round(ctx context.Context) (o outcome, again bool) {
 		return o, false
 	}
 	if o, stop := x.guards(ctx); stop {
-		x.releaseSlot(ctx)
+		// Nothing was sent with the slot: give it back, consumed or not, so a skip does not
+		// count against the account's caps.
+		x.refundSlot(ctx)
 		return o, false
 	}
 	if slot.held {

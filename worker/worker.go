@@ -67,6 +67,13 @@ type SlotCanceler interface {
 	Cancel(ctx context.Context, rec *tasks.Record) (freed bool, err error)
 }
 
+// SlotRefunder is a Limiter that can give back the slot a send took, even one already
+// consumed, when a guard refuses the send before any sending call: a skipped send then does
+// not count against the account's caps (ratelimit.Limiter.Refund).
+type SlotRefunder interface {
+	Refund(ctx context.Context, rec *tasks.Record) (refunded bool, err error)
+}
+
 // Penalizer is a Limiter that can forbid an account's slots before a time: the worker calls it
 // on a provider 429 (until its Retry-After, or the backoff), so every replica slows that
 // account, not only the send that met the 429.
@@ -87,6 +94,7 @@ var (
 	_ Limiter      = (*ratelimit.Limiter)(nil)
 	_ SlotReserver = (*ratelimit.Limiter)(nil)
 	_ SlotCanceler = (*ratelimit.Limiter)(nil)
+	_ SlotRefunder = (*ratelimit.Limiter)(nil)
 	_ Penalizer    = (*ratelimit.Limiter)(nil)
 	_ GlobalWaiter = (*ratelimit.Limiter)(nil)
 )
