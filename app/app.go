@@ -152,6 +152,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		DryRun:             cfg.SendMode == config.SendDryRun,
 		AttachmentOrigins:  cfg.Attachments.Origins,
 		MaxAttachmentBytes: cfg.Attachments.MaxBytes,
+		MaxDelay:           cfg.MaxDelayAfterApproval,
 		Limiter:            a.opts.Limiter,
 		Metrics:            a.metrics,
 		Now:                opts.Now,

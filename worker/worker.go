@@ -128,6 +128,8 @@ const (
 	DefaultAttendeeCacheTTL = 10 * time.Second
 	DefaultDelayedTaskCheck = time.Second
 	DefaultSlotLead         = 500 * time.Millisecond
+	// DefaultMaxDelayAfterApproval: see Options.MaxDelayAfterApproval.
+	DefaultMaxDelayAfterApproval = 72 * time.Hour
 )
 
 // Options configure a Worker. Zero values take the defaults above.
@@ -181,6 +183,10 @@ type Options struct {
 	MaxReconcileTries int
 	// AttendeeCacheTTL caches, per account, which attendees have a chat (default 10s).
 	AttendeeCacheTTL time.Duration
+	// MaxDelay is how long after its approval a send without window.not_after may
+	// still go out (default 72h); past it the send ends expired (max_delay_exceeded). A send's
+	// own window.not_after wins, earlier or later.
+	MaxDelay time.Duration
 	// DelayedTaskCheckInterval is asynq's poll of scheduled/retry tasks (default 1s).
 	DelayedTaskCheckInterval time.Duration
 	// Now is the clock of the worker's decisions (windows, edit windows); default time.Now.
@@ -235,6 +241,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SlotLead == 0 {
 		o.SlotLead = DefaultSlotLead
+	}
+	if o.MaxDelay <= 0 {
+		o.MaxDelay = DefaultMaxDelayAfterApproval
 	}
 	if o.SlotLead < 0 {
 		o.SlotLead = 0
