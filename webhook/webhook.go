@@ -642,7 +642,7 @@ func (d *Dispatcher) post(ctx context.Context, id, event string, body []byte) (i
 	req.Header.Set(HeaderEvent, event)
 	req.Header.Set(HeaderDelivery, id)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(HeaderSignature, Sign(d.opts.Secret, ts, body))
+	req.Header.Set(HeaderSignature, Sign(d.opts.Secret, ts, id, event, body))
 	resp, err := d.client.Do(req)
 	if err != nil {
 		return 0, 0, redact(err)
