@@ -53,7 +53,7 @@ func ExampleVerify() {
 		return w.Code
 	}
 	send("1764750000000-0", true)
-	send("1764750000000-0", true)              // a retry: same delivery id
+	send("1764750000000-0", true)               // a retry: same delivery id
 	fmt.Println(send("1764750000001-0", false)) // a replay with a fresh id but the old signature
 	// Output:
 	// accepted 1764750000000-0 send.result
