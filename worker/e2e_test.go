@@ -807,3 +807,32 @@ func TestMaxDelayAfterApproval(t *testing.T) {
 		t.Fatalf("%d deliveries of the expired send", n)
 	}
 }
+
+// TestLogLinesHaveUniqueKeys: no log line of a send repeats a key (a JSON line with "attempt"
+// twice is ambiguous for log processors). The observer keeps the fields of With and of the
+// call side by side, so a repeat shows as two fields with one key.
+func TestLogLinesHaveUniqueKeys(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	id := newID("log-keys")
+	e.submit(message(id, accA, chatA1))
+	if rec := e.waitTerminal(id, 10*time.Second); rec.State != tasks.StateSent {
+		t.Fatalf("%s %s", rec.State, rec.Reason)
+	}
+	lines := 0
+	for _, entry := range e.logs.All() {
+		seen := map[string]bool{}
+		for _, f := range entry.Context {
+			if seen[f.Key] {
+				t.Errorf("log line %q repeats the key %q", entry.Message, f.Key)
+			}
+			seen[f.Key] = true
+		}
+		if seen["send_id"] {
+			lines++
+		}
+	}
+	if lines == 0 {
+		t.Fatal("no log line of the send was observed")
+	}
+}
