@@ -466,8 +466,19 @@ func TestHealthReadyMetrics(t *testing.T) {
 	e := newEnv(t)
 	wantStatus(t, e.do("GET", "/healthz", "", nil), http.StatusOK, "")
 	wantStatus(t, e.do("GET", "/readyz", "", nil), http.StatusOK, "")
-	e.ready = errors.New("redis: connection refused")
-	wantStatus(t, e.do("GET", "/readyz", "", nil), http.StatusServiceUnavailable, "unavailable")
+	e.ready = errors.New("redis: dial tcp 10.1.2.3:6379: connect: connection refused")
+	for range 5 {
+		r := e.do("GET", "/readyz", "", nil)
+		wantStatus(t, r, http.StatusServiceUnavailable, "unavailable")
+		// Unauthenticated: the answer names no address and no dial error.
+		if strings.Contains(string(r.raw), "10.1.2.3") || strings.Contains(string(r.raw), "refused") {
+			t.Fatalf("/readyz tells an anonymous caller the cause: %s", r.raw)
+		}
+	}
+	// The cause is logged, once however often the probe asks.
+	if got := e.logs.FilterMessage("not ready").All(); len(got) != 1 || !strings.Contains(got[0].ContextMap()["error"].(string), "10.1.2.3") {
+		t.Fatalf("not-ready log lines: %+v", got)
+	}
 	r := e.do("GET", "/metrics", "", nil)
 	if r.status != http.StatusOK || !strings.Contains(string(r.raw), "sendworker_test_total") {
 		t.Fatalf("metrics = %d %s", r.status, r.raw)

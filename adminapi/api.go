@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sendworker/sendworker/approval"
+	"github.com/sendworker/sendworker/internal/logthrottle"
 	"github.com/sendworker/sendworker/provider"
 )
 
@@ -118,6 +119,7 @@ type api struct {
 	hashes   [][sha256.Size]byte
 	callers  []caller
 	provider ProviderReader
+	readyLog *logthrottle.Throttle
 }
 
 // New returns the admin API over svc.
@@ -131,7 +133,8 @@ func New(svc *approval.Service, opts Options) http.Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &api{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux(), provider: opts.Provider}
+	a := &api{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux(), provider: opts.Provider,
+		readyLog: logthrottle.New(0, opts.Now)}
 	for _, t := range opts.Tokens {
 		if t.Token == "" {
 			continue
@@ -317,7 +320,10 @@ func (a *api) readyz(r *http.Request, _ *caller, _ []byte) (int, any, error) {
 		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 		defer cancel()
 		if err := a.opts.Ready(ctx); err != nil {
-			return 0, nil, apiError{status: http.StatusServiceUnavailable, code: "unavailable", message: "not ready: " + err.Error()}
+			// /readyz needs no token: the cause (a Redis address, a dial error) goes to the log,
+			// once per interval however often the probe asks, and the answer stays generic.
+			a.readyLog.Warn(a.log, "not ready", zap.Error(err))
+			return 0, nil, apiError{status: http.StatusServiceUnavailable, code: "unavailable", message: "not ready; the daemon's log says why"}
 		}
 	}
 	return http.StatusOK, map[string]string{"status": "ready"}, nil

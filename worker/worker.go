@@ -15,6 +15,7 @@ import (
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
+	"github.com/sendworker/sendworker/internal/logthrottle"
 	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/metrics"
 	"github.com/sendworker/sendworker/provider"
@@ -356,7 +357,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		Queues:                   map[string]int{w.opts.Queue: 1},
 		IsFailure:                isFailure,
 		RetryDelayFunc:           retryDelay,
-		Logger:                   w.log.Named("asynq").Sugar(),
+		Logger:                   logthrottle.NewAsynqLogger(w.log.Named("asynq"), logthrottle.New(0, nil)), // Redis down: one line per message per 30 s
 		ShutdownTimeout:          w.opts.ShutdownTimeout,
 		DelayedTaskCheckInterval: w.opts.DelayedTaskCheckInterval,
 		TaskCheckInterval:        200 * time.Millisecond,
