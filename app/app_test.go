@@ -540,3 +540,46 @@ func TestDaemonMetricsOfWaitsAndBreakers(t *testing.T) {
 		t.Fatalf("%d deliveries for an unhealthy account", n)
 	}
 }
+
+// TestDaemonStartsWithoutRedis: with Redis unreachable at start the daemon does not exit: it
+// serves /healthz, answers /readyz 503 with a generic reason (the cause goes to the
+// structured log), retries Redis with backoff, and becomes ready and sends once Redis answers.
+func TestDaemonStartsWithoutRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	if err := srv.Stop(); err != nil { // the address of a Redis that is down
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.InfoLevel)
+	d := startDaemonWithLogger(t, map[string]string{"SENDWORKER_REDIS_URL": srv.URL()}, zap.New(core))
+
+	if code, _ := d.call(t, "GET", "/healthz", "", nil); code != http.StatusOK {
+		t.Fatalf("/healthz = %d while Redis is down, want 200", code)
+	}
+	code, body := d.call(t, "GET", "/readyz", "", nil)
+	if code != http.StatusServiceUnavailable || strings.Contains(string(body), srv.Addr()) || strings.Contains(string(body), "refused") {
+		t.Fatalf("/readyz = %d %s, want 503 naming no address or dial error", code, body)
+	}
+	if logs.FilterMessageSnippet("redis unreachable at start").Len() != 1 {
+		t.Fatalf("no structured warning about Redis at start: %v", logs.All())
+	}
+
+	if err := srv.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if code, _ := d.call(t, "GET", "/readyz", "", nil); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready 20 s after Redis came back; logs: %v", logs.All())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Everything runs: a send goes through.
+	req := map[string]any{"send_id": "after-redis", "operation": "chats_messages_send", "account_id": "acc-paris",
+		"chat_id": "chat-paris-lucas", "text": "Bonjour"}
+	if code, body := d.call(t, "POST", "/v1/sends", schedulerToken, req); code != http.StatusCreated {
+		t.Fatalf("enqueue: %d %s", code, body)
+	}
+}
