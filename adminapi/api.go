@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -66,6 +67,9 @@ type ProviderReader interface {
 type Options struct {
 	// Tokens are the accepted bearer tokens. Entries with an empty Token are ignored.
 	Tokens []Token
+	// TokenStore, when set, replaces Tokens: the daemon swaps its tokens at run time (reload of
+	// the tokens file) and every request authenticates against the set in force.
+	TokenStore *TokenStore
 	// MaxBodyBytes caps a request body (413 above it). Default 1 MiB.
 	MaxBodyBytes int64
 	// Provider serves the /v1/provider look-ups; nil answers them 503.
@@ -116,8 +120,7 @@ type api struct {
 	opts     Options
 	log      *zap.Logger
 	mux      *http.ServeMux
-	hashes   [][sha256.Size]byte
-	callers  []caller
+	tokens   *TokenStore
 	provider ProviderReader
 	readyLog *logthrottle.Throttle
 }
@@ -135,12 +138,9 @@ func New(svc *approval.Service, opts Options) http.Handler {
 	}
 	a := &api{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux(), provider: opts.Provider,
 		readyLog: logthrottle.New(0, opts.Now)}
-	for _, t := range opts.Tokens {
-		if t.Token == "" {
-			continue
-		}
-		a.hashes = append(a.hashes, sha256.Sum256([]byte(t.Token)))
-		a.callers = append(a.callers, caller{identity: t.Identity, roles: slices.Clone(t.Roles)})
+	a.tokens = opts.TokenStore
+	if a.tokens == nil {
+		a.tokens = NewTokenStore(opts.Tokens)
 	}
 	for _, rt := range a.routes() {
 		a.mux.Handle(rt.pattern, a.wrap(rt))
@@ -264,7 +264,8 @@ func (a *api) wrap(rt route) http.Handler {
 		if err != nil {
 			e := classify(err)
 			status = e.status
-			if status >= 500 {
+			// A not-ready /readyz is logged by readyz itself, throttled: probes ask every few seconds.
+			if status >= 500 && rt.pattern != "GET /readyz" {
 				a.log.Error("admin api error", zap.String("route", rt.pattern), zap.String("by", who), zap.Int("status", status), zap.Error(err))
 			}
 			writeError(w, e)
@@ -285,9 +286,10 @@ func (a *api) authenticate(r *http.Request) *caller {
 		return nil
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(h[len(scheme):])))
+	tt := a.tokens.table.Load() // one set for the whole request, whatever a reload does meanwhile
 	found, idx := 0, 0
-	for i := range a.hashes {
-		eq := subtle.ConstantTimeCompare(sum[:], a.hashes[i][:])
+	for i := range tt.hashes {
+		eq := subtle.ConstantTimeCompare(sum[:], tt.hashes[i][:])
 		first := eq &^ found
 		idx = subtle.ConstantTimeSelect(first, i, idx)
 		found |= eq
@@ -295,7 +297,39 @@ func (a *api) authenticate(r *http.Request) *caller {
 	if found == 0 {
 		return nil
 	}
-	return &a.callers[idx]
+	return &tt.callers[idx]
+}
+
+// TokenStore holds the accepted tokens and lets them be replaced atomically while requests run:
+// a request sees the old set or the new one, never a mix.
+type TokenStore struct {
+	table atomic.Pointer[tokenTable]
+}
+
+// tokenTable is one parsed set of tokens: the hash of each token and its caller, by index.
+type tokenTable struct {
+	hashes  [][sha256.Size]byte
+	callers []caller
+}
+
+// NewTokenStore returns a store holding tokens (entries with an empty Token are ignored).
+func NewTokenStore(tokens []Token) *TokenStore {
+	s := &TokenStore{}
+	s.Set(tokens)
+	return s
+}
+
+// Set replaces the accepted tokens, atomically.
+func (s *TokenStore) Set(tokens []Token) {
+	tt := &tokenTable{}
+	for _, t := range tokens {
+		if t.Token == "" {
+			continue
+		}
+		tt.hashes = append(tt.hashes, sha256.Sum256([]byte(t.Token)))
+		tt.callers = append(tt.callers, caller{identity: t.Identity, roles: slices.Clone(t.Roles)})
+	}
+	s.table.Store(tt)
 }
 
 func (c *caller) hasAny(roles []string) bool {

@@ -79,6 +79,8 @@ type App struct {
 
 	// logs holds back repeated warnings of the background loops (Redis down).
 	logs *logthrottle.Throttle
+	// tokens are the admin API's tokens, reloaded from SENDWORKER_ADMIN_TOKENS_FILE.
+	tokens tokenState
 }
 
 // Start-up retry of an unreachable Redis: the first wait, doubled each time up to the last.
@@ -190,12 +192,9 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		metrics.NewQueueCollector(asynq.NewInspectorFromRedisClient(a.rdb), cfg.Worker.Queue, a.ledger),
 	)
-	tokens := make([]adminapi.Token, 0, len(cfg.Admin.Tokens))
-	for _, t := range cfg.Admin.Tokens {
-		tokens = append(tokens, adminapi.Token{Identity: t.Identity, Roles: t.Roles, Token: t.Token.Reveal()})
-	}
+	a.tokens = tokenState{store: adminapi.NewTokenStore(apiTokens(cfg.Admin.Tokens)), current: cfg.Admin.Tokens}
 	handler := adminapi.New(a.approval, adminapi.Options{
-		Tokens:       tokens,
+		TokenStore:   a.tokens.store,
 		MaxBodyBytes: cfg.Admin.MaxBodyBytes,
 		Provider:     pc,
 		Forecaster:   forecaster(a.limiter),
@@ -298,6 +297,9 @@ func (a *App) Start(ctx context.Context) error {
 		}
 		return nil
 	})
+	if a.cfg.Admin.TokensFile != "" {
+		a.goLoop("tokens-file", func() error { return a.watchTokensFile(runCtx, tokensFilePoll) })
+	}
 	pingCtx, pcancel := context.WithTimeout(ctx, 5*time.Second)
 	err = a.rdb.Ping(pingCtx).Err()
 	pcancel()

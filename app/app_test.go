@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -581,5 +584,73 @@ func TestDaemonStartsWithoutRedis(t *testing.T) {
 		"chat_id": "chat-paris-lucas", "text": "Bonjour"}
 	if code, body := d.call(t, "POST", "/v1/sends", schedulerToken, req); code != http.StatusCreated {
 		t.Fatalf("enqueue: %d %s", code, body)
+	}
+}
+
+// TestDaemonReloadsTokensFile: the admin tokens file is reloaded when it changes (and on
+// ReloadTokens, which SIGHUP calls), atomically: the new tokens work and the removed ones stop
+// working without a restart; the log names the identities added and removed, never a token; an
+// invalid file changes nothing.
+func TestDaemonReloadsTokensFile(t *testing.T) {
+	const bobToken = "bob-token-0123456789abcdef"
+	file := filepath.Join(t.TempDir(), "tokens")
+	write := func(s string) {
+		t.Helper()
+		// As an operator's tooling does: write aside, rename over (the reader never sees half a file).
+		tmp := file + ".tmp"
+		if err := os.WriteFile(tmp, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("sequencer:scheduler:" + schedulerToken + "\nalice:approver:" + approverToken + "\n")
+	core, logs := observer.New(zapcore.InfoLevel)
+	d := startDaemonWithLogger(t, map[string]string{"SENDWORKER_ADMIN_TOKENS": "", "SENDWORKER_ADMIN_TOKENS_FILE": file}, zap.New(core))
+	status := func(token string) int {
+		code, _ := d.call(t, "GET", "/v1/stats", token, nil)
+		return code
+	}
+	if status(approverToken) != http.StatusOK || status(bobToken) != http.StatusUnauthorized {
+		t.Fatal("initial tokens not in force")
+	}
+
+	// Rotation: bob added, alice removed, the sequencer keeps its token.
+	write("# rotated\nsequencer:scheduler:" + schedulerToken + "\nbob:approver+admin:" + bobToken + "\n")
+	deadline := time.Now().Add(10 * time.Second)
+	for status(bobToken) != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("the changed tokens file was not reloaded within 10 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if status(approverToken) != http.StatusUnauthorized || status(schedulerToken) != http.StatusOK {
+		t.Fatal("after reload: the removed token still works, or the kept one does not")
+	}
+	reloads := logs.FilterMessage("admin tokens reloaded").All()
+	if len(reloads) != 1 {
+		t.Fatalf("%d reload lines, want 1", len(reloads))
+	}
+	m := reloads[0].ContextMap()
+	if fmt.Sprint(m["identities_added"]) != "[bob]" || fmt.Sprint(m["identities_removed"]) != "[alice]" {
+		t.Fatalf("reload line %v, want bob added and alice removed", m)
+	}
+
+	// A broken file (a token too short) keeps the tokens in force, on a change and on SIGHUP.
+	write("bob:approver:short\n")
+	if err := d.app.ReloadTokens(); err == nil {
+		t.Fatal("ReloadTokens accepted an invalid file")
+	}
+	if status(bobToken) != http.StatusOK {
+		t.Fatal("an invalid tokens file took the tokens in force away")
+	}
+	for _, e := range logs.All() {
+		line := e.Message + fmt.Sprint(e.ContextMap())
+		for _, tok := range []string{schedulerToken, approverToken, bobToken, "short"} {
+			if strings.Contains(line, tok) {
+				t.Fatalf("a log line holds a token: %s", line)
+			}
+		}
 	}
 }

@@ -75,6 +75,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP reloads the admin tokens file (the daemon also reloads it when it changes). Caught
+	// from here on, so a SIGHUP during start-up does not kill the process; handled once started.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer func() { signal.Stop(hup); close(hup) }()
 
 	var env *devenv.Env
 	if cfg.Dev {
@@ -111,6 +116,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
+
+	go func() {
+		for range hup {
+			if err := a.ReloadTokens(); err != nil {
+				log.Warn("SIGHUP: admin tokens not reloaded", zap.Error(err))
+			}
+		}
+	}()
 
 	if cfg.Dev {
 		if code := runDemo(ctx, a, env, cfg, stdout, *devApprove, *devExit); code != 0 {
