@@ -174,6 +174,7 @@ func (a *api) routes() []route {
 		{pattern: "POST /v1/optouts", roles: admin, body: bodyRequired, handle: a.addOptOut},
 		{pattern: "DELETE /v1/optouts/{contact_id}", roles: admin, handle: a.removeOptOut},
 		{pattern: "GET /v1/stats", roles: anyone, handle: a.stats},
+		{pattern: "GET /v1/audit", roles: []string{RoleApprover, RoleAdmin}, handle: a.audit},
 		{pattern: "GET /v1/provider/accounts/{account_id}", roles: anyone, handle: a.providerAccount},
 		{pattern: "GET /v1/provider/chats", roles: anyone, handle: a.providerChats},
 		{pattern: "GET /v1/provider/chats/{chat_id}/messages", roles: anyone, handle: a.providerMessages},
