@@ -273,7 +273,7 @@ func (a *app) reviewPending(ctx context.Context, account string, limit int, path
 	} else {
 		for i := range shown {
 			fmt.Fprintf(a.stdout, "======== %d of %d: %s ========\n", i+1, len(shown), cell(shown[i].SendID))
-			printRecord(a.stdout, &shown[i])
+			a.zone.printRecord(a.stdout, &shown[i])
 			fmt.Fprintln(a.stdout)
 		}
 	}
@@ -319,9 +319,9 @@ func (a *app) listUnreviewed(ctx context.Context, c *client, rf *reviewFile) err
 		return nil
 	}
 	fmt.Fprintf(a.stderr, "%d send(s) pending approval were not approved: enqueued or changed after the review of %s:\n",
-		len(left), fmtTime(*rf.Reviewed))
+		len(left), a.zone.fmtTime(*rf.Reviewed))
 	for _, r := range left {
-		fmt.Fprintf(a.stderr, "  %s  %s  created %s\n", cell(r.SendID), cell(r.Request.AccountID), fmtTime(r.CreatedAt))
+		fmt.Fprintf(a.stderr, "  %s  %s  created %s\n", cell(r.SendID), cell(r.Request.AccountID), a.zone.fmtTime(r.CreatedAt))
 	}
 	fmt.Fprintln(a.stderr, "review them with: sendctl approve -from-list -review FILE")
 	return nil

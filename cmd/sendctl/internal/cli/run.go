@@ -41,6 +41,7 @@ type globals struct {
 	tokenFile string
 	output    string
 	timeout   time.Duration
+	tz        string
 }
 
 type app struct {
@@ -49,6 +50,7 @@ type app struct {
 	getenv         func(string) string
 	g              globals
 	token          string // resolved at the first API call; scrubbed from every error
+	zone           zone   // the zone times are printed in (-tz)
 }
 
 // command is one sendctl subcommand.
@@ -118,6 +120,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if u := getenv("SENDCTL_URL"); u != "" {
 		a.g.url = u
 	}
+	a.g.tz = getenv("SENDCTL_TZ")
 	return a.finish(a.run(ctx, args))
 }
 
@@ -204,9 +207,10 @@ func (a *app) addGlobals(fs *flag.FlagSet) {
 	fs.Var(&stringFlag{&a.g.tokenFile}, "token-file", "read the API token from this file (env SENDCTL_TOKEN_FILE)")
 	fs.Var(&stringFlag{&a.g.output}, "o", "output: table or json (the API's JSON, indented)")
 	fs.Var(&durationFlag{&a.g.timeout}, "timeout", "timeout of each API call")
+	fs.Var(&stringFlag{&a.g.tz}, "tz", "time zone of the times printed and of times typed without an offset: an IANA name, UTC (default) or local (env SENDCTL_TZ)")
 }
 
-var globalFlagNames = map[string]bool{"url": true, "token": true, "token-file": true, "o": true, "timeout": true}
+var globalFlagNames = map[string]bool{"url": true, "token": true, "token-file": true, "o": true, "timeout": true, "tz": true}
 
 type stringFlag struct{ p *string }
 
@@ -288,6 +292,11 @@ func (a *app) parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	if a.g.output != "table" && a.g.output != "json" {
 		return nil, &usageError{msg: fmt.Sprintf("-o %q: want table or json", a.g.output)}
 	}
+	z, err := parseZone(a.g.tz)
+	if err != nil {
+		return nil, &usageError{msg: err.Error()}
+	}
+	a.zone = z
 	return positional, nil
 }
 
@@ -376,6 +385,7 @@ Global flags (also accepted after the command name):
                     keep it out of the process list (env SENDCTL_TOKEN_FILE)
   -o table|json     output: aligned tables (default) or the API's JSON, indented
   -timeout D        timeout of each API call (default 30s)
+  -tz ZONE          print times in ZONE (IANA name, UTC or local; env SENDCTL_TZ; default UTC)
 
 Exit codes:
   0  success
@@ -420,7 +430,7 @@ func (a *app) commandUsage(w io.Writer, fs *flag.FlagSet) {
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprint(w, "\nGlobal flags -url, -token, -token-file, -o, -timeout: see \"sendctl help\".\n")
+	fmt.Fprint(w, "\nGlobal flags -url, -token, -token-file, -o, -timeout, -tz: see \"sendctl help\".\n")
 }
 
 func upperFirst(s string) string {
