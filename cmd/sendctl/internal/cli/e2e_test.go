@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -144,6 +145,36 @@ func TestEndToEnd(t *testing.T) {
 	if !strings.Contains(res.stderr, "self-approval refused") {
 		t.Errorf("self-approval:\n%s", res.stderr)
 	}
+
+	// The audit trail: who decided what, filtered, and exported as JSON Lines across pages.
+	res = as(apprToken, exitOK, "", "audit", "-send", "e2e-1")
+	lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[1], "enqueued") || !strings.Contains(lines[1], "sequencer") ||
+		!strings.Contains(lines[2], "approved") || !strings.Contains(lines[2], "approver-1") || !strings.Contains(lines[2], "digest "+digest[:12]) {
+		t.Errorf("audit -send e2e-1:\n%s", res.stdout)
+	}
+	res = as(apprToken, exitOK, "", "audit", "-actor", "alice", "-from", "2000-01-01")
+	if !strings.Contains(res.stdout, "e2e-3") || strings.Contains(res.stdout, "e2e-1") {
+		t.Errorf("audit -actor alice:\n%s", res.stdout)
+	}
+	res = as(apprToken, exitOK, "", "audit", "-jsonl", "-limit", "1")
+	var events []string
+	for _, line := range strings.Split(strings.TrimSpace(res.stdout), "\n") {
+		var e struct {
+			Event  string `json:"event"`
+			SendID string `json:"send_id"`
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("-jsonl line %q: %v", line, err)
+		}
+		events = append(events, e.Event+":"+e.SendID)
+	}
+	// Pages of one entry each, all followed.
+	if want := "[enqueued:e2e-1 approved:e2e-1 enqueued:e2e-3]"; fmt.Sprint(events) != want {
+		t.Errorf("audit -jsonl: %v, want %s", events, want)
+	}
+	as(schedToken, exitAuth, "", "audit") // the scheduler does not read the audit trail
+	as(apprToken, exitUsage, "", "audit", "-from", "last week")
 }
 
 // TestEndToEndForecast: sends deferred the way the worker defers them (a

@@ -75,6 +75,7 @@ func commands() []command {
 		{"forecast", "ACCOUNT_ID [-limit N] [-cursor C]", "why and until when an account's sends wait: next free slots, limits, waiting sends", forecastDetails, (*app).cmdForecast},
 		{"optout", "add|remove CONTACT_ID | list", "manage the opt-out list", "", (*app).cmdOptOut},
 		{"stats", "", "count sends per state, the outbox and the pauses", "", (*app).cmdStats},
+		{"audit", "[-actor ID] [-send ID] [-account A] [-from T] [-to T] [-all] [-jsonl]", "who decided what and when: the audit stream (JSON Lines export with -jsonl)", auditDetails, (*app).cmdAudit},
 		{"account", "ACCOUNT_ID", "provider look-up: an account and its connection status", "", (*app).cmdAccount},
 		{"chats", "-account A [-limit N] [-cursor C]", "provider look-up: the chats of an account", "", (*app).cmdChats},
 		{"messages", "CHAT_ID [-limit N] [-cursor C] [-full]", "provider look-up: a conversation, oldest to newest", "", (*app).cmdMessages},
