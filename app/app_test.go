@@ -654,3 +654,44 @@ func TestDaemonReloadsTokensFile(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisDownLogsAreRateLimited: while Redis is down, the running daemon does not log the
+// same failure several times a second: over a few seconds each message appears at most once
+// (the throttle lets one line per message per 30 s through, with a count of the ones held back).
+func TestRedisDownLogsAreRateLimited(t *testing.T) {
+	srv := redistest.Start(t)
+	core, logs := observer.New(zapcore.WarnLevel)
+	d := startDaemonWithLogger(t, map[string]string{"SENDWORKER_REDIS_URL": srv.URL()}, zap.New(core))
+	if code, _ := d.call(t, "GET", "/readyz", "", nil); code != http.StatusOK {
+		t.Fatalf("not ready with Redis up: %d", code)
+	}
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// A window of several polls of every loop (1 s each): the rate is what is measured.
+	window := time.NewTimer(4 * time.Second)
+	probe := time.NewTicker(200 * time.Millisecond) // a busy readiness probe
+	defer probe.Stop()
+probing:
+	for {
+		select {
+		case <-window.C:
+			break probing
+		case <-probe.C:
+			d.call(t, "GET", "/readyz", "", nil)
+		}
+	}
+	count := map[string]int{}
+	for _, e := range logs.All() {
+		count[e.Message]++
+	}
+	for msg, n := range count {
+		if n > 1 {
+			t.Errorf("%q logged %d times in 4 s while Redis was down", msg, n)
+		}
+	}
+	if len(count) == 0 {
+		t.Fatal("nothing logged while Redis was down")
+	}
+	t.Logf("messages while Redis was down: %v", count)
+}

@@ -114,7 +114,7 @@ func key(s string) string {
 
 // RedisLogger is go-redis's internal logger (redis.SetLogger) writing through log: each line is
 // a structured warning "redis client" with the client's text in "detail", throttled per
-// format string.
+// message.
 type RedisLogger struct {
 	log *zap.Logger
 	t   *Throttle
@@ -125,7 +125,14 @@ func NewRedisLogger(log *zap.Logger, t *Throttle) *RedisLogger { return &RedisLo
 
 // Printf implements go-redis's internal.Logging.
 func (l *RedisLogger) Printf(_ context.Context, format string, v ...any) {
-	l.t.log(l.log.Warn, "redis:"+key(format), "redis client", []zap.Field{zap.String("detail", strings.TrimSpace(fmt.Sprintf(format, v...)))})
+	msg := strings.TrimSpace(fmt.Sprintf(format, v...))
+	// go-redis prefixes "file.go:line: ": the key skips it, so one failure from several call
+	// sites counts as one message.
+	k := msg
+	if i := strings.Index(msg, ": "); i > 0 && strings.Contains(msg[:i], ".go:") {
+		k = msg[i+2:]
+	}
+	l.t.log(l.log.Warn, "redis:"+key(k), "redis client", []zap.Field{zap.String("detail", msg)})
 }
 
 // AsynqLogger is an asynq.Logger writing through log, with warnings and errors throttled per

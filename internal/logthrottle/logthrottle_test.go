@@ -45,8 +45,8 @@ func TestRedisAndAsynqLoggersAreStructuredAndThrottled(t *testing.T) {
 	th := New(time.Minute, c.now)
 	rl := NewRedisLogger(log, th)
 	al := NewAsynqLogger(log, th)
-	for i := range 10 {
-		rl.Printf(context.Background(), "redis: %s:%d: dial tcp 10.0.0.%d:6379: connect: connection refused", "pool.go", 120, i)
+	for range 10 {
+		rl.Printf(context.Background(), "redis: connection pool: failed to dial after %d attempts: %v", 5, "dial tcp 10.0.0.1:6379: connect: connection refused")
 		al.Error("Dequeue error: dial tcp 10.0.0.1:6379: connect: connection refused")
 	}
 	al.Info("Starting processing")
