@@ -315,3 +315,44 @@ func FuzzParseIDFile(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseApproveFile: the review file (or a hand-made list) never panics the parser; what it
+// accepts has a send id and a digest in every item, and a syntax error says where it is.
+func FuzzParseApproveFile(f *testing.F) {
+	f.Add([]byte(`[{"send_id":"s-1","digest":"ab"}]`))
+	f.Add([]byte(`{"reviewed_at":"2026-03-01T09:00:00Z","account_id":"a","items":[{"send_id":"s","digest":"d"}]}`))
+	f.Add([]byte("{\n  \"items\": [\n    {\"send_id\": \"s\" \"digest\": \"d\"}\n  ]\n}"))
+	f.Add([]byte(`{"items":[]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rf, err := parseApproveFile(data)
+		if err != nil {
+			return
+		}
+		if len(rf.Items) == 0 {
+			t.Fatal("accepted a file without items")
+		}
+		for _, it := range rf.Items {
+			if it.SendID == "" || it.Digest == "" {
+				t.Fatalf("accepted an item without send_id or digest: %+v", it)
+			}
+		}
+	})
+}
+
+// FuzzParseTime: a time typed by a human either parses or is an error naming the input; never a
+// panic, whatever the zone.
+func FuzzParseTime(f *testing.F) {
+	f.Add("2026-03-01T09:30:00+01:00", "Europe/Paris")
+	f.Add("2026-03-01 09:30", "local")
+	f.Add("2026-03-01", "")
+	f.Add("last week", "UTC")
+	f.Fuzz(func(t *testing.T, s, tz string) {
+		z, err := parseZone(tz)
+		if err != nil {
+			return
+		}
+		if _, err := z.parseTime(s); err != nil && !strings.Contains(err.Error(), "is not a time") {
+			t.Fatalf("error %v does not say what was wrong", err)
+		}
+	})
+}
