@@ -126,7 +126,8 @@ func (x *execution) round(ctx context.Context) (o outcome, again bool) {
 	if o, stop := x.integrity(); stop {
 		return o, false
 	}
-	// Checks that need no provider read come first: the send window, then the account breaker
+	// Checks that need no provider read come first: the send window, the maximum delay after
+	// approval, then the account breaker
 	// (an unhealthy account's sends wait without taking a slot).
 	if o, stop := x.window(); stop {
 		return o, false
@@ -190,7 +191,7 @@ func (x *execution) precheck() (outcome, bool) {
 }
 
 // maxDelay ends a send that waited too long after its approval (a pause forgotten, a breaker
-// open for days): without window.not_after it may go out at most MaxDelayAfterApproval after
+// open for days): without window.not_after it may go out at most Options.MaxDelay after
 // it was approved. A send's own not_after wins (window() judges it). No provider call.
 func (x *execution) maxDelay() (outcome, bool) {
 	rec := x.rec
