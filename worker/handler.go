@@ -127,8 +127,8 @@ func (x *execution) round(ctx context.Context) (o outcome, again bool) {
 		return o, false
 	}
 	// Checks that need no provider read come first: the send window, the maximum delay after
-	// approval, then the account breaker
-	// (an unhealthy account's sends wait without taking a slot).
+	// approval, then the account breaker (an unhealthy account's sends wait without taking a
+	// slot).
 	if o, stop := x.window(); stop {
 		return o, false
 	}
