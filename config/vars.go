@@ -308,7 +308,7 @@ func vars() []varSpec {
 					return checkAdminTokens(c.Admin.Tokens)
 				},
 			}},
-		{name: envAdminTokensFile, doc: "File of admin tokens, one identity:role[+role]:token per line (# comments); instead of " + envAdminTokens + ".",
+		{name: envAdminTokensFile, doc: "File of admin tokens, one identity:role[+role]:token per line (# comments); instead of " + envAdminTokens + ". Reloaded without a restart on SIGHUP and when its content changes (an invalid file keeps the tokens in force).",
 			binding: binding{
 				ptr:   func(c *Config) any { return &c.Admin.TokensFile },
 				parse: loadTokensFile,
