@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -175,6 +176,24 @@ func TestEndToEnd(t *testing.T) {
 	}
 	as(schedToken, exitAuth, "", "audit") // the scheduler does not read the audit trail
 	as(apprToken, exitUsage, "", "audit", "-from", "last week")
+
+	// Bulk approval against the real API: the review run prints e2e-3 in full and writes its
+	// digest; e2e-4, enqueued after the review, is not approved by the approve run but listed.
+	review := filepath.Join(t.TempDir(), "review.json")
+	res = as(apprToken, exitOK, "", "approve", "-from-list", "-account", "acc-1", "-review", review)
+	if !strings.Contains(res.stdout, "  | self\n") || !strings.Contains(res.stdout, own) {
+		t.Errorf("review run:\n%s", res.stdout)
+	}
+	as(schedToken, exitOK, "", "enqueue", "-send-id", "e2e-4", "-op", "send", "-account", "acc-1", "-chat", "chat-1", "-text", "late")
+	res = as(apprToken, exitOK, "", "approve", "-f", review)
+	if !strings.Contains(res.stdout, "e2e-3") || !strings.Contains(res.stdout, "approved") || strings.Contains(res.stdout, "e2e-4") ||
+		!strings.Contains(res.stderr, "1 send(s) pending approval were not approved") || !strings.Contains(res.stderr, "  e2e-4  ") {
+		t.Errorf("approve -f review:\nstdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
+	}
+	res = as(apprToken, exitOK, "", "-o", "json", "show", "e2e-4")
+	if !strings.Contains(res.stdout, `"state": "pending_approval"`) {
+		t.Errorf("e2e-4 was approved without being reviewed:\n%s", res.stdout)
+	}
 }
 
 // TestEndToEndForecast: sends deferred the way the worker defers them (a
