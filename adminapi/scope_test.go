@@ -2,6 +2,7 @@ package adminapi_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/sendworker/sendworker/adminapi"
@@ -46,6 +47,7 @@ func TestScopedApproverSeesAndDecidesOnlyItsAccounts(t *testing.T) {
 		{"provider account", "GET", "/v1/provider/accounts/acc-paris", nil, http.StatusForbidden, "forbidden"},
 		{"provider chats", "GET", "/v1/provider/chats?account_id=acc-paris", nil, http.StatusForbidden, "forbidden"},
 		{"provider messages", "GET", "/v1/provider/chats/chat-paris-camille/messages", nil, http.StatusForbidden, "forbidden"},
+		{"audit of another account", "GET", "/v1/audit?account_id=acc-paris", nil, http.StatusForbidden, "forbidden"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantStatus(t, e.do(tc.method, tc.path, tokLyon, tc.body), tc.status, tc.code)
@@ -86,6 +88,12 @@ func TestScopedApproverSeesAndDecidesOnlyItsAccounts(t *testing.T) {
 		}
 	}
 
+	// The audit trail of its own account holds none of acc-paris's entries.
+	r = e.do("GET", "/v1/audit", tokLyon, nil)
+	wantStatus(t, r, http.StatusOK, "")
+	if strings.Contains(string(r.raw), "p-1") {
+		t.Fatalf("lyon-rep reads acc-paris's audit: %s", r.raw)
+	}
 	// The approver of acc-paris sees and approves.
 	wantStatus(t, e.do("GET", "/v1/sends/p-1", tokParis, nil), http.StatusOK, "")
 	r = e.do("GET", "/v1/sends", tokParis, nil)

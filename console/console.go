@@ -15,7 +15,6 @@ package console
 
 import (
 	"context"
-	"crypto/subtle"
 	"embed"
 	"html/template"
 	"io/fs"
@@ -56,9 +55,9 @@ type BreakerReader func(ctx context.Context, accountID string) (open bool, statu
 
 // Options configures the console.
 type Options struct {
-	// Tokens are the admin API's tokens: a token signs in, and its
-	// identity's roles and accounts apply.
-	Tokens []adminapi.Token
+	// Tokens are the admin API's tokens (the daemon's store, reloaded in
+	// place): a token signs in, and its identity's roles and accounts apply.
+	Tokens *adminapi.TokenStore
 	// SessionTTL is how long a session lasts. Default 12h.
 	SessionTTL time.Duration
 	// TrustedHeader, when set, takes the identity from this request header
@@ -172,26 +171,28 @@ type Identity struct {
 // Has reports whether the identity holds role.
 func (id *Identity) Has(role string) bool { return slices.Contains(id.Roles, role) }
 
-// identity looks up a configured identity by name.
+// identity looks up a configured identity by name, in the tokens in force.
 func (c *Console) identity(name string) *Identity {
-	for _, t := range c.opts.Tokens {
-		if t.Identity == name && t.Token != "" {
-			return &Identity{Name: t.Identity, Roles: t.Roles, Accounts: adminapi.Scope(t.Accounts)}
-		}
+	if c.opts.Tokens == nil || name == "" {
+		return nil
 	}
-	return nil
+	id, ok := c.opts.Tokens.ByName(name)
+	if !ok {
+		return nil
+	}
+	return &Identity{Name: id.Name, Roles: id.Roles, Accounts: id.Accounts}
 }
 
-// byToken finds the identity of a token, comparing in constant time with
-// every configured token.
+// byToken finds the identity of a token (constant-time, as the API does).
 func (c *Console) byToken(token string) *Identity {
-	var found *Identity
-	for _, t := range c.opts.Tokens {
-		if t.Token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(t.Token)) == 1 && found == nil {
-			found = &Identity{Name: t.Identity, Roles: t.Roles, Accounts: adminapi.Scope(t.Accounts)}
-		}
+	if c.opts.Tokens == nil || token == "" {
+		return nil
 	}
-	return found
+	id, ok := c.opts.Tokens.Lookup(token)
+	if !ok {
+		return nil
+	}
+	return &Identity{Name: id.Name, Roles: id.Roles, Accounts: id.Accounts}
 }
 
 // request is what a page handler gets.

@@ -87,8 +87,9 @@ func run(n, accounts, reps int) error {
 
 	tokens := []adminapi.Token{{Identity: "approver", Roles: []string{adminapi.RoleApprover}, Token: token}}
 	api := adminapi.New(svc, adminapi.Options{Tokens: tokens})
-	withProvider := console.New(svc, console.Options{Tokens: tokens, Provider: pc})
-	noProvider := console.New(svc, console.Options{Tokens: tokens})
+	store := adminapi.NewTokenStore(tokens)
+	withProvider := console.New(svc, console.Options{Tokens: store, Provider: pc})
+	noProvider := console.New(svc, console.Options{Tokens: store})
 	cookie, err := session(ctx, withProvider)
 	if err != nil {
 		return err
