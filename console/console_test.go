@@ -6,6 +6,8 @@ import (
 	"html"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -439,4 +441,26 @@ func TestNeedsReviewPageAndResolutions(t *testing.T) {
 		t.Fatalf("u-2 went out %d times", n)
 	}
 	wantPage(t, b.get("/console/activity?q=marked"), http.StatusOK, "marked_sent", "marked_not_sent")
+}
+
+// TestReloadedTokensApplyToSessions: sessions follow the tokens in force;
+// an identity removed by a reload is signed out at its next request.
+func TestReloadedTokensApplyToSessions(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(file, []byte(strings.ReplaceAll(testTokens, ",", "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, map[string]string{"SENDWORKER_ADMIN_TOKENS": "", "SENDWORKER_ADMIN_TOKENS_FILE": file})
+	b := d.browser(t)
+	b.signIn(tokAppr)
+	wantPage(t, b.get("/console/"), http.StatusOK, "approver-1")
+	if err := os.WriteFile(file, []byte("ops:admin:"+tokAdmin+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.app.ReloadTokens(); err != nil {
+		t.Fatal(err)
+	}
+	if p := b.get("/console/"); p.status != http.StatusSeeOther {
+		t.Fatalf("a removed identity still has its session: %d", p.status)
+	}
 }
