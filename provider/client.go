@@ -412,7 +412,7 @@ func (c *Client) attempt(ctx context.Context, r *request) ([]byte, *Error) {
 	}
 	e.Problem = decodeProblem(data)
 	e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
-	return fail(classifyStatus(r.op, resp.StatusCode), ErrStatus)
+	return fail(classifyProblem(r.op, resp.StatusCode, e.Problem), ErrStatus)
 }
 
 // transportCause returns the error to report for a failed round trip: the context's cause
