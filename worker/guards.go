@@ -280,11 +280,16 @@ func (x *execution) chatError(err error, notFound tasks.Reason) outcome {
 func (x *execution) readError(err error, what string) outcome {
 	now := x.w.opts.Now()
 	n := waitsFor(x.rec, tasks.ReasonWaitProvider)
-	slug := provider.SlugOf(err)
 	var ge *globalWaitError
 	if errors.As(err, &ge) {
 		// The read did not happen: the global rate limiter is unavailable, or the worker stops.
 		return retryAfter(5*time.Second, what+": "+ge.Error())
+	}
+	if provider.ScopeOf(err) == provider.ScopeAccount {
+		// The account or its session refused (401 disconnected_account, 503 no_client_session...)
+		// since its status was read: counted toward its breaker like a sending call's refusal;
+		// the send waits.
+		return x.accountRefused(err)
 	}
 	switch provider.ClassOf(err) {
 	case provider.ClassRateLimited:
@@ -297,15 +302,10 @@ func (x *execution) readError(err error, what string) outcome {
 	case provider.ClassTransient, provider.ClassUnknownOutcome:
 		return wait(now.Add(x.w.backoff(n)), tasks.ReasonWaitProvider, what+": provider unavailable")
 	}
-	switch slug {
-	case provider.SlugInvalidCredentials, provider.SlugMissingCredentials:
+	switch provider.ScopeOf(err) {
+	case provider.ScopeCredentials:
 		// Our credentials, not the send: wait for ops to fix them.
 		return wait(now.Add(x.w.backoff(n)), tasks.ReasonWaitProvider, what+": provider credentials refused")
-	case provider.SlugDisconnectedAccount:
-		// The account dropped since its status was read: wait, and read it afresh next time
-		// (the health check then trips the breaker).
-		x.w.health.forget(x.rec.Request.AccountID)
-		return x.accountDown(statusDisconnected)
 	}
 	return failed(tasks.ReasonProviderRejected, fmt.Sprintf("%s: provider refused the read (%s)", what, slugOrStatus(err)))
 }
