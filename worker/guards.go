@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -107,8 +108,24 @@ func (x *execution) guardChat(ctx context.Context) (outcome, bool) {
 	if chat.AccountID != "" && chat.AccountID != req.AccountID {
 		return skipped(tasks.ReasonAccountMismatch, "the chat belongs to another account"), true
 	}
+	if o, stop := x.guardCapabilities(chat); stop {
+		return o, true
+	}
 	x.chat = chat
 	x.contacts = contactIDs(req.ChatID, chat)
+	return outcome{}, false
+}
+
+// guardCapabilities refuses, before any sending call, what the chat says it does not allow: a
+// read-only chat (read_only 1 or 2) takes no message, reaction, edit or delete, and a chat whose
+// disabledFeatures lists "reactions" takes no reaction.
+func (x *execution) guardCapabilities(chat *provider.Chat) (outcome, bool) {
+	if chat.ReadOnly {
+		return skipped(tasks.ReasonChatReadOnly, "the chat is read-only"), true
+	}
+	if x.op == tasks.OpReaction && slices.Contains(chat.DisabledFeatures, provider.FeatureReactions) {
+		return skipped(tasks.ReasonFeatureDisabled, "the chat disables reactions"), true
+	}
 	return outcome{}, false
 }
 
@@ -127,6 +144,9 @@ func (x *execution) guardAttendees(ctx context.Context) (outcome, bool) {
 		}
 		if !ok {
 			return skipped(tasks.ReasonColdRecipient, fmt.Sprintf("attendees_ids[%d] has no chat with the account", i)), true
+		}
+		if o, stop := x.guardCapabilities(&chat); stop {
+			return o, true
 		}
 		if x.chat == nil {
 			c := chat
@@ -151,6 +171,9 @@ func (x *execution) guardMessage(ctx context.Context, now time.Time) (outcome, b
 	}
 	if msg.Deleted {
 		return skipped(tasks.ReasonMessageNotFound, "the message was deleted"), true
+	}
+	if o, stop := x.guardCapabilities(chat); stop {
+		return o, true
 	}
 	switch x.op {
 	case tasks.OpEdit:
