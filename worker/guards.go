@@ -113,7 +113,7 @@ func (x *execution) guardChat(ctx context.Context) (outcome, bool) {
 	}
 	x.chat = chat
 	x.contacts = contactIDs(req.ChatID, chat)
-	return outcome{}, false
+	return x.guardIdentity(ctx, personOfChat(chat))
 }
 
 // guardCapabilities refuses, before any sending call, what the chat says it does not allow: a
@@ -152,8 +152,13 @@ func (x *execution) guardAttendees(ctx context.Context) (outcome, bool) {
 			c := chat
 			x.chat = &c
 		}
-		x.contacts = append(x.contacts, id)
-		x.contacts = append(x.contacts, contactIDs("", &chat)...)
+		x.contacts = addContact(x.contacts, id)
+		for _, c := range contactIDs("", &chat) {
+			x.contacts = addContact(x.contacts, c)
+		}
+		if o, stop := x.guardIdentity(ctx, personOfChat(&chat, id)); stop {
+			return o, true
+		}
 	}
 	return outcome{}, false
 }
@@ -193,7 +198,7 @@ func (x *execution) guardMessage(ctx context.Context, now time.Time) (outcome, b
 	}
 	x.chat, x.msg = chat, msg
 	x.contacts = contactIDs(req.ChatID, chat)
-	return outcome{}, false
+	return x.guardIdentity(ctx, personOfChat(chat))
 }
 
 func editable(msg *provider.Message, now time.Time) bool {
@@ -350,18 +355,23 @@ func (x *execution) attachmentError(err error) outcome {
 	}
 }
 
-// contactIDs are the ids of a chat checked against the opt-out list: the chat id as asked and
-// as the provider names it, and the provider ids of the person (or group).
+// contactIDs are the ids of a chat checked against the opt-out list, normalized: the chat id as
+// asked and as the provider names it, and the provider ids of the person (or group).
 func contactIDs(asked string, chat *provider.Chat) []string {
 	var out []string
-	seen := map[string]bool{}
 	for _, id := range []string{asked, chat.ID, chat.ProviderID, chat.AttendeeProviderID} {
-		if id != "" && !seen[id] {
-			seen[id] = true
-			out = append(out, id)
-		}
+		out = addContact(out, id)
 	}
 	return out
+}
+
+// addContact appends id, normalized, unless it is empty or already there.
+func addContact(ids []string, id string) []string {
+	id = tasks.NormalizeID(id)
+	if id == "" || slices.Contains(ids, id) {
+		return ids
+	}
+	return append(ids, id)
 }
 
 // looksLikePhoneNumber reports an attendee id that is a raw number ("+33 6 12 34 56 78",
