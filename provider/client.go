@@ -367,9 +367,13 @@ func (c *Client) attempt(ctx context.Context, r *request) ([]byte, *Error) {
 		payload, contentType = r.form.encode()
 		req.Header.Set("Content-Type", contentType)
 	case r.form != nil:
-		body, contentType, stop := r.form.stream()
+		body, contentType, length, stop := r.form.stream()
 		req.Header.Set("Content-Type", contentType)
 		req.Body = io.NopCloser(&eofReader{r: body, eof: &written})
+		if length >= 0 {
+			// Every file's size is known: sent with its length, not chunked.
+			req.ContentLength = length
+		}
 		finish = stop
 	}
 	if payload != nil {
