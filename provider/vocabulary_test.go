@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -161,5 +162,32 @@ func TestVocabularyStatusMismatch(t *testing.T) {
 	}
 	if _, ok := LookupProblem("no_such_type"); ok {
 		t.Fatal("an unknown slug was found")
+	}
+}
+
+// CheckCredentials tells a refusal of our credentials from everything else.
+func TestCheckCredentials(t *testing.T) {
+	answers := map[string]struct {
+		status  int
+		body    string
+		refused bool
+	}{
+		"ok":        {200, `{"object":"ChatList","items":[],"cursor":null}`, false},
+		"missing":   {401, `{"type":"errors/missing_credentials","status":401}`, true},
+		"invalid":   {401, `{"type":"errors/invalid_credentials","status":401}`, true},
+		"bare401":   {401, ``, true},
+		"account":   {401, `{"type":"errors/disconnected_account","status":401}`, false},
+		"down":      {503, `{"type":"errors/service_unavailable","status":503}`, false},
+		"forbidden": {403, `{"type":"errors/insufficient_permissions","status":403}`, true},
+	}
+	for name, a := range answers {
+		c, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(a.status)
+			io.WriteString(w, a.body)
+		}, func(o *Options) { o.ReadRetries = -1 })
+		err := c.CheckCredentials(context.Background())
+		if got := errors.Is(err, ErrCredentialsRefused); got != a.refused || (name == "ok") != (err == nil) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

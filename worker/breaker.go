@@ -58,8 +58,6 @@ const (
 	// breakerTTL is how long an open breaker's key lives without a probe: an account nobody
 	// sends from any more does not keep a key forever.
 	breakerTTL = 7 * 24 * time.Hour
-	// statusDisconnected is the status recorded when a read met 401 disconnected_account.
-	statusDisconnected = provider.SlugDisconnectedAccount
 )
 
 // breakerKey is the key of an account's breaker.
