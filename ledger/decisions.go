@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -197,6 +198,9 @@ func (l *Ledger) optOut(ctx context.Context, contactID, by, add string) error {
 	if contactID == "" {
 		return errors.New("ledger: opt-out: contact id is required")
 	}
+	if strings.HasPrefix(contactID, unlinkedMarkerPrefix) {
+		return fmt.Errorf("ledger: opt-out: %q is reserved", contactID)
+	}
 	form := ""
 	if f := tasks.FormOf(contactID); f != tasks.FormOther {
 		form = f.String()
@@ -234,6 +238,21 @@ func (l *Ledger) LinkedID(ctx context.Context, id string) (string, error) {
 	return v, nil
 }
 
+// unlinkedMarkerPrefix starts the opt-out set's marker members (see UnlinkedMarker); no contact
+// id may start with it.
+const unlinkedMarkerPrefix = "?unlinked:"
+
+// UnlinkedMarker is the member the opt-out set holds while some opt-out of form f is linked to
+// no one. A send whose recipient is known without form f lists it among BeginAttempt's contact
+// ids: an unlinked opt-out of that form added after the worker's checks then refuses the send
+// (skipped opted_out) instead of letting it go out. "" for tasks.FormOther.
+func UnlinkedMarker(f tasks.IDForm) string {
+	if f == tasks.FormOther {
+		return ""
+	}
+	return unlinkedMarkerPrefix + f.String()
+}
+
 // UnlinkedOptOuts counts the opted-out ids of form f (tasks.FormPhone or
 // tasks.FormLID) whose other form is not known. A person known only under the
 // other form cannot be ruled out as one of them.
@@ -264,12 +283,13 @@ func (l *Ledger) IsOptedOut(ctx context.Context, contactIDs ...string) (bool, er
 	return slices.Contains(found, true), nil
 }
 
-// OptOuts lists the opt-out list, sorted.
+// OptOuts lists the opt-out list, sorted (without its markers).
 func (l *Ledger) OptOuts(ctx context.Context) ([]string, error) {
 	ids, err := l.rdb.SMembers(ctx, l.keys.OptOut()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("ledger: opt-outs: %w", err)
 	}
+	ids = slices.DeleteFunc(ids, func(id string) bool { return strings.HasPrefix(id, unlinkedMarkerPrefix) })
 	slices.Sort(ids)
 	return ids, nil
 }

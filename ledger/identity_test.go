@@ -91,3 +91,53 @@ func TestOptOutUnderEveryKnownForm(t *testing.T) {
 		t.Fatal("FormOther counted")
 	}
 }
+
+// The opt-out set holds a marker per form while an opt-out of that form is unlinked; a send
+// that lists the marker is refused by BeginAttempt, so an unlinked opt-out added after the
+// worker's checks still stops it. Listings never show the marker, and no one can add it.
+func TestUnlinkedMarker(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	marker := UnlinkedMarker(tasks.FormPhone)
+	if marker == "" || UnlinkedMarker(tasks.FormOther) != "" {
+		t.Fatalf("markers %q %q", marker, UnlinkedMarker(tasks.FormOther))
+	}
+	if yes, _ := e.l.IsOptedOut(e.ctx, marker); yes {
+		t.Fatal("marker present with no unlinked opt-out")
+	}
+	rec, gen := e.approved("s1", "acct")
+	if err := e.l.AddOptOut(e.ctx, idPhone, "inbound"); err != nil { // after the "guards"
+		t.Fatal(err)
+	}
+	if list, _ := e.l.OptOuts(e.ctx); !slices.Equal(list, []string{idPhone}) {
+		t.Fatalf("opt-outs %v", list)
+	}
+	res, err := e.l.BeginAttempt(e.ctx, BeginRequest{SendID: "s1", Digest: rec.Digest, Gen: gen, Token: "t", Lease: time.Minute,
+		ContactIDs: []string{"chat-lone", "555@lid", marker}})
+	if err != nil || res.Outcome != BeginOptedOut {
+		t.Fatalf("begin %v %v", res.Outcome, err)
+	}
+	// Linked: no unlinked opt-out of the phone form is left, the marker goes.
+	if err := e.l.LinkIdentity(e.ctx, idPhone, idLID); err != nil {
+		t.Fatal(err)
+	}
+	if yes, _ := e.l.IsOptedOut(e.ctx, marker); yes {
+		t.Fatal("marker still present after the link")
+	}
+	// Removal of the last unlinked one clears it too.
+	if err := e.l.AddOptOut(e.ctx, "33699999999@s.whatsapp.net", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if yes, _ := e.l.IsOptedOut(e.ctx, marker); !yes {
+		t.Fatal("marker missing")
+	}
+	if err := e.l.RemoveOptOut(e.ctx, "33699999999@s.whatsapp.net", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if yes, _ := e.l.IsOptedOut(e.ctx, marker); yes {
+		t.Fatal("marker left after the removal")
+	}
+	if err := e.l.AddOptOut(e.ctx, marker, "admin"); err == nil {
+		t.Fatal("the marker was accepted as a contact id")
+	}
+}

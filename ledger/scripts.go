@@ -149,6 +149,20 @@ local function event(id, state, reason, by, attempt, detail)
 end
 
 -- append a decision to the audit stream; fields is a flat name/value list
+-- keep in the opt-out set one marker member per WhatsApp id form ('?unlinked:phone',
+-- '?unlinked:lid') while some opt-out of that form is linked to no one: a send whose
+-- recipient lacks that form lists the marker among its contact ids, so BeginAttempt's
+-- opt-out check refuses it if such an opt-out appears after the worker's guards ran.
+local function mark_unlinked(optout)
+  for _, form in ipairs({'phone', 'lid'}) do
+    if redis.call('SCARD', k_optout_unlinked(form)) > 0 then
+      redis.call('SADD', optout, '?unlinked:' .. form)
+    else
+      redis.call('SREM', optout, '?unlinked:' .. form)
+    end
+  end
+end
+
 local function audit(name, fields)
   local args = {'XADD', k_audit(), 'MAXLEN', '~', AUDIT_MAXLEN, '*', 'event', name, 'at', NOW_ISO}
   for i = 1, #fields do args[#args + 1] = fields[i] end
@@ -588,6 +602,7 @@ else
     redis.call('SREM', k_optout_unlinked('lid'), linked)
   end
 end
+mark_unlinked(KEYS[1])
 if changed == 1 then
   local fields = {'contact_id', contact, 'by', by}
   if linked then fields[#fields + 1] = 'linked_id'; fields[#fields + 1] = linked end
@@ -612,6 +627,7 @@ end
 redis.call('HSET', k_idlink(), phone, lid, lid, phone)
 redis.call('SREM', k_optout_unlinked('phone'), phone)
 redis.call('SREM', k_optout_unlinked('lid'), lid)
+mark_unlinked(KEYS[1])
 local p = redis.call('SISMEMBER', KEYS[1], phone)
 local l = redis.call('SISMEMBER', KEYS[1], lid)
 if p ~= l then

@@ -3,9 +3,11 @@ package worker
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"go.uber.org/zap"
 
+	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/provider"
 	"github.com/sendworker/sendworker/tasks"
 )
@@ -32,6 +34,9 @@ func personOfChat(chat *provider.Chat, also ...string) tasks.Person {
 //     to anyone: the opt-out check cannot rule the recipient out, so the send ends in
 //     needs_review (identity_unresolved) for a human instead of going out. A recipient already
 //     opted out under a known form is left to BeginAttempt's check (skipped opted_out).
+//   - one form known, nothing linked and no unlinked opt-out of the other form yet: the marker
+//     of that form (ledger.UnlinkedMarker) goes with the contact ids, so that one added between
+//     these checks and the attempt's start refuses the send in BeginAttempt.
 //
 // Every id ends up in x.contacts, which BeginAttempt re-checks atomically.
 func (x *execution) guardIdentity(ctx context.Context, person tasks.Person) (outcome, bool) {
@@ -62,9 +67,16 @@ func (x *execution) guardIdentity(ctx context.Context, person tasks.Person) (out
 		return infraError(err), true
 	}
 	if n == 0 {
+		// Nothing to rule out now. BeginAttempt also checks the marker the opt-out set holds
+		// while an opt-out of the missing form is unlinked: one added from now on refuses the
+		// send there (skipped opted_out), atomically with the attempt's start.
+		x.contacts = append(x.contacts, ledger.UnlinkedMarker(missing))
 		return outcome{}, false
 	}
-	opted, err := x.w.l.IsOptedOut(ctx, x.contacts...)
+	ids := slices.DeleteFunc(slices.Clone(x.contacts), func(id string) bool {
+		return id == ledger.UnlinkedMarker(tasks.FormPhone) || id == ledger.UnlinkedMarker(tasks.FormLID)
+	})
+	opted, err := x.w.l.IsOptedOut(ctx, ids...)
 	if err != nil {
 		return infraError(err), true
 	}

@@ -1,7 +1,10 @@
 package worker
 
 import (
+	"context"
 	"fmt"
+	"iter"
+	"sync"
 	"testing"
 	"time"
 
@@ -248,5 +251,48 @@ func TestAccountLevelErrorsOpenBreaker(t *testing.T) {
 				t.Fatalf("%s: %s ended %s %s: %s", slug, id, rec.State, rec.Reason, historyString(rec))
 			}
 		}
+	}
+}
+
+// raceProvider adds an opt-out through the ledger the first time the messages of a chat are
+// read: after the worker's identity check, before the attempt starts.
+type raceProvider struct {
+	*provider.Client
+	chat  string
+	optIn func()
+	once  sync.Once
+}
+
+func (r *raceProvider) Messages(ctx context.Context, chatID string, p provider.ListMessagesParams) iter.Seq2[provider.Message, error] {
+	if chatID == r.chat {
+		r.once.Do(r.optIn)
+	}
+	return r.Client.Messages(ctx, chatID, p)
+}
+
+// TestUnlinkedOptOutDuringGuards: a contact known only under @lid passes the identity check
+// (no unlinked opt-out yet); an opt-out under a phone id that nothing links arrives before the
+// attempt starts: BeginAttempt refuses the send, with no sending call.
+func TestUnlinkedOptOutDuringGuards(t *testing.T) {
+	t.Parallel()
+	var e *env
+	e = newEnv(t, func(c *envConfig) {
+		c.seed = identitySeed
+		c.provider = func(cl *provider.Client, _ *wasim.Sim) Provider {
+			return &raceProvider{Client: cl, chat: loneChat, optIn: func() {
+				if err := e.ledger.AddOptOut(context.Background(), "33681999999@s.whatsapp.net", "inbound"); err != nil {
+					t.Error(err)
+				}
+			}}
+		}
+	})
+	id := newID("race")
+	req := message(id, accA, loneChat)
+	since := time.Now().Add(-time.Minute)
+	req.StopIfRepliedSince = &since
+	e.submit(req)
+	rec := e.waitTerminal(id, 10*time.Second)
+	if rec.State != tasks.StateSkipped || rec.Reason != tasks.ReasonOptedOut || len(e.deliveries(id)) != 0 {
+		t.Fatalf("%s %s, %d sending calls: %s", rec.State, rec.Reason, len(e.deliveries(id)), historyString(rec))
 	}
 }
