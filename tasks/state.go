@@ -80,6 +80,9 @@ const (
 	ReasonCanceled        Reason = "canceled"         // the scheduler or an admin canceled it
 	ReasonApprovalExpired Reason = "approval_expired" // not approved before approval_deadline
 	ReasonWindowExpired   Reason = "window_expired"   // not sent before window.not_after
+	// ReasonMaxDelay: a send without window.not_after not sent within the configured maximum
+	// delay after its approval (SENDWORKER_MAX_DELAY_AFTER_APPROVAL).
+	ReasonMaxDelay        Reason = "max_delay_exceeded"
 	ReasonDigestMismatch  Reason = "digest_mismatch"  // the approved digest is not the content's digest
 	ReasonApprovalMissing Reason = "approval_missing" // executed without a valid approval record
 
