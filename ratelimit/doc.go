@@ -15,8 +15,9 @@
 //
 // The worker calls Reserve right before BeginAttempt (ReserveSlot adds which
 // limit decided, for the wait's detail), WaitGlobal before each provider
-// request, Penalize on a provider 429 (until its Retry-After), and Cancel when
-// a send holding a future slot will not go. Forecast answers the admin API's
+// request, Penalize on a provider 429 (until its Retry-After), Cancel when
+// a send holding a future slot will not go, and GiveBack when a send that
+// consumed its slot was stopped before its sending call. Forecast answers the admin API's
 // "why does this account wait, until when".
 //
 // What this package must never do: sleep or hold a worker for a per-account
@@ -55,7 +56,9 @@
 //     of a lane is not refilled.
 //   - A canceled send leaves a gap unless the caller calls Cancel, which
 //     frees a slot still in the future (never a past one: it may have been
-//     used).
+//     used). A consumed slot is freed only by GiveBack, which the worker calls
+//     when it knows no sending call was made (a guard stopped the send), so
+//     the caps and the forecast count sends that were made.
 //   - Warm-up: with WarmupStart > 0 and the account's creation time known
 //     (Options.AccountCreatedAt), the daily cap on day d (0 = first day) is
 //     min(DailyCap, WarmupStart + d*WarmupStep), d taken at the slot's time.

@@ -271,6 +271,28 @@ func (l *Limiter) Cancel(ctx context.Context, rec *tasks.Record) (bool, error) {
 	return n == 1, nil
 }
 
+// GiveBack frees the slot at that rec consumed (ReserveSlot answered Go) when no sending call
+// followed: a guard refused the send (contact replied, cold recipient...) or it must wait for
+// something else (an unhealthy account). The slot then no longer counts toward the account's
+// spacing and caps, so a send that never went out costs nothing. It reports whether a slot was
+// freed. Never call it after a sending call was made, even one that failed: the message may
+// have gone out.
+func (l *Limiter) GiveBack(ctx context.Context, rec *tasks.Record, at time.Time) (bool, error) {
+	if rec == nil || rec.SendID == "" || rec.Request.AccountID == "" {
+		return false, ErrInvalid
+	}
+	acct := rec.Request.AccountID
+	ks := append([]string{l.keys.slots(acct), l.keys.newChats(acct), l.keys.account(acct)}, l.recipientKeys(rec)...)
+	n, err := giveBackScript.Run(ctx, l.rdb, ks, at.UnixMilli(), rec.SendID).Int()
+	if err != nil {
+		return false, fmt.Errorf("ratelimit: give back %s: %w", rec.SendID, err)
+	}
+	if n == 1 {
+		l.count("given_back")
+	}
+	return n == 1, nil
+}
+
 // Forecast is an account's rate-limit state, for the admin API's "why does it wait, until
 // when". Counts are of slots (sends that went or will go at that time).
 type Forecast struct {

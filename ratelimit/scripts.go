@@ -363,6 +363,39 @@ end
 return 1
 `)
 
+// giveBackScript frees a slot its send consumed but did not use: no sending
+// call followed (a guard refused the send, or it waits for something other
+// than its slot). The slot is found by its time and the send's member prefix.
+//
+//	KEYS[1] slots zset   KEYS[2] new-chat zset   KEYS[3] account hash   KEYS[4..] recipient keys
+//	ARGV[1] slot time (ms)   ARGV[2] send id
+//
+// Reply: 1 freed, 0 nothing to free.
+var giveBackScript = redis.NewScript(`
+local slot = ARGV[1]
+local prefix = ARGV[2] .. '#'
+local freed = 0
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], slot, slot)) do
+  if string.sub(m, 1, #prefix) == prefix then
+    redis.call('ZREM', KEYS[1], m)
+    redis.call('ZREM', KEYS[2], m)
+    freed = 1
+  end
+end
+if freed == 0 then return 0 end
+local t = tonumber(slot)
+-- the last reply moves back to the latest slot left at or before it
+local lr = tonumber(redis.call('HGET', KEYS[3], 'lr'))
+if lr and t >= lr then
+  local r = redis.call('ZREVRANGEBYSCORE', KEYS[1], slot, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if r[2] then redis.call('HSET', KEYS[3], 'lr', r[2]) else redis.call('HDEL', KEYS[3], 'lr') end
+end
+for i = 4, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i])) == t then redis.call('DEL', KEYS[i]) end
+end
+return 1
+`)
+
 // globalScript is a cluster-wide GCRA in its reserving form: every call takes
 // the next emission time and says how long to wait for it, so callers sleep
 // once and never retry.

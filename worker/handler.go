@@ -141,7 +141,7 @@ func (x *execution) round(ctx context.Context) (o outcome, again bool) {
 		return o, false
 	}
 	if o, stop := x.guards(ctx); stop {
-		x.releaseSlot(ctx)
+		x.giveBackSlot(ctx, slot)
 		return o, false
 	}
 	if slot.held {

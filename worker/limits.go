@@ -102,9 +102,8 @@ func (x *execution) awaitSlot(ctx context.Context, r reservation) (outcome, bool
 	return wait(r.at.Add(-x.w.opts.SlotLead), tasks.ReasonWaitRateLimit, "rate_limit: slot not reached"), true
 }
 
-// releaseSlot gives back the slot a send held when a guard stopped it after its reservation
-// (a skip, a failure, a wait): the next send of the account may take it. Best effort: a slot
-// left held is a gap, which is safe.
+// releaseSlot frees the slot a send holds (still in the future) when it will not use it: it
+// ended while waiting for it. Best effort: a slot left held is a gap, which is safe.
 func (x *execution) releaseSlot(ctx context.Context) {
 	c, ok := x.w.opts.Limiter.(SlotCanceler)
 	if !ok {
@@ -119,6 +118,31 @@ func (x *execution) releaseSlot(ctx context.Context) {
 	}
 	if freed {
 		x.logger().Debug("rate-limit slot released")
+	}
+}
+
+// giveBackSlot returns the slot of reservation r when a guard stopped the send after it (a
+// skip, a failure, a wait) and no sending call was made: a held slot is freed (releaseSlot), a
+// consumed one given back, so a send that never went out does not count toward the account's
+// spacing and caps (nor show in its forecast as sent). Best effort: a slot kept is a gap.
+func (x *execution) giveBackSlot(ctx context.Context, r reservation) {
+	if r.held {
+		x.releaseSlot(ctx)
+		return
+	}
+	g, ok := x.w.opts.Limiter.(SlotGiver)
+	if !ok || r.at.IsZero() {
+		return
+	}
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	freed, err := g.GiveBack(gctx, x.rec, r.at)
+	if err != nil {
+		x.logger().Debug("consumed rate-limit slot not given back", zap.Error(err))
+		return
+	}
+	if freed {
+		x.logger().Debug("consumed rate-limit slot given back")
 	}
 }
 

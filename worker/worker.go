@@ -48,6 +48,7 @@ type Provider interface {
 //   - SlotReserver: Reserve with the limit that decided the slot (in the wait's detail) and
 //     whether the send holds it;
 //   - SlotCanceler: frees a slot the send holds when it will not go (a guard skipped it);
+//   - SlotGiver: gives back a slot the send consumed when a guard stopped it before sending;
 //   - Penalizer: a provider 429 slows the whole account, on every replica;
 //   - GlobalWaiter: the cluster-wide provider request rate, waited before every provider
 //     request.
@@ -65,6 +66,13 @@ type SlotReserver interface {
 // when the send will not use it: a guard skipped or deferred it after its reservation.
 type SlotCanceler interface {
 	Cancel(ctx context.Context, rec *tasks.Record) (freed bool, err error)
+}
+
+// SlotGiver is a Limiter that can give back a slot the send consumed when no sending call
+// followed (a guard refused or deferred it after its slot came), so the account's caps and
+// spacing count only sends that were made.
+type SlotGiver interface {
+	GiveBack(ctx context.Context, rec *tasks.Record, at time.Time) (freed bool, err error)
 }
 
 // Penalizer is a Limiter that can forbid an account's slots before a time: the worker calls it
@@ -87,6 +95,7 @@ var (
 	_ Limiter      = (*ratelimit.Limiter)(nil)
 	_ SlotReserver = (*ratelimit.Limiter)(nil)
 	_ SlotCanceler = (*ratelimit.Limiter)(nil)
+	_ SlotGiver    = (*ratelimit.Limiter)(nil)
 	_ Penalizer    = (*ratelimit.Limiter)(nil)
 	_ GlobalWaiter = (*ratelimit.Limiter)(nil)
 )
