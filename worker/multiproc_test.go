@@ -48,7 +48,7 @@ func procLimiter(rdb redis.UniversalClient, log *zap.Logger) *ratelimit.Limiter 
 	})
 }
 
-// TestLimitsAcrossProcesses (SPEC guarantee 6): three worker processes share one Redis and one
+// TestLimitsAcrossProcesses (guarantee 6, limits hold): three worker processes share one Redis and one
 // provider (wasim over HTTP), each with its own Redis rate limiter. A backlog of 20 sends on one
 // hot account and one send on each of 5 cold accounts are approved at once:
 //   - the hot account's sends reach the provider at least MinInterval apart, whichever process
