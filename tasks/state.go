@@ -8,7 +8,7 @@ package tasks
 // and needs_review.
 type State string
 
-// The states of SPEC.md.
+// The states of the product contract (docs/PRODUCT.md).
 const (
 	StatePendingApproval State = "pending_approval"
 	StateApproved        State = "approved"

@@ -1,5 +1,5 @@
 // Package wasim is a simulator of the Unipile-style WhatsApp provider API that sendworker sends
-// through (see shared/PROVIDER.md). The real provider cannot be reached from development, CI or
+// through (see docs/PROVIDER-API.md). The real provider cannot be reached from development, CI or
 // benchmarks, so wasim stands in for it: it speaks the same HTTP API with realistic state
 // (accounts, chats, attendees, messages) and injects the faults a careful client must survive.
 // It is a test double, never a provider: nothing it does reaches WhatsApp.
@@ -18,7 +18,7 @@
 // Listen runs a Sim on a real port; cmd/wasim wraps it as a binary. Every sending call is recorded
 // as a Delivery, so a test can prove what reached the "provider" and how it was answered.
 //
-// # Choices where PROVIDER.md is silent or unsure
+// # Choices where the provider's documentation is silent or unsure
 //
 //   - Auth: X-API-KEY when Options.APIKey is set; bearer tokens from /oauth/token when OAuth
 //     clients or refresh tokens are set; none at all when neither is (development). A missing
