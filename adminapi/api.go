@@ -1,5 +1,5 @@
-// Package adminapi is the admin HTTP API of sendworker (SPEC.md, "Admin HTTP
-// API"; wire contract in docs/CONTRACTS.md): the Sequencer enqueues sends,
+// Package adminapi is the admin HTTP API of sendworker (docs/PRODUCT.md, "Admin
+// HTTP API"; wire contract in docs/CONTRACTS.md): the Sequencer enqueues sends,
 // approvers approve or reject them, admins pause and resume, everyone reads
 // records, stats, an account's send forecast (why and until when its sends
 // wait) and the provider's view of accounts and chats.

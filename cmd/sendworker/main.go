@@ -59,8 +59,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	if cfg.Dev {
+		// Before -print-config: it shows the values dev mode runs with.
+		devenv.ApplyDefaults(cfg)
+	}
 	if *printConfig {
 		fmt.Fprint(stdout, cfg.String())
+		if cfg.Dev {
+			for _, n := range devenv.ConfigNotes(cfg) {
+				fmt.Fprintf(stdout, "# %s\n", n)
+			}
+		}
 		return 0
 	}
 	log, err := newLogger(cfg)
@@ -85,9 +94,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if cfg.Dev {
 		if noConfig && !*dev {
 			fmt.Fprintln(stderr, "sendworker: no SENDWORKER_* configuration found: starting in DEV MODE (in-process Redis + provider simulator; nothing real is sent). Set SENDWORKER_* variables for production.")
-		}
-		if cfg.Admin.Addr == config.Defaults().Admin.Addr {
-			cfg.Admin.Addr = "127.0.0.1:8080"
 		}
 		env, err = devenv.Start(cfg)
 		if err != nil {
@@ -162,7 +168,7 @@ func runDemo(ctx context.Context, a *app.App, env *devenv.Env, cfg *config.Confi
 			links[id] = "http://" + a.Addr() + "/console/dev-login?code=" + code
 		}
 	}
-	devenv.PrintBanner(out, env, a.Addr(), recs, links)
+	devenv.PrintBanner(out, env, a.Addr(), cfg.Results.Stream, recs, approve, links)
 	if exitAfter > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, exitAfter)

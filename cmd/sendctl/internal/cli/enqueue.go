@@ -21,7 +21,7 @@ import (
 const maxInputBytes = 64 << 20
 
 const enqueueDetails = `
-From a file: -f FILE holds one send request (the JSON of SPEC.md), or a batch:
+From a file: -f FILE holds one send request (the JSON of docs/PRODUCT.md), or a batch:
 {"sends":[...]} or a JSON array of requests. -f - reads standard input.
 Batches over 500 sends are split into several calls.
 
