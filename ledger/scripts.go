@@ -297,6 +297,7 @@ end
 //	KEYS[1] record  KEYS[2] history
 //	ARGV[7] send_id  ARGV[8] digest  ARGV[9] request JSON  ARGV[10] metadata JSON ("" if none)
 //	ARGV[11] account  ARGV[12] operation  ARGV[13] requested_by  ARGV[14] deadline ms  ARGV[15] chat_id
+//	ARGV[16] stop_if_replied_since ms (-1: none)  ARGV[17..] contact ids (Keys.Contact)
 //
 // Reply: {"created"} | {"exists"} | {"conflict", existing digest}.
 var createScript = script(`
@@ -319,6 +320,11 @@ redis.call('ZADD', k_all(), seq, id)
 redis.call('ZADD', k_acct_all(acct), seq, id)
 set_state(id, acct, seq, '', 'pending_approval')
 redis.call('ZADD', k_deadlines(), ARGV[14], id)
+-- the contact index (inbound.go): ARGV[16] stop_if_replied_since ms (-1: none), ARGV[17..] contact ids
+for i = 17, #ARGV do
+  redis.call('ZADD', k_contact(ARGV[i]), ARGV[16], id)
+  redis.call('PEXPIRE', k_contact(ARGV[i]), RETENTION)
+end
 event(id, 'pending_approval', '', by, 0, 'enqueued')
 audit('enqueued', {'send_id', id, 'by', by, 'digest', digest, 'account_id', acct})
 return {'created'}
