@@ -133,6 +133,9 @@ func stopApp(a *app.App, cfg *config.Config, log *zap.Logger) int {
 // runDemo enqueues the demo sends, prints how to approve them, optionally
 // approves them itself, and prints every result written back until ctx ends.
 func runDemo(ctx context.Context, a *app.App, env *devenv.Env, cfg *config.Config, out io.Writer, approve bool, exitAfter time.Duration) int {
+	if err := env.ConnectWebhook(cfg, a.Addr()); err != nil {
+		fmt.Fprintf(out, "demo: the simulator's webhook is not connected: %v\n", err)
+	}
 	recs, err := devenv.EnqueueDemo(ctx, a.Approval(), time.Now())
 	if err != nil {
 		fmt.Fprintf(out, "demo: enqueue failed: %v\n", err)

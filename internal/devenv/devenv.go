@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -64,6 +65,11 @@ func Start(cfg *config.Config) (*Env, error) {
 			return nil, fmt.Errorf("devenv: simulator: %w", err)
 		}
 		env.Sim = srv
+		if cfg.Inbound.Secret == "" {
+			// The simulator posts its webhook events (a contact writes, an account's status
+			// changes) to the daemon's receiver: ConnectWebhook, once the daemon listens.
+			cfg.Inbound.Secret = config.Secret(randomToken("dev-inbound-"))
+		}
 		cfg.Provider.BaseURL = srv.URL()
 		cfg.Provider.Auth = config.AuthAPIKey
 		cfg.Provider.APIKey = config.Secret(key)
@@ -86,6 +92,20 @@ func Start(cfg *config.Config) (*Env, error) {
 		cfg.Worker.ReconcileDelay = 2 * time.Second
 	}
 	return env, nil
+}
+
+// ConnectWebhook points the simulator's webhook at the daemon's receiver of provider events
+// (adminAddr is the daemon's admin listener), with the shared secret of cfg.
+func (e *Env) ConnectWebhook(cfg *config.Config, adminAddr string) error {
+	if e.Sim == nil || cfg.Inbound.Secret.Reveal() == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(adminAddr)
+	if err != nil {
+		return fmt.Errorf("devenv: admin address %q: %w", adminAddr, err)
+	}
+	return e.Sim.Sim().SetWebhook(wasim.WebhookConfig{URL: "http://127.0.0.1:" + port + "/v1/provider/events",
+		Header: cfg.Inbound.Header, Secret: cfg.Inbound.Secret.Reveal()})
 }
 
 // Close stops the environment's servers.
