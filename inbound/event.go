@@ -90,10 +90,10 @@ func (e *Event) Key() string {
 // wire is the JSON of an event, as the provider posts it. Unknown members are ignored: the
 // provider adds fields over time.
 type wire struct {
-	ID          string          `json:"id"`
-	Event       string          `json:"event"`
-	AccountID   string          `json:"account_id"`
-	AccountType string          `json:"account_type"`
+	ID          string `json:"id"`
+	Event       string `json:"event"`
+	AccountID   string `json:"account_id"`
+	AccountType string `json:"account_type"`
 	AccountInfo *struct {
 		UserID string `json:"user_id"`
 	} `json:"account_info"`

@@ -33,10 +33,10 @@ type Breakers interface {
 
 // ProcessorOptions configures a Processor.
 type ProcessorOptions struct {
-	Stream   string // the accepted-events stream (required)
+	Stream    string // the accepted-events stream (required)
 	LogStream string // the processed-events log (required)
-	Group    string // default DefaultGroup
-	Consumer string // default host-pid-random: unique per process
+	Group     string // default DefaultGroup
+	Consumer  string // default host-pid-random: unique per process
 	// MinIdle: entries another consumer read and left unacknowledged for this long (it died)
 	// are claimed; default 30s.
 	MinIdle time.Duration
