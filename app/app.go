@@ -189,6 +189,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		MaxBodyBytes: cfg.Admin.MaxBodyBytes,
 		Provider:     pc,
 		Forecaster:   forecaster(a.limiter),
+		Inbound:      a.inboundLog(),
 		Ready:        a.ready,
 		Metrics:      promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}),
 		Logger:       a.log.Named("admin"),
@@ -235,7 +236,7 @@ func (a *App) withInbound(admin http.Handler) http.Handler {
 		Now:     a.opts.Now,
 	})
 	mux := http.NewServeMux()
-	mux.Handle("/v1/provider/events", recv)
+	mux.Handle("POST /v1/provider/events", recv)
 	mux.Handle("/", admin)
 	return mux
 }
@@ -255,8 +256,23 @@ func selfIDs(phone string) []string {
 	return []string{digits + "@s.whatsapp.net", digits, "+" + digits}
 }
 
-// InboundLog is the processed provider events log stream (`sendctl events tail` reads it).
-func (a *App) InboundLog() string { return a.ledger.Keys().Tag() + "inbound:log" }
+// inboundLog reads the processed provider events (GET /v1/provider/events); nil when the
+// receiver is off.
+func (a *App) inboundLog() adminapi.InboundLog {
+	if a.cfg.Inbound.Secret.Reveal() == "" {
+		return nil
+	}
+	return eventLog{rdb: a.rdb, stream: a.ledger.Keys().Tag() + "inbound:log"}
+}
+
+type eventLog struct {
+	rdb    redis.UniversalClient
+	stream string
+}
+
+func (e eventLog) Events(ctx context.Context, after string, limit int) ([]inbound.LogEntry, error) {
+	return inbound.ReadLog(ctx, e.rdb, e.stream, after, limit)
+}
 
 // providerTransport is http.DefaultTransport with room for one idle
 // connection per worker slot: the default two per host makes nearly every

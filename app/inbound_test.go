@@ -111,6 +111,15 @@ func TestDaemonActsOnProviderEvents(t *testing.T) {
 			t.Errorf("delivered %q", dl.Text)
 		}
 	}
+	code, events := d2.call(t, "GET", "/v1/provider/events?limit=100", approverToken, nil)
+	for _, want := range []string{`"outcome":"replied"`, `"outcome":"opted_out"`, `"outcome":"breaker_open"`, `"r-waiting-2"`} {
+		if code != 200 || !bytes.Contains(events, []byte(want)) {
+			t.Errorf("events log (%d) lacks %s: %s", code, want, events)
+		}
+	}
+	if bytes.Contains(events, []byte("talk tomorrow")) {
+		t.Error("the events log holds message text")
+	}
 	_, metrics := d1.call(t, "GET", "/metrics", "", nil)
 	for _, series := range []string{
 		`sendworker_inbound_events_total{outcome="accepted",type="message_received"} 2`,

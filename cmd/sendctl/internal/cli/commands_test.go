@@ -116,6 +116,8 @@ func TestCommandRequests(t *testing.T) {
 			method: "DELETE", path: "/v1/optouts/contact-7", contains: []string{"removed"}},
 		{name: "optout list", args: []string{"optout", "list"}, reply: reply{200, `{"optouts":["c-1","c-2"]}`},
 			method: "GET", path: "/v1/optouts", contains: []string{"CONTACT_ID", "c-1", "c-2"}},
+		{name: "events tail", args: []string{"events", "tail", "-limit", "5"}, reply: reply{200, `{"events":[{"id":"1-0","type":"message_received","outcome":"replied","account_id":"acc-1","chat_id":"ch-1","message_id":"m-1","send_ids":["s-1","s-2"],"detail":"2 sends skipped","at":"2026-12-03T09:00:00Z"}],"next_cursor":"1-0"}`},
+			method: "GET", path: "/v1/provider/events", query: url.Values{"limit": {"5"}}, contains: []string{"OUTCOME", "replied", "s-1,s-2", "2 sends skipped"}},
 		{name: "optout list with details", args: []string{"optout", "list"}, reply: reply{200, `{"optouts":["c-1"],"entries":[{"contact_id":"c-1","reason":"keyword","keyword":"STOP","source":"provider message m1 in chat ch","by":"provider","at":"2026-12-03T09:00:00Z"}]}`},
 			method: "GET", path: "/v1/optouts", contains: []string{"REASON", "keyword", "STOP", "provider message m1"}},
 		{name: "optout add with a reason", args: []string{"optout", "add", "-reason", "asked by phone", "c-9"}, reply: reply{200, `{"optouts":["c-9"],"ended":["s-1"]}`},
