@@ -29,7 +29,7 @@ import (
 
 // InboundDedupeTTL is how long an inbound event's dedupe key is kept: longer
 // than any provider retry schedule.
-const InboundDedupeTTL = 7 * 24 * time.Hour
+const InboundDedupeTTL = 48 * time.Hour
 
 // InboundBy is the "by" of history and audit entries written for a provider event.
 const InboundBy = "provider"

@@ -174,7 +174,20 @@ func runDemo(ctx context.Context, a *app.App, env *devenv.Env, cfg *config.Confi
 		for _, e := range entries {
 			switch {
 			case e.Event != nil:
-				fmt.Fprintf(out, "EVENT  %s account=%s status=%s\n", e.Event.Type, e.Event.AccountID, e.Event.Status)
+				line := fmt.Sprintf("EVENT  %s account=%s", e.Event.Type, e.Event.AccountID)
+				if e.Event.Status != "" {
+					line += " status=" + e.Event.Status
+				}
+				if e.Event.ChatID != "" {
+					line += " chat=" + e.Event.ChatID
+				}
+				if e.Event.SendID != "" {
+					line += " send=" + e.Event.SendID
+				}
+				if len(e.Event.SendIDs) > 0 {
+					line += " sends=" + strings.Join(e.Event.SendIDs, ",")
+				}
+				fmt.Fprintln(out, line)
 			case e.Err == nil:
 				printResult(out, e.Result)
 			}
