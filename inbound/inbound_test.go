@@ -412,3 +412,35 @@ func TestReceiptsAreWrittenBackToOurSend(t *testing.T) {
 		t.Fatalf("reaction entry %v", r.Values)
 	}
 }
+
+// failingBreakers stands for a breaker store that refuses every write.
+type failingBreakers struct{}
+
+func (failingBreakers) Open(context.Context, string, string) error {
+	return fmt.Errorf("breaker store down")
+}
+func (failingBreakers) Close(context.Context, string, string) error {
+	return fmt.Errorf("breaker store down")
+}
+
+func TestAnEventThatAlwaysFailsIsDroppedAndTheNextOnesGoOn(t *testing.T) {
+	e := newEnv(t, false)
+	e.create("s1", "acc", "chat-f")
+	e.post(`{"AccountStatus":{"account_id":"acc","account_type":"WHATSAPP","message":"ERROR"}}`, secret)
+	e.post(message("acc", "chat-f", "m-f", "336@s", "ok", false), secret)
+	p := inbound.NewProcessor(e.rdb, e.l, inbound.ProcessorOptions{Stream: e.stream, LogStream: e.logs,
+		Consumer: "c", Metrics: e.metrics, Breakers: failingBreakers{}})
+	for i := 0; e.state("s1") != tasks.StateSkipped; i++ {
+		if i > 20 {
+			t.Fatal("the reply behind a failing event was never processed")
+		}
+		_, _ = p.ProcessOnce(e.ctx)
+	}
+	logs, err := inbound.ReadLog(e.ctx, e.rdb, e.logs, "", 10)
+	if err != nil || len(logs) != 2 || logs[0].Outcome != "failed" || logs[1].Outcome != "replied" {
+		t.Fatalf("log %+v %v", logs, err)
+	}
+	if e.metrics.Count("account_status", "error") != 10 {
+		t.Fatalf("%v errors counted, want 10", e.metrics.Count("account_status", "error"))
+	}
+}

@@ -62,6 +62,8 @@ type Processor struct {
 	pendingFrom string // own pending entries still to re-read after a restart ("" when done)
 	claimFrom   string
 
+	failures map[string]int // consecutive failures of an entry (Run's goroutine only)
+
 	mu   sync.Mutex
 	self map[string]selfEntry
 }
@@ -98,7 +100,8 @@ func NewProcessor(rdb redis.UniversalClient, l *ledger.Ledger, opts ProcessorOpt
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Processor{rdb: rdb, l: l, opts: opts, pendingFrom: "0", claimFrom: "0-0", self: map[string]selfEntry{}}
+	return &Processor{rdb: rdb, l: l, opts: opts, pendingFrom: "0", claimFrom: "0-0",
+		failures: map[string]int{}, self: map[string]selfEntry{}}
 }
 
 // EnsureGroup creates the consumer group (from the start of the stream: events accepted before
@@ -186,13 +189,36 @@ func (p *Processor) step(ctx context.Context, claim bool, block time.Duration) (
 	n := 0
 	for _, m := range msgs {
 		if err := p.handleEntry(ctx, m); err != nil {
-			// Left pending: this consumer re-reads it on its next round.
-			p.pendingFrom = "0"
-			return n, err
+			if p.failures[m.ID]++; p.failures[m.ID] < maxEntryAttempts || ctx.Err() != nil {
+				// Left pending: this consumer re-reads it on its next round.
+				p.pendingFrom = "0"
+				return n, err
+			}
+			// An event that fails every time must not hold up the ones behind it for ever.
+			delete(p.failures, m.ID)
+			p.opts.Logger.Error("inbound event dropped after repeated failures", zap.String("entry", m.ID),
+				zap.Int("attempts", maxEntryAttempts), zap.Error(err))
+			p.opts.Metrics.count(entryKind(m), "failed")
+			if err := p.finishEntry(ctx, m, nil, entryKind(m), Result{Outcome: "failed", Detail: err.Error()}); err != nil {
+				return n, err
+			}
 		}
+		delete(p.failures, m.ID)
 		n++
 	}
 	return n, nil
+}
+
+// maxEntryAttempts: an entry whose processing failed this many times in a row is dropped
+// (logged, counted as failed). Failures are Redis errors: a Redis outage stops every entry
+// alike, and its backoff keeps the attempts far apart.
+const maxEntryAttempts = 10
+
+func entryKind(m redis.XMessage) string {
+	if k, ok := m.Values[fieldKind].(string); ok && k != "" {
+		return k
+	}
+	return "unknown"
 }
 
 func (p *Processor) read(ctx context.Context, from string, block time.Duration) ([]redis.XMessage, error) {
@@ -251,6 +277,12 @@ func (p *Processor) handleEntry(ctx context.Context, m redis.XMessage) error {
 	} else {
 		log.Debug("inbound event processed", zap.String("detail", res.Detail))
 	}
+	return p.finishEntry(ctx, m, ev, kind, res)
+}
+
+// finishEntry logs the outcome to the log stream, acknowledges and deletes the entry, in one
+// MULTI.
+func (p *Processor) finishEntry(ctx context.Context, m redis.XMessage, ev *Event, kind string, res Result) error {
 	values := []any{"entry", m.ID, "type", kind, "outcome", res.Outcome, "detail", res.Detail,
 		"send_ids", strings.Join(res.SendIDs, ","), "at", p.opts.Now().UTC().Format(time.RFC3339Nano)}
 	if ev != nil {

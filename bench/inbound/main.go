@@ -5,10 +5,11 @@
 //     127.0.0.1 with -c parallel clients, and its answer time p50/p99; beside a baseline handler
 //     measured in the same run (read the body, XADD it: no auth, no decode), and the processing rate
 //     of the consumer group (-replicas processors) draining that backlog;
+//
 //   - reply → skipped: for -replies chats holding pending sends, the time from posting the reply to
 //     the result entry (skipped/contact_replied) of its send in the results stream.
 //
-//	go run ./bench/inbound -n 10000
+//     go run ./bench/inbound -n 10000
 package main
 
 import (
