@@ -184,7 +184,7 @@ func (a *app) cmdOptOut(ctx context.Context, args []string) error {
 			e := byID[id]
 			since := ""
 			if !e.At.IsZero() {
-				since = fmtTime(e.At)
+				since = a.zone.fmtTime(e.At)
 			}
 			row(tw, cell(id), since, cell(e.Reason), cell(e.Keyword), cell(e.By), cell(e.Source))
 		}

@@ -94,7 +94,7 @@ func (a *app) cmdEvents(ctx context.Context, args []string) error {
 				if e.Status != "" && !strings.Contains(detail, e.Status) {
 					detail = strings.TrimSpace(e.Status + " " + detail)
 				}
-				row(tw, fmtTime(e.At), cell(e.Type), cell(e.Outcome), cell(e.AccountID), cell(e.ChatID), cell(e.MessageID),
+				row(tw, a.zone.fmtTime(e.At), cell(e.Type), cell(e.Outcome), cell(e.AccountID), cell(e.ChatID), cell(e.MessageID),
 					cell(strings.Join(e.SendIDs, ",")), cell(detail))
 			}
 			tw.Flush()
