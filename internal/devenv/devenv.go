@@ -120,6 +120,9 @@ func ConfigNotes(cfg *config.Config) []string {
 	if cfg.Provider.BaseURL == "" {
 		notes = append(notes, "SENDWORKER_PROVIDER_BASE_URL is empty: dev mode starts the provider simulator (wasim) on a free port, with its own API key")
 	}
+	if cfg.Provider.BaseURL == "" && cfg.Inbound.Secret == "" {
+		notes = append(notes, "SENDWORKER_INBOUND_SECRET is empty: dev mode makes one and points the simulator's webhook at the receiver of provider events")
+	}
 	if len(cfg.Admin.Tokens) == 0 {
 		notes = append(notes, "SENDWORKER_ADMIN_TOKENS is empty: dev mode makes demo tokens for "+
 			SchedulerIdentity+" (scheduler), "+ApproverIdentity+" (approver) and "+AdminIdentity+" (admin), printed at start")
