@@ -26,6 +26,7 @@ import (
 	"github.com/sendworker/sendworker/adminapi"
 	"github.com/sendworker/sendworker/approval"
 	"github.com/sendworker/sendworker/config"
+	"github.com/sendworker/sendworker/inbound"
 	"github.com/sendworker/sendworker/internal/logthrottle"
 	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/metrics"
@@ -61,6 +62,7 @@ type App struct {
 	approval *approval.Service
 	worker   *worker.Worker
 	webhook  *webhook.Dispatcher
+	inbound  *inbound.Processor // nil when the receiver is off (no SENDWORKER_INBOUND_SECRET)
 	provider *provider.Client
 	limiter  *ratelimit.Limiter // nil when Options.Limiter was given
 	metrics  *metrics.Metrics
@@ -205,13 +207,89 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		MaxBodyBytes: cfg.Admin.MaxBodyBytes,
 		Provider:     pc,
 		Forecaster:   forecaster(a.limiter),
+		Inbound:      a.inboundLog(),
 		Ready:        a.ready,
 		Metrics:      promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}),
 		Logger:       a.log.Named("admin"),
 		Now:          opts.Now,
 	})
-	a.server = adminapi.NewServer(cfg.Admin.Addr, handler)
+	a.server = adminapi.NewServer(cfg.Admin.Addr, a.withInbound(handler))
 	return a, nil
+}
+
+// withInbound mounts the receiver of the provider's webhook events (POST /v1/provider/events, its
+// own shared-secret authentication) next to the admin API, and builds its processor; without
+// SENDWORKER_INBOUND_SECRET it returns the admin handler as is.
+func (a *App) withInbound(admin http.Handler) http.Handler {
+	cfg := a.cfg.Inbound
+	if cfg.Secret.Reveal() == "" {
+		return admin
+	}
+	m := inbound.NewMetrics(a.registry)
+	stream, logs := a.ledger.Keys().Tag()+"inbound", a.ledger.Keys().Tag()+"inbound:log"
+	recv := inbound.NewReceiver(a.rdb, inbound.ReceiverOptions{
+		Secrets:      []string{cfg.Secret.Reveal(), cfg.PreviousSecret.Reveal()},
+		Header:       cfg.Header,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Stream:       stream,
+		Metrics:      m,
+		Logger:       a.log.Named("inbound"),
+		Now:          a.opts.Now,
+	})
+	pc := a.provider
+	a.inbound = inbound.NewProcessor(a.rdb, a.ledger, inbound.ProcessorOptions{
+		Stream:    stream,
+		LogStream: logs,
+		Keywords:  inbound.NewKeywords(cfg.OptOutKeywords),
+		Breakers:  worker.NewAccountBreakers(a.ledger, a.metrics, a.opts.Now, a.log.Named("inbound")),
+		SelfIDs: func(ctx context.Context, accountID string) ([]string, error) {
+			acc, err := pc.GetAccount(ctx, accountID)
+			if err != nil {
+				return nil, err
+			}
+			return selfIDs(acc.ConnectionParams.IM.PhoneNumber), nil
+		},
+		Metrics: m,
+		Logger:  a.log.Named("inbound"),
+		Now:     a.opts.Now,
+	})
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/provider/events", recv)
+	mux.Handle("/", admin)
+	return mux
+}
+
+// selfIDs are the provider ids a WhatsApp account's own messages carry: its phone number's
+// digits, alone and as <digits>@s.whatsapp.net.
+func selfIDs(phone string) []string {
+	digits := strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, phone)
+	if digits == "" {
+		return nil
+	}
+	return []string{digits + "@s.whatsapp.net", digits, "+" + digits}
+}
+
+// inboundLog reads the processed provider events (GET /v1/provider/events); nil when the
+// receiver is off.
+func (a *App) inboundLog() adminapi.InboundLog {
+	if a.cfg.Inbound.Secret.Reveal() == "" {
+		return nil
+	}
+	return eventLog{rdb: a.rdb, stream: a.ledger.Keys().Tag() + "inbound:log"}
+}
+
+type eventLog struct {
+	rdb    redis.UniversalClient
+	stream string
+}
+
+func (e eventLog) Events(ctx context.Context, after string, limit int) ([]inbound.LogEntry, error) {
+	return inbound.ReadLog(ctx, e.rdb, e.stream, after, limit)
 }
 
 // providerTransport is http.DefaultTransport with room for one idle
@@ -370,6 +448,9 @@ func (a *App) startRunning(runCtx context.Context) error {
 	a.goLoop("ledger-maintenance", func() error { return a.maintenanceLoop(runCtx) })
 	if a.webhook != nil {
 		a.goLoop("webhook", func() error { return a.webhook.Run(runCtx) })
+	}
+	if a.inbound != nil {
+		a.goLoop("inbound", func() error { return a.inbound.Run(runCtx) })
 	}
 	a.running = true
 	a.log.Info("sendworker started",

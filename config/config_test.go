@@ -95,6 +95,7 @@ func TestDefaultValues(t *testing.T) {
 		Attachments:           Attachments{MaxBytes: 15 << 20},
 		Results: Results{Stream: "sendworker:results", StreamMaxLen: 1_000_000, Retention: 720 * time.Hour,
 			Webhook: Webhook{Timeout: 10 * time.Second, MaxAttempts: 10}},
+		Inbound:   Inbound{Header: "X-Sendworker-Inbound-Secret", MaxBodyBytes: 256 << 10},
 		Log:       Log{Level: "info", Format: "json"},
 		KeyPrefix: "sendworker",
 	}
@@ -451,6 +452,8 @@ func TestGoodFixture(t *testing.T) {
 		Results: Results{Stream: "prod:results", StreamMaxLen: 500000, Retention: 2160 * time.Hour,
 			Webhook: Webhook{URL: "https://sequencer.example.com/hooks/sendworker", Secret: "webhook-secret-0123456789",
 				Timeout: 5 * time.Second, MaxAttempts: 20}},
+		Inbound: Inbound{Secret: "inbound-secret-0123456789", PreviousSecret: "inbound-old-secret-0123456789",
+			Header: "X-Provider-Secret", MaxBodyBytes: 128 << 10, OptOutKeywords: []string{"STOP", "ARRÊT", "STOP ALL"}},
 		Log:       Log{Level: "warn", Format: "console"},
 		KeyPrefix: "sw:prod",
 	}

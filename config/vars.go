@@ -183,6 +183,19 @@ func checkWebhookSecret(s Secret) error {
 	return nil
 }
 
+// checkHeaderName accepts an HTTP header name (token characters).
+func checkHeaderName(s string) error {
+	if s == "" {
+		return errors.New("must not be empty")
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
+			return fmt.Errorf("%q is not a valid header name", s)
+		}
+	}
+	return nil
+}
+
 func checkScopes(scopes []string) error {
 	var problems []string
 	for _, s := range scopes {
@@ -345,6 +358,17 @@ func vars() []varSpec {
 			binding: durationVar(func(c *Config) *time.Duration { return &c.Results.Webhook.Timeout }, positiveDuration)},
 		{name: "SENDWORKER_WEBHOOK_MAX_ATTEMPTS", def: "10", doc: "Webhook attempts per result (1..100).",
 			binding: intVar(func(c *Config) *int { return &c.Results.Webhook.MaxAttempts }, intRange(1, 100))},
+
+		{name: "SENDWORKER_INBOUND_SECRET", secret: true, doc: "Shared secret (≥ 16 characters) the provider sends in the inbound header with every webhook event to POST /v1/provider/events; empty: the receiver is off.",
+			binding: secretVar(func(c *Config) *Secret { return &c.Inbound.Secret }, checkWebhookSecret)},
+		{name: "SENDWORKER_INBOUND_SECRET_PREVIOUS", secret: true, doc: "The previous inbound secret, also accepted while a rotation is under way.",
+			binding: secretVar(func(c *Config) *Secret { return &c.Inbound.PreviousSecret }, checkWebhookSecret)},
+		{name: "SENDWORKER_INBOUND_HEADER", def: "X-Sendworker-Inbound-Secret", doc: "Request header carrying the inbound secret.",
+			binding: stringVar(func(c *Config) *string { return &c.Inbound.Header }, checkHeaderName)},
+		{name: "SENDWORKER_INBOUND_MAX_BODY_BYTES", def: "262144", doc: "Largest inbound event body, in bytes (larger: 413).",
+			binding: bytesVar(func(c *Config) *int64 { return &c.Inbound.MaxBodyBytes }, bytesRange(1024, 16<<20))},
+		{name: "SENDWORKER_INBOUND_OPTOUT_KEYWORDS", doc: "Comma-separated whole messages that opt the contact out (case- and accent-insensitive); empty: STOP, UNSUBSCRIBE and their equivalents in French, Spanish, Portuguese, German and Italian.",
+			binding: listVar(func(c *Config) *[]string { return &c.Inbound.OptOutKeywords }, nil, nil)},
 
 		{name: "SENDWORKER_LOG_LEVEL", def: "info", doc: "debug, info, warn or error.",
 			binding: enumVar(func(c *Config) *string { return &c.Log.Level }, "debug", "info", "warn", "error")},

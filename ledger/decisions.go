@@ -194,19 +194,29 @@ func (l *Ledger) RemoveOptOut(ctx context.Context, contactID, by string) error {
 }
 
 func (l *Ledger) optOut(ctx context.Context, contactID, by, add string) error {
-	contactID = tasks.NormalizeID(contactID)
-	if contactID == "" {
-		return errors.New("ledger: opt-out: contact id is required")
+	contactID, form, err := optOutContact(contactID)
+	if err != nil {
+		return err
 	}
-	if strings.HasPrefix(contactID, unlinkedMarkerPrefix) {
-		return fmt.Errorf("ledger: opt-out: %q is reserved", contactID)
+	_, err = l.run(ctx, optOutScript, l.nowMs(), []string{l.keys.OptOut()}, contactID, by, add, form)
+	return err
+}
+
+// optOutContact normalizes a contact id for the opt-out list and returns its WhatsApp id form
+// ("phone", "lid", or "" for another id), which the opt-out scripts use to file it under every
+// known form of the person. Every way onto or off the list goes through it.
+func optOutContact(contactID string) (id, form string, err error) {
+	id = tasks.NormalizeID(contactID)
+	if id == "" || strings.Contains(id, "\n") {
+		return "", "", errors.New("ledger: opt-out: contact id is required")
 	}
-	form := ""
-	if f := tasks.FormOf(contactID); f != tasks.FormOther {
+	if strings.HasPrefix(id, unlinkedMarkerPrefix) {
+		return "", "", fmt.Errorf("ledger: opt-out: %q is reserved", id)
+	}
+	if f := tasks.FormOf(id); f != tasks.FormOther {
 		form = f.String()
 	}
-	_, err := l.run(ctx, optOutScript, l.nowMs(), []string{l.keys.OptOut()}, contactID, by, add, form)
-	return err
+	return id, form, nil
 }
 
 // LinkIdentity records what the provider's data showed: a and b are the two

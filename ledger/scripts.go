@@ -163,6 +163,39 @@ local function mark_unlinked(optout)
   end
 end
 
+-- put a contact on the opt-out set under every known id of the person: the id given and,
+-- for a WhatsApp id (form 'phone' or 'lid'), its linked id of the other form; an id whose
+-- other form is unknown is kept in its form's unlinked set. Returns whether the id was
+-- added and the linked id (or false).
+local function optout_put(optout, contact, form)
+  local linked = false
+  if form ~= '' then linked = redis.call('HGET', k_idlink(), contact) end
+  local added = redis.call('SADD', optout, contact)
+  if linked then
+    redis.call('SADD', optout, linked)
+  elseif form ~= '' then
+    redis.call('SADD', k_optout_unlinked(form), contact)
+  end
+  mark_unlinked(optout)
+  return added, linked
+end
+
+-- take a contact, and its linked id of the other form, off the opt-out set. Returns 1 if
+-- either was on it, and the linked id (or false).
+local function optout_del(optout, contact, form)
+  local linked = false
+  if form ~= '' then linked = redis.call('HGET', k_idlink(), contact) end
+  local removed = redis.call('SREM', optout, contact)
+  if form ~= '' then redis.call('SREM', k_optout_unlinked(form), contact) end
+  if linked then
+    removed = math.max(removed, redis.call('SREM', optout, linked))
+    redis.call('SREM', k_optout_unlinked('phone'), linked)
+    redis.call('SREM', k_optout_unlinked('lid'), linked)
+  end
+  mark_unlinked(optout)
+  return removed, linked
+end
+
 local function audit(name, fields)
   local args = {'XADD', k_audit(), 'MAXLEN', '~', AUDIT_MAXLEN, '*', 'event', name, 'at', NOW_ISO}
   for i = 1, #fields do args[#args + 1] = fields[i] end
@@ -311,6 +344,7 @@ end
 //	KEYS[1] record  KEYS[2] history
 //	ARGV[7] send_id  ARGV[8] digest  ARGV[9] request JSON  ARGV[10] metadata JSON ("" if none)
 //	ARGV[11] account  ARGV[12] operation  ARGV[13] requested_by  ARGV[14] deadline ms  ARGV[15] chat_id
+//	ARGV[16] stop_if_replied_since ms (-1: none)  ARGV[17..] contact ids (Keys.Contact)
 //
 // Reply: {"created"} | {"exists"} | {"conflict", existing digest}.
 var createScript = script(`
@@ -333,6 +367,11 @@ redis.call('ZADD', k_all(), seq, id)
 redis.call('ZADD', k_acct_all(acct), seq, id)
 set_state(id, acct, seq, '', 'pending_approval')
 redis.call('ZADD', k_deadlines(), ARGV[14], id)
+-- the contact index (inbound.go): ARGV[16] stop_if_replied_since ms (-1: none), ARGV[17..] contact ids
+for i = 17, #ARGV do
+  redis.call('ZADD', k_contact(ARGV[i]), ARGV[16], id)
+  redis.call('PEXPIRE', k_contact(ARGV[i]), RETENTION)
+end
 event(id, 'pending_approval', '', by, 0, 'enqueued')
 audit('enqueued', {'send_id', id, 'by', by, 'digest', digest, 'account_id', acct})
 return {'created'}
@@ -583,26 +622,14 @@ return #ids
 // Reply: 1 if the list changed.
 var optOutScript = script(`
 local contact, by, form = ARGV[7], ARGV[8], ARGV[10]
-local linked = false
-if form ~= '' then linked = redis.call('HGET', k_idlink(), contact) end
-local changed, name
+local changed, linked, name
 if ARGV[9] == '1' then
-  changed, name = redis.call('SADD', KEYS[1], contact), 'optout_added'
-  if linked then
-    redis.call('SADD', KEYS[1], linked)
-  elseif form ~= '' then
-    redis.call('SADD', k_optout_unlinked(form), contact)
-  end
+  changed, linked = optout_put(KEYS[1], contact, form)
+  name = 'optout_added'
 else
-  changed, name = redis.call('SREM', KEYS[1], contact), 'optout_removed'
-  if form ~= '' then redis.call('SREM', k_optout_unlinked(form), contact) end
-  if linked then
-    changed = math.max(changed, redis.call('SREM', KEYS[1], linked))
-    redis.call('SREM', k_optout_unlinked('phone'), linked)
-    redis.call('SREM', k_optout_unlinked('lid'), linked)
-  end
+  changed, linked = optout_del(KEYS[1], contact, form)
+  name = 'optout_removed'
 end
-mark_unlinked(KEYS[1])
 if changed == 1 then
   local fields = {'contact_id', contact, 'by', by}
   if linked then fields[#fields + 1] = 'linked_id'; fields[#fields + 1] = linked end

@@ -13,7 +13,9 @@
 //     separate process: GET/PUT /_sim/faults, GET /_sim/deliveries?since=N,
 //     PUT /_sim/accounts/{id}/status, PUT /_sim/accounts/{id}/error,
 //     PUT /_sim/accounts/{id}/contacts/{provider_id}/other_id, POST /_sim/chats/{id}/incoming,
-//     GET /_sim/stats.
+//     GET /_sim/stats, GET/PUT /_sim/webhook. With a webhook set (SetWebhook, the control API or
+//     wasim -webhook-url), a contact writing through the control API and an account status change
+//     are posted as the provider's webhook events, retried 5 times when not answered 200.
 //
 // Listen runs a Sim on a real port; cmd/wasim wraps it as a binary. Every sending call is recorded
 // as a Delivery, so a test can prove what reached the "provider" and how it was answered.

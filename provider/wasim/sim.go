@@ -170,6 +170,7 @@ type Sim struct {
 	tokensIssued int
 	deliveries   []Delivery
 	requests     map[string]map[string]int
+	hooks        *webhooks // not under mu: it has its own lock
 }
 
 type account struct {
@@ -238,6 +239,7 @@ func New(opts Options) (*Sim, error) {
 		ids:           map[string]bool{},
 		tokens:        map[string]time.Time{},
 		requests:      map[string]map[string]int{},
+		hooks:         newWebhooks(),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -474,12 +476,17 @@ func (s *Sim) SetAccountStatus(accountID, status string) error {
 		return fmt.Errorf("unknown account status %q", status)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	a, ok := s.accounts[accountID]
 	if !ok {
+		s.mu.Unlock()
 		return fmt.Errorf("unknown account %q", accountID)
 	}
+	changed := a.status != status
 	a.status = status
+	s.mu.Unlock()
+	if changed {
+		s.emit("account_status", statusPayload(accountID, status))
+	}
 	return nil
 }
 
@@ -492,14 +499,23 @@ func (s *Sim) AddIncomingMessage(chatID, text string, at time.Time) (string, err
 	if n := len([]rune(text)); n > maxTextChars {
 		return "", fmt.Errorf("text has %d characters, the limit is %d", n, maxTextChars)
 	}
+	id, payload, err := s.addIncoming(chatID, text, at)
+	if err != nil {
+		return "", err
+	}
+	s.emit("message_received", payload)
+	return id, nil
+}
+
+func (s *Sim) addIncoming(chatID, text string, at time.Time) (string, hookMessage, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.chats[chatID]
 	if !ok {
-		return "", fmt.Errorf("unknown chat %q", chatID)
+		return "", hookMessage{}, fmt.Errorf("unknown chat %q", chatID)
 	}
 	if len(c.contacts) == 0 {
-		return "", fmt.Errorf("chat %q has no contact to write", chatID)
+		return "", hookMessage{}, fmt.Errorf("chat %q has no contact to write", chatID)
 	}
 	if at.IsZero() {
 		at = s.stamp()
@@ -518,7 +534,7 @@ func (s *Sim) AddIncomingMessage(chatID, text string, at time.Time) (string, err
 	}}
 	s.insertMessage(c, m)
 	c.unread++
-	return m.ID, nil
+	return m.ID, s.incomingPayload(c, m, sender), nil
 }
 
 // TokensIssued counts the access tokens issued by /oauth/token.
