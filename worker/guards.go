@@ -23,9 +23,6 @@ const (
 	EditWindowMargin   = 30 * time.Second
 	DeleteWindow       = 60 * time.Hour
 	DeleteWindowMargin = 30 * time.Minute
-	// reconcileLookback is how far before an attempt's start reconciliation looks for the
-	// message: clocks of the ledger and the provider differ a little.
-	reconcileLookback = time.Minute
 	// maxScan bounds the messages read to find one message in a chat.
 	maxScan = 5000
 )
@@ -109,6 +106,7 @@ func (x *execution) guardChat(ctx context.Context) (outcome, bool) {
 	}
 	x.chat = chat
 	x.contacts = contactIDs(req.ChatID, chat)
+	x.watermark = watermarkOf(chat)
 	return outcome{}, false
 }
 
@@ -131,6 +129,7 @@ func (x *execution) guardAttendees(ctx context.Context) (outcome, bool) {
 		if x.chat == nil {
 			c := chat
 			x.chat = &c
+			x.watermark = watermarkOf(&c)
 		}
 		x.contacts = append(x.contacts, id)
 		x.contacts = append(x.contacts, contactIDs("", &chat)...)
