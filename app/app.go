@@ -147,6 +147,8 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		Concurrency:        cfg.Worker.Concurrency,
 		ShutdownTimeout:    cfg.Worker.ShutdownTimeout,
 		ReconcileDelay:     cfg.Worker.ReconcileDelay,
+		LateCompletion:     cfg.Worker.LateCompletion,
+		ResendPolicy:       worker.ResendPolicy(cfg.Worker.ResendPolicy),
 		AccountHealthTTL:   cfg.Worker.AccountHealthTTL,
 		ProviderTimeout:    cfg.Provider.Timeout,
 		DryRun:             cfg.SendMode == config.SendDryRun,
