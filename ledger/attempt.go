@@ -469,8 +469,12 @@ func (l *Ledger) ReconcileLater(ctx context.Context, sendID, token string, u Und
 	if u.Absent {
 		absent = "1"
 	}
+	lands := int64(0)
+	if !u.LandsUntil.IsZero() {
+		lands = u.LandsUntil.UnixMilli()
+	}
 	v, err := l.run(ctx, l.lease(reconcileLaterScript), l.nowMs(), []string{l.keys.Send(sendID)},
-		sendID, token, u.After.Milliseconds(), u.LandsUntil.UnixMilli(), absent, u.Why, string(tasks.ReasonUnknownOutcome))
+		sendID, token, u.After.Milliseconds(), lands, absent, u.Why, string(tasks.ReasonUnknownOutcome))
 	if err != nil {
 		return time.Time{}, err
 	}
