@@ -263,6 +263,20 @@ func printRecord(w io.Writer, r *tasks.Record) {
 	if r.Wait != nil {
 		kv("Waiting", fmt.Sprintf("until %s (%s)", waitUntil(r.Wait), r.Wait.Reason))
 	}
+	if rc := r.Reconcile; rc != nil {
+		kv("Attempt started", fmtTime(rc.AttemptStartedAt)+" (Redis clock)")
+		if wm := rc.Watermark; wm != nil {
+			mark := "no message"
+			if wm.MessageID != "" {
+				mark = "message " + wm.MessageID
+			}
+			kv("Watermark", fmt.Sprintf("%s at %s (provider clock), chat %s", mark, fmtTime(wm.At), wm.ChatID))
+		}
+		if rc.Why != "" {
+			kv("Undecided", rc.Why)
+			kv("Next check", fmtTime(rc.NextCheck))
+		}
+	}
 	kv("Operation", string(req.Operation))
 	kv("Account", req.AccountID)
 	if req.ChatID != "" {
