@@ -276,6 +276,7 @@ func (a *App) Start(ctx context.Context) error {
 		return fmt.Errorf("app: redis %s: %w", a.cfg.Redis, err)
 	}
 	a.warnFewReplicas(ctx)
+	a.warnDurability(ctx)
 	ln, err := net.Listen("tcp", a.cfg.Admin.Addr)
 	if err != nil {
 		return fmt.Errorf("app: admin listener: %w", err)
@@ -431,6 +432,18 @@ func (a *App) warnFewReplicas(ctx context.Context) {
 	if have < want {
 		a.log.Warn("fewer Redis replicas than SENDWORKER_WAIT_REPLICAS: no send goes out until enough replicas connect (sends wait, reason redis_replication)",
 			zap.Int("wait_replicas", want), zap.Int("connected_replicas", have))
+	}
+}
+
+// warnDurability says once at start when the Redis holding the ledger cannot keep an
+// attempt's start through a crash (see ledger.Durability.Warning). It never refuses to start:
+// the operator decides.
+func (a *App) warnDurability(ctx context.Context) {
+	d := a.ledger.Durability(ctx)
+	if w := d.Warning(a.cfg.Worker.WaitReplicas); w != "" {
+		a.log.Warn("at-most-once not guaranteed through a Redis crash: "+w,
+			zap.String("appendonly", d.AppendOnly), zap.String("appendfsync", d.AppendFsync),
+			zap.Int("connected_replicas", d.Replicas), zap.Int("wait_replicas", a.cfg.Worker.WaitReplicas))
 	}
 }
 
