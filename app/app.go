@@ -435,10 +435,20 @@ func (a *App) warnFewReplicas(ctx context.Context) {
 	}
 }
 
+// maxClockSkew is the clock difference between a replica and Redis the daemon accepts
+// without a warning.
+const maxClockSkew = time.Second
+
 // warnDurability says once at start when the Redis holding the ledger cannot keep an
 // attempt's start through a crash (see ledger.Durability.Warning). It never refuses to start:
 // the operator decides.
 func (a *App) warnDurability(ctx context.Context) {
+	// Leases, attempt starts and reconciliation use Redis's clock; windows, rate-limit slots,
+	// deadlines and the outbox use this replica's: a skew shifts those by as much.
+	if skew, err := a.ledger.ClockSkew(ctx); err == nil && (skew > maxClockSkew || skew < -maxClockSkew) {
+		a.log.Warn("this replica's clock differs from Redis's: send windows, rate-limit spacing and deadlines shift by as much; synchronise the clocks (NTP)",
+			zap.Duration("skew", skew))
+	}
 	d := a.ledger.Durability(ctx)
 	if w := d.Warning(a.cfg.Worker.WaitReplicas); w != "" {
 		a.log.Warn("at-most-once not guaranteed through a Redis crash: "+w,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Durability is what the Redis master holding the ledger says about how a
@@ -68,4 +69,24 @@ func (d Durability) Warning(waitReplicas int) string {
 		"lose the last second of writes, among them the start of an attempt whose message went out, and the send goes out again; "+
 		"set appendfsync always (deploy/redis/redis.conf), or run replicas with SENDWORKER_WAIT_REPLICAS",
 		d.AppendOnly, d.AppendFsync)
+}
+
+// ClockSkew is how far the ledger's clock (Options.Now, this replica's) is
+// ahead of the clock of the Redis master holding the ledger (negative:
+// behind), measured with TIME and corrected by half the round trip. Leases,
+// attempt starts and reconciliation run on Redis's clock; the other times of
+// the ledger (outbox, deadlines, history) and the rate limiter run on the
+// replica's, so a skew shifts them (see the README, "Clocks").
+func (l *Ledger) ClockSkew(ctx context.Context) (time.Duration, error) {
+	node, err := l.nodeOf(ctx, l.keys.Outbox())
+	if err != nil {
+		return 0, fmt.Errorf("ledger: clock skew: %w", err)
+	}
+	before := time.Now()
+	server, err := node.Time(ctx).Result()
+	if err != nil {
+		return 0, fmt.Errorf("ledger: clock skew: %w", err)
+	}
+	rtt := time.Since(before)
+	return l.opts.Now().Add(-rtt / 2).Sub(server), nil
 }

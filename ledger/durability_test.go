@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -67,6 +68,28 @@ func TestDurabilityWarning(t *testing.T) {
 	for _, tt := range tests {
 		if w := tt.d.Warning(tt.wait); (w != "") != tt.warns {
 			t.Errorf("%s: warning %q, want one: %v", tt.name, w, tt.warns)
+		}
+	}
+}
+
+// TestClockSkew: a ledger whose clock runs 2 minutes ahead of Redis's measures about that.
+func TestClockSkew(t *testing.T) {
+	t.Parallel()
+	p, err := redisproc.Start(context.Background(), redisproc.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Kill() })
+	rdb := redis.NewClient(&redis.Options{Addr: p.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	for _, skew := range []time.Duration{0, 2 * time.Minute, -2 * time.Minute} {
+		l := New(rdb, Options{Now: func() time.Time { return time.Now().Add(skew) }})
+		got, err := l.ClockSkew(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := got - skew; d < -time.Second || d > time.Second {
+			t.Errorf("skew %s measured as %s", skew, got)
 		}
 	}
 }
