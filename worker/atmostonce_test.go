@@ -177,10 +177,12 @@ func TestCautiousPolicyNeverResends(t *testing.T) {
 	}
 }
 
-// chatMissingOnce answers 404 to the first chat read after its first sending call: the
-// provider briefly does not find a chat it has (a replica lagging, an index rebuilt).
+// chatMissingOnce answers 404 to the first chat read after its first sending call (every one
+// after it when always): the provider briefly, or from then on, does not find a chat it has (a
+// replica lagging, an index rebuilt).
 type chatMissingOnce struct {
 	*faultyProvider
+	always      bool
 	mu          sync.Mutex
 	sent, given bool
 }
@@ -194,7 +196,7 @@ func (c *chatMissingOnce) SendMessage(ctx context.Context, chatID string, p prov
 
 func (c *chatMissingOnce) GetChat(ctx context.Context, chatID, accountID string) (*provider.Chat, error) {
 	c.mu.Lock()
-	missing := c.sent && !c.given
+	missing := c.sent && (!c.given || c.always)
 	c.given = c.given || missing
 	c.mu.Unlock()
 	if missing {
@@ -216,4 +218,25 @@ func TestChatNotFoundWhileReconcilingIsNotAbsence(t *testing.T) {
 	id := newID("gone")
 	e.submit(message(id, accA, chatA1))
 	oneDelivery(t, e, id, e.waitTerminal(id, 20*time.Second))
+}
+
+// TestChatNotFoundWhileReconcilingEndsInReview: a chat the provider keeps answering 404 for
+// after a lost send is never taken for proof that the message is absent: after the tries,
+// needs_review, not a resend (nor a "skipped" for a message that went out).
+func TestChatNotFoundWhileReconcilingEndsInReview(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *envConfig) {
+		c.provider = func(cl *provider.Client, sim *wasim.Sim) Provider {
+			return &chatMissingOnce{always: true, faultyProvider: &faultyProvider{Client: cl, sim: sim, faults: wasim.Faults{AcceptThenDropRate: 1}, left: 1}}
+		}
+	})
+	id := newID("gone404")
+	e.submit(message(id, accA, chatA1))
+	rec := e.waitTerminal(id, 30*time.Second)
+	if rec.State != tasks.StateNeedsReview || rec.Reason != tasks.ReasonUnknownOutcome || applied(e.deliveries(id)) != 1 || rec.Attempts != 1 {
+		t.Fatalf("state %s %s, %d applied, %d attempts; %s", rec.State, rec.Reason, applied(e.deliveries(id)), rec.Attempts, historyString(rec))
+	}
+	if !strings.Contains(rec.Detail, "does not find the chat") || !strings.Contains(rec.Detail, "attempt started") {
+		t.Fatalf("detail %q", rec.Detail)
+	}
 }
