@@ -15,7 +15,7 @@ import (
 // pushed over 10 s into 3 sendworker processes (real binaries, not
 // race-built), a random one SIGKILLed about every 2 s for 15 s, Redis
 // restarted once at 5 s and killed with SIGKILL at 12 s (appendfsync always,
-// the shipped setting), the simulator's clock 2 minutes ahead of ours, failing
+// the shipped setting), the simulator's clock 2 minutes behind ours, failing
 // 5% of requests with 500, 5% with 429, dropping the connection after 10% of
 // the sending calls and storing 5% of them 8 s late without an answer. Every
 // send must end terminal, delivered at most once, with its result.
@@ -39,7 +39,7 @@ func TestChaosShort(t *testing.T) {
 	c.RedisRestartAt = 5 * time.Second
 	c.RedisKillAt = 12 * time.Second
 	c.LateStore = 0.05
-	c.ProviderClockOffset = 2 * time.Minute
+	c.ProviderClockOffset = -2 * time.Minute
 	c.Timeout = 4 * time.Minute
 	c.Dir = t.TempDir()
 	var progress lineLogger
