@@ -84,7 +84,7 @@ type BeginResult struct {
 	Outcome          BeginOutcome
 	Record           *tasks.Record
 	Attempt          int
-	AttemptStartedAt time.Time // start of the attempt begun or being reconciled
+	AttemptStartedAt time.Time // start of the attempt begun or being reconciled, on the lease clock (Redis's)
 	LeaseUntil       time.Time
 }
 
