@@ -179,6 +179,7 @@ func TestRolesOnEveryRoute(t *testing.T) {
 		{"POST", "/v1/optouts", map[string]string{"contact_id": "33611111111@s.whatsapp.net"}, []string{admin}},
 		{"DELETE", "/v1/optouts/33611111111@s.whatsapp.net", nil, []string{admin}},
 		{"GET", "/v1/stats", nil, all},
+		{"GET", "/v1/audit", nil, []string{appr, admin}},
 		{"GET", "/v1/provider/accounts/acc-paris", nil, all},
 		{"GET", "/v1/provider/chats?account_id=acc-paris", nil, all},
 		{"GET", "/v1/provider/chats/chat-paris-camille/messages", nil, all},
@@ -466,8 +467,19 @@ func TestHealthReadyMetrics(t *testing.T) {
 	e := newEnv(t)
 	wantStatus(t, e.do("GET", "/healthz", "", nil), http.StatusOK, "")
 	wantStatus(t, e.do("GET", "/readyz", "", nil), http.StatusOK, "")
-	e.ready = errors.New("redis: connection refused")
-	wantStatus(t, e.do("GET", "/readyz", "", nil), http.StatusServiceUnavailable, "unavailable")
+	e.ready = errors.New("redis: dial tcp 10.1.2.3:6379: connect: connection refused")
+	for range 5 {
+		r := e.do("GET", "/readyz", "", nil)
+		wantStatus(t, r, http.StatusServiceUnavailable, "unavailable")
+		// Unauthenticated: the answer names no address and no dial error.
+		if strings.Contains(string(r.raw), "10.1.2.3") || strings.Contains(string(r.raw), "refused") {
+			t.Fatalf("/readyz tells an anonymous caller the cause: %s", r.raw)
+		}
+	}
+	// The cause is logged, once however often the probe asks.
+	if got := e.logs.FilterMessage("not ready").All(); len(got) != 1 || !strings.Contains(got[0].ContextMap()["error"].(string), "10.1.2.3") {
+		t.Fatalf("not-ready log lines: %+v", got)
+	}
 	r := e.do("GET", "/metrics", "", nil)
 	if r.status != http.StatusOK || !strings.Contains(string(r.raw), "sendworker_test_total") {
 		t.Fatalf("metrics = %d %s", r.status, r.raw)
@@ -553,5 +565,58 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	}
 	if approved != 1 {
 		t.Fatalf("%d approval lines, want 1", approved)
+	}
+}
+
+// TestAuditAPI: GET /v1/audit lists the decisions, filtered by actor, send, account and time,
+// paged by cursor; bad filters name their field.
+func TestAuditAPI(t *testing.T) {
+	e := newEnv(t)
+	e.enqueue("s-1")
+	wantStatus(t, e.do("POST", "/v1/sends/s-1/reject", tokAppr, map[string]string{"reason": "wrong contact"}), http.StatusOK, "")
+	wantStatus(t, e.do("POST", "/v1/accounts/acc-paris/pause", tokAdmin, nil), http.StatusOK, "")
+
+	type answer struct {
+		Entries []struct {
+			ID        string `json:"id"`
+			Event     string `json:"event"`
+			By        string `json:"by"`
+			SendID    string `json:"send_id"`
+			AccountID string `json:"account_id"`
+			Note      string `json:"note"`
+		} `json:"entries"`
+		NextCursor string `json:"next_cursor"`
+	}
+	get := func(query string) answer {
+		t.Helper()
+		r := e.do("GET", "/v1/audit"+query, tokAdmin, nil)
+		wantStatus(t, r, http.StatusOK, "")
+		var a answer
+		r.decode(t, &a)
+		return a
+	}
+	all := get("")
+	if len(all.Entries) != 3 || all.Entries[0].Event != "enqueued" || all.Entries[1].Event != "rejected" ||
+		all.Entries[1].By != "approver-1" || all.Entries[1].Note != "wrong contact" || all.Entries[2].Event != "paused" {
+		t.Fatalf("audit = %+v", all)
+	}
+	if a := get("?actor=admin-1"); len(a.Entries) != 1 || a.Entries[0].Event != "paused" {
+		t.Fatalf("actor filter: %+v", a)
+	}
+	if a := get("?send_id=s-1&account_id=acc-paris"); len(a.Entries) != 2 {
+		t.Fatalf("send and account filter: %+v", a)
+	}
+	if a := get("?from=" + time.Now().Add(time.Hour).UTC().Format("2006-01-02T15:04:05Z")); len(a.Entries) != 0 {
+		t.Fatalf("from the future: %+v", a)
+	}
+	p1 := get("?limit=2")
+	if len(p1.Entries) != 2 || p1.NextCursor == "" {
+		t.Fatalf("page 1: %+v", p1)
+	}
+	if p2 := get("?limit=2&cursor=" + p1.NextCursor); len(p2.Entries) != 1 || p2.Entries[0].ID != all.Entries[2].ID || p2.NextCursor != "" {
+		t.Fatalf("page 2: %+v", p2)
+	}
+	for _, bad := range []string{"?from=yesterday", "?limit=0", "?cursor=abc", "?actr=x"} {
+		wantStatus(t, e.do("GET", "/v1/audit"+bad, tokAdmin, nil), http.StatusBadRequest, "invalid_request")
 	}
 }

@@ -1,5 +1,5 @@
-// Package adminapi is the admin HTTP API of sendworker (SPEC.md, "Admin HTTP
-// API"; wire contract in docs/CONTRACTS.md): the Sequencer enqueues sends,
+// Package adminapi is the admin HTTP API of sendworker (docs/PRODUCT.md, "Admin
+// HTTP API"; wire contract in docs/CONTRACTS.md): the Sequencer enqueues sends,
 // approvers approve or reject them, admins pause and resume, everyone reads
 // records, stats, an account's send forecast (why and until when its sends
 // wait) and the provider's view of accounts and chats.
@@ -19,11 +19,13 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/sendworker/sendworker/approval"
+	"github.com/sendworker/sendworker/internal/logthrottle"
 	"github.com/sendworker/sendworker/provider"
 )
 
@@ -65,6 +67,9 @@ type ProviderReader interface {
 type Options struct {
 	// Tokens are the accepted bearer tokens. Entries with an empty Token are ignored.
 	Tokens []Token
+	// TokenStore, when set, replaces Tokens: the daemon swaps its tokens at run time (reload of
+	// the tokens file) and every request authenticates against the set in force.
+	TokenStore *TokenStore
 	// MaxBodyBytes caps a request body (413 above it). Default 1 MiB.
 	MaxBodyBytes int64
 	// Provider serves the /v1/provider look-ups; nil answers them 503.
@@ -115,9 +120,9 @@ type api struct {
 	opts     Options
 	log      *zap.Logger
 	mux      *http.ServeMux
-	hashes   [][sha256.Size]byte
-	callers  []caller
+	tokens   *TokenStore
 	provider ProviderReader
+	readyLog *logthrottle.Throttle
 }
 
 // New returns the admin API over svc.
@@ -131,13 +136,11 @@ func New(svc *approval.Service, opts Options) http.Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &api{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux(), provider: opts.Provider}
-	for _, t := range opts.Tokens {
-		if t.Token == "" {
-			continue
-		}
-		a.hashes = append(a.hashes, sha256.Sum256([]byte(t.Token)))
-		a.callers = append(a.callers, caller{identity: t.Identity, roles: slices.Clone(t.Roles)})
+	a := &api{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux(), provider: opts.Provider,
+		readyLog: logthrottle.New(0, opts.Now)}
+	a.tokens = opts.TokenStore
+	if a.tokens == nil {
+		a.tokens = NewTokenStore(opts.Tokens)
 	}
 	for _, rt := range a.routes() {
 		a.mux.Handle(rt.pattern, a.wrap(rt))
@@ -171,6 +174,7 @@ func (a *api) routes() []route {
 		{pattern: "POST /v1/optouts", roles: admin, body: bodyRequired, handle: a.addOptOut},
 		{pattern: "DELETE /v1/optouts/{contact_id}", roles: admin, handle: a.removeOptOut},
 		{pattern: "GET /v1/stats", roles: anyone, handle: a.stats},
+		{pattern: "GET /v1/audit", roles: []string{RoleApprover, RoleAdmin}, handle: a.audit},
 		{pattern: "GET /v1/provider/accounts/{account_id}", roles: anyone, handle: a.providerAccount},
 		{pattern: "GET /v1/provider/chats", roles: anyone, handle: a.providerChats},
 		{pattern: "GET /v1/provider/chats/{chat_id}/messages", roles: anyone, handle: a.providerMessages},
@@ -261,7 +265,8 @@ func (a *api) wrap(rt route) http.Handler {
 		if err != nil {
 			e := classify(err)
 			status = e.status
-			if status >= 500 {
+			// A not-ready /readyz is logged by readyz itself, throttled: probes ask every few seconds.
+			if status >= 500 && rt.pattern != "GET /readyz" {
 				a.log.Error("admin api error", zap.String("route", rt.pattern), zap.String("by", who), zap.Int("status", status), zap.Error(err))
 			}
 			writeError(w, e)
@@ -282,9 +287,10 @@ func (a *api) authenticate(r *http.Request) *caller {
 		return nil
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(h[len(scheme):])))
+	tt := a.tokens.table.Load() // one set for the whole request, whatever a reload does meanwhile
 	found, idx := 0, 0
-	for i := range a.hashes {
-		eq := subtle.ConstantTimeCompare(sum[:], a.hashes[i][:])
+	for i := range tt.hashes {
+		eq := subtle.ConstantTimeCompare(sum[:], tt.hashes[i][:])
 		first := eq &^ found
 		idx = subtle.ConstantTimeSelect(first, i, idx)
 		found |= eq
@@ -292,7 +298,39 @@ func (a *api) authenticate(r *http.Request) *caller {
 	if found == 0 {
 		return nil
 	}
-	return &a.callers[idx]
+	return &tt.callers[idx]
+}
+
+// TokenStore holds the accepted tokens and lets them be replaced atomically while requests run:
+// a request sees the old set or the new one, never a mix.
+type TokenStore struct {
+	table atomic.Pointer[tokenTable]
+}
+
+// tokenTable is one parsed set of tokens: the hash of each token and its caller, by index.
+type tokenTable struct {
+	hashes  [][sha256.Size]byte
+	callers []caller
+}
+
+// NewTokenStore returns a store holding tokens (entries with an empty Token are ignored).
+func NewTokenStore(tokens []Token) *TokenStore {
+	s := &TokenStore{}
+	s.Set(tokens)
+	return s
+}
+
+// Set replaces the accepted tokens, atomically.
+func (s *TokenStore) Set(tokens []Token) {
+	tt := &tokenTable{}
+	for _, t := range tokens {
+		if t.Token == "" {
+			continue
+		}
+		tt.hashes = append(tt.hashes, sha256.Sum256([]byte(t.Token)))
+		tt.callers = append(tt.callers, caller{identity: t.Identity, roles: slices.Clone(t.Roles)})
+	}
+	s.table.Store(tt)
 }
 
 func (c *caller) hasAny(roles []string) bool {
@@ -317,7 +355,10 @@ func (a *api) readyz(r *http.Request, _ *caller, _ []byte) (int, any, error) {
 		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 		defer cancel()
 		if err := a.opts.Ready(ctx); err != nil {
-			return 0, nil, apiError{status: http.StatusServiceUnavailable, code: "unavailable", message: "not ready: " + err.Error()}
+			// /readyz needs no token: the cause (a Redis address, a dial error) goes to the log,
+			// once per interval however often the probe asks, and the answer stays generic.
+			a.readyLog.Warn(a.log, "not ready", zap.Error(err))
+			return 0, nil, apiError{status: http.StatusServiceUnavailable, code: "unavailable", message: "not ready; the daemon's log says why"}
 		}
 	}
 	return http.StatusOK, map[string]string{"status": "ready"}, nil

@@ -76,7 +76,7 @@ func decodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
+		return jsonError(err, v)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return invalid("body", "invalid_json", "unexpected data after the JSON value")
@@ -84,7 +84,9 @@ func decodeStrict(data []byte, v any) error {
 	return nil
 }
 
-func jsonError(err error) error {
+// jsonError names the field of a decoding error of v; an unknown field gets
+// the nearest field name of v as a hint.
+func jsonError(err error, v any) error {
 	var (
 		typeErr   *json.UnmarshalTypeError
 		syntaxErr *json.SyntaxError
@@ -104,7 +106,7 @@ func jsonError(err error) error {
 	const unknown = "json: unknown field "
 	if msg := err.Error(); strings.HasPrefix(msg, unknown) {
 		name := strings.Trim(strings.TrimPrefix(msg, unknown), `"`)
-		return invalid(name, "unknown_field", "unknown field")
+		return invalid(name, "unknown_field", tasks.UnknownFieldMessage(name, tasks.JSONFieldNames(v)))
 	}
 	return invalid("body", "invalid_json", "invalid JSON")
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/sendworker/sendworker/adminapi"
 	"github.com/sendworker/sendworker/approval"
 	"github.com/sendworker/sendworker/config"
+	"github.com/sendworker/sendworker/internal/logthrottle"
 	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/metrics"
 	"github.com/sendworker/sendworker/provider"
@@ -74,7 +75,19 @@ type App struct {
 	stopping bool
 	stopped  bool
 	started  bool
+	running  bool // Redis answered and the worker and loops run (Start may wait for Redis)
+
+	// logs holds back repeated warnings of the background loops (Redis down).
+	logs *logthrottle.Throttle
+	// tokens are the admin API's tokens, reloaded from SENDWORKER_ADMIN_TOKENS_FILE.
+	tokens tokenState
 }
+
+// Start-up retry of an unreachable Redis: the first wait, doubled each time up to the last.
+const (
+	redisRetryFirst = 500 * time.Millisecond
+	redisRetryMax   = 30 * time.Second
+)
 
 // New builds the daemon from a validated configuration. It opens no
 // listener and starts nothing: Start does.
@@ -88,7 +101,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	if cfg.Redis.Mode == "" {
 		return nil, errors.New("app: no Redis configured (SENDWORKER_REDIS_URL)")
 	}
-	a := &App{cfg: cfg, log: opts.Logger, opts: opts, registry: prometheus.NewRegistry()}
+	a := &App{cfg: cfg, log: opts.Logger, opts: opts, registry: prometheus.NewRegistry(), logs: logthrottle.New(0, opts.Now)}
 
 	a.metrics = metrics.New(a.registry)
 	transport := opts.ProviderTransport
@@ -154,6 +167,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		DryRun:             cfg.SendMode == config.SendDryRun,
 		AttachmentOrigins:  cfg.Attachments.Origins,
 		MaxAttachmentBytes: cfg.Attachments.MaxBytes,
+		MaxDelay:           cfg.MaxDelayAfterApproval,
 		Limiter:            a.opts.Limiter,
 		Metrics:            a.metrics,
 		Now:                opts.Now,
@@ -180,12 +194,9 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		metrics.NewQueueCollector(asynq.NewInspectorFromRedisClient(a.rdb), cfg.Worker.Queue, a.ledger),
 	)
-	tokens := make([]adminapi.Token, 0, len(cfg.Admin.Tokens))
-	for _, t := range cfg.Admin.Tokens {
-		tokens = append(tokens, adminapi.Token{Identity: t.Identity, Roles: t.Roles, Token: t.Token.Reveal()})
-	}
+	a.tokens = tokenState{store: adminapi.NewTokenStore(apiTokens(cfg.Admin.Tokens)), current: cfg.Admin.Tokens}
 	handler := adminapi.New(a.approval, adminapi.Options{
-		Tokens:       tokens,
+		TokenStore:   a.tokens.store,
 		MaxBodyBytes: cfg.Admin.MaxBodyBytes,
 		Provider:     pc,
 		Forecaster:   forecaster(a.limiter),
@@ -263,8 +274,11 @@ func canonicalOrigin(u *url.URL) string {
 	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
-// Start opens the admin listener and starts the worker, the approval loops
-// and the webhook. It returns once everything runs; Stop ends it.
+// Start opens the admin listener and, once Redis answers, starts the worker, the approval loops
+// and the webhook. With Redis reachable it returns once everything runs. With Redis unreachable
+// it does not fail: /healthz answers, /readyz says not ready, and Redis is retried with backoff
+// in the background (structured warnings), until it answers or Stop is called. Only a listener
+// that cannot open, or a worker that cannot start, is an error. Stop ends it.
 func (a *App) Start(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -272,11 +286,6 @@ func (a *App) Start(ctx context.Context) error {
 		return errors.New("app: already started")
 	}
 	a.started = true
-	if err := a.rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("app: redis %s: %w", a.cfg.Redis, err)
-	}
-	a.warnFewReplicas(ctx)
-	a.warnDurability(ctx)
 	ln, err := net.Listen("tcp", a.cfg.Admin.Addr)
 	if err != nil {
 		return fmt.Errorf("app: admin listener: %w", err)
@@ -284,10 +293,70 @@ func (a *App) Start(ctx context.Context) error {
 	a.listener = ln
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
-
-	if err := a.worker.Start(runCtx); err != nil {
+	a.goLoop("admin", func() error {
+		if err := a.server.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	if a.cfg.Admin.TokensFile != "" {
+		a.goLoop("tokens-file", func() error { return a.watchTokensFile(runCtx, tokensFilePoll) })
+	}
+	pingCtx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+	err = a.rdb.Ping(pingCtx).Err()
+	pcancel()
+	if err != nil {
+		a.log.Warn("redis unreachable at start: serving /healthz, not ready, retrying with backoff",
+			zap.String("redis", a.cfg.Redis.String()), zap.Error(err), zap.Duration("retry_in", redisRetryFirst))
+		a.goLoop("startup", func() error { return a.startWhenRedisAnswers(runCtx) })
+		return nil
+	}
+	if err := a.startRunning(runCtx); err != nil {
 		cancel()
-		_ = ln.Close()
+		_ = a.server.Close()
+		return err
+	}
+	return nil
+}
+
+// startWhenRedisAnswers pings Redis with backoff (redisRetryFirst doubling up to
+// redisRetryMax) and starts everything once it answers, unless the daemon is stopping by then.
+func (a *App) startWhenRedisAnswers(ctx context.Context) error {
+	wait := redisRetryFirst
+	for attempt := 2; ; attempt++ {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := a.rdb.Ping(pctx).Err()
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			wait = min(2*wait, redisRetryMax)
+			a.log.Warn("redis still unreachable; retrying", zap.Int("attempt", attempt), zap.Error(err), zap.Duration("retry_in", wait))
+			continue
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.stopping {
+			return nil
+		}
+		a.log.Info("redis answers: starting", zap.Int("attempt", attempt))
+		return a.startRunning(ctx)
+	}
+}
+
+// startRunning starts the worker and the loops that need Redis. Called with a.mu held.
+func (a *App) startRunning(runCtx context.Context) error {
+	a.warnFewReplicas(runCtx)
+	a.warnDurability(runCtx)
+	if err := a.worker.Start(runCtx); err != nil {
 		return fmt.Errorf("app: worker: %w", err)
 	}
 	a.goLoop("approval", func() error { return a.approval.Run(runCtx) })
@@ -295,14 +364,9 @@ func (a *App) Start(ctx context.Context) error {
 	if a.webhook != nil {
 		a.goLoop("webhook", func() error { return a.webhook.Run(runCtx) })
 	}
-	a.goLoop("admin", func() error {
-		if err := a.server.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
+	a.running = true
 	a.log.Info("sendworker started",
-		zap.String("admin_addr", ln.Addr().String()),
+		zap.String("admin_addr", a.listener.Addr().String()),
 		zap.String("redis", a.cfg.Redis.String()),
 		zap.String("send_mode", string(a.cfg.SendMode)),
 		zap.String("queue", a.cfg.Worker.Queue),
@@ -404,14 +468,14 @@ func (a *App) maintenanceLoop(ctx context.Context) error {
 		// Held sends whose pause was lifted by a resume that failed half-way (Redis down).
 		switch n, err := a.ledger.FinishResumes(ctx); {
 		case err != nil && ctx.Err() == nil:
-			a.log.Warn("finishing an interrupted resume failed", zap.Error(err))
+			a.logs.Warn(a.log, "finishing an interrupted resume failed", zap.Error(err))
 		case n > 0:
 			a.log.Warn("an interrupted resume is finished: held sends released", zap.Int("count", n))
 		}
 		if a.opts.Now().Sub(lastTrim) >= time.Minute {
 			lastTrim = a.opts.Now()
 			if _, err := a.ledger.Trim(ctx); err != nil && ctx.Err() == nil {
-				a.log.Warn("ledger trim failed", zap.Error(err))
+				a.logs.Warn(a.log, "ledger trim failed", zap.Error(err))
 			}
 		}
 	}
@@ -460,7 +524,7 @@ func (a *App) warnDurability(ctx context.Context) {
 func (a *App) logRecovery(ctx context.Context, msg string, ids []string, err error) {
 	switch {
 	case err != nil && ctx.Err() == nil:
-		a.log.Warn("ledger recovery failed", zap.Error(err))
+		a.logs.Warn(a.log, "ledger recovery failed", zap.Error(err))
 	case len(ids) > 0:
 		a.log.Warn(msg, zap.Int("count", len(ids)), zap.Strings("send_ids", ids))
 	}
@@ -469,10 +533,17 @@ func (a *App) logRecovery(ctx context.Context, msg string, ids []string, err err
 // ready backs /readyz: Redis answers and the daemon is not shutting down.
 func (a *App) ready(ctx context.Context) error {
 	a.mu.Lock()
-	stopping := a.stopping
+	stopping, running := a.stopping, a.running
 	a.mu.Unlock()
 	if stopping {
 		return errors.New("shutting down")
+	}
+	if !running {
+		// Redis did not answer at start yet: the worker and the loops wait for it.
+		if err := a.rdb.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("starting: redis: %w", err)
+		}
+		return errors.New("starting: redis answers, the worker is starting")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -554,4 +557,156 @@ func TestDaemonMetricsOfWaitsAndBreakers(t *testing.T) {
 	if n := len(d.sim.Sim().Deliveries()); n != 0 {
 		t.Fatalf("%d deliveries for an unhealthy account", n)
 	}
+}
+
+// TestDaemonStartsWithoutRedis: with Redis unreachable at start the daemon does not exit: it
+// serves /healthz, answers /readyz 503 with a generic reason (the cause goes to the
+// structured log), retries Redis with backoff, and becomes ready and sends once Redis answers.
+func TestDaemonStartsWithoutRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	if err := srv.Stop(); err != nil { // the address of a Redis that is down
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.InfoLevel)
+	d := startDaemonWithLogger(t, map[string]string{"SENDWORKER_REDIS_URL": srv.URL()}, zap.New(core))
+
+	if code, _ := d.call(t, "GET", "/healthz", "", nil); code != http.StatusOK {
+		t.Fatalf("/healthz = %d while Redis is down, want 200", code)
+	}
+	code, body := d.call(t, "GET", "/readyz", "", nil)
+	if code != http.StatusServiceUnavailable || strings.Contains(string(body), srv.Addr()) || strings.Contains(string(body), "refused") {
+		t.Fatalf("/readyz = %d %s, want 503 naming no address or dial error", code, body)
+	}
+	if logs.FilterMessageSnippet("redis unreachable at start").Len() != 1 {
+		t.Fatalf("no structured warning about Redis at start: %v", logs.All())
+	}
+
+	if err := srv.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if code, _ := d.call(t, "GET", "/readyz", "", nil); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready 20 s after Redis came back; logs: %v", logs.All())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Everything runs: a send goes through.
+	req := map[string]any{"send_id": "after-redis", "operation": "chats_messages_send", "account_id": "acc-paris",
+		"chat_id": "chat-paris-lucas", "text": "Bonjour"}
+	if code, body := d.call(t, "POST", "/v1/sends", schedulerToken, req); code != http.StatusCreated {
+		t.Fatalf("enqueue: %d %s", code, body)
+	}
+}
+
+// TestDaemonReloadsTokensFile: the admin tokens file is reloaded when it changes (and on
+// ReloadTokens, which SIGHUP calls), atomically: the new tokens work and the removed ones stop
+// working without a restart; the log names the identities added and removed, never a token; an
+// invalid file changes nothing.
+func TestDaemonReloadsTokensFile(t *testing.T) {
+	const bobToken = "bob-token-0123456789abcdef"
+	file := filepath.Join(t.TempDir(), "tokens")
+	write := func(s string) {
+		t.Helper()
+		// As an operator's tooling does: write aside, rename over (the reader never sees half a file).
+		tmp := file + ".tmp"
+		if err := os.WriteFile(tmp, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("sequencer:scheduler:" + schedulerToken + "\nalice:approver:" + approverToken + "\n")
+	core, logs := observer.New(zapcore.InfoLevel)
+	d := startDaemonWithLogger(t, map[string]string{"SENDWORKER_ADMIN_TOKENS": "", "SENDWORKER_ADMIN_TOKENS_FILE": file}, zap.New(core))
+	status := func(token string) int {
+		code, _ := d.call(t, "GET", "/v1/stats", token, nil)
+		return code
+	}
+	if status(approverToken) != http.StatusOK || status(bobToken) != http.StatusUnauthorized {
+		t.Fatal("initial tokens not in force")
+	}
+
+	// Rotation: bob added, alice removed, the sequencer keeps its token.
+	write("# rotated\nsequencer:scheduler:" + schedulerToken + "\nbob:approver+admin:" + bobToken + "\n")
+	deadline := time.Now().Add(10 * time.Second)
+	for status(bobToken) != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("the changed tokens file was not reloaded within 10 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if status(approverToken) != http.StatusUnauthorized || status(schedulerToken) != http.StatusOK {
+		t.Fatal("after reload: the removed token still works, or the kept one does not")
+	}
+	reloads := logs.FilterMessage("admin tokens reloaded").All()
+	if len(reloads) != 1 {
+		t.Fatalf("%d reload lines, want 1", len(reloads))
+	}
+	m := reloads[0].ContextMap()
+	if fmt.Sprint(m["identities_added"]) != "[bob]" || fmt.Sprint(m["identities_removed"]) != "[alice]" {
+		t.Fatalf("reload line %v, want bob added and alice removed", m)
+	}
+
+	// A broken file (a token too short) keeps the tokens in force, on a change and on SIGHUP.
+	write("bob:approver:short\n")
+	if err := d.app.ReloadTokens(); err == nil {
+		t.Fatal("ReloadTokens accepted an invalid file")
+	}
+	if status(bobToken) != http.StatusOK {
+		t.Fatal("an invalid tokens file took the tokens in force away")
+	}
+	for _, e := range logs.All() {
+		line := e.Message + fmt.Sprint(e.ContextMap())
+		for _, tok := range []string{schedulerToken, approverToken, bobToken, "short"} {
+			if strings.Contains(line, tok) {
+				t.Fatalf("a log line holds a token: %s", line)
+			}
+		}
+	}
+}
+
+// TestRedisDownLogsAreRateLimited: while Redis is down, the running daemon does not log the
+// same failure several times a second: over a few seconds each message appears at most once
+// (the throttle lets one line per message per 30 s through, with a count of the ones held back).
+func TestRedisDownLogsAreRateLimited(t *testing.T) {
+	srv := redistest.Start(t)
+	core, logs := observer.New(zapcore.WarnLevel)
+	d := startDaemonWithLogger(t, map[string]string{"SENDWORKER_REDIS_URL": srv.URL()}, zap.New(core))
+	if code, _ := d.call(t, "GET", "/readyz", "", nil); code != http.StatusOK {
+		t.Fatalf("not ready with Redis up: %d", code)
+	}
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// A window of several polls of every loop (1 s each): the rate is what is measured.
+	window := time.NewTimer(4 * time.Second)
+	probe := time.NewTicker(200 * time.Millisecond) // a busy readiness probe
+	defer probe.Stop()
+probing:
+	for {
+		select {
+		case <-window.C:
+			break probing
+		case <-probe.C:
+			d.call(t, "GET", "/readyz", "", nil)
+		}
+	}
+	count := map[string]int{}
+	for _, e := range logs.All() {
+		count[e.Message]++
+	}
+	for msg, n := range count {
+		if n > 1 {
+			t.Errorf("%q logged %d times in 4 s while Redis was down", msg, n)
+		}
+	}
+	if len(count) == 0 {
+		t.Fatal("nothing logged while Redis was down")
+	}
+	t.Logf("messages while Redis was down: %v", count)
 }

@@ -64,6 +64,10 @@ type Config struct {
 	// ApprovalDeadline is SENDWORKER_APPROVAL_DEADLINE (default 24h): how long a send waits for
 	// approval when its request names no deadline.
 	ApprovalDeadline time.Duration
+	// MaxDelayAfterApproval is SENDWORKER_MAX_DELAY_AFTER_APPROVAL (default 72h): how long after
+	// its approval a send without window.not_after may still go out; past it the send ends
+	// expired (max_delay_exceeded) instead of going out long after it made sense.
+	MaxDelayAfterApproval time.Duration
 	// Admin configures the admin HTTP API.
 	Admin Admin
 	// Attachments restricts attachment fetching.

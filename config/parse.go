@@ -368,6 +368,22 @@ func parseAdminTokens(s string) ([]AdminToken, error) {
 	return parseTokenEntries(strings.Split(s, ","), "entry")
 }
 
+// ReadAdminTokensFile reads and checks a SENDWORKER_ADMIN_TOKENS_FILE as Load does: the daemon
+// calls it to reload the tokens (SIGHUP, or the file changed). An error never quotes a token.
+func ReadAdminTokensFile(path string) ([]AdminToken, error) {
+	var c Config
+	if err := loadTokensFile(&c, path); err != nil {
+		return nil, err
+	}
+	if err := checkAdminTokens(c.Admin.Tokens); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(c.Admin.Tokens) == 0 {
+		return nil, fmt.Errorf("%s: no token: nobody could call the API", path)
+	}
+	return c.Admin.Tokens, nil
+}
+
 // parseAdminTokensFile reads a SENDWORKER_ADMIN_TOKENS_FILE: one entry per line, blank lines and
 // '#' comments ignored.
 func parseAdminTokensFile(data string) ([]AdminToken, error) {

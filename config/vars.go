@@ -289,6 +289,8 @@ func vars() []varSpec {
 
 		{name: "SENDWORKER_APPROVAL_DEADLINE", def: "24h", doc: "Default approval deadline of a send; an unapproved send expires after it.",
 			binding: durationVar(func(c *Config) *time.Duration { return &c.ApprovalDeadline }, positiveDuration)},
+		{name: "SENDWORKER_MAX_DELAY_AFTER_APPROVAL", def: "72h", doc: "How long after its approval a send without window.not_after may still go out (paused, breaker open, rate limit); past it the send ends expired (max_delay_exceeded). A send's window.not_after wins.",
+			binding: durationVar(func(c *Config) *time.Duration { return &c.MaxDelayAfterApproval }, positiveDuration)},
 		{name: "SENDWORKER_ADMIN_ADDR", def: ":8080", doc: "Listen address of the admin API, health and metrics.",
 			binding: stringVar(func(c *Config) *string { return &c.Admin.Addr }, checkAddr)},
 		{name: envAdminTokens, secret: true, doc: "Admin API tokens (secret): identity:role[+role]:token, comma-separated; roles scheduler, approver, admin; tokens ≥ 16 characters; identities and tokens unique. Required unless dev mode (or the file below).",
@@ -310,7 +312,7 @@ func vars() []varSpec {
 					return checkAdminTokens(c.Admin.Tokens)
 				},
 			}},
-		{name: envAdminTokensFile, doc: "File of admin tokens, one identity:role[+role]:token per line (# comments); instead of " + envAdminTokens + ".",
+		{name: envAdminTokensFile, doc: "File of admin tokens, one identity:role[+role]:token per line (# comments); instead of " + envAdminTokens + ". Reloaded without a restart on SIGHUP and when its content changes (an invalid file keeps the tokens in force).",
 			binding: binding{
 				ptr:   func(c *Config) any { return &c.Admin.TokensFile },
 				parse: loadTokensFile,

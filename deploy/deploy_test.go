@@ -27,7 +27,6 @@ import (
 
 	"github.com/sendworker/sendworker/app"
 	"github.com/sendworker/sendworker/config"
-	"github.com/sendworker/sendworker/internal/redistest"
 	"github.com/sendworker/sendworker/provider/wasim"
 )
 
@@ -39,6 +38,12 @@ const (
 	moduleRoot     = ".."
 	kubernetesDir  = "kubernetes"
 	redisDir       = "redis"
+	// kustomization is the kustomize base of kubernetes/ (not a manifest itself).
+	kustomization = "kustomization.yaml"
+	// bitnamiValuesPath are the Helm values of the Redis that the Kubernetes manifests use.
+	bitnamiValuesPath = "redis/bitnami-values.yaml"
+	// composeSeedPath is the file of demo sends the compose seed service enqueues.
+	composeSeedPath = "compose/demo-sends.json"
 )
 
 // stopMargin is what cmd/sendworker gives the rest of the shutdown after the worker's
@@ -66,6 +71,7 @@ type composeService struct {
 	Volumes         []string             `yaml:"volumes"`
 	DependsOn       map[string]dependsOn `yaml:"depends_on"`
 	StopGracePeriod string               `yaml:"stop_grace_period"`
+	Restart         string               `yaml:"restart"`
 	Healthcheck     *struct {
 		Test words `yaml:"test"`
 	} `yaml:"healthcheck"`
@@ -308,6 +314,9 @@ func manifests(t *testing.T) []k8sObject {
 	}
 	var objs []k8sObject
 	for _, f := range files {
+		if filepath.Base(f) == kustomization {
+			continue
+		}
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -450,13 +459,15 @@ func mustLoad(t *testing.T, what string, env map[string]string) *config.Config {
 
 // standIns are the local servers that replace the deployment's hosts.
 type standIns struct {
-	redis    string // host:port
+	redis    string // host:port of a single server
+	sentinel string // host:port of one Sentinel (for a redis-sentinel:// URL)
 	provider string // http://host:port
 	webhook  string // http://host:port
 }
 
 // localize returns env with every host replaced by a local stand-in and the admin API on a
-// free loopback port. Only a single Redis server can be stood in for.
+// free loopback port. A single Redis server is stood in for by one, a Sentinel setup by one
+// Sentinel (master name, passwords and options kept); Cluster cannot be.
 func localize(t *testing.T, env map[string]string, s standIns) map[string]string {
 	t.Helper()
 	out := maps.Clone(env)
@@ -478,10 +489,14 @@ func localize(t *testing.T, env map[string]string, s standIns) map[string]string
 			if err != nil {
 				t.Fatalf("%s: %v", k, err)
 			}
-			if r.Mode != config.RedisSingle {
-				t.Fatalf("%s: %s mode cannot be stood in for by one local server", k, r.Mode)
+			switch r.Mode {
+			case config.RedisSingle:
+				rehost(k, v, "", s.redis)
+			case config.RedisSentinel:
+				rehost(k, v, "", s.sentinel)
+			default:
+				t.Fatalf("%s: %s mode cannot be stood in for here", k, r.Mode)
 			}
-			rehost(k, v, "", s.redis)
 		case "SENDWORKER_PROVIDER_BASE_URL":
 			p, _ := url.Parse(s.provider)
 			rehost(k, v, p.Scheme, p.Host)
@@ -564,14 +579,14 @@ func TestVariablesAreKnown(t *testing.T) {
 func TestComposeConfigurationLoads(t *testing.T) {
 	env := workerEnv(t, loadCompose(t))
 	mustLoad(t, composePath, env)
-	local := localize(t, env, standIns{redis: "127.0.0.1:6379", provider: "http://127.0.0.1:8090", webhook: "http://127.0.0.1:9"})
+	local := localize(t, env, standIns{redis: "127.0.0.1:6379", sentinel: "127.0.0.1:26379", provider: "http://127.0.0.1:8090", webhook: "http://127.0.0.1:9"})
 	mustLoad(t, composePath+" (hosts replaced by local addresses)", local)
 }
 
 func TestKubernetesConfigurationLoads(t *testing.T) {
 	env := kubernetesEnv(t, manifests(t))
 	mustLoad(t, kubernetesDir, env)
-	local := localize(t, env, standIns{redis: "127.0.0.1:6379", provider: "http://127.0.0.1:8090", webhook: "http://127.0.0.1:9"})
+	local := localize(t, env, standIns{redis: "127.0.0.1:6379", sentinel: "127.0.0.1:26379", provider: "http://127.0.0.1:8090", webhook: "http://127.0.0.1:9"})
 	mustLoad(t, kubernetesDir+" (hosts replaced by local addresses)", local)
 }
 
@@ -855,7 +870,7 @@ func TestDaemonServesProbes(t *testing.T) {
 			t.Parallel()
 			declared := mustLoad(t, tc.name, tc.env)
 
-			redisSrv := redistest.Start(t)
+			stand := standRedis(t, declared.Redis)
 			sim, err := wasim.Listen("127.0.0.1:0", wasim.Options{APIKey: declared.Provider.APIKey.Reveal(), Seed: wasim.DemoSeed()})
 			if err != nil {
 				t.Fatal(err)
@@ -864,7 +879,8 @@ func TestDaemonServesProbes(t *testing.T) {
 			hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
 			t.Cleanup(hook.Close)
 
-			cfg := mustLoad(t, tc.name+" (localized)", localize(t, tc.env, standIns{redis: redisSrv.Addr(), provider: sim.URL(), webhook: hook.URL}))
+			stand.provider, stand.webhook = sim.URL(), hook.URL
+			cfg := mustLoad(t, tc.name+" (localized)", localize(t, tc.env, stand))
 			a, err := app.New(cfg, app.Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -896,6 +912,9 @@ func TestDaemonServesProbes(t *testing.T) {
 			}
 			if code := get(ctx, t, base+"/v1/provider/accounts/"+demoAccount, cfg.Admin.Tokens[0].Token.Reveal()); code != http.StatusOK {
 				t.Errorf("GET /v1/provider/accounts/%s: %d; want 200 (provider URL or API key wrong?)", demoAccount, code)
+			}
+			if tc.name == "compose" {
+				checkComposeSeedEnqueues(ctx, t, c, base)
 			}
 		})
 	}

@@ -6,8 +6,12 @@
 // and their environment loads through config.Load; probes, ports and grace periods agree with
 // what the daemon serves and how long it takes to stop; the real daemon starts with the
 // compose and Kubernetes environments (Redis and the provider pointed at local stand-ins) and
-// answers its probes; the Redis Sentinel and Cluster URLs parse in the intended mode; and the
-// Dockerfile's build step, run as a command, produces static binaries.
+// answers its probes (on a local master, replica and Sentinel for the Kubernetes Sentinel URL);
+// the Redis Sentinel and Cluster URLs parse in the intended mode and agree with the Redis chart's
+// values; the kustomize base, the Ingress and the NetworkPolicy fit the Deployment and Service;
+// the compose seed enqueues the dev demo's sends; the commands of the READMEs name files that
+// exist from the repository root; and the Dockerfile's build step, run as a command, produces
+// static binaries.
 //
 // This package must never be imported, and never hold anything the daemon needs.
 package deploy

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// Operation names, as PROVIDER.md and the task types use them. Error.Op is one of these.
+// Operation names, as docs/PROVIDER-API.md and the task types use them. Error.Op is one of these.
 const (
 	OpAccountsGet        = "accounts_get"
 	OpAccountsSync       = "accounts_sync"

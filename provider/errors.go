@@ -210,7 +210,7 @@ func IsNotImplemented(err error) bool {
 // classifyStatus maps an HTTP error status to a class. It is the one table the classification
 // tests cover row by row.
 //
-// Choices beyond the rules of PROVIDER.md: 501 is permanent (retrying an unimplemented
+// Choices beyond the provider's documented rules (docs/PROVIDER-API.md): 501 is permanent (retrying an unimplemented
 // feature cannot help); for sending calls 500 and 502 are unknown outcomes like 504: a 500
 // (errors/unexpected_error, errors/provider_error) may come after WhatsApp already took the
 // message, and a gateway that lost the upstream's answer cannot tell whether it acted, so

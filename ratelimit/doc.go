@@ -15,8 +15,10 @@
 //
 // The worker calls Reserve right before BeginAttempt (ReserveSlot adds which
 // limit decided, for the wait's detail), WaitGlobal before each provider
-// request, Penalize on a provider 429 (until its Retry-After), and Cancel when
-// a send holding a future slot will not go. Forecast answers the admin API's
+// request, Penalize on a provider 429 (until its Retry-After), Cancel when
+// a send holding a future slot will not go, and Refund when a guard refuses a
+// send after it took its slot (nothing was sent: the slot, even a consumed
+// one, is given back and does not count against the caps). Forecast answers the admin API's
 // "why does this account wait, until when".
 //
 // What this package must never do: sleep or hold a worker for a per-account

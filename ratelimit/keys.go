@@ -32,6 +32,11 @@ func (k keys) account(account string) string { return k.tag + "acct:" + account 
 // needs no account.
 func (k keys) reservation(sendID string) string { return k.tag + "res:" + sendID }
 
+// used is the string "<slot ms>:<seq>:<account>" of the slot a send consumed
+// last, kept for UsedTTL so that Refund can give it back when a guard then
+// refuses the send.
+func (k keys) used(sendID string) string { return k.tag + "used:" + sendID }
+
 // recipient holds the latest slot (Unix ms) of a send by account to one
 // recipient, for the per-recipient cooldown; kind is "c" (chat id) or "a"
 // (attendee id), so the two id spaces never mix.

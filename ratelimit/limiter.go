@@ -185,7 +185,8 @@ func (l *Limiter) ReserveSlot(ctx context.Context, rec *tasks.Record, now time.T
 	lim := sanitize(l.opts.LimitsFor(acct))
 	isNew := rec.Request.Operation == tasks.OpCreateChat
 
-	ks := []string{l.keys.slots(acct), l.keys.newChats(acct), l.keys.account(acct), l.keys.reservation(rec.SendID)}
+	ks := []string{l.keys.slots(acct), l.keys.newChats(acct), l.keys.account(acct), l.keys.reservation(rec.SendID),
+		l.keys.used(rec.SendID)}
 	if lim.RecipientCooldown > 0 {
 		ks = append(ks, l.recipientKeys(rec)...)
 	}
@@ -199,7 +200,7 @@ func (l *Limiter) ReserveSlot(ctx context.Context, rec *tasks.Record, now time.T
 	}
 	args := append(l.limitArgs(ctx, acct, lim, now),
 		l.jitter(lim.Jitter).Milliseconds(), boolArg(isNew), l.opts.Horizon.Milliseconds(), graceMs,
-		rec.SendID, acct)
+		rec.SendID, acct, UsedTTL.Milliseconds())
 
 	v, err := reserveScript.Run(ctx, l.rdb, ks, args...).Slice()
 	if err != nil {
@@ -267,6 +268,33 @@ func (l *Limiter) Cancel(ctx context.Context, rec *tasks.Record) (bool, error) {
 	n, err := cancelScript.Run(ctx, l.rdb, ks, l.opts.Now().UnixMilli(), rec.SendID, acct).Int()
 	if err != nil {
 		return false, fmt.Errorf("ratelimit: cancel %s: %w", rec.SendID, err)
+	}
+	return n == 1, nil
+}
+
+// UsedTTL is how long after a send consumed its slot Refund can still give it back: longer
+// than the guards of one execution take, short enough that the key does not linger.
+const UsedTTL = 15 * time.Minute
+
+// Refund gives back the slot rec took when a guard refused the send after its reservation and
+// before any sending call (contact_replied, not_own_message, a failed read...): the slot it
+// holds, past or future, or the one it consumed last (within UsedTTL), so that a send that
+// never went out does not count against the account's caps. It reports whether a slot was
+// given back; a second Refund gives back nothing. Only the worker may call it, and only when
+// no provider call that may deliver was made with the slot: Cancel is for everything else.
+func (l *Limiter) Refund(ctx context.Context, rec *tasks.Record) (bool, error) {
+	if rec == nil || rec.SendID == "" || rec.Request.AccountID == "" {
+		return false, ErrInvalid
+	}
+	acct := rec.Request.AccountID
+	ks := append([]string{l.keys.reservation(rec.SendID), l.keys.used(rec.SendID), l.keys.slots(acct),
+		l.keys.newChats(acct), l.keys.account(acct)}, l.recipientKeys(rec)...)
+	n, err := refundScript.Run(ctx, l.rdb, ks, rec.SendID, acct).Int()
+	if err != nil {
+		return false, fmt.Errorf("ratelimit: refund %s: %w", rec.SendID, err)
+	}
+	if n == 1 {
+		l.count("refund")
 	}
 	return n == 1, nil
 }

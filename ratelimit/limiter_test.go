@@ -362,6 +362,59 @@ func TestCancelFreesFutureSlot(t *testing.T) {
 
 func s2rec() *tasks.Record { return reply("s2", "acct", "c2") }
 
+// TestRefundGivesBackConsumedSlot: a send refused by a guard after taking its slot (consumed
+// now, or held for later) does not count against the caps once refunded, and lifts its
+// recipient's cooldown; a refund gives back at most once.
+func TestRefundGivesBackConsumedSlot(t *testing.T) {
+	_, rdb := startRedis(t)
+	ctx := context.Background()
+	lim := config.Limits{MinInterval: 10 * sec, HourlyCap: 60, RecipientCooldown: hour}
+	l := newLimiter(t, rdb, lim)
+	count := func() int {
+		t.Helper()
+		f, err := l.Forecast(ctx, "acct", t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.SlotsLastHour + f.Queued
+	}
+	s1 := reply("s1", "acct", "c1")
+	if s := slotOf(t, l, s1, t0); !s.Go {
+		t.Fatalf("first send does not go now: %+v", s)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("slots before refund %d, want 1", n)
+	}
+	if ok, err := l.Refund(ctx, s1); err != nil || !ok {
+		t.Fatalf("refund: %v, %v", ok, err)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("a refunded send still counts: %d slot(s)", n)
+	}
+	if ok, _ := l.Refund(ctx, s1); ok {
+		t.Fatal("second refund gave back something")
+	}
+	// The slot and the cooldown of c1 are free again: the next send to c1 goes now.
+	if s := slotOf(t, l, reply("s2", "acct", "c1"), t0); !s.Go || !s.At.Equal(t0) {
+		t.Fatalf("after refund: %+v, want go now", s)
+	}
+	// A held future slot is given back too.
+	s3 := reply("s3", "acct", "c3")
+	if s := slotOf(t, l, s3, t0); s.Go || !s.Held {
+		t.Fatalf("s3: %+v, want held", s)
+	}
+	if ok, err := l.Refund(ctx, s3); err != nil || !ok {
+		t.Fatalf("refund held: %v, %v", ok, err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("slots after refunding the held one: %d, want 1 (s2)", n)
+	}
+	// Cancel still never frees a consumed slot.
+	if ok, _ := l.Cancel(ctx, reply("s2", "acct", "c1")); ok {
+		t.Fatal("cancel freed a consumed slot")
+	}
+}
+
 func TestForecast(t *testing.T) {
 	_, rdb := startRedis(t)
 	ctx := context.Background()

@@ -13,7 +13,7 @@ func (l *Limiter) initMetrics(reg prometheus.Registerer) {
 	l.reserves = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "sendworker", Subsystem: "ratelimit", Name: "decisions_total",
 		Help: "Rate-limit decisions: go (slot now or consumed), deferred (new future slot), held " +
-			"(asked again before its slot), beyond_horizon, penalize.",
+			"(asked again before its slot), beyond_horizon, penalize, given_back (a consumed slot freed: nothing was sent).",
 	}, []string{"decision"}))
 	l.global = register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "sendworker", Subsystem: "ratelimit", Name: "global_wait_seconds",

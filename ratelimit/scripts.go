@@ -191,9 +191,10 @@ end
 // reserveScript takes or looks up the slot of one send.
 //
 //	KEYS[1] slots zset    KEYS[2] new-chat zset    KEYS[3] account hash    KEYS[4] the send's reservation
-//	KEYS[5..] recipient keys (only when the cooldown is on)
+//	KEYS[5] the send's last consumed slot (for Refund)   KEYS[6..] recipient keys (only when the cooldown is on)
 //	ARGV[1..10] limits and now (see above)   ARGV[11] jitter (ms)   ARGV[12] chats_create (0|1)
 //	ARGV[13] horizon (ms)   ARGV[14] late grace (ms, -1 = never forfeit)   ARGV[15] send id   ARGV[16] account id
+//	ARGV[17] how long a consumed slot stays refundable (ms)
 //
 // Reply {code, t, why}: code 0 go now (t: the slot consumed), 1 wait until t
 // (the send holds slot t), 2 ask again at t, holding nothing (no slot within
@@ -205,9 +206,15 @@ local IS_NEW = ARGV[12] == '1'
 local HORIZON = tonumber(ARGV[13])
 local GRACE = tonumber(ARGV[14])
 local SEND, ACCT = ARGV[15], ARGV[16]
-local U, C, A, R = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local USED_TTL = ARGV[17]
+local U, C, A, R, USED = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local rkeys = {}
-for i = 5, #KEYS do rkeys[#rkeys + 1] = KEYS[i] end
+for i = 6, #KEYS do rkeys[#rkeys + 1] = KEYS[i] end
+-- A consumed slot is remembered a little while, so that a send a guard then
+-- refuses (nothing sent) can give it back (Refund).
+local function consumed(slot, seq)
+  redis.call('SET', USED, fmt(slot) .. ':' .. seq .. ':' .. ACCT, 'PX', USED_TTL)
+end
 
 -- PEXPIRE that only ever lengthens a key's life
 local function keep(key, ms)
@@ -231,6 +238,7 @@ if held then
       if slot > NOW then return {1, slot, 'reserved'} end
       if GRACE < 0 or NOW - slot <= GRACE then
         redis.call('DEL', R)
+        consumed(slot, seq)
         return {0, slot, 'reserved'}
       end
       why_new = 'late'
@@ -283,7 +291,10 @@ keep(A, math.max(t, pen) - NOW + DAY + HOUR)
 for _, rk in ipairs(rkeys) do
   redis.call('SET', rk, fmt(t), 'PX', fmt(t - NOW + L.cooldown))
 end
-if t <= NOW then return {0, t, why} end
+if t <= NOW then
+  consumed(t, seq)
+  return {0, t, why}
+end
 redis.call('SET', R, fmt(t) .. ':' .. seq .. ':' .. ACCT, 'PX', fmt(life))
 return {1, t, why}
 `)
@@ -358,6 +369,41 @@ if lr and slot >= lr then
   if r[2] then redis.call('HSET', KEYS[4], 'lr', r[2]) else redis.call('HDEL', KEYS[4], 'lr') end
 end
 for i = 5, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i])) == slot then redis.call('DEL', KEYS[i]) end
+end
+return 1
+`)
+
+// refundScript gives back the slot of a send that a guard refused after it
+// took the slot: the slot it holds (future or past), or the one it consumed
+// last. The caller vouches that no provider call was made with it.
+//
+//	KEYS[1] the send's reservation   KEYS[2] its last consumed slot   KEYS[3] slots zset
+//	KEYS[4] new-chat zset   KEYS[5] account hash   KEYS[6..] recipient keys
+//	ARGV[1] send id   ARGV[2] account id
+//
+// Reply: 1 given back, 0 nothing to give back.
+var refundScript = redis.NewScript(`
+local held = redis.call('GET', KEYS[1])
+local from = KEYS[1]
+if not held then
+  held = redis.call('GET', KEYS[2])
+  from = KEYS[2]
+end
+if not held then return 0 end
+redis.call('DEL', from)
+local s, seq, acct = string.match(held, '^(%-?%d+):(%d+):(.*)$')
+local slot = tonumber(s)
+if not slot or acct ~= ARGV[2] then return 0 end
+local member = ARGV[1] .. '#' .. seq
+if redis.call('ZREM', KEYS[3], member) == 0 then return 0 end
+redis.call('ZREM', KEYS[4], member)
+local lr = tonumber(redis.call('HGET', KEYS[5], 'lr'))
+if lr and slot >= lr then
+  local r = redis.call('ZREVRANGEBYSCORE', KEYS[3], string.format('%.0f', slot), '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if r[2] then redis.call('HSET', KEYS[5], 'lr', r[2]) else redis.call('HDEL', KEYS[5], 'lr') end
+end
+for i = 6, #KEYS do
   if tonumber(redis.call('GET', KEYS[i])) == slot then redis.call('DEL', KEYS[i]) end
 end
 return 1

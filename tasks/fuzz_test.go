@@ -17,6 +17,8 @@ func FuzzDecodeRequest(f *testing.F) {
 		`{"attachments":[{"url":"https://x/y","filename":"a","content_type":"a/b","size":1,"sha256":"00"}]}`,
 		`{"metadata":{"a":[1,2,{"b":null}]}}`,
 		`[]`, `null`, `{"send_id":`, "\x00",
+		`{"stop_if_replied_since":"yesterday"}`, `{"window":{"not_after":"x","not_before":1}}`,
+		`{"attendee_ids":["a"]}`, `{"send_id":".."}`,
 	} {
 		f.Add([]byte(seed))
 	}

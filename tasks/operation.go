@@ -10,7 +10,7 @@ import (
 // needs approval.
 type Operation string
 
-// The five operations of SPEC.md.
+// The five operations of the product contract (docs/PRODUCT.md).
 const (
 	OpSendMessage Operation = "chats_messages_send" // reply into an existing chat
 	OpCreateChat  Operation = "chats_create"        // start a chat with a known attendee

@@ -6,7 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/sendworker/sendworker/internal/suggest"
 )
 
 // SendRequest is what the Sequencer submits: one send of one operation for
@@ -129,7 +134,7 @@ func decodeStrict(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonFieldError(err)
+		return jsonFieldError(body, err)
 	}
 	if dec.More() {
 		return &ValidationError{Fields: []FieldError{{Field: "body", Code: "invalid_json", Message: "unexpected data after the JSON value"}}}
@@ -141,7 +146,9 @@ func decodeStrict(body []byte, v any) error {
 }
 
 // jsonFieldError turns a decoder error into a field-named validation error.
-func jsonFieldError(err error) error {
+// body is what was decoded: a bad time is found again in it to name its field
+// (encoding/json does not say which field a time.Time failed in).
+func jsonFieldError(body []byte, err error) error {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	var timeErr *time.ParseError
@@ -155,7 +162,8 @@ func jsonFieldError(err error) error {
 	case errors.As(err, &syntaxErr):
 		return &ValidationError{Fields: []FieldError{{Field: "body", Code: "invalid_json", Message: fmt.Sprintf("malformed JSON at byte %d", syntaxErr.Offset)}}}
 	case errors.As(err, &timeErr):
-		return &ValidationError{Fields: []FieldError{{Field: "body", Code: "invalid_time", Message: fmt.Sprintf("time %q is not RFC 3339", timeErr.Value)}}}
+		return &ValidationError{Fields: []FieldError{{Field: badTimeField(body), Code: "invalid_time",
+			Message: fmt.Sprintf("time %q is not RFC 3339, e.g. 2026-03-01T09:30:00+01:00", timeErr.Value)}}}
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return &ValidationError{Fields: []FieldError{{Field: "body", Code: "invalid_json", Message: "empty or truncated JSON"}}}
 	}
@@ -166,7 +174,91 @@ func jsonFieldError(err error) error {
 		if len(name) >= 2 && name[0] == '"' {
 			name = name[1 : len(name)-1]
 		}
-		return &ValidationError{Fields: []FieldError{{Field: name, Code: "unknown_field", Message: "unknown field"}}}
+		return &ValidationError{Fields: []FieldError{{Field: name, Code: "unknown_field", Message: UnknownFieldMessage(name, requestFields)}}}
 	}
 	return &ValidationError{Fields: []FieldError{{Field: "body", Code: "invalid_json", Message: "invalid JSON"}}}
+}
+
+// requestFields are the JSON field names of a send request, its window and
+// its attachments: the candidates of an unknown field's "did you mean".
+var requestFields = JSONFieldNames(SendRequest{}, Window{}, Attachment{})
+
+// UnknownFieldMessage is the message of an unknown JSON field: "unknown
+// field", with the nearest known name when name looks like a typo of one.
+func UnknownFieldMessage(name string, known []string) string {
+	if near, ok := suggest.Closest(name, known); ok {
+		return fmt.Sprintf("unknown field; did you mean %s?", near)
+	}
+	return "unknown field"
+}
+
+// JSONFieldNames lists the JSON names of the fields of the given structs
+// (and of the structs, slices of structs and pointers to structs they hold).
+func JSONFieldNames(vs ...any) []string {
+	var names []string
+	seen := map[reflect.Type]bool{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || seen[t] || t.PkgPath() == "time" {
+			return
+		}
+		seen[t] = true
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" || !f.IsExported() {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			if !slices.Contains(names, name) {
+				names = append(names, name)
+			}
+			walk(f.Type)
+		}
+	}
+	for _, v := range vs {
+		walk(reflect.TypeOf(v))
+	}
+	return names
+}
+
+// badTimeField names the first time field of a send request body that does
+// not hold an RFC 3339 time, "body" if none is found.
+func badTimeField(body []byte) string {
+	var probe struct {
+		ApprovalDeadline   json.RawMessage `json:"approval_deadline"`
+		StopIfRepliedSince json.RawMessage `json:"stop_if_replied_since"`
+		Window             *struct {
+			NotBefore json.RawMessage `json:"not_before"`
+			NotAfter  json.RawMessage `json:"not_after"`
+		} `json:"window"`
+	}
+	if json.Unmarshal(body, &probe) != nil {
+		return "body"
+	}
+	fields := []struct {
+		name string
+		raw  json.RawMessage
+	}{{"approval_deadline", probe.ApprovalDeadline}, {"stop_if_replied_since", probe.StopIfRepliedSince}}
+	if probe.Window != nil {
+		fields = append(fields, struct {
+			name string
+			raw  json.RawMessage
+		}{"window.not_before", probe.Window.NotBefore}, struct {
+			name string
+			raw  json.RawMessage
+		}{"window.not_after", probe.Window.NotAfter})
+	}
+	for _, f := range fields {
+		var t *time.Time
+		if len(f.raw) > 0 && json.Unmarshal(f.raw, &t) != nil {
+			return f.name
+		}
+	}
+	return "body"
 }

@@ -8,7 +8,7 @@ package tasks
 // and needs_review.
 type State string
 
-// The states of SPEC.md.
+// The states of the product contract (docs/PRODUCT.md).
 const (
 	StatePendingApproval State = "pending_approval"
 	StateApproved        State = "approved"
@@ -70,6 +70,9 @@ const (
 	ReasonCanceled        Reason = "canceled"         // the scheduler or an admin canceled it
 	ReasonApprovalExpired Reason = "approval_expired" // not approved before approval_deadline
 	ReasonWindowExpired   Reason = "window_expired"   // not sent before window.not_after
+	// ReasonMaxDelay: a send without window.not_after not sent within the configured maximum
+	// delay after its approval (SENDWORKER_MAX_DELAY_AFTER_APPROVAL).
+	ReasonMaxDelay        Reason = "max_delay_exceeded"
 	ReasonDigestMismatch  Reason = "digest_mismatch"  // the approved digest is not the content's digest
 	ReasonApprovalMissing Reason = "approval_missing" // executed without a valid approval record
 

@@ -91,6 +91,9 @@ func (r *SendRequest) Validate(opts ValidateOptions) error {
 		v.add("send_id", "too_long", "at most %d characters", MaxSendIDLen)
 	case !sendIDPattern.MatchString(r.SendID):
 		v.add("send_id", "invalid", "only letters, digits and . _ : - are allowed")
+	case strings.Trim(r.SendID, ".") == "":
+		// "." and ".." are path segments: the API's URLs could never name the send.
+		v.add("send_id", "invalid", "must hold at least one character other than a dot")
 	}
 	if r.Operation == "" {
 		v.add("operation", "required", "required")
@@ -247,9 +250,13 @@ func (r *SendRequest) validateAttachments(v *ValidationError, opts ValidateOptio
 		case len(a.Filename) > 255 || strings.ContainsAny(a.Filename, "/\\\x00") || a.Filename == "." || a.Filename == ".." || hasControl(a.Filename):
 			v.add(p+"filename", "invalid", "a plain file name of at most 255 characters")
 		}
-		if a.ContentType == "" {
+		switch {
+		case a.ContentType == "":
 			v.add(p+"content_type", "required", "required")
-		} else if mt, _, err := mime.ParseMediaType(a.ContentType); err != nil || !strings.Contains(mt, "/") {
+		case a.ContentType != strings.TrimSpace(a.ContentType) || hasControl(a.ContentType):
+			// It goes into the provider's multipart header as is: refused now, not at send time.
+			v.add(p+"content_type", "invalid", "no surrounding spaces or control characters")
+		case !isMediaType(a.ContentType):
 			v.add(p+"content_type", "invalid", "must be a MIME type such as image/jpeg")
 		}
 		switch {
@@ -320,6 +327,12 @@ func checkID(v *ValidationError, field, id string, required bool, maxLen int) {
 	case !providerIDPattern.MatchString(id):
 		v.add(field, "invalid", "must be a provider id (letters, digits and ._:@=+/- only)")
 	}
+}
+
+// isMediaType reports whether s parses as a MIME type with a "/".
+func isMediaType(s string) bool {
+	mt, _, err := mime.ParseMediaType(s)
+	return err == nil && strings.Contains(mt, "/")
 }
 
 func hasControl(s string) bool {

@@ -68,6 +68,10 @@ func TestValidate(t *testing.T) {
 		{"send_id too long", func(r *SendRequest) { r.SendID = strings.Repeat("a", 129) }, map[string]string{"send_id": "too_long"}},
 		{"send_id 128 ok", func(r *SendRequest) { r.SendID = strings.Repeat("a", 128) }, nil},
 		{"send_id bad chars", func(r *SendRequest) { r.SendID = "a b" }, map[string]string{"send_id": "invalid"}},
+		{"send_id dot", func(r *SendRequest) { r.SendID = "." }, map[string]string{"send_id": "invalid"}},
+		{"send_id dot dot", func(r *SendRequest) { r.SendID = ".." }, map[string]string{"send_id": "invalid"}},
+		{"send_id only dots", func(r *SendRequest) { r.SendID = "....." }, map[string]string{"send_id": "invalid"}},
+		{"send_id with dots ok", func(r *SendRequest) { r.SendID = "..a.." }, nil},
 		{"unknown operation", func(r *SendRequest) { r.Operation = "chats_spam" }, map[string]string{"operation": "invalid"}},
 		{"reply without chat", func(r *SendRequest) { r.ChatID = "" }, map[string]string{"chat_id": "required"}},
 		{"reply without text or attachments", func(r *SendRequest) { r.Text = "" }, map[string]string{"text": "required"}},
@@ -121,6 +125,15 @@ func TestValidate(t *testing.T) {
 		{"attachment problems", func(r *SendRequest) {
 			r.Attachments = []Attachment{{URL: "ftp://x/y", Filename: "../etc/passwd", ContentType: "nope", Size: 0, SHA256: "ABC"}}
 		}, map[string]string{"attachments[0].url": "invalid", "attachments[0].filename": "invalid", "attachments[0].content_type": "invalid", "attachments[0].size": "required", "attachments[0].sha256": "invalid"}},
+		{"attachment content_type with CRLF", func(r *SendRequest) {
+			r.Attachments = []Attachment{{URL: "https://files.example.com/a.png", Filename: "a.png", ContentType: "image/png\r\n", Size: 10, SHA256: strings.Repeat("b", 64)}}
+		}, map[string]string{"attachments[0].content_type": "invalid"}},
+		{"attachment content_type with spaces", func(r *SendRequest) {
+			r.Attachments = []Attachment{{URL: "https://files.example.com/a.png", Filename: "a.png", ContentType: " image/png", Size: 10, SHA256: strings.Repeat("b", 64)}}
+		}, map[string]string{"attachments[0].content_type": "invalid"}},
+		{"attachment content_type with a tab inside", func(r *SendRequest) {
+			r.Attachments = []Attachment{{URL: "https://files.example.com/a.png", Filename: "a.png", ContentType: "image/png;\tq=1", Size: 10, SHA256: strings.Repeat("b", 64)}}
+		}, map[string]string{"attachments[0].content_type": "invalid"}},
 		{"attachment too large and origin refused", func(r *SendRequest) {
 			r.Attachments = []Attachment{{URL: "https://evil.example.net/a.png", Filename: "a.png", ContentType: "image/png", Size: 16 << 20, SHA256: strings.Repeat("b", 64)}}
 		}, map[string]string{"attachments[0].url": "attachment_origin_not_allowed", "attachments[0].size": "attachment_too_large"}},
@@ -168,7 +181,10 @@ func TestDecodeRequest(t *testing.T) {
 		{"syntax", `{"send_id":`, "body", "invalid_json"},
 		{"empty", ``, "body", "invalid_json"},
 		{"trailing data", `{"send_id":"s1"} {"x":1}`, "body", "invalid_json"},
-		{"bad time", `{"approval_deadline":"tomorrow"}`, "body", "invalid_time"},
+		{"bad time", `{"approval_deadline":"tomorrow"}`, "approval_deadline", "invalid_time"},
+		{"bad stop_if_replied_since", `{"send_id":"s1","stop_if_replied_since":"yesterday"}`, "stop_if_replied_since", "invalid_time"},
+		{"bad window.not_before", `{"window":{"not_before":"soon"}}`, "window.not_before", "invalid_time"},
+		{"bad window.not_after", `{"approval_deadline":"2026-01-01T00:00:00Z","window":{"not_before":null,"not_after":"2026-13-01"}}`, "window.not_after", "invalid_time"},
 		{"too large", `{"text":"` + strings.Repeat("a", MaxRequestBytes) + `"}`, "body", "too_large"},
 	}
 	for _, tt := range tests {
@@ -185,6 +201,22 @@ func TestDecodeRequest(t *testing.T) {
 				t.Fatalf("codes = %v, want %s=%s", codes, tt.wantField, tt.wantCode)
 			}
 		})
+	}
+}
+
+func TestDecodeRequestUnknownFieldHint(t *testing.T) {
+	tests := []struct{ body, field, msg string }{
+		{`{"attendee_ids":["a"]}`, "attendee_ids", "unknown field; did you mean attendees_ids?"},
+		{`{"window":{"not_afer":"2026-01-01T00:00:00Z"}}`, "not_afer", "unknown field; did you mean not_after?"},
+		{`{"attachments":[{"contenttype":"x"}]}`, "contenttype", "unknown field; did you mean content_type?"},
+		{`{"colour":"blue"}`, "colour", "unknown field"},
+	}
+	for _, tt := range tests {
+		_, err := DecodeRequest(strings.NewReader(tt.body))
+		var ve *ValidationError
+		if !errors.As(err, &ve) || len(ve.Fields) != 1 || ve.Fields[0].Field != tt.field || ve.Fields[0].Message != tt.msg {
+			t.Errorf("%s: got %v, want %s: %s", tt.body, err, tt.field, tt.msg)
+		}
 	}
 }
 

@@ -24,7 +24,9 @@ const (
 	HeaderDelivery = "X-Sendworker-Delivery"
 	// HeaderTimestamp is the Unix time (seconds) the attempt was signed.
 	HeaderTimestamp = "X-Sendworker-Timestamp"
-	// HeaderSignature is "sha256=" + hex(HMAC-SHA256(secret, timestamp + "." + body)).
+	// HeaderSignature is "sha256=" + hex(HMAC-SHA256(secret, signed)), where signed is
+	// timestamp + "\n" + delivery + "\n" + event + "\n" + body: the headers above and the
+	// body, so none of them can be changed or replayed under another delivery id.
 	HeaderSignature = "X-Sendworker-Signature"
 
 	// EventResult: a send reached a terminal state; the body is its result.
@@ -47,25 +49,36 @@ const (
 var (
 	ErrInvalid          = errors.New("webhook: request not authenticated")
 	ErrNoSecret         = fmt.Errorf("%w: no secret configured", ErrInvalid)
-	ErrMissingHeader    = fmt.Errorf("%w: missing %s or %s header", ErrInvalid, HeaderTimestamp, HeaderSignature)
+	ErrMissingHeader    = fmt.Errorf("%w: missing %s, %s, %s or %s header", ErrInvalid, HeaderTimestamp, HeaderDelivery, HeaderEvent, HeaderSignature)
 	ErrBadTimestamp     = fmt.Errorf("%w: malformed %s header", ErrInvalid, HeaderTimestamp)
 	ErrStaleTimestamp   = fmt.Errorf("%w: timestamp outside the tolerance (replayed or clock skew)", ErrInvalid)
 	ErrBadSignature     = fmt.Errorf("%w: signature does not match", ErrInvalid)
 	errMalformedSigning = fmt.Errorf("%w: malformed %s header", ErrInvalid, HeaderSignature)
 )
 
-// Sign returns the X-Sendworker-Signature value of body signed at timestamp
-// (Unix seconds): "sha256=" followed by the hex HMAC-SHA256 of
-// "<timestamp>.<body>" under secret. Signing the timestamp with the body is
-// what lets a receiver refuse a captured request replayed later.
-func Sign(secret []byte, timestamp int64, body []byte) string {
-	return signaturePrefix + hex.EncodeToString(mac(secret, timestamp, body))
+// Sign returns the X-Sendworker-Signature value of one webhook request:
+// "sha256=" followed by the hex HMAC-SHA256 under secret of
+//
+//	<timestamp>\n<delivery>\n<event>\n<body>
+//
+// timestamp in Unix seconds (X-Sendworker-Timestamp), delivery the
+// X-Sendworker-Delivery id, event the X-Sendworker-Event type. Signing the
+// timestamp lets a receiver refuse a request replayed later; signing the
+// delivery id (the dedupe key) and the event type means a captured request
+// cannot be replayed under a fresh delivery id or relabelled. Header values
+// hold no newline, so the fields cannot be shifted into one another.
+func Sign(secret []byte, timestamp int64, delivery, event string, body []byte) string {
+	return signaturePrefix + hex.EncodeToString(mac(secret, timestamp, delivery, event, body))
 }
 
-func mac(secret []byte, timestamp int64, body []byte) []byte {
+func mac(secret []byte, timestamp int64, delivery, event string, body []byte) []byte {
 	h := hmac.New(sha256.New, secret)
 	h.Write(strconv.AppendInt(nil, timestamp, 10))
-	h.Write([]byte{'.'})
+	h.Write([]byte{'\n'})
+	h.Write([]byte(delivery))
+	h.Write([]byte{'\n'})
+	h.Write([]byte(event))
+	h.Write([]byte{'\n'})
 	h.Write(body)
 	return h.Sum(nil)
 }
@@ -77,14 +90,18 @@ func mac(secret []byte, timestamp int64, body []byte) []byte {
 // body bytes as received, before any JSON decoding.
 //
 // Verify does not stop a replay within the tolerance: dedupe on
-// X-Sendworker-Delivery for that.
+// X-Sendworker-Delivery for that (it is signed, so a replay keeps its id).
 func Verify(secret []byte, header http.Header, body []byte, now time.Time, tolerance time.Duration) error {
 	if len(secret) == 0 {
 		return ErrNoSecret
 	}
 	tsRaw, sigRaw := header.Get(HeaderTimestamp), header.Get(HeaderSignature)
-	if tsRaw == "" || sigRaw == "" {
+	delivery, event := header.Get(HeaderDelivery), header.Get(HeaderEvent)
+	if tsRaw == "" || sigRaw == "" || delivery == "" || event == "" {
 		return ErrMissingHeader
+	}
+	if strings.ContainsAny(delivery+event, "\r\n") {
+		return ErrBadSignature
 	}
 	ts, err := strconv.ParseInt(tsRaw, 10, 64)
 	// Only the canonical decimal form: the signed bytes are exactly the header.
@@ -112,7 +129,7 @@ func Verify(secret []byte, header http.Header, body []byte, now time.Time, toler
 	if err != nil || len(got) != sha256.Size {
 		return errMalformedSigning
 	}
-	if !hmac.Equal(got, mac(secret, ts, body)) {
+	if !hmac.Equal(got, mac(secret, ts, delivery, event, body)) {
 		return ErrBadSignature
 	}
 	return nil

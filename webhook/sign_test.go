@@ -10,10 +10,17 @@ import (
 	"github.com/sendworker/sendworker/webhook"
 )
 
+const (
+	testDelivery = "1700000000000-0"
+	testEvent    = webhook.EventResult
+)
+
 func signed(secret []byte, ts int64, body []byte) http.Header {
 	h := http.Header{}
 	h.Set(webhook.HeaderTimestamp, strconv.FormatInt(ts, 10))
-	h.Set(webhook.HeaderSignature, webhook.Sign(secret, ts, body))
+	h.Set(webhook.HeaderDelivery, testDelivery)
+	h.Set(webhook.HeaderEvent, testEvent)
+	h.Set(webhook.HeaderSignature, webhook.Sign(secret, ts, testDelivery, testEvent, body))
 	return h
 }
 
@@ -48,6 +55,12 @@ func TestVerify(t *testing.T) {
 		{"short signature", secret, with(webhook.HeaderSignature, "sha256=abcd"), body, webhook.ErrInvalid},
 		{"not hex", secret, with(webhook.HeaderSignature, "sha256="+string(make([]byte, 64))), body, webhook.ErrInvalid},
 		{"no secret", nil, good, body, webhook.ErrNoSecret},
+		// A captured request replayed under a fresh delivery id (to pass the receiver's
+		// dedupe) or relabelled as another event does not verify.
+		{"replayed with a fresh delivery id", secret, with(webhook.HeaderDelivery, "1700000000001-0"), body, webhook.ErrBadSignature},
+		{"event type changed", secret, with(webhook.HeaderEvent, webhook.EventAccountBreakerOpen), body, webhook.ErrBadSignature},
+		{"no delivery id", secret, with(webhook.HeaderDelivery, ""), body, webhook.ErrMissingHeader},
+		{"no event type", secret, with(webhook.HeaderEvent, ""), body, webhook.ErrMissingHeader},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,9 +90,9 @@ func TestVerifyDefaultTolerance(t *testing.T) {
 }
 
 func TestSignKnownAnswer(t *testing.T) {
-	// printf '1.{}' | openssl dgst -sha256 -hmac key
-	const want = "sha256=1ba6b8171186efc613e8bcc0cbdab2748f24984d7c5a84faa2637afa0e40d224"
-	if got := webhook.Sign([]byte("key"), 1, []byte("{}")); got != want {
+	// printf '1\n1700000000000-0\nsend.result\n{}' | openssl dgst -sha256 -hmac key
+	const want = "sha256=a5061e21b8b26f8ca3f31cec9f11b68fa0bee113b667d8ec1c2068297fbedb4f"
+	if got := webhook.Sign([]byte("key"), 1, testDelivery, testEvent, []byte("{}")); got != want {
 		t.Fatalf("Sign = %q, want %q", got, want)
 	}
 }
@@ -94,12 +107,14 @@ func FuzzVerify(f *testing.F) {
 	f.Fuzz(func(t *testing.T, key, body []byte, tsHeader, sigHeader string, now int64) {
 		h := http.Header{}
 		h.Set(webhook.HeaderTimestamp, tsHeader)
+		h.Set(webhook.HeaderDelivery, testDelivery)
+		h.Set(webhook.HeaderEvent, testEvent)
 		h.Set(webhook.HeaderSignature, sigHeader)
 		clock := time.Unix(now, 0)
 		err := webhook.Verify(key, h, body, clock, time.Minute)
 		if err == nil {
 			ts, perr := strconv.ParseInt(h.Get(webhook.HeaderTimestamp), 10, 64)
-			if perr != nil || h.Get(webhook.HeaderSignature) != webhook.Sign(key, ts, body) {
+			if perr != nil || h.Get(webhook.HeaderSignature) != webhook.Sign(key, ts, testDelivery, testEvent, body) {
 				t.Fatalf("accepted a signature Sign did not make: ts %q sig %q", tsHeader, sigHeader)
 			}
 		} else if !errors.Is(err, webhook.ErrInvalid) {

@@ -47,6 +47,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/sendworker/sendworker/internal/logthrottle"
 	"github.com/sendworker/sendworker/results"
 )
 
@@ -212,6 +213,9 @@ type Dispatcher struct {
 	// active holds the entries being delivered by this Run, with the
 	// cancel of each delivery (used when another consumer took it over).
 	active map[string]context.CancelFunc
+
+	// logs holds back the read failures repeated every poll while Redis is down.
+	logs *logthrottle.Throttle
 }
 
 // New checks opts, fills in the defaults and returns a Dispatcher. It does no
@@ -244,6 +248,7 @@ func New(rdb redis.UniversalClient, opts Options) (*Dispatcher, error) {
 		pending:    make(chan struct{}, opts.MaxPending),
 		posts:      make(chan struct{}, opts.Concurrency),
 		active:     make(map[string]context.CancelFunc),
+		logs:       logthrottle.New(0, opts.Now),
 	}, nil
 }
 
@@ -422,7 +427,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			d.log.Warn("reading results failed; trying again", zap.Error(err))
+			d.logs.Warn(d.log, "reading results failed; trying again", zap.Error(err))
 			if !sleep(ctx, d.opts.PollInterval) {
 				return nil
 			}
@@ -502,7 +507,7 @@ func (d *Dispatcher) keepAlive(ctx context.Context) {
 		kept, err := d.reader.Touch(ctx, ids...)
 		if err != nil {
 			if ctx.Err() == nil {
-				d.log.Warn("touching pending results failed", zap.Error(err))
+				d.logs.Warn(d.log, "touching pending results failed", zap.Error(err))
 			}
 			continue
 		}
@@ -642,7 +647,7 @@ func (d *Dispatcher) post(ctx context.Context, id, event string, body []byte) (i
 	req.Header.Set(HeaderEvent, event)
 	req.Header.Set(HeaderDelivery, id)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(HeaderSignature, Sign(d.opts.Secret, ts, body))
+	req.Header.Set(HeaderSignature, Sign(d.opts.Secret, ts, id, event, body))
 	resp, err := d.client.Do(req)
 	if err != nil {
 		return 0, 0, redact(err)

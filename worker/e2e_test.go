@@ -777,3 +777,62 @@ func TestAttachments(t *testing.T) {
 		t.Fatalf("%d attachment temp files left", n)
 	}
 }
+
+// TestMaxDelayAfterApproval: an approved send without window.not_after that could not go out
+// within the maximum delay after its approval (default 72h) ends expired with its own reason,
+// nothing sent; a send whose window.not_after is later still goes (its window wins).
+func TestMaxDelayAfterApproval(t *testing.T) {
+	t.Parallel()
+	var now atomic.Int64
+	now.Store(time.Now().Add(73 * time.Hour).UnixNano()) // the worker's clock: 73 h after the approvals
+	e := newEnv(t, func(c *envConfig) { c.workerNow = func() time.Time { return time.Unix(0, now.Load()) } })
+
+	late := newID("max-delay")
+	e.submit(message(late, accA, chatA1))
+	rec := e.waitTerminal(late, 10*time.Second)
+	if rec.State != tasks.StateExpired || rec.Reason != tasks.ReasonMaxDelay || !strings.Contains(rec.Detail, "not sent within 72h0m0s") {
+		t.Fatalf("%s %s %q, want expired max_delay_exceeded", rec.State, rec.Reason, rec.Detail)
+	}
+	e.expectResult(rec)
+
+	windowed := newID("max-delay-window")
+	notAfter := time.Now().Add(100 * time.Hour)
+	req := message(windowed, accA, chatA2)
+	req.Window = &tasks.Window{NotAfter: &notAfter}
+	e.submit(req)
+	if rec := e.waitTerminal(windowed, 10*time.Second); rec.State != tasks.StateSent {
+		t.Fatalf("%s: %s %s, want sent (its not_after is later than the default delay)", windowed, rec.State, rec.Reason)
+	}
+	if n := len(e.deliveries(late)); n != 0 {
+		t.Fatalf("%d deliveries of the expired send", n)
+	}
+}
+
+// TestLogLinesHaveUniqueKeys: no log line of a send repeats a key (a JSON line with "attempt"
+// twice is ambiguous for log processors). The observer keeps the fields of With and of the
+// call side by side, so a repeat shows as two fields with one key.
+func TestLogLinesHaveUniqueKeys(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	id := newID("log-keys")
+	e.submit(message(id, accA, chatA1))
+	if rec := e.waitTerminal(id, 10*time.Second); rec.State != tasks.StateSent {
+		t.Fatalf("%s %s", rec.State, rec.Reason)
+	}
+	lines := 0
+	for _, entry := range e.logs.All() {
+		seen := map[string]bool{}
+		for _, f := range entry.Context {
+			if seen[f.Key] {
+				t.Errorf("log line %q repeats the key %q", entry.Message, f.Key)
+			}
+			seen[f.Key] = true
+		}
+		if seen["send_id"] {
+			lines++
+		}
+	}
+	if lines == 0 {
+		t.Fatal("no log line of the send was observed")
+	}
+}

@@ -129,9 +129,13 @@ func (x *execution) round(ctx context.Context) (o outcome, again bool) {
 	if o, stop := x.integrity(); stop {
 		return o, false
 	}
-	// Checks that need no provider read come first: the send window, then the account breaker
-	// (an unhealthy account's sends wait without taking a slot).
+	// Checks that need no provider read come first: the send window, the maximum delay after
+	// approval, then the account breaker (an unhealthy account's sends wait without taking a
+	// slot).
 	if o, stop := x.window(); stop {
+		return o, false
+	}
+	if o, stop := x.maxDelay(); stop {
 		return o, false
 	}
 	if o, stop := x.accountBreaker(ctx); stop {
@@ -144,7 +148,9 @@ func (x *execution) round(ctx context.Context) (o outcome, again bool) {
 		return o, false
 	}
 	if o, stop := x.guards(ctx); stop {
-		x.releaseSlot(ctx)
+		// Nothing was sent with the slot: give it back, consumed or not, so a skip does not
+		// count against the account's caps.
+		x.refundSlot(ctx)
 		return o, false
 	}
 	if slot.held {
@@ -183,6 +189,22 @@ func (x *execution) precheck() (outcome, bool) {
 		return done("held by a pause", nil), true
 	case rec.State != tasks.StateApproved && rec.State != tasks.StateWaiting && rec.State != tasks.StateSending:
 		return done("not sendable in state "+string(rec.State), nil), true
+	}
+	return outcome{}, false
+}
+
+// maxDelay ends a send that waited too long after its approval (a pause forgotten, a breaker
+// open for days): without window.not_after it may go out at most Options.MaxDelay after
+// it was approved. A send's own not_after wins (window() judges it). No provider call.
+func (x *execution) maxDelay() (outcome, bool) {
+	rec := x.rec
+	if w := rec.Request.Window; (w != nil && w.NotAfter != nil) || rec.Approval == nil {
+		return outcome{}, false
+	}
+	limit := rec.Approval.At.Add(x.w.opts.MaxDelay)
+	if x.w.opts.Now().After(limit) {
+		return expired(tasks.ReasonMaxDelay, fmt.Sprintf("approved at %s, not sent within %s (SENDWORKER_MAX_DELAY_AFTER_APPROVAL)",
+			rec.Approval.At.UTC().Format(time.RFC3339), x.w.opts.MaxDelay)), true
 	}
 	return outcome{}, false
 }

@@ -122,6 +122,27 @@ func (x *execution) releaseSlot(ctx context.Context) {
 	}
 }
 
+// refundSlot gives back the slot this execution took (held or already consumed) when a guard
+// refused the send before any sending call. Without a SlotRefunder it falls back to
+// releaseSlot, which frees only a slot still in the future.
+func (x *execution) refundSlot(ctx context.Context) {
+	r, ok := x.w.opts.Limiter.(SlotRefunder)
+	if !ok {
+		x.releaseSlot(ctx)
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	refunded, err := r.Refund(cctx, x.rec)
+	if err != nil {
+		x.logger().Debug("rate-limit slot not given back", zap.Error(err))
+		return
+	}
+	if refunded {
+		x.logger().Debug("rate-limit slot given back")
+	}
+}
+
 // penalize slows the whole account after a provider 429, on every replica (Penalizer).
 func (x *execution) penalize(ctx context.Context, until time.Time) {
 	p, ok := x.w.opts.Limiter.(Penalizer)

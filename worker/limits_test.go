@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sendworker/sendworker/config"
 	"github.com/sendworker/sendworker/provider"
 	"github.com/sendworker/sendworker/provider/wasim"
 	"github.com/sendworker/sendworker/ratelimit"
@@ -245,5 +246,46 @@ func TestSlotDeliveredAtItsSlot(t *testing.T) {
 		if late := ds[0].At.Sub(at); late < 0 || late > 150*time.Millisecond {
 			t.Errorf("%s delivered %s after its slot", id, late)
 		}
+	}
+}
+
+// TestGuardRefusalGivesSlotBack: a send that a guard refuses after taking its rate-limit slot
+// (here contact_replied, which needs a provider read, so it runs after the slot) does not count
+// against the account's caps: the Redis limiter's forecast shows no slot used in the hour, and
+// the next send of the account goes at once.
+func TestGuardRefusalGivesSlotBack(t *testing.T) {
+	t.Parallel()
+	var lim *ratelimit.Limiter
+	e := newEnv(t, func(c *envConfig) { c.noStart = true })
+	lim = ratelimit.New(e.rdb, ratelimit.Options{LimitsFor: func(string) config.Limits {
+		return config.Limits{MinInterval: time.Hour, HourlyCap: 60}
+	}})
+	e.opts.Limiter = lim
+	e.worker = New(e.redisOpt, e.ledger, e.provider, e.opts)
+	e.start()
+
+	since := time.Now().Add(-10 * time.Minute)
+	if _, err := e.sim.Sim().AddIncomingMessage(chatA1, "No thanks", time.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	replied := newID("refund-replied")
+	req := message(replied, accA, chatA1)
+	req.StopIfRepliedSince = &since
+	e.submit(req)
+	if rec := e.waitTerminal(replied, 10*time.Second); rec.State != tasks.StateSkipped || rec.Reason != tasks.ReasonContactReplied {
+		t.Fatalf("%s: %s %s, want skipped contact_replied", replied, rec.State, rec.Reason)
+	}
+	f, err := lim.Forecast(context.Background(), accA, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.SlotsLastHour != 0 || f.Queued != 0 {
+		t.Fatalf("a skipped send counts against the caps: %d slot(s) in the last hour, %d queued", f.SlotsLastHour, f.Queued)
+	}
+	// With a one-hour minimum interval, a slot left used would hold the next send an hour.
+	next := newID("refund-next")
+	e.submit(message(next, accA, chatA2))
+	if rec := e.waitTerminal(next, 10*time.Second); rec.State != tasks.StateSent {
+		t.Fatalf("%s: %s %s (%s), want sent at once", next, rec.State, rec.Reason, historyString(rec))
 	}
 }

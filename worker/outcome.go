@@ -165,7 +165,7 @@ func (x *execution) apply(ctx context.Context, o outcome) error {
 			return x.ledgerRefused(log, "finish", o, err)
 		}
 		log.Info("send finished", zap.String("state", string(o.state)), zap.String("reason", string(o.reason)),
-			zap.Int("attempt", ended.Attempts), zap.String("detail", o.detail), zap.Bool("dry_run", o.dryRun))
+			zap.Int("attempts", ended.Attempts), zap.String("detail", o.detail), zap.Bool("dry_run", o.dryRun))
 		x.w.opts.Metrics.SendFinished(x.op, o.state, o.reason)
 		x.writeResult(ended.Result)
 		return nil
@@ -179,13 +179,13 @@ func (x *execution) apply(ctx context.Context, o outcome) error {
 			// A Reject or Cancel arrived while the send was sending, and the attempt did not go
 			// out: the ledger ended the send as requested instead of parking it. Nothing to send.
 			log.Info("send finished: stop requested while sending", zap.String("state", string(rec.State)),
-				zap.String("reason", string(rec.Reason)), zap.Int("attempt", rec.Attempts), zap.String("detail", o.detail))
+				zap.String("reason", string(rec.Reason)), zap.Int("attempts", rec.Attempts), zap.String("detail", o.detail))
 			x.w.opts.Metrics.SendFinished(x.op, rec.State, rec.Reason)
 			x.writeRecordResult(rec)
 			return nil
 		}
 		log.Info("send waits", zap.String("state", string(rec.State)), zap.String("reason", string(o.reason)),
-			zap.Int("attempt", rec.Attempts), zap.Time("until", o.until), zap.String("detail", o.detail))
+			zap.Int("attempts", rec.Attempts), zap.Time("until", o.until), zap.String("detail", o.detail))
 		x.w.opts.Metrics.Deferred(o.reason, o.until.Sub(x.w.opts.Now()))
 		return nil
 

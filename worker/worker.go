@@ -15,6 +15,7 @@ import (
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
+	"github.com/sendworker/sendworker/internal/logthrottle"
 	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/metrics"
 	"github.com/sendworker/sendworker/provider"
@@ -67,6 +68,13 @@ type SlotCanceler interface {
 	Cancel(ctx context.Context, rec *tasks.Record) (freed bool, err error)
 }
 
+// SlotRefunder is a Limiter that can give back the slot a send took, even one already
+// consumed, when a guard refuses the send before any sending call: a skipped send then does
+// not count against the account's caps (ratelimit.Limiter.Refund).
+type SlotRefunder interface {
+	Refund(ctx context.Context, rec *tasks.Record) (refunded bool, err error)
+}
+
 // Penalizer is a Limiter that can forbid an account's slots before a time: the worker calls it
 // on a provider 429 (until its Retry-After, or the backoff), so every replica slows that
 // account, not only the send that met the 429.
@@ -87,6 +95,7 @@ var (
 	_ Limiter      = (*ratelimit.Limiter)(nil)
 	_ SlotReserver = (*ratelimit.Limiter)(nil)
 	_ SlotCanceler = (*ratelimit.Limiter)(nil)
+	_ SlotRefunder = (*ratelimit.Limiter)(nil)
 	_ Penalizer    = (*ratelimit.Limiter)(nil)
 	_ GlobalWaiter = (*ratelimit.Limiter)(nil)
 )
@@ -121,6 +130,8 @@ const (
 	DefaultAttendeeCacheTTL = 10 * time.Second
 	DefaultDelayedTaskCheck = time.Second
 	DefaultSlotLead         = 500 * time.Millisecond
+	// DefaultMaxDelayAfterApproval: see Options.MaxDelayAfterApproval.
+	DefaultMaxDelayAfterApproval = 72 * time.Hour
 )
 
 // Options configure a Worker. Zero values take the defaults above.
@@ -183,6 +194,10 @@ type Options struct {
 	MaxReconcileTries int
 	// AttendeeCacheTTL caches, per account, which attendees have a chat (default 10s).
 	AttendeeCacheTTL time.Duration
+	// MaxDelay is how long after its approval a send without window.not_after may
+	// still go out (default 72h); past it the send ends expired (max_delay_exceeded). A send's
+	// own window.not_after wins, earlier or later.
+	MaxDelay time.Duration
 	// DelayedTaskCheckInterval is asynq's poll of scheduled/retry tasks (default 1s).
 	DelayedTaskCheckInterval time.Duration
 	// Now is the clock of the worker's decisions (windows, edit windows); default time.Now.
@@ -256,6 +271,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SlotLead == 0 {
 		o.SlotLead = DefaultSlotLead
+	}
+	if o.MaxDelay <= 0 {
+		o.MaxDelay = DefaultMaxDelayAfterApproval
 	}
 	if o.SlotLead < 0 {
 		o.SlotLead = 0
@@ -371,7 +389,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		Queues:                   map[string]int{w.opts.Queue: 1},
 		IsFailure:                isFailure,
 		RetryDelayFunc:           retryDelay,
-		Logger:                   w.log.Named("asynq").Sugar(),
+		Logger:                   logthrottle.NewAsynqLogger(w.log.Named("asynq"), logthrottle.New(0, nil)), // Redis down: one line per message per 30 s
 		ShutdownTimeout:          w.opts.ShutdownTimeout,
 		DelayedTaskCheckInterval: w.opts.DelayedTaskCheckInterval,
 		TaskCheckInterval:        200 * time.Millisecond,

@@ -17,12 +17,14 @@ import (
 	// Send windows name IANA zones; embed them so a minimal container image works.
 	_ "time/tzdata"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/sendworker/sendworker/app"
 	"github.com/sendworker/sendworker/config"
 	"github.com/sendworker/sendworker/internal/devenv"
+	"github.com/sendworker/sendworker/internal/logthrottle"
 	"github.com/sendworker/sendworker/results"
 	"github.com/sendworker/sendworker/tasks"
 )
@@ -57,8 +59,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	if cfg.Dev {
+		// Before -print-config: it shows the values dev mode runs with.
+		devenv.ApplyDefaults(cfg)
+	}
 	if *printConfig {
 		fmt.Fprint(stdout, cfg.String())
+		if cfg.Dev {
+			for _, n := range devenv.ConfigNotes(cfg) {
+				fmt.Fprintf(stdout, "# %s\n", n)
+			}
+		}
 		return 0
 	}
 	log, err := newLogger(cfg)
@@ -67,17 +78,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer func() { _ = log.Sync() }()
+	// go-redis prints its own lines (dial failures, pool errors) through a process-wide logger:
+	// route them into the structured log, one per message per 30 s while Redis is down.
+	redis.SetLogger(logthrottle.NewRedisLogger(log.Named("redis"), logthrottle.New(0, nil)))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP reloads the admin tokens file (the daemon also reloads it when it changes). Caught
+	// from here on, so a SIGHUP during start-up does not kill the process; handled once started.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer func() { signal.Stop(hup); close(hup) }()
 
 	var env *devenv.Env
 	if cfg.Dev {
 		if noConfig && !*dev {
 			fmt.Fprintln(stderr, "sendworker: no SENDWORKER_* configuration found: starting in DEV MODE (in-process Redis + provider simulator; nothing real is sent). Set SENDWORKER_* variables for production.")
-		}
-		if cfg.Admin.Addr == config.Defaults().Admin.Addr {
-			cfg.Admin.Addr = "127.0.0.1:8080"
 		}
 		env, err = devenv.Start(cfg)
 		if err != nil {
@@ -106,6 +122,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
+
+	go func() {
+		for range hup {
+			if err := a.ReloadTokens(); err != nil {
+				log.Warn("SIGHUP: admin tokens not reloaded", zap.Error(err))
+			}
+		}
+	}()
 
 	if cfg.Dev {
 		if code := runDemo(ctx, a, env, cfg, stdout, *devApprove, *devExit); code != 0 {
@@ -138,7 +162,7 @@ func runDemo(ctx context.Context, a *app.App, env *devenv.Env, cfg *config.Confi
 		fmt.Fprintf(out, "demo: enqueue failed: %v\n", err)
 		return 1
 	}
-	devenv.PrintBanner(out, env, a.Addr(), recs)
+	devenv.PrintBanner(out, env, a.Addr(), cfg.Results.Stream, recs, approve)
 	if exitAfter > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, exitAfter)
@@ -221,8 +245,10 @@ func newLogger(cfg *config.Config) (*zap.Logger, error) {
 	zc := zap.NewProductionConfig()
 	if cfg.Log.Format == "console" {
 		zc = zap.NewDevelopmentConfig()
-		zc.DisableStacktrace = true
 	}
+	// An operational error (Redis down, a port taken) is said in the message and its fields; a
+	// Go stack trace in the log helps nobody running the daemon.
+	zc.DisableStacktrace = true
 	zc.Level = zap.NewAtomicLevelAt(level)
 	return zc.Build()
 }

@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/sendworker/sendworker/config"
+	"github.com/sendworker/sendworker/internal/devenv"
 )
 
 // TestDevDemo runs the README's one-command demo end to end (in-process Redis,
@@ -37,6 +41,15 @@ func TestDevDemo(t *testing.T) {
 		if strings.HasPrefix(line, "RESULT demo-5-") {
 			t.Errorf("the unhealthy account's send must wait, not end: %s", line)
 		}
+	}
+	// -dev-approve: the banner says the demo approves them, and offers no approve command.
+	for _, wrong := range []string{"pending approval", "sendctl approve"} {
+		if strings.Contains(got, wrong) {
+			t.Errorf("with -dev-approve the banner still says %q:\n%s", wrong, got)
+		}
+	}
+	if !strings.Contains(got, "approves them now") {
+		t.Errorf("the banner does not say the demo approves the sends:\n%s", got)
 	}
 	// The banner prints the demo tokens on purpose; the logs must not.
 	if strings.Contains(errOut.String(), "Special offer") || strings.Contains(errOut.String(), "dev-alice-") {
@@ -72,5 +85,62 @@ func TestPrintConfigRedactsSecrets(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "SENDWORKER_PROVIDER_API_KEY=<secret>") {
 		t.Fatalf("api key not shown as <secret>:\n%s", out.String())
+	}
+}
+
+// TestDevPrintConfigShowsEffectiveValues: `sendworker -dev -print-config` prints the values the
+// dev daemon runs with (admin address on 127.0.0.1, the demo spacing and reconcile delay), not
+// the production defaults, and says what dev mode provides for the settings left empty.
+func TestDevPrintConfigShowsEffectiveValues(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"-dev", "-print-config"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit code %d; stderr:\n%s", code, errOut.String())
+	}
+	printed := map[string]string{}
+	var notes []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if n, ok := strings.CutPrefix(line, "# "); ok {
+			notes = append(notes, n)
+			continue
+		}
+		k, v, _ := strings.Cut(line, "=")
+		printed[k] = v
+	}
+
+	// What the dev daemon runs with: the same loading as run, then the dev environment.
+	cfg, err := config.Load(withDev(os.LookupEnv), os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := devenv.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	// Settings dev mode provides at start (a free port, generated keys and tokens) are
+	// described by the notes instead.
+	provided := map[string]bool{"SENDWORKER_REDIS_URL": true, "SENDWORKER_PROVIDER_BASE_URL": true,
+		"SENDWORKER_PROVIDER_API_KEY": true, "SENDWORKER_ADMIN_TOKENS": true}
+	for _, line := range strings.Split(strings.TrimSpace(cfg.String()), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		if provided[k] {
+			continue
+		}
+		if printed[k] != v {
+			t.Errorf("-print-config says %s=%s, the dev daemon runs with %s", k, printed[k], v)
+		}
+	}
+	for k, want := range map[string]string{
+		"SENDWORKER_ADMIN_ADDR": "127.0.0.1:8080", "SENDWORKER_RATE_MIN_INTERVAL": "2s",
+		"SENDWORKER_RATE_JITTER": "1s", "SENDWORKER_RECONCILE_DELAY": "2s",
+	} {
+		if printed[k] != want {
+			t.Errorf("%s=%s, want %s", k, printed[k], want)
+		}
+	}
+	for _, want := range []string{"in-process Redis", "provider simulator", "demo tokens"} {
+		if !strings.Contains(strings.Join(notes, "\n"), want) {
+			t.Errorf("no note says %q: %q", want, notes)
+		}
 	}
 }

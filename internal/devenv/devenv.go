@@ -77,15 +77,51 @@ func Start(cfg *config.Config) (*Env, error) {
 			cfg.Admin.Tokens = append(cfg.Admin.Tokens, config.AdminToken{Identity: id.identity, Roles: []string{id.role}, Token: config.Secret(tok)})
 		}
 	}
+	ApplyDefaults(cfg)
+	return env, nil
+}
+
+// DevAdminAddr is the dev mode's admin listen address when SENDWORKER_ADMIN_ADDR is left at
+// its default: this machine only.
+const DevAdminAddr = "127.0.0.1:8080"
+
+// ApplyDefaults sets the dev mode's own values of the settings the user left at their
+// production defaults: the admin API on DevAdminAddr, short demo spacing, a short reconcile
+// delay. It starts nothing, so `sendworker -dev -print-config` can show the values dev mode
+// runs with. Start calls it; calling it again changes nothing.
+func ApplyDefaults(cfg *config.Config) {
+	def := config.Defaults()
+	if cfg.Admin.Addr == def.Admin.Addr {
+		cfg.Admin.Addr = DevAdminAddr
+	}
 	// Human-like spacing of 10-20 s makes a demo look stuck; the demo sends
 	// go to different accounts and chats, a short spacing shows the limits.
-	if cfg.Rate.Limits.MinInterval == config.Defaults().Rate.Limits.MinInterval {
+	if cfg.Rate.Limits.MinInterval == def.Rate.Limits.MinInterval && cfg.Rate.Limits.Jitter == def.Rate.Limits.Jitter {
 		cfg.Rate.Limits.MinInterval, cfg.Rate.Limits.Jitter = 2*time.Second, time.Second
 	}
-	if cfg.Worker.ReconcileDelay == config.Defaults().Worker.ReconcileDelay {
+	if cfg.Worker.ReconcileDelay == def.Worker.ReconcileDelay {
 		cfg.Worker.ReconcileDelay = 2 * time.Second
 	}
-	return env, nil
+}
+
+// ConfigNotes are the lines `sendworker -dev -print-config` adds after the configuration, as
+// env-file comments: what dev mode provides for the settings left empty, started at run time.
+func ConfigNotes(cfg *config.Config) []string {
+	var notes []string
+	if cfg.Redis.Mode == "" {
+		notes = append(notes, "SENDWORKER_REDIS_URL is empty: dev mode starts an in-process Redis (miniredis, memory only) on a free port")
+	}
+	if cfg.Provider.BaseURL == "" {
+		notes = append(notes, "SENDWORKER_PROVIDER_BASE_URL is empty: dev mode starts the provider simulator (wasim) on a free port, with its own API key")
+	}
+	if len(cfg.Admin.Tokens) == 0 {
+		notes = append(notes, "SENDWORKER_ADMIN_TOKENS is empty: dev mode makes demo tokens for "+
+			SchedulerIdentity+" (scheduler), "+ApproverIdentity+" (approver) and "+AdminIdentity+" (admin), printed at start")
+	}
+	if cfg.Admin.Addr == DevAdminAddr {
+		notes = append(notes, "if "+DevAdminAddr+" is taken, dev mode listens on another free port of 127.0.0.1 and prints it")
+	}
+	return notes
 }
 
 // Close stops the environment's servers.
@@ -161,8 +197,10 @@ func EnqueueDemo(ctx context.Context, svc *approval.Service, now time.Time) ([]*
 	return recs, errors.Join(errs...)
 }
 
-// PrintBanner tells a newcomer what runs, where, and what to type next.
-func PrintBanner(w io.Writer, env *Env, adminAddr string, recs []*tasks.Record) {
+// PrintBanner tells a newcomer what runs, where, and what to type next. autoApprove: the demo
+// approver approves the demo sends itself (-dev-approve), so there is nothing to approve by
+// hand; resultsStream is the stream the results are read from.
+func PrintBanner(w io.Writer, env *Env, adminAddr, resultsStream string, recs []*tasks.Record, autoApprove bool) {
 	url := "http://" + adminAddr
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 	p("")
@@ -179,15 +217,24 @@ func PrintBanner(w io.Writer, env *Env, adminAddr string, recs []*tasks.Record) 
 		}
 	}
 	p("")
-	p("%d demo sends are pending approval. In another terminal:", len(recs))
+	if autoApprove {
+		p("%d demo sends enqueued; -dev-approve: the demo approver (%s) approves them now, below.", len(recs), ApproverIdentity)
+		p("To look at them in another terminal:")
+	} else {
+		p("%d demo sends are pending approval. In another terminal:", len(recs))
+	}
 	p("  export SENDCTL_URL=%s SENDCTL_TOKEN=%s", url, env.Tokens[ApproverIdentity])
-	p("  go run ./cmd/sendctl list -state pending_approval")
-	for _, r := range recs {
-		p("  go run ./cmd/sendctl approve %s -digest %s", r.SendID, r.Digest)
+	if autoApprove {
+		p("  go run ./cmd/sendctl list")
+	} else {
+		p("  go run ./cmd/sendctl list -state pending_approval")
+		for _, r := range recs {
+			p("  go run ./cmd/sendctl approve %s -digest %s", r.SendID, r.Digest)
+		}
 	}
 	p("  go run ./cmd/sendctl show demo-1-reply-lucas")
 	p("  go run ./cmd/sendctl messages chat-paris-lucas     # the conversation, as the simulator holds it")
-	p("Results are printed below as the workers write them back (Redis stream %q).", "sendworker:results")
+	p("Results are printed below as the workers write them back (Redis stream %q).", resultsStream)
 	p("Stop with Ctrl-C.")
 	p("=============================================================================")
 	p("")

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Operation names, as in PROVIDER.md and Delivery.Operation.
+// Operation names, as in docs/PROVIDER-API.md and Delivery.Operation.
 const (
 	opAccountsGet        = "accounts_get"
 	opAccountsSync       = "accounts_sync"

@@ -1,5 +1,5 @@
 // Package wasim is a simulator of the Unipile-style WhatsApp provider API that sendworker sends
-// through (see shared/PROVIDER.md). The real provider cannot be reached from development, CI or
+// through (see docs/PROVIDER-API.md). The real provider cannot be reached from development, CI or
 // benchmarks, so wasim stands in for it: it speaks the same HTTP API with realistic state
 // (accounts, chats, attendees, messages) and injects the faults a careful client must survive.
 // It is a test double, never a provider: nothing it does reaches WhatsApp.
@@ -16,7 +16,7 @@
 // Listen runs a Sim on a real port; cmd/wasim wraps it as a binary. Every sending call is recorded
 // as a Delivery, so a test can prove what reached the "provider" and how it was answered.
 //
-// # Choices where PROVIDER.md is silent or unsure
+// # Choices where the provider's documentation is silent or unsure
 //
 //   - Auth: X-API-KEY when Options.APIKey is set; bearer tokens from /oauth/token when OAuth
 //     clients or refresh tokens are set; none at all when neither is (development). A missing
@@ -31,7 +31,7 @@
 //     empty list.
 //   - Message text is null when empty (attachment-only or deleted messages).
 //   - Text over 10,000 characters: 400 errors/too_many_characters. A file part over 15 MiB, or a
-//     body over 64 MiB: 413 errors/file_too_large (a slug outside PROVIDER.md's list, which is open).
+//     body over 64 MiB: 413 errors/file_too_large (a slug outside the documented list, which is open).
 //     A sending body that is not multipart/form-data: 415 errors/unsupported_media_type; a JSON
 //     body (reaction, edit) with another content type: 415 too. Unknown form fields and JSON keys
 //     are ignored.

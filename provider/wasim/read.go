@@ -54,7 +54,7 @@ func (s *Sim) serveRead(op, id string, q url.Values) (any, *problem) {
 }
 
 // resolveChat finds a chat by id or, when accountID is given, by its provider id within that
-// account (as PROVIDER.md describes for chats_get). A chat of another account is a mismatch.
+// account (as the provider documents for chats_get). A chat of another account is a mismatch.
 // Callers hold s.mu.
 func (s *Sim) resolveChat(id, accountID string) (*chat, *problem) {
 	c, ok := s.chats[id]

@@ -269,7 +269,7 @@ func validPhone(p string) bool {
 	return len(p) >= 6 && len(p) <= 20 && allDigits(p)
 }
 
-// validProviderID accepts the two WhatsApp user id forms PROVIDER.md names.
+// validProviderID accepts the two WhatsApp user id forms the provider documents (docs/PROVIDER-API.md).
 func validProviderID(id string) bool {
 	for _, suffix := range []string{"@s.whatsapp.net", "@lid"} {
 		if local, ok := strings.CutSuffix(id, suffix); ok {

@@ -139,7 +139,7 @@ type wireList struct {
 	Cursor *string `json:"cursor"`
 }
 
-// wireAttendeeList has no cursor: the provider may omit it on this list (PROVIDER.md), and the
+// wireAttendeeList has no cursor: the provider may omit it on this list (docs/PROVIDER-API.md), and the
 // simulator does, so that clients prove they tolerate it.
 type wireAttendeeList struct {
 	Object string         `json:"object"`

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -176,65 +178,117 @@ func TestRejectBulkPartialFailure(t *testing.T) {
 	}
 }
 
-func TestApproveFromList(t *testing.T) {
-	list := pagedSends(t)
+// TestApproveReviewedOnly is the two-run bulk approval: the review run prints
+// every pending send in full and writes their digests; the approve run
+// approves exactly those. A send enqueued between the runs is not approved
+// but listed, and a send that changed is refused by the API and reported.
+func TestApproveReviewedOnly(t *testing.T) {
+	var mu sync.Mutex
+	pending := []string{"s-1", "s-2", "s-3"}
+	changed := false
+	var approved []approveItem
 	api := newFakeAPI(t, func(c call) reply {
-		if c.Method == http.MethodPost && c.Path == "/v1/sends:approve" {
-			return reply{200, `{"results":[{"send_id":"s-1","status":200},{"send_id":"s-2","status":200},{"send_id":"s-3","status":200},
-				{"send_id":"s-4","status":409,"error":{"code":"not_pending","message":"send s-4 was canceled"}},{"send_id":"s-5","status":200}]}`}
-		}
-		return list(c)
-	})
-
-	t.Run("dry run", func(t *testing.T) {
-		res := run(t, api.srv.URL, "", "approve", "-from-list", "-account", "acc-1")
-		if res.code != exitOK {
-			t.Fatalf("exit %d: %s", res.code, res.stderr)
-		}
-		for _, c := range api.Calls() {
-			if c.Method != http.MethodGet {
-				t.Fatalf("approved without -yes: %s %s", c.Method, c.Path)
-			}
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case c.Method == http.MethodGet && c.Path == "/v1/sends":
 			q, _ := url.ParseQuery(c.Query)
-			if q.Get("state") != "pending_approval" || q.Get("account_id") != "acc-1" || q.Get("order") != "oldest" {
+			if q.Get("state") != "pending_approval" || q.Get("account_id") != "acc-1" {
 				t.Errorf("listing query %s", c.Query)
 			}
+			var recs []tasks.Record
+			for _, id := range pending {
+				r := sampleRecord(id, tasks.StatePendingApproval)
+				if id == "s-2" && changed {
+					r.Request.Text = "another text"
+					r.Digest = r.Request.Digest()
+				}
+				recs = append(recs, r)
+			}
+			return reply{200, mustJSON(t, map[string]any{"sends": recs})}
+		case c.Method == http.MethodPost && c.Path == "/v1/sends:approve":
+			var body struct {
+				Items []approveItem `json:"items"`
+			}
+			if err := json.Unmarshal([]byte(c.Body), &body); err != nil {
+				t.Fatal(err)
+			}
+			var results []map[string]any
+			for _, it := range body.Items {
+				if it.SendID == "s-2" { // changed since the review: the API refuses its digest
+					results = append(results, map[string]any{"send_id": it.SendID, "status": 409,
+						"error": map[string]string{"code": "digest_mismatch", "message": "approve: digest is not the send's current digest"}})
+					continue
+				}
+				approved = append(approved, it)
+				results = append(results, map[string]any{"send_id": it.SendID, "status": 200})
+			}
+			return reply{200, mustJSON(t, map[string]any{"results": results})}
 		}
-		digest := sampleRecord("s-5", tasks.StatePendingApproval).Digest
-		if !strings.Contains(res.stdout, "s-5") || !strings.Contains(res.stdout, digest[:12]) {
-			t.Errorf("dry run does not show what it would approve:\n%s", res.stdout)
-		}
-		if !strings.Contains(res.stderr, "would approve 5 send(s)") || !strings.Contains(res.stderr, "-yes") {
-			t.Errorf("stderr %q", res.stderr)
-		}
+		return reply{404, `{"error":{"code":"not_found","message":"no route"}}`}
 	})
+	file := filepath.Join(t.TempDir(), "review.json")
 
-	t.Run("yes", func(t *testing.T) {
-		res := run(t, api.srv.URL, "", "approve", "-from-list", "-yes")
-		if res.code != exitPartial {
-			t.Fatalf("exit %d, want 7: %s", res.code, res.stderr)
+	res := run(t, api.srv.URL, "", "approve", "-from-list", "-account", "acc-1", "-review", file)
+	if res.code != exitOK {
+		t.Fatalf("review run: exit %d: %s", res.code, res.stderr)
+	}
+	for _, c := range api.Calls() {
+		if c.Method != http.MethodGet {
+			t.Fatalf("the review run approved: %s %s", c.Method, c.Path)
 		}
-		var approveBody string
-		for _, c := range api.Calls() {
-			if c.Method == http.MethodPost {
-				approveBody = c.Body
-			}
+	}
+	full := sampleRequest("s-1").Text
+	for i, id := range []string{"s-1", "s-2", "s-3"} {
+		if !strings.Contains(res.stdout, fmt.Sprintf("======== %d of 3: %s ========", i+1, id)) {
+			t.Errorf("review does not show %s", id)
 		}
-		var body struct {
-			Items []approveItem `json:"items"`
+	}
+	// Every text is printed whole, not cut to a column.
+	if n := strings.Count(res.stdout, "END-OF-TEXT"); n != 3 || !strings.Contains(res.stdout, "  | "+strings.Split(full, "\n")[1]) {
+		t.Errorf("full texts printed %d times, want 3:\n%s", n, res.stdout)
+	}
+	if !strings.Contains(res.stderr, "sendctl approve -f "+file) {
+		t.Errorf("review run does not say how to approve: %s", res.stderr)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rf, err := parseApproveFile(data)
+	if err != nil || rf.Reviewed == nil || rf.Account != "acc-1" || len(rf.Items) != 3 {
+		t.Fatalf("review file %s: %+v, %v", data, rf, err)
+	}
+	for _, it := range rf.Items {
+		if want := sampleRecord(it.SendID, tasks.StatePendingApproval).Digest; it.Digest != want {
+			t.Errorf("%s: digest %s in the file, want the digest of the text printed %s", it.SendID, it.Digest, want)
 		}
-		if err := json.Unmarshal([]byte(approveBody), &body); err != nil || len(body.Items) != 5 {
-			t.Fatalf("approve body %s", approveBody)
-		}
-		for _, it := range body.Items {
-			if want := sampleRecord(it.SendID, tasks.StatePendingApproval).Digest; it.Digest != want {
-				t.Errorf("%s approved with digest %s, want the listed %s", it.SendID, it.Digest, want)
-			}
-		}
-		if !strings.Contains(res.stdout, "send s-4 was canceled") {
-			t.Errorf("failed item not reported:\n%s", res.stdout)
-		}
-	})
+	}
+
+	// Meanwhile a send is enqueued and one changes.
+	mu.Lock()
+	pending = append(pending, "s-4")
+	changed = true
+	mu.Unlock()
+
+	res = run(t, api.srv.URL, "", "approve", "-f", file)
+	if res.code != exitPartial {
+		t.Fatalf("approve run: exit %d, want 7 (s-2 refused): %s", res.code, res.stderr)
+	}
+	mu.Lock()
+	got := fmt.Sprint(approved)
+	mu.Unlock()
+	if want := fmt.Sprint([]approveItem{rf.Items[0], rf.Items[2]}); got != want {
+		t.Errorf("approved %s, want exactly the reviewed %s", got, want)
+	}
+	if !strings.Contains(res.stdout, "digest_mismatch") {
+		t.Errorf("the refused send is not reported:\n%s", res.stdout)
+	}
+	// s-2 is still pending (refused) and s-4 came after the review: both listed.
+	if !strings.Contains(res.stderr, "2 send(s) pending approval were not approved") ||
+		!strings.Contains(res.stderr, "  s-4  ") || !strings.Contains(res.stderr, "  s-2  ") {
+		t.Errorf("sends not reviewed are not listed:\n%s", res.stderr)
+	}
 }
 
 func FuzzParseSendFile(f *testing.F) {
@@ -258,6 +312,47 @@ func FuzzParseIDFile(f *testing.F) {
 		ids, err := parseIDFile(data)
 		if err == nil && len(ids) == 0 {
 			t.Fatal("no error and no ids")
+		}
+	})
+}
+
+// FuzzParseApproveFile: the review file (or a hand-made list) never panics the parser; what it
+// accepts has a send id and a digest in every item, and a syntax error says where it is.
+func FuzzParseApproveFile(f *testing.F) {
+	f.Add([]byte(`[{"send_id":"s-1","digest":"ab"}]`))
+	f.Add([]byte(`{"reviewed_at":"2026-03-01T09:00:00Z","account_id":"a","items":[{"send_id":"s","digest":"d"}]}`))
+	f.Add([]byte("{\n  \"items\": [\n    {\"send_id\": \"s\" \"digest\": \"d\"}\n  ]\n}"))
+	f.Add([]byte(`{"items":[]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rf, err := parseApproveFile(data)
+		if err != nil {
+			return
+		}
+		if len(rf.Items) == 0 {
+			t.Fatal("accepted a file without items")
+		}
+		for _, it := range rf.Items {
+			if it.SendID == "" || it.Digest == "" {
+				t.Fatalf("accepted an item without send_id or digest: %+v", it)
+			}
+		}
+	})
+}
+
+// FuzzParseTime: a time typed by a human either parses or is an error naming the input; never a
+// panic, whatever the zone.
+func FuzzParseTime(f *testing.F) {
+	f.Add("2026-03-01T09:30:00+01:00", "Europe/Paris")
+	f.Add("2026-03-01 09:30", "local")
+	f.Add("2026-03-01", "")
+	f.Add("last week", "UTC")
+	f.Fuzz(func(t *testing.T, s, tz string) {
+		z, err := parseZone(tz)
+		if err != nil {
+			return
+		}
+		if _, err := z.parseTime(s); err != nil && !strings.Contains(err.Error(), "is not a time") {
+			t.Fatalf("error %v does not say what was wrong", err)
 		}
 	})
 }

@@ -203,14 +203,20 @@ func (e *apiError) Error() string {
 	case e.Status == http.StatusNotFound:
 		return "not found: " + msg
 	case e.Status == http.StatusConflict:
-		code := e.Code
+		msg = stripContext(msg)
+		code := strings.ReplaceAll(e.Code, "_", " ")
 		if code == "" {
 			code = "conflict"
 		}
-		return strings.ReplaceAll(code, "_", " ") + ": " + msg
+		if strings.Contains(msg, code) || e.Code == "digest_mismatch" {
+			// "send is not pending approval" says "not pending" already.
+			return msg
+		}
+		return code + ": " + msg
 	case e.Status == http.StatusBadRequest:
 		if len(e.Fields) > 0 {
-			return fmt.Sprintf("invalid request: %s (%d field error(s) below)", msg, len(e.Fields))
+			// The message repeats the fields, printed one per line after it.
+			return fmt.Sprintf("invalid request: %d field error(s):", len(e.Fields))
 		}
 		return "invalid request: " + msg
 	case e.Status == http.StatusRequestEntityTooLarge:
@@ -221,6 +227,24 @@ func (e *apiError) Error() string {
 		return fmt.Sprintf("server error (HTTP %d): %s", e.Status, msg)
 	}
 	return fmt.Sprintf("unexpected answer (HTTP %d): %s", e.Status, msg)
+}
+
+// stripContext drops the server's "verb: send ID: " prefixes from a
+// refusal: sendctl says which command and send already.
+func stripContext(msg string) string {
+	for {
+		verb, rest, ok := strings.Cut(msg, ": ")
+		if !ok {
+			return msg
+		}
+		switch {
+		case verb == "approve" || verb == "reject" || verb == "cancel":
+		case strings.HasPrefix(verb, "send ") && !strings.Contains(verb[5:], " "):
+		default:
+			return msg
+		}
+		msg = rest
+	}
 }
 
 // exitCode is the exit status for an API error (see the package doc).

@@ -200,3 +200,30 @@ func writeFile(t *testing.T, name, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestTimeZone: times print in UTC by default, in -tz (or SENDCTL_TZ) when given, "local" being
+// the machine's zone; an unknown zone is a usage error.
+func TestTimeZone(t *testing.T) {
+	rec := sampleRecord("s-1", tasks.StateExpired)
+	rec.Reason, rec.Detail = tasks.ReasonMaxDelay, "approved at 2025-05-29T09:00:00Z, not sent within 72h0m0s (SENDWORKER_MAX_DELAY_AFTER_APPROVAL)"
+	api := newFakeAPI(t, always(200, mustJSON(t, rec)))
+	res := run(t, api.srv.URL, "", "show", "s-1")
+	if !strings.Contains(res.stdout, "2025-06-01T09:00:00Z") {
+		t.Fatalf("default output not in UTC:\n%s", res.stdout)
+	}
+	// The expiry after approval shows with its own reason and why.
+	if !strings.Contains(res.stdout, "max_delay_exceeded") || !strings.Contains(res.stdout, "not sent within 72h0m0s") {
+		t.Errorf("show does not say why the send expired:\n%s", res.stdout)
+	}
+	res = run(t, api.srv.URL, "", "show", "s-1", "-tz", "Europe/Paris")
+	if !strings.Contains(res.stdout, "2025-06-01T11:00:00+02:00") || strings.Contains(res.stdout, "2025-06-01T09:00:00Z") {
+		t.Fatalf("-tz Europe/Paris:\n%s", res.stdout)
+	}
+	env := map[string]string{"SENDCTL_URL": api.srv.URL, "SENDCTL_TOKEN": testToken, "SENDCTL_TZ": "America/New_York"}
+	if res := runEnv(t, env, "", "show", "s-1"); !strings.Contains(res.stdout, "2025-06-01T05:00:00-04:00") {
+		t.Fatalf("SENDCTL_TZ:\n%s", res.stdout)
+	}
+	if res := run(t, api.srv.URL, "", "-tz", "Mars/Olympus", "show", "s-1"); res.code != exitUsage || !strings.Contains(res.stderr, `-tz "Mars/Olympus"`) {
+		t.Fatalf("bad zone: exit %d %s", res.code, res.stderr)
+	}
+}

@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -100,7 +102,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	res = as(apprToken, exitConflict, "", "approve", "e2e-1", "-digest", strings.Repeat("0", 64))
-	want := "sendctl: approve e2e-1: digest mismatch: the send changed since you looked (current digest " + digest[:12] + "…)"
+	want := "sendctl: approve e2e-1: wrong digest: 000000000000… is not the digest of send e2e-1 (" + digest[:12] + "…)"
 	if !strings.HasPrefix(res.stderr, want) {
 		t.Errorf("wrong digest:\n%s\nwant prefix %s", res.stderr, want)
 	}
@@ -143,6 +145,54 @@ func TestEndToEnd(t *testing.T) {
 	res = as(bothToken, exitConflict, "", "approve", "e2e-3", "-digest", own)
 	if !strings.Contains(res.stderr, "self-approval refused") {
 		t.Errorf("self-approval:\n%s", res.stderr)
+	}
+
+	// The audit trail: who decided what, filtered, and exported as JSON Lines across pages.
+	res = as(apprToken, exitOK, "", "audit", "-send", "e2e-1")
+	lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[1], "enqueued") || !strings.Contains(lines[1], "sequencer") ||
+		!strings.Contains(lines[2], "approved") || !strings.Contains(lines[2], "approver-1") || !strings.Contains(lines[2], "digest "+digest[:12]) {
+		t.Errorf("audit -send e2e-1:\n%s", res.stdout)
+	}
+	res = as(apprToken, exitOK, "", "audit", "-actor", "alice", "-from", "2000-01-01")
+	if !strings.Contains(res.stdout, "e2e-3") || strings.Contains(res.stdout, "e2e-1") {
+		t.Errorf("audit -actor alice:\n%s", res.stdout)
+	}
+	res = as(apprToken, exitOK, "", "audit", "-jsonl", "-limit", "1")
+	var events []string
+	for _, line := range strings.Split(strings.TrimSpace(res.stdout), "\n") {
+		var e struct {
+			Event  string `json:"event"`
+			SendID string `json:"send_id"`
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("-jsonl line %q: %v", line, err)
+		}
+		events = append(events, e.Event+":"+e.SendID)
+	}
+	// Pages of one entry each, all followed.
+	if want := "[enqueued:e2e-1 approved:e2e-1 enqueued:e2e-3]"; fmt.Sprint(events) != want {
+		t.Errorf("audit -jsonl: %v, want %s", events, want)
+	}
+	as(schedToken, exitAuth, "", "audit") // the scheduler does not read the audit trail
+	as(apprToken, exitUsage, "", "audit", "-from", "last week")
+
+	// Bulk approval against the real API: the review run prints e2e-3 in full and writes its
+	// digest; e2e-4, enqueued after the review, is not approved by the approve run but listed.
+	review := filepath.Join(t.TempDir(), "review.json")
+	res = as(apprToken, exitOK, "", "approve", "-from-list", "-account", "acc-1", "-review", review)
+	if !strings.Contains(res.stdout, "  | self\n") || !strings.Contains(res.stdout, own) {
+		t.Errorf("review run:\n%s", res.stdout)
+	}
+	as(schedToken, exitOK, "", "enqueue", "-send-id", "e2e-4", "-op", "send", "-account", "acc-1", "-chat", "chat-1", "-text", "late")
+	res = as(apprToken, exitOK, "", "approve", "-f", review)
+	if !strings.Contains(res.stdout, "e2e-3") || !strings.Contains(res.stdout, "approved") || strings.Contains(res.stdout, "e2e-4") ||
+		!strings.Contains(res.stderr, "1 send(s) pending approval were not approved") || !strings.Contains(res.stderr, "  e2e-4  ") {
+		t.Errorf("approve -f review:\nstdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
+	}
+	res = as(apprToken, exitOK, "", "-o", "json", "show", "e2e-4")
+	if !strings.Contains(res.stdout, `"state": "pending_approval"`) {
+		t.Errorf("e2e-4 was approved without being reviewed:\n%s", res.stdout)
 	}
 }
 

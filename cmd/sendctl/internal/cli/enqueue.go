@@ -21,7 +21,7 @@ import (
 const maxInputBytes = 64 << 20
 
 const enqueueDetails = `
-From a file: -f FILE holds one send request (the JSON of SPEC.md), or a batch:
+From a file: -f FILE holds one send request (the JSON of docs/PRODUCT.md), or a batch:
 {"sends":[...]} or a JSON array of requests. -f - reads standard input.
 Batches over 500 sends are split into several calls.
 
@@ -77,29 +77,66 @@ func decodeStrict(data []byte, v any) error {
 	return nil
 }
 
+// jsonErrorAt says where in data a JSON decoding error is: "line L, column
+// C: ..." for a syntax or type error, the error's text otherwise.
+func jsonErrorAt(data []byte, err error) string {
+	var off int64 = -1
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		off = se.Offset
+	case errors.As(err, &te):
+		off = te.Offset
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		off = int64(len(data))
+	}
+	if off < 0 || off > int64(len(data)) {
+		return err.Error()
+	}
+	// The offset is just after the byte that failed: point at that byte.
+	if off > 0 {
+		off--
+	}
+	line, col := 1, 1
+	for _, r := range string(data[:off]) {
+		if r == '\n' {
+			line, col = line+1, 1
+			continue
+		}
+		col++
+	}
+	return fmt.Sprintf("line %d, column %d: %v", line, col, err)
+}
+
 // parseSendFile reads a send request, {"sends":[...]} or an array.
 func parseSendFile(data []byte) (reqs []tasks.SendRequest, batch bool, err error) {
+	defer func() {
+		if err != nil {
+			err = errors.New(jsonErrorAt(data, err))
+		}
+	}()
 	trimmed := bytes.TrimSpace(data)
 	switch {
 	case len(trimmed) == 0:
 		return nil, false, errors.New("empty input")
 	case trimmed[0] == '[':
-		err = decodeStrict(trimmed, &reqs)
+		err = decodeStrict(data, &reqs)
 		return reqs, true, err
 	case trimmed[0] == '{':
 		var probe map[string]json.RawMessage
-		if err := json.Unmarshal(trimmed, &probe); err != nil {
+		if err := json.Unmarshal(data, &probe); err != nil {
 			return nil, false, err
 		}
 		if _, ok := probe["sends"]; ok && len(probe) == 1 {
 			var b struct {
 				Sends []tasks.SendRequest `json:"sends"`
 			}
-			err = decodeStrict(trimmed, &b)
+			err = decodeStrict(data, &b)
 			return b.Sends, true, err
 		}
 		var req tasks.SendRequest
-		err = decodeStrict(trimmed, &req)
+		err = decodeStrict(data, &req)
 		return []tasks.SendRequest{req}, false, err
 	}
 	return nil, false, errors.New("want a JSON object or array")

@@ -21,12 +21,14 @@ func TestExitCodesByStatus(t *testing.T) {
 		{"invalid with fields", 400, `{"error":{"code":"invalid_request","message":"invalid send request","fields":[
 			{"field":"send_id","code":"required","message":"required"},
 			{"field":"attendees_ids[0]","code":"cold_recipient","message":"a raw phone number is not a known attendee"}]}}`,
-			exitInvalid, []string{"sendctl: show s-1: invalid request: invalid send request (2 field error(s) below)\n",
+			exitInvalid, []string{"sendctl: show s-1: invalid request: 2 field error(s):\n",
 				"\nsend_id: required\n", "\nattendees_ids[0]: a raw phone number is not a known attendee\n"}},
 		{"too large", 413, `{"error":{"code":"body_too_large","message":"body over 64 KiB"}}`, exitInvalid, []string{"request too large: body over 64 KiB"}},
 		{"media type", 415, `{"error":{"code":"unsupported_media_type","message":"want application/json"}}`, exitInvalid, []string{"unsupported media type"}},
 		{"not found", 404, `{"error":{"code":"not_found","message":"no send s-1"}}`, exitNotFound, []string{"sendctl: show s-1: not found: no send s-1"}},
 		{"conflict", 409, `{"error":{"code":"not_pending","message":"send s-1 is approved"}}`, exitConflict, []string{"not pending: send s-1 is approved"}},
+		{"conflict without stutter", 409, `{"error":{"code":"not_pending","message":"approve: send s-1: send is not pending approval (state approved)"}}`,
+			exitConflict, []string{"sendctl: show s-1: send is not pending approval (state approved)\n"}},
 		{"too late", 409, `{"error":{"code":"too_late","message":"already sending"}}`, exitConflict, []string{"too late: already sending"}},
 		{"self approval", 403, `{"error":{"code":"self_approval","message":"requester cannot approve"}}`, exitConflict, []string{"self-approval refused"}},
 		{"unauthorized", 401, `{"error":{"code":"unauthorized","message":"unknown token"}}`, exitAuth, []string{"unauthorized (HTTP 401): unknown token; check -token"}},
@@ -145,6 +147,8 @@ func TestUsageErrors(t *testing.T) {
 	dir := t.TempDir()
 	badFile := filepath.Join(dir, "bad.json")
 	writeFile(t, badFile, `{"send_id":"s-1","opertion":"chats_messages_send"}`)
+	brokenFile := filepath.Join(dir, "broken.json")
+	writeFile(t, brokenFile, "{\n  \"send_id\": \"s-1\",\n  \"text\": \"hi\" \"x\"\n}")
 	stringsFile := filepath.Join(dir, "ids.json")
 	writeFile(t, stringsFile, `["s-1","s-2"]`)
 	tokenFile := filepath.Join(dir, "token")
@@ -168,7 +172,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"approve", "s-1", "-from-list"}, "exclude each other"},
 		{[]string{"approve", "-f", stringsFile}, "want [{\"send_id\""},
 		{[]string{"approve", "-from-list", "-state", "approved"}, "-state must be pending_approval"},
-		{[]string{"approve", "s-1", "-digest", strings.Repeat("a", 64), "-yes"}, "approve: -yes: only with -from-list"},
+		{[]string{"approve", "s-1", "-digest", strings.Repeat("a", 64), "-review", "r.json"}, "approve: -review: only with -from-list"},
+		{[]string{"approve", "-from-list"}, "approve: -from-list needs -review FILE"},
+		{[]string{"approve", "-from-list", "-yes"}, "-yes would approve sends nobody was shown in full"},
+		{[]string{"lsit"}, `unknown command "lsit"; did you mean "list"?`},
+		{[]string{"help", "aprove"}, `help: unknown command "aprove"; did you mean "approve"?`},
+		{[]string{"enqueue", "-f", brokenFile}, "line 3, column 16: invalid character '\"' after object key:value pair"},
 		{[]string{"reject", "s-1"}, "reject: -reason is required"},
 		{[]string{"reject", "-reason", "x"}, "reject: missing SEND_ID"},
 		{[]string{"cancel"}, "cancel: missing SEND_ID"},
@@ -245,17 +254,30 @@ func TestHelp(t *testing.T) {
 
 func TestApproveDigestMismatch(t *testing.T) {
 	rec := sampleRecord("s-1", tasks.StatePendingApproval)
-	api := newFakeAPI(t, func(c call) reply {
-		if c.Method == http.MethodPost {
-			return reply{409, `{"error":{"code":"digest_mismatch","message":"digest is not current"}}`}
-		}
-		return reply{200, mustJSON(t, rec)}
-	})
-	res := run(t, api.srv.URL, "", "approve", "s-1", "-digest", strings.Repeat("a", 64))
-	want := `sendctl: approve s-1: digest mismatch: the send changed since you looked (current digest ` + rec.Digest[:12] +
-		`…); run "sendctl show s-1" again` + "\n"
-	if res.code != exitConflict || res.stderr != want {
-		t.Errorf("exit %d, stderr\n%q\nwant\n%q", res.code, res.stderr, want)
+	changed := rec
+	changed.Request.Text = "edited behind the approver's back"
+	for _, tc := range []struct {
+		name string
+		rec  tasks.Record
+		want string
+	}{
+		{"wrong digest", rec, `sendctl: approve s-1: wrong digest: aaaaaaaaaaaa… is not the digest of send s-1 (` + rec.Digest[:12] +
+			`…), which has not changed since it was enqueued; copy the DIGEST line of "sendctl show s-1"` + "\n"},
+		{"send changed", changed, `sendctl: approve s-1: the send changed since you looked (its digest is now ` + rec.Digest[:12] +
+			`…); run "sendctl show s-1" again` + "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			api := newFakeAPI(t, func(c call) reply {
+				if c.Method == http.MethodPost {
+					return reply{409, `{"error":{"code":"digest_mismatch","message":"approve: digest is not the send's current digest"}}`}
+				}
+				return reply{200, mustJSON(t, tc.rec)}
+			})
+			res := run(t, api.srv.URL, "", "approve", "s-1", "-digest", strings.Repeat("a", 64))
+			if res.code != exitConflict || res.stderr != tc.want {
+				t.Errorf("exit %d, stderr\n%q\nwant\n%q", res.code, res.stderr, tc.want)
+			}
+		})
 	}
 }
 

@@ -55,7 +55,7 @@ func (a *app) cmdForecast(ctx context.Context, args []string) error {
 	if a.json() {
 		return writePrettyJSON(a.stdout, raw)
 	}
-	printForecast(a.stdout, &f)
+	a.zone.printForecast(a.stdout, &f)
 	if f.NextCursor != "" {
 		fmt.Fprintf(a.stderr, "more waiting sends: add -cursor %s\n", f.NextCursor)
 	}
@@ -63,16 +63,16 @@ func (a *app) cmdForecast(ctx context.Context, args []string) error {
 }
 
 // printForecast is the readable view of an account's forecast.
-func printForecast(w io.Writer, f *wire.Forecast) {
+func (z zone) printForecast(w io.Writer, f *wire.Forecast) {
 	r := &f.Rate
 	lim := &r.Limits
 	tw := newTable(w)
 	kv := func(k, v string) { row(tw, k, cell(v)) }
 	kv("Account", f.AccountID)
-	kv("As of", fmtTime(f.At))
+	kv("As of", z.fmtTime(f.At))
 	kv("Paused", pausedText(f.Paused.Account, f.Paused.Global))
-	kv("Next reply slot", slotText(f.At, r.NextSlot, r.NextSlotBinding, f))
-	kv("Next new-chat slot", slotText(f.At, r.NextNewChatSlot, r.NextNewChatSlotBinding, f))
+	kv("Next reply slot", z.slotText(f.At, r.NextSlot, r.NextSlotBinding, f))
+	kv("Next new-chat slot", z.slotText(f.At, r.NextNewChatSlot, r.NextNewChatSlotBinding, f))
 	kv("Sends, last hour", ofCap(r.SlotsLastHour, lim.HourlyCap, "hourly cap"))
 	daily := ofCap(r.SlotsLastDay, r.DailyCap, "daily cap")
 	if r.DailyCap > 0 && lim.DailyCap > 0 && r.DailyCap < lim.DailyCap {
@@ -83,10 +83,10 @@ func printForecast(w io.Writer, f *wire.Forecast) {
 	kv("New chats, last day", ofCap(r.NewChatsLastDay, lim.NewChatsDailyCap, "daily cap"))
 	kv("Slots queued", fmt.Sprintf("%d (new chats %d)", r.Queued, r.NewChatsQueued))
 	if r.LastSlot != nil {
-		kv("Last slot", whenText(f.At, *r.LastSlot))
+		kv("Last slot", z.whenText(f.At, *r.LastSlot))
 	}
 	if r.PenaltyUntil != nil {
-		kv("Penalty", fmt.Sprintf("no send before %s (%s)", fmtTime(*r.PenaltyUntil), relative(f.At, *r.PenaltyUntil)))
+		kv("Penalty", fmt.Sprintf("no send before %s (%s)", z.fmtTime(*r.PenaltyUntil), relative(f.At, *r.PenaltyUntil)))
 	}
 	kv("Spacing", spacingText(lim.MinInterval, lim.Jitter, lim.RecipientCooldown))
 	if lim.WarmupStart > 0 {
@@ -99,21 +99,21 @@ func printForecast(w io.Writer, f *wire.Forecast) {
 	if len(f.Waiting) == 0 {
 		fmt.Fprintln(w, "no waiting sends")
 	} else {
-		printWaitingSends(w, f.At, f.Waiting)
+		z.printWaitingSends(w, f.At, f.Waiting)
 	}
 	if len(f.Undecided) > 0 {
 		fmt.Fprintln(w, "\nundecided (outcome unknown; never sent again before the next check):")
-		printWaitingSends(w, f.At, f.Undecided)
+		z.printWaitingSends(w, f.At, f.Undecided)
 	}
 }
 
-func printWaitingSends(w io.Writer, at time.Time, sends []wire.WaitingSend) {
+func (z zone) printWaitingSends(w io.Writer, at time.Time, sends []wire.WaitingSend) {
 	tw := newTable(w)
 	row(tw, "SEND_ID", "OP", "REASON", "UNTIL", "IN", "DETAIL")
 	for _, s := range sends {
 		until, in := "resume", "-"
 		if s.Until != nil {
-			until, in = fmtTime(*s.Until), relative(at, *s.Until)
+			until, in = z.fmtTime(*s.Until), relative(at, *s.Until)
 		}
 		row(tw, cell(s.SendID), cell(opName(string(s.Operation))), cell(string(s.Reason)), until, in, cell(s.Detail))
 	}
@@ -134,10 +134,10 @@ func pausedText(account, global bool) string {
 
 // slotText is "now", or "in 3m12s (2025-06-01T09:03:12Z), held back by the
 // minimum interval (10s)".
-func slotText(now, at time.Time, binding string, f *wire.Forecast) string {
+func (z zone) slotText(now, at time.Time, binding string, f *wire.Forecast) string {
 	s := "now"
 	if at.Sub(now) >= time.Second {
-		s = whenText(now, at)
+		s = z.whenText(now, at)
 	}
 	if why := bindingText(binding, f); why != "" {
 		s += ", held back by " + why
@@ -172,8 +172,8 @@ func bindingText(b string, f *wire.Forecast) string {
 }
 
 // whenText is t from now with its time: "in 3m12s (time)", "5m ago (time)".
-func whenText(now, t time.Time) string {
-	return relative(now, t) + " (" + fmtTime(t) + ")"
+func (z zone) whenText(now, t time.Time) string {
+	return relative(now, t) + " (" + z.fmtTime(t) + ")"
 }
 
 // relative is t as seen from now: "in 3m12s", "now", "2h5m ago".

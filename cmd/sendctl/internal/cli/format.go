@@ -91,18 +91,59 @@ func showText(s string) string {
 	return b.String()
 }
 
-func fmtTime(t time.Time) string {
+// zone is the time zone sendctl prints times in (-tz, SENDCTL_TZ): UTC by default, so output
+// is the same on every machine; "local" is the machine's zone.
+type zone struct{ loc *time.Location }
+
+func (z zone) location() *time.Location {
+	if z.loc == nil {
+		return time.UTC
+	}
+	return z.loc
+}
+
+// fmtTime prints t in the zone, RFC 3339 (so with its offset), or "-" when zero.
+func (z zone) fmtTime(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return t.UTC().Format(time.RFC3339)
+	return t.In(z.location()).Format(time.RFC3339)
 }
 
-func fmtTimePtr(t *time.Time) string {
+func (z zone) fmtTimePtr(t *time.Time) string {
 	if t == nil {
 		return "-"
 	}
-	return fmtTime(*t)
+	return z.fmtTime(*t)
+}
+
+// parseZone reads -tz: an IANA name ("Europe/Paris"), "UTC" or "local".
+func parseZone(s string) (zone, error) {
+	switch s {
+	case "", "UTC", "utc":
+		return zone{loc: time.UTC}, nil
+	case "local", "Local":
+		return zone{loc: time.Local}, nil
+	}
+	loc, err := time.LoadLocation(s)
+	if err != nil {
+		return zone{}, fmt.Errorf("-tz %q: want an IANA zone such as Europe/Paris, UTC or local", s)
+	}
+	return zone{loc: loc}, nil
+}
+
+// parseTime reads a time typed by a human: RFC 3339 with its offset, or a date and time
+// without one ("2026-03-01T09:30", "2026-03-01 09:30", "2026-03-01"), taken in the zone.
+func (z zone) parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, z.location()); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time: use RFC 3339 (2026-03-01T09:30:00+01:00) or 2026-03-01T09:30 in the -tz zone", s)
 }
 
 // shortDigest is the first 12 hex digits of a digest, for tables; `show`

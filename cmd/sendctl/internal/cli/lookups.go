@@ -77,7 +77,7 @@ func (a *app) cmdAccount(ctx context.Context, args []string) error {
 	}
 	kv("Status", status)
 	kv("Can send", yesNo(acc.Healthy()))
-	kv("Created", fmtTime(acc.CreatedAt.Time))
+	kv("Created", a.zone.fmtTime(acc.CreatedAt.Time))
 	for _, s := range acc.Sources {
 		kv("Source "+cell(s.ID), s.Status)
 	}
@@ -123,7 +123,7 @@ func (a *app) cmdChats(ctx context.Context, args []string) error {
 		row(tw, "CHAT_ID", "NAME", "TYPE", "ATTENDEE", "UNREAD", "LAST_ACTIVITY")
 		for _, ch := range page.Items {
 			row(tw, cell(ch.ID), cell(truncate(ch.Name, 30)), chatType(ch.Type), cell(ch.AttendeeProviderID),
-				strconv.Itoa(ch.UnreadCount), fmtTime(ch.Timestamp.Time))
+				strconv.Itoa(ch.UnreadCount), a.zone.fmtTime(ch.Timestamp.Time))
 		}
 		tw.Flush()
 	}
@@ -189,7 +189,7 @@ func (a *app) cmdMessages(ctx context.Context, args []string) error {
 			if !*full {
 				text = truncate(text, 80)
 			}
-			row(tw, fmtTime(m.Timestamp.Time), who, cell(m.ID), cell(text))
+			row(tw, a.zone.fmtTime(m.Timestamp.Time), who, cell(m.ID), cell(text))
 		}
 		tw.Flush()
 	}

@@ -160,6 +160,7 @@ func listQuery(state, account string, limit int, cursor string, oldest bool) url
 // (what -from-list approves). When a send waits, REASON says why and an
 // UNTIL column says until when ("resume" for a send held by a pause).
 func (a *app) printSends(recs []tasks.Record, withDigest bool) {
+	z := a.zone
 	if len(recs) == 0 {
 		fmt.Fprintln(a.stdout, "no sends")
 		return
@@ -182,11 +183,11 @@ func (a *app) printSends(recs []tasks.Record, withDigest bool) {
 		}
 		cells := []string{cell(r.SendID), cell(string(r.State)), cell(string(reason))}
 		if waits {
-			cells = append(cells, waitUntil(r.Wait))
+			cells = append(cells, z.waitUntil(r.Wait))
 		}
 		cells = append(cells,
 			cell(string(r.Request.Operation)), cell(r.Request.AccountID), cell(truncate(recipient(r.Request), 32)),
-			cell(truncate(r.Request.Text, listTextWidth)), fmtTime(r.CreatedAt),
+			cell(truncate(r.Request.Text, listTextWidth)), z.fmtTime(r.CreatedAt),
 		)
 		if withDigest {
 			cells = append(cells, shortDigest(r.Digest))
@@ -236,13 +237,13 @@ func (a *app) cmdShow(ctx context.Context, args []string) error {
 	if a.json() {
 		return writePrettyJSON(a.stdout, raw)
 	}
-	printRecord(a.stdout, &rec)
+	a.zone.printRecord(a.stdout, &rec)
 	return nil
 }
 
 // printRecord shows everything about a send, nothing truncated: this is
 // what an approver reviews.
-func printRecord(w io.Writer, r *tasks.Record) {
+func (z zone) printRecord(w io.Writer, r *tasks.Record) {
 	req := r.Request
 	fmt.Fprintf(w, "DIGEST     %s\n", r.Digest)
 	if r.State == tasks.StatePendingApproval {
@@ -261,20 +262,20 @@ func printRecord(w io.Writer, r *tasks.Record) {
 		kv("Detail", r.Detail)
 	}
 	if r.Wait != nil {
-		kv("Waiting", fmt.Sprintf("until %s (%s)", waitUntil(r.Wait), r.Wait.Reason))
+		kv("Waiting", fmt.Sprintf("until %s (%s)", z.waitUntil(r.Wait), r.Wait.Reason))
 	}
 	if rc := r.Reconcile; rc != nil {
-		kv("Attempt started", fmtTime(rc.AttemptStartedAt)+" (Redis clock)")
+		kv("Attempt started", z.fmtTime(rc.AttemptStartedAt)+" (Redis clock)")
 		if wm := rc.Watermark; wm != nil {
 			mark := "no message"
 			if wm.MessageID != "" {
 				mark = "message " + wm.MessageID
 			}
-			kv("Watermark", fmt.Sprintf("%s at %s (provider clock), chat %s", mark, fmtTime(wm.At), wm.ChatID))
+			kv("Watermark", fmt.Sprintf("%s at %s (provider clock), chat %s", mark, z.fmtTime(wm.At), wm.ChatID))
 		}
 		if rc.Why != "" {
 			kv("Undecided", rc.Why)
-			kv("Next check", fmtTime(rc.NextCheck))
+			kv("Next check", z.fmtTime(rc.NextCheck))
 		}
 	}
 	kv("Operation", string(req.Operation))
@@ -292,27 +293,27 @@ func printRecord(w io.Writer, r *tasks.Record) {
 		kv("Reaction", showText(req.Reaction))
 	}
 	kv("Requested by", req.RequestedBy)
-	kv("Created", fmtTime(r.CreatedAt))
-	kv("Updated", fmtTime(r.UpdatedAt))
-	kv("Approval deadline", fmtTime(r.ApprovalDeadline))
+	kv("Created", z.fmtTime(r.CreatedAt))
+	kv("Updated", z.fmtTime(r.UpdatedAt))
+	kv("Approval deadline", z.fmtTime(r.ApprovalDeadline))
 	if req.StopIfRepliedSince != nil {
-		kv("Stop if replied since", fmtTimePtr(req.StopIfRepliedSince))
+		kv("Stop if replied since", z.fmtTimePtr(req.StopIfRepliedSince))
 	}
 	if req.Window != nil {
-		kv("Window", windowText(req.Window))
+		kv("Window", z.windowText(req.Window))
 	}
 	if len(req.Metadata) > 0 {
 		kv("Metadata", string(req.Metadata))
 	}
 	if r.Approval != nil {
-		kv("Approved", decisionText(r.Approval))
+		kv("Approved", z.decisionText(r.Approval))
 	}
 	if r.Decision != nil {
-		kv("Decided", decisionText(r.Decision))
+		kv("Decided", z.decisionText(r.Decision))
 	}
 	kv("Attempts", strconv.Itoa(r.Attempts))
 	if res := r.Result; res != nil {
-		kv("Result", resultText(res))
+		kv("Result", z.resultText(res))
 	}
 	tw.Flush()
 
@@ -342,14 +343,14 @@ func printRecord(w io.Writer, r *tasks.Record) {
 			if e.Attempt > 0 {
 				attempt = strconv.Itoa(e.Attempt)
 			}
-			row(tw, "  "+fmtTime(e.At), cell(string(e.State)), cell(string(e.Reason)), cell(e.By), attempt, cell(e.Detail))
+			row(tw, "  "+z.fmtTime(e.At), cell(string(e.State)), cell(string(e.Reason)), cell(e.By), attempt, cell(e.Detail))
 		}
 		tw.Flush()
 	}
 }
 
-func decisionText(d *tasks.Decision) string {
-	s := fmt.Sprintf("by %s at %s", d.By, fmtTime(d.At))
+func (z zone) decisionText(d *tasks.Decision) string {
+	s := fmt.Sprintf("by %s at %s", d.By, z.fmtTime(d.At))
 	if d.Digest != "" {
 		s += ", digest " + shortDigest(d.Digest)
 	}
@@ -359,7 +360,7 @@ func decisionText(d *tasks.Decision) string {
 	return s
 }
 
-func resultText(r *tasks.Result) string {
+func (z zone) resultText(r *tasks.Result) string {
 	parts := []string{string(r.State)}
 	if r.Reason != "" {
 		parts = append(parts, "reason "+string(r.Reason))
@@ -373,20 +374,20 @@ func resultText(r *tasks.Result) string {
 	if r.ApprovedBy != "" {
 		parts = append(parts, "approved by "+r.ApprovedBy)
 	}
-	parts = append(parts, "finished "+fmtTime(r.FinishedAt))
+	parts = append(parts, "finished "+z.fmtTime(r.FinishedAt))
 	if r.DryRun {
 		parts = append(parts, "DRY RUN: nothing was sent")
 	}
 	return strings.Join(parts, ", ")
 }
 
-func windowText(w *tasks.Window) string {
+func (z zone) windowText(w *tasks.Window) string {
 	var parts []string
 	if w.NotBefore != nil {
-		parts = append(parts, "not before "+fmtTime(*w.NotBefore))
+		parts = append(parts, "not before "+z.fmtTime(*w.NotBefore))
 	}
 	if w.NotAfter != nil {
-		parts = append(parts, "not after "+fmtTime(*w.NotAfter))
+		parts = append(parts, "not after "+z.fmtTime(*w.NotAfter))
 	}
 	if len(w.Days) > 0 {
 		parts = append(parts, strings.Join(w.Days, ","))
@@ -402,12 +403,12 @@ func windowText(w *tasks.Window) string {
 
 // waitUntil is when a waiting send goes on: its time, "resume" for a send
 // held by a pause (it has none), "-" for a send that does not wait.
-func waitUntil(w *tasks.Wait) string {
+func (z zone) waitUntil(w *tasks.Wait) string {
 	switch {
 	case w == nil:
 		return "-"
 	case w.Until.IsZero():
 		return "resume"
 	}
-	return fmtTime(w.Until)
+	return z.fmtTime(w.Until)
 }

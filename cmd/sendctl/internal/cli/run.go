@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/sendworker/sendworker/internal/suggest"
 )
 
 // Exit codes; the package doc says what each means.
@@ -39,6 +41,7 @@ type globals struct {
 	tokenFile string
 	output    string
 	timeout   time.Duration
+	tz        string
 }
 
 type app struct {
@@ -47,6 +50,7 @@ type app struct {
 	getenv         func(string) string
 	g              globals
 	token          string // resolved at the first API call; scrubbed from every error
+	zone           zone   // the zone times are printed in (-tz)
 }
 
 // command is one sendctl subcommand.
@@ -71,12 +75,26 @@ func commands() []command {
 		{"forecast", "ACCOUNT_ID [-limit N] [-cursor C]", "why and until when an account's sends wait: next free slots, limits, waiting sends", forecastDetails, (*app).cmdForecast},
 		{"optout", "add|remove CONTACT_ID | list", "manage the opt-out list", "", (*app).cmdOptOut},
 		{"stats", "", "count sends per state, the outbox and the pauses", "", (*app).cmdStats},
+		{"audit", "[-actor ID] [-send ID] [-account A] [-from T] [-to T] [-all] [-jsonl]", "who decided what and when: the audit stream (JSON Lines export with -jsonl)", auditDetails, (*app).cmdAudit},
 		{"account", "ACCOUNT_ID", "provider look-up: an account and its connection status", "", (*app).cmdAccount},
 		{"chats", "-account A [-limit N] [-cursor C]", "provider look-up: the chats of an account", "", (*app).cmdChats},
 		{"messages", "CHAT_ID [-limit N] [-cursor C] [-full]", "provider look-up: a conversation, oldest to newest", "", (*app).cmdMessages},
 		{"attendees", "CHAT_ID", "provider look-up: the attendees of a chat", "", (*app).cmdAttendees},
 		{"help", "[COMMAND]", "show help", "", (*app).cmdHelp},
 	}
+}
+
+// unknownCommand is the error text of a command that does not exist, with
+// the nearest command when name looks like a typo of it.
+func unknownCommand(name string) string {
+	var names []string
+	for _, c := range commands() {
+		names = append(names, c.name)
+	}
+	if near, ok := suggest.Closest(name, names); ok {
+		return fmt.Sprintf("unknown command %q; did you mean %q?", name, near)
+	}
+	return fmt.Sprintf("unknown command %q", name)
 }
 
 func findCommand(name string) (command, bool) {
@@ -103,6 +121,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if u := getenv("SENDCTL_URL"); u != "" {
 		a.g.url = u
 	}
+	a.g.tz = getenv("SENDCTL_TZ")
 	return a.finish(a.run(ctx, args))
 }
 
@@ -124,7 +143,7 @@ func (a *app) run(ctx context.Context, args []string) error {
 	name := fs.Arg(0)
 	cmd, ok := findCommand(name)
 	if !ok {
-		return &usageError{msg: fmt.Sprintf("unknown command %q", name), cmd: "-"}
+		return &usageError{msg: unknownCommand(name), cmd: "-"}
 	}
 	return cmd.run(a, ctx, fs.Args()[1:])
 }
@@ -189,9 +208,10 @@ func (a *app) addGlobals(fs *flag.FlagSet) {
 	fs.Var(&stringFlag{&a.g.tokenFile}, "token-file", "read the API token from this file (env SENDCTL_TOKEN_FILE)")
 	fs.Var(&stringFlag{&a.g.output}, "o", "output: table or json (the API's JSON, indented)")
 	fs.Var(&durationFlag{&a.g.timeout}, "timeout", "timeout of each API call")
+	fs.Var(&stringFlag{&a.g.tz}, "tz", "time zone of the times printed and of times typed without an offset: an IANA name, UTC (default) or local (env SENDCTL_TZ)")
 }
 
-var globalFlagNames = map[string]bool{"url": true, "token": true, "token-file": true, "o": true, "timeout": true}
+var globalFlagNames = map[string]bool{"url": true, "token": true, "token-file": true, "o": true, "timeout": true, "tz": true}
 
 type stringFlag struct{ p *string }
 
@@ -273,6 +293,11 @@ func (a *app) parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	if a.g.output != "table" && a.g.output != "json" {
 		return nil, &usageError{msg: fmt.Sprintf("-o %q: want table or json", a.g.output)}
 	}
+	z, err := parseZone(a.g.tz)
+	if err != nil {
+		return nil, &usageError{msg: err.Error()}
+	}
+	a.zone = z
 	return positional, nil
 }
 
@@ -361,6 +386,7 @@ Global flags (also accepted after the command name):
                     keep it out of the process list (env SENDCTL_TOKEN_FILE)
   -o table|json     output: aligned tables (default) or the API's JSON, indented
   -timeout D        timeout of each API call (default 30s)
+  -tz ZONE          print times in ZONE (IANA name, UTC or local; env SENDCTL_TZ; default UTC)
 
 Exit codes:
   0  success
@@ -405,7 +431,7 @@ func (a *app) commandUsage(w io.Writer, fs *flag.FlagSet) {
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprint(w, "\nGlobal flags -url, -token, -token-file, -o, -timeout: see \"sendctl help\".\n")
+	fmt.Fprint(w, "\nGlobal flags -url, -token, -token-file, -o, -timeout, -tz: see \"sendctl help\".\n")
 }
 
 func upperFirst(s string) string {
@@ -427,7 +453,7 @@ func (a *app) cmdHelp(_ context.Context, args []string) error {
 	}
 	cmd, ok := findCommand(pos[0])
 	if !ok {
-		return &usageError{msg: fmt.Sprintf("help: unknown command %q", pos[0]), cmd: "-"}
+		return &usageError{msg: "help: " + unknownCommand(pos[0]), cmd: "-"}
 	}
 	// Every command prints its own help, with its flags, on -h.
 	err = cmd.run(a, context.Background(), []string{"-h"})
