@@ -76,6 +76,9 @@ type App struct {
 	stopped  bool
 	started  bool
 	running  bool // Redis answered and the worker and loops run (Start may wait for Redis)
+	// credRefused is set while the provider refuses our credentials (checked at start, then
+	// every credentialsRecheck until accepted): /readyz is not ready meanwhile.
+	credRefused error
 
 	// logs holds back repeated warnings of the background loops (Redis down).
 	logs *logthrottle.Throttle
@@ -88,6 +91,10 @@ const (
 	redisRetryFirst = 500 * time.Millisecond
 	redisRetryMax   = 30 * time.Second
 )
+
+// credentialsRecheck is how often refused provider credentials are tried again (an operator may
+// fix the gateway or the token endpoint without restarting the process).
+const credentialsRecheck = 30 * time.Second
 
 // New builds the daemon from a validated configuration. It opens no
 // listener and starts nothing: Start does.
@@ -359,6 +366,9 @@ func (a *App) startRunning(runCtx context.Context) error {
 	if err := a.worker.Start(runCtx); err != nil {
 		return fmt.Errorf("app: worker: %w", err)
 	}
+	if a.cfg.Provider.Auth == config.AuthOAuth2 || a.cfg.Provider.APIKey.Reveal() != "" {
+		a.goLoop("provider-credentials", func() error { return a.credentialsLoop(runCtx) })
+	}
 	a.goLoop("approval", func() error { return a.approval.Run(runCtx) })
 	a.goLoop("ledger-maintenance", func() error { return a.maintenanceLoop(runCtx) })
 	if a.webhook != nil {
@@ -530,10 +540,58 @@ func (a *App) logRecovery(ctx context.Context, msg string, ids []string, err err
 	}
 }
 
-// ready backs /readyz: Redis answers and the daemon is not shutting down.
+// credentialsLoop checks at start that the provider accepts our credentials. A refusal is
+// logged once, clearly (it otherwise shows only as sends waiting on provider_backoff, forever),
+// and keeps /readyz not ready until a later check passes; network trouble says nothing about the
+// credentials and changes nothing. The loop ends at the first accepted check.
+func (a *App) credentialsLoop(ctx context.Context) error {
+	t := time.NewTicker(credentialsRecheck)
+	defer t.Stop()
+	logged := false
+	for {
+		cctx, cancel := context.WithTimeout(ctx, a.cfg.Provider.Timeout+5*time.Second)
+		err := a.provider.CheckCredentials(cctx)
+		cancel()
+		switch {
+		case err == nil:
+			a.setCredentials(nil)
+			if logged {
+				a.log.Info("provider credentials accepted: sends can go out again")
+			}
+			return nil
+		case errors.Is(err, provider.ErrCredentialsRefused):
+			if !logged {
+				logged = true
+				hint := "fix SENDWORKER_PROVIDER_API_KEY"
+				if a.cfg.Provider.Auth == config.AuthOAuth2 {
+					hint = "oauth2 mode is for a gateway in front of the provider that accepts bearer tokens; the provider's v1 API itself takes only X-API-KEY: use SENDWORKER_PROVIDER_AUTH=api_key, or fix the gateway or the token endpoint settings"
+				}
+				a.log.Error("provider refused our credentials at start: not ready, no send can go out",
+					zap.String("auth", string(a.cfg.Provider.Auth)), zap.Error(err), zap.String("hint", hint))
+			}
+			a.setCredentials(err)
+		default:
+			a.log.Debug("provider credentials not checked yet", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (a *App) setCredentials(err error) {
+	a.mu.Lock()
+	a.credRefused = err
+	a.mu.Unlock()
+}
+
+// ready backs /readyz: Redis answers, the provider has not refused our credentials, and the
+// daemon is not shutting down.
 func (a *App) ready(ctx context.Context) error {
 	a.mu.Lock()
-	stopping, running := a.stopping, a.running
+	stopping, running, cred := a.stopping, a.running, a.credRefused
 	a.mu.Unlock()
 	if stopping {
 		return errors.New("shutting down")
@@ -544,6 +602,9 @@ func (a *App) ready(ctx context.Context) error {
 			return fmt.Errorf("starting: redis: %w", err)
 		}
 		return errors.New("starting: redis answers, the worker is starting")
+	}
+	if cred != nil {
+		return fmt.Errorf("provider credentials refused: %w", cred)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()

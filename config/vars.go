@@ -211,7 +211,7 @@ func vars() []varSpec {
 		{name: envProviderBaseURL, redactRaw: redactURL, doc: "Provider server root (http or https), without /api/v1. Required unless dev mode.",
 			binding: bind(func(c *Config) *string { return &c.Provider.BaseURL },
 				func(s string) (string, error) { return strings.TrimRight(s, "/"), nil }, redactURL, checkBaseURL)},
-		{name: envProviderAuth, def: "api_key", doc: "Provider authentication: api_key or oauth2.",
+		{name: envProviderAuth, def: "api_key", doc: "Provider authentication: api_key or oauth2. The provider's v1 API takes only `X-API-KEY`: oauth2 is for a gateway in front of it that accepts bearer tokens. A refusal of the credentials at start makes `/readyz` not ready, with one error log line.",
 			binding: enumVar(func(c *Config) *AuthMethod { return &c.Provider.Auth }, AuthAPIKey, AuthOAuth2)},
 		{name: envProviderAPIKey, secret: true, doc: "Provider API key (secret). Required with api_key auth in live mode, unless dev mode.",
 			binding: secretVar(func(c *Config) *Secret { return &c.Provider.APIKey }, nil)},

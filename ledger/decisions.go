@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/sendworker/sendworker/tasks"
 )
@@ -207,23 +210,91 @@ func (l *Ledger) PauseState(ctx context.Context) (bool, []string, error) {
 }
 
 // AddOptOut puts a contact id (attendee provider id or chat id) on the
-// opt-out list; audited when it was not there.
+// opt-out list, under every known id of the person (see tasks.PersonOf): a
+// WhatsApp id is normalized and its linked id of the other form, when a link
+// is known (LinkIdentity), is opted out too; audited when it was not there.
 func (l *Ledger) AddOptOut(ctx context.Context, contactID, by string) error {
 	return l.optOut(ctx, contactID, by, "1")
 }
 
-// RemoveOptOut takes a contact id off the opt-out list; audited when it was
-// there.
+// RemoveOptOut takes a contact id, and its linked id of the other form, off
+// the opt-out list; audited when it was there.
 func (l *Ledger) RemoveOptOut(ctx context.Context, contactID, by string) error {
 	return l.optOut(ctx, contactID, by, "0")
 }
 
 func (l *Ledger) optOut(ctx context.Context, contactID, by, add string) error {
+	contactID = tasks.NormalizeID(contactID)
 	if contactID == "" {
 		return errors.New("ledger: opt-out: contact id is required")
 	}
-	_, err := l.run(ctx, optOutScript, l.nowMs(), []string{l.keys.OptOut()}, contactID, by, add)
+	if strings.HasPrefix(contactID, unlinkedMarkerPrefix) {
+		return fmt.Errorf("ledger: opt-out: %q is reserved", contactID)
+	}
+	form := ""
+	if f := tasks.FormOf(contactID); f != tasks.FormOther {
+		form = f.String()
+	}
+	_, err := l.run(ctx, optOutScript, l.nowMs(), []string{l.keys.OptOut()}, contactID, by, add, form)
 	return err
+}
+
+// LinkIdentity records what the provider's data showed: a and b are the two
+// forms of one WhatsApp person (one "<digits>@s.whatsapp.net", the other
+// "<opaque>@lid", in either order). An opt-out of either then covers both,
+// including one added before the link. Anything else (two ids of one form, an
+// id that is not a WhatsApp user id) is ignored: there is nothing to link.
+func (l *Ledger) LinkIdentity(ctx context.Context, a, b string) error {
+	a, b = tasks.NormalizeID(a), tasks.NormalizeID(b)
+	if tasks.FormOf(a) == tasks.FormLID {
+		a, b = b, a
+	}
+	if tasks.FormOf(a) != tasks.FormPhone || tasks.FormOf(b) != tasks.FormLID {
+		return nil
+	}
+	_, err := l.run(ctx, linkScript, l.nowMs(), []string{l.keys.OptOut()}, a, b)
+	return err
+}
+
+// LinkedID returns the id of the other form linked to a WhatsApp id, or "".
+func (l *Ledger) LinkedID(ctx context.Context, id string) (string, error) {
+	v, err := l.rdb.HGet(ctx, l.keys.IDLink(), tasks.NormalizeID(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("ledger: identity link: %w", err)
+	}
+	return v, nil
+}
+
+// unlinkedMarkerPrefix starts the opt-out set's marker members (see UnlinkedMarker); no contact
+// id may start with it.
+const unlinkedMarkerPrefix = "?unlinked:"
+
+// UnlinkedMarker is the member the opt-out set holds while some opt-out of form f is linked to
+// no one. A send whose recipient is known without form f lists it among BeginAttempt's contact
+// ids: an unlinked opt-out of that form added after the worker's checks then refuses the send
+// (skipped opted_out) instead of letting it go out. "" for tasks.FormOther.
+func UnlinkedMarker(f tasks.IDForm) string {
+	if f == tasks.FormOther {
+		return ""
+	}
+	return unlinkedMarkerPrefix + f.String()
+}
+
+// UnlinkedOptOuts counts the opted-out ids of form f (tasks.FormPhone or
+// tasks.FormLID) whose other form is not known. A person known only under the
+// other form cannot be ruled out as one of them.
+func (l *Ledger) UnlinkedOptOuts(ctx context.Context, f tasks.IDForm) (int64, error) {
+	if f == tasks.FormOther {
+		return 0, nil
+	}
+	n, err := l.rdb.SCard(ctx, l.keys.OptOutUnlinked(f.String())).Result()
+	if err != nil {
+		return 0, fmt.Errorf("ledger: opt-out: %w", err)
+	}
+	return n, nil
 }
 
 // IsOptedOut reports whether any of the contact ids is on the opt-out list.
@@ -233,7 +304,7 @@ func (l *Ledger) IsOptedOut(ctx context.Context, contactIDs ...string) (bool, er
 	}
 	members := make([]any, len(contactIDs))
 	for i, c := range contactIDs {
-		members[i] = c
+		members[i] = tasks.NormalizeID(c)
 	}
 	found, err := l.rdb.SMIsMember(ctx, l.keys.OptOut(), members...).Result()
 	if err != nil {
@@ -242,12 +313,13 @@ func (l *Ledger) IsOptedOut(ctx context.Context, contactIDs ...string) (bool, er
 	return slices.Contains(found, true), nil
 }
 
-// OptOuts lists the opt-out list, sorted.
+// OptOuts lists the opt-out list, sorted (without its markers).
 func (l *Ledger) OptOuts(ctx context.Context) ([]string, error) {
 	ids, err := l.rdb.SMembers(ctx, l.keys.OptOut()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("ledger: opt-outs: %w", err)
 	}
+	ids = slices.DeleteFunc(ids, func(id string) bool { return strings.HasPrefix(id, unlinkedMarkerPrefix) })
 	slices.Sort(ids)
 	return ids, nil
 }

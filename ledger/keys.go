@@ -85,6 +85,14 @@ func (k Keys) PausedAccounts() string { return k.tag + "paused:accounts" }
 // OptOut is the set of opted-out contact ids.
 func (k Keys) OptOut() string { return k.tag + "optout" }
 
+// IDLink maps each WhatsApp id of a person to their id of the other form (phone form to @lid
+// and back), as learned from the provider's data.
+func (k Keys) IDLink() string { return k.tag + "idlink" }
+
+// OptOutUnlinked is the set of opted-out ids of one form ("phone" or "lid") whose other form
+// is unknown: a person known only under the other form cannot be ruled out as one of them.
+func (k Keys) OptOutUnlinked(form string) string { return k.tag + "optout:unlinked:" + form }
+
 // Audit is the stream of decisions.
 func (k Keys) Audit() string { return k.tag + "audit" }
 
@@ -119,6 +127,8 @@ local function k_held_accounts() return P .. 'held:accounts' end
 local function k_paused_global() return P .. 'paused:global' end
 local function k_paused_accounts() return P .. 'paused:accounts' end
 local function k_optout() return P .. 'optout' end
+local function k_idlink() return P .. 'idlink' end
+local function k_optout_unlinked(form) return P .. 'optout:unlinked:' .. form end
 local function k_audit() return P .. 'audit' end
 local function k_claimed(chat) return P .. 'claimed:' .. chat end
 local function k_msg(mid) return P .. 'msg:' .. mid end

@@ -149,6 +149,20 @@ local function event(id, state, reason, by, attempt, detail)
 end
 
 -- append a decision to the audit stream; fields is a flat name/value list
+-- keep in the opt-out set one marker member per WhatsApp id form ('?unlinked:phone',
+-- '?unlinked:lid') while some opt-out of that form is linked to no one: a send whose
+-- recipient lacks that form lists the marker among its contact ids, so BeginAttempt's
+-- opt-out check refuses it if such an opt-out appears after the worker's guards ran.
+local function mark_unlinked(optout)
+  for _, form in ipairs({'phone', 'lid'}) do
+    if redis.call('SCARD', k_optout_unlinked(form)) > 0 then
+      redis.call('SADD', optout, '?unlinked:' .. form)
+    else
+      redis.call('SREM', optout, '?unlinked:' .. form)
+    end
+  end
+end
+
 local function audit(name, fields)
   local args = {'XADD', k_audit(), 'MAXLEN', '~', AUDIT_MAXLEN, '*', 'event', name, 'at', NOW_ISO}
   for i = 1, #fields do args[#args + 1] = fields[i] end
@@ -557,22 +571,72 @@ end
 return #ids
 `)
 
-// optOutScript adds or removes a contact on the opt-out list.
+// optOutScript adds or removes a contact on the opt-out list, under every known id of the
+// person: the id given and, for a WhatsApp id, its linked id of the other form (idlink). An
+// opt-out of a WhatsApp id whose other form is unknown is also kept in the unlinked set of its
+// form, until a link names the other form.
 //
 //	KEYS[1] optout
-//	ARGV[7] contact id  ARGV[8] by  ARGV[9] "1" add, "0" remove
+//	ARGV[7] contact id (normalized)  ARGV[8] by  ARGV[9] "1" add, "0" remove
+//	ARGV[10] the contact's form: "phone", "lid" or "" (not a WhatsApp user id)
 //
 // Reply: 1 if the list changed.
 var optOutScript = script(`
-local contact, by = ARGV[7], ARGV[8]
+local contact, by, form = ARGV[7], ARGV[8], ARGV[10]
+local linked = false
+if form ~= '' then linked = redis.call('HGET', k_idlink(), contact) end
 local changed, name
 if ARGV[9] == '1' then
   changed, name = redis.call('SADD', KEYS[1], contact), 'optout_added'
+  if linked then
+    redis.call('SADD', KEYS[1], linked)
+  elseif form ~= '' then
+    redis.call('SADD', k_optout_unlinked(form), contact)
+  end
 else
   changed, name = redis.call('SREM', KEYS[1], contact), 'optout_removed'
+  if form ~= '' then redis.call('SREM', k_optout_unlinked(form), contact) end
+  if linked then
+    changed = math.max(changed, redis.call('SREM', KEYS[1], linked))
+    redis.call('SREM', k_optout_unlinked('phone'), linked)
+    redis.call('SREM', k_optout_unlinked('lid'), linked)
+  end
 end
-if changed == 1 then audit(name, {'contact_id', contact, 'by', by}) end
+mark_unlinked(KEYS[1])
+if changed == 1 then
+  local fields = {'contact_id', contact, 'by', by}
+  if linked then fields[#fields + 1] = 'linked_id'; fields[#fields + 1] = linked end
+  audit(name, fields)
+end
 return changed
+`)
+
+// linkScript records that a phone-form id and an @lid id are one person, both ways, and
+// carries an opt-out of either to the other: from then on an opt-out added with one form is
+// found under both, and neither is unlinked any more.
+//
+//	KEYS[1] optout
+//	ARGV[7] phone-form id  ARGV[8] @lid id (both normalized)
+//
+// Reply: 1 if the link is new, 0 if it was known.
+var linkScript = script(`
+local phone, lid = ARGV[7], ARGV[8]
+if redis.call('HGET', k_idlink(), phone) == lid and redis.call('HGET', k_idlink(), lid) == phone then
+  return 0
+end
+redis.call('HSET', k_idlink(), phone, lid, lid, phone)
+redis.call('SREM', k_optout_unlinked('phone'), phone)
+redis.call('SREM', k_optout_unlinked('lid'), lid)
+mark_unlinked(KEYS[1])
+local p = redis.call('SISMEMBER', KEYS[1], phone)
+local l = redis.call('SISMEMBER', KEYS[1], lid)
+if p ~= l then
+  redis.call('SADD', KEYS[1], phone, lid)
+  local from, to = phone, lid
+  if l == 1 then from, to = lid, phone end
+  audit('optout_linked', {'contact_id', from, 'linked_id', to})
+end
+return 1
 `)
 
 // beginScript re-checks everything at the moment of sending and starts (or

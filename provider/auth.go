@@ -153,3 +153,30 @@ func (e *tokenError) class() Class {
 	}
 	return ClassTransient
 }
+
+// ErrCredentialsRefused: the provider (or, in OAuth2 mode, its token endpoint) refused our own
+// credentials. Nothing a retry can fix: an operator must change the configuration.
+var ErrCredentialsRefused = errors.New("provider credentials refused")
+
+// CheckCredentials makes one small authenticated read (chats_list, limit 1) to learn whether the
+// provider accepts our credentials. It returns an error wrapping ErrCredentialsRefused when they
+// are refused: a permanent token-endpoint answer in OAuth2 mode, or the provider's 401/403 of
+// credentials scope (missing_credentials, invalid_credentials, insufficient_privileges...) or a
+// bare 401. Any other failure (network, 5xx, rate limit) says nothing about the credentials and
+// is returned as it is. The provider's v1 API authenticates with X-API-KEY only: a bearer token
+// sent to it directly (OAuth2 mode without a gateway in front) is refused here.
+func (c *Client) CheckCredentials(ctx context.Context) error {
+	_, err := c.ListChats(ctx, ListChatsParams{Limit: 1})
+	if err == nil {
+		return nil
+	}
+	var te *tokenError
+	if errors.As(err, &te) && te.class() == ClassPermanent {
+		return fmt.Errorf("%w: %w", ErrCredentialsRefused, err)
+	}
+	status := StatusOf(err)
+	if ScopeOf(err) == ScopeCredentials || (status == http.StatusUnauthorized && SlugOf(err) == "") {
+		return fmt.Errorf("%w: %w", ErrCredentialsRefused, err)
+	}
+	return err
+}

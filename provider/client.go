@@ -367,9 +367,13 @@ func (c *Client) attempt(ctx context.Context, r *request) ([]byte, *Error) {
 		payload, contentType = r.form.encode()
 		req.Header.Set("Content-Type", contentType)
 	case r.form != nil:
-		body, contentType, stop := r.form.stream()
+		body, contentType, length, stop := r.form.stream()
 		req.Header.Set("Content-Type", contentType)
 		req.Body = io.NopCloser(&eofReader{r: body, eof: &written})
+		if length >= 0 {
+			// Every file's size is known: sent with its length, not chunked.
+			req.ContentLength = length
+		}
 		finish = stop
 	}
 	if payload != nil {
@@ -412,7 +416,7 @@ func (c *Client) attempt(ctx context.Context, r *request) ([]byte, *Error) {
 	}
 	e.Problem = decodeProblem(data)
 	e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
-	return fail(classifyStatus(r.op, resp.StatusCode), ErrStatus)
+	return fail(classifyProblem(r.op, resp.StatusCode, e.Problem), ErrStatus)
 }
 
 // transportCause returns the error to report for a failed round trip: the context's cause

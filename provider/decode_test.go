@@ -83,6 +83,11 @@ func TestDecodeWireTypes(t *testing.T) {
 	if _, err := decodeChat([]byte(`null`)); err == nil {
 		t.Error("null chat must be an error")
 	}
+	// The reference's other values: read_only 2 and muted_until -1 (muted for good).
+	ro, err := decodeChat([]byte(`{"id":"c2","read_only":2,"muted_until":-1,"disabledFeatures":["reactions","reply"]}`))
+	if err != nil || !bool(ro.ReadOnly) || !ro.MutedUntil.Before(time.Unix(0, 0)) || len(ro.DisabledFeatures) != 2 {
+		t.Errorf("read_only 2 / muted_until -1: %+v %v", ro, err)
+	}
 
 	acc, err := decodeAccount([]byte(`{"object":"Account","type":"WHATSAPP","id":"acc","name":"n","created_at":"2026-01-01T00:00:00.000Z",
 		"connection_params":{"im":{"phone_number":"+33600000000"}},"groups":[],"sources":[{"id":"acc_MESSAGING","status":"CONNECTED"},{"id":"x","status":"ERROR"}]}`))

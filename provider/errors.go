@@ -67,12 +67,18 @@ func (p Problem) Slug() string {
 	return t
 }
 
-// Slugs of the problem types the provider documents. The list is open: new slugs appear
+// Slugs of the problem types the worker names in code. Every documented type, with its status,
+// class and scope, is in the vocabulary table below; the list is open: new slugs appear
 // without notice, so code that switches on slugs needs a default branch.
 const (
 	SlugInvalidParameters         = "invalid_parameters"
 	SlugTooManyCharacters         = "too_many_characters"
+	SlugContentTooLarge           = "content_too_large"
 	SlugDisconnectedAccount       = "disconnected_account"
+	SlugDisconnectedFeature       = "disconnected_feature"
+	SlugExpiredCredentials        = "expired_credentials"
+	SlugWrongAccount              = "wrong_account"
+	SlugMultipleSessions          = "multiple_sessions"
 	SlugInvalidCredentials        = "invalid_credentials"
 	SlugMissingCredentials        = "missing_credentials"
 	SlugAccountMismatch           = "account_mismatch"
@@ -83,15 +89,206 @@ const (
 	SlugNoConnectionWithRecipient = "no_connection_with_recipient"
 	SlugBlockedRecipient          = "blocked_recipient"
 	SlugUserUnreachable           = "user_unreachable"
+	SlugCantSendMessage           = "cant_send_message"
 	SlugCannotResendYet           = "cannot_resend_yet"
 	SlugTooManyRequests           = "too_many_requests"
 	SlugUnexpectedError           = "unexpected_error"
 	SlugProviderError             = "provider_error"
 	SlugFeatureNotImplemented     = "feature_not_implemented"
+	SlugNoClientSession           = "no_client_session"
+	SlugNoChannel                 = "no_channel"
 	SlugNetworkDown               = "network_down"
 	SlugServiceUnavailable        = "service_unavailable"
 	SlugRequestTimeout            = "request_timeout"
 )
+
+// Scope says what a refused call is about, and so what the worker does beyond the class:
+//
+//	ScopeRequest      this call only: the send fails (or is retried, as its class says)
+//	ScopeChat         the chat or its recipient: the send is skipped with a reason code
+//	ScopeAccount      the WhatsApp account or its session: counted toward the account breaker,
+//	                  the send waits (account_unhealthy)
+//	ScopeCredentials  our own API key or token: the send waits for operators (provider_backoff)
+type Scope int
+
+const (
+	ScopeRequest Scope = iota
+	ScopeChat
+	ScopeAccount
+	ScopeCredentials
+)
+
+// String returns the scope as a stable snake_case word.
+func (s Scope) String() string {
+	switch s {
+	case ScopeRequest:
+		return "request"
+	case ScopeChat:
+		return "chat"
+	case ScopeAccount:
+		return "account"
+	case ScopeCredentials:
+		return "credentials"
+	default:
+		return "scope(" + strconv.Itoa(int(s)) + ")"
+	}
+}
+
+// ProblemType is one documented problem type of the provider's v1 API: its slug, the status it
+// comes with, the class of a sending call that meets it (a read never gets
+// ClassUnknownOutcome: it becomes ClassTransient) and its scope.
+type ProblemType struct {
+	Slug   string
+	Status int
+	Class  Class
+	Scope  Scope
+}
+
+// vocabulary is the provider's documented error vocabulary (v1 API reference; sources in
+// docs/PROVIDER-NOTES.md), one row per type. It is the one table of what each answer means:
+// the client classifies with it, the worker acts on its scope. Types documented for other
+// providers (mail, LinkedIn) are kept so that an answer is never "unknown" only because it
+// was unexpected.
+var vocabulary = []ProblemType{
+	// 400: the request itself.
+	{"invalid_parameters", 400, ClassPermanent, ScopeRequest},
+	{"missing_parameters", 400, ClassPermanent, ScopeRequest},
+	{"invalid_request", 400, ClassPermanent, ScopeRequest},
+	{"malformed_request", 400, ClassPermanent, ScopeRequest},
+	{"content_too_large", 400, ClassPermanent, ScopeRequest},
+	{"too_many_characters", 400, ClassPermanent, ScopeRequest},
+	{"unescaped_characters", 400, ClassPermanent, ScopeRequest},
+	{"limit_too_high", 400, ClassPermanent, ScopeRequest},
+	{"invalid_action", 400, ClassPermanent, ScopeRequest},
+	{"invalid_label", 400, ClassPermanent, ScopeRequest},
+	{"invalid_url", 400, ClassPermanent, ScopeRequest},
+	// 401: our credentials, or the account's session with WhatsApp.
+	{"missing_credentials", 401, ClassPermanent, ScopeCredentials},
+	{"invalid_credentials", 401, ClassPermanent, ScopeCredentials},
+	{"insufficient_privileges", 401, ClassPermanent, ScopeCredentials},
+	{"disconnected_account", 401, ClassPermanent, ScopeAccount},
+	{"disconnected_feature", 401, ClassPermanent, ScopeAccount},
+	{"expired_credentials", 401, ClassPermanent, ScopeAccount},
+	{"wrong_account", 401, ClassPermanent, ScopeAccount},
+	{"multiple_sessions", 401, ClassPermanent, ScopeAccount},
+	{"invalid_proxy_credentials", 401, ClassPermanent, ScopeAccount},
+	{"invalid_imap_configuration", 401, ClassPermanent, ScopeAccount},
+	{"invalid_smtp_configuration", 401, ClassPermanent, ScopeAccount},
+	{"invalid_credentials_but_valid_account_imap", 401, ClassPermanent, ScopeAccount},
+	{"invalid_checkpoint_solution", 401, ClassPermanent, ScopeRequest},
+	{"checkpoint_error", 401, ClassPermanent, ScopeRequest},
+	{"expired_link", 401, ClassPermanent, ScopeRequest},
+	{"captcha_not_supported", 401, ClassPermanent, ScopeRequest},
+	// 403.
+	{"insufficient_permissions", 403, ClassPermanent, ScopeCredentials},
+	{"account_restricted", 403, ClassPermanent, ScopeAccount},
+	{"account_mismatch", 403, ClassPermanent, ScopeChat},
+	{"unknown_authentication_context", 403, ClassPermanent, ScopeAccount},
+	{"session_mismatch", 403, ClassPermanent, ScopeAccount},
+	{"feature_not_subscribed", 403, ClassPermanent, ScopeAccount},
+	{"subscription_required", 403, ClassPermanent, ScopeAccount},
+	{"action_required", 403, ClassPermanent, ScopeAccount},
+	{"resource_access_restricted", 403, ClassPermanent, ScopeChat},
+	// 404.
+	{"resource_not_found", 404, ClassPermanent, ScopeChat},
+	{"invalid_resource_identifier", 404, ClassPermanent, ScopeChat},
+	// 415: "the media has been rejected by the provider".
+	{"unsupported_media_type", 415, ClassPermanent, ScopeRequest},
+	// 422: the provider could not act on a well-formed request.
+	{"invalid_recipient", 422, ClassPermanent, ScopeChat},
+	{"no_connection_with_recipient", 422, ClassPermanent, ScopeChat},
+	{"blocked_recipient", 422, ClassPermanent, ScopeChat},
+	{"user_unreachable", 422, ClassPermanent, ScopeChat},
+	{"recipient_rejected", 422, ClassPermanent, ScopeChat},
+	{"cant_send_message", 422, ClassPermanent, ScopeChat},
+	{"invalid_account", 422, ClassPermanent, ScopeRequest},
+	{"unprocessable_entity", 422, ClassPermanent, ScopeRequest},
+	{"action_already_performed", 422, ClassPermanent, ScopeRequest},
+	{"invalid_message", 422, ClassPermanent, ScopeRequest},
+	{"invalid_post", 422, ClassPermanent, ScopeRequest},
+	{"not_allowed_inmail", 422, ClassPermanent, ScopeRequest},
+	{"insufficient_credits", 422, ClassPermanent, ScopeRequest},
+	{"cannot_resend_yet", 422, ClassPermanent, ScopeRequest},
+	{"cannot_resend_within_24hrs", 422, ClassPermanent, ScopeRequest},
+	{"limit_exceeded", 422, ClassPermanent, ScopeRequest},
+	{"already_invited_recently", 422, ClassPermanent, ScopeRequest},
+	{"cannot_invite_attendee", 422, ClassPermanent, ScopeRequest},
+	{"parent_mail_not_found", 422, ClassPermanent, ScopeRequest},
+	{"invalid_reply_subject", 422, ClassPermanent, ScopeRequest},
+	{"invalid_headers", 422, ClassPermanent, ScopeRequest},
+	{"send_as_denied", 422, ClassPermanent, ScopeRequest},
+	{"invalid_folder", 422, ClassPermanent, ScopeRequest},
+	{"invalid_thread", 422, ClassPermanent, ScopeRequest},
+	{"unauthorized", 422, ClassPermanent, ScopeRequest},
+	{"sender_rejected", 422, ClassPermanent, ScopeRequest},
+	{"ip_rejected_by_server", 422, ClassPermanent, ScopeRequest},
+	{"account_configuration_error", 422, ClassPermanent, ScopeRequest},
+	// A 422 says the provider did not act; these two say why is passing (the provider, or the
+	// account's realtime client, is not reachable yet): retried like a 503.
+	{"provider_unreachable", 422, ClassTransient, ScopeRequest},
+	{"realtime_client_not_initialized", 422, ClassTransient, ScopeRequest},
+	// 429.
+	{"too_many_requests", 429, ClassRateLimited, ScopeRequest},
+	// 500: may come after WhatsApp took the message (see classifyStatus).
+	{"unexpected_error", 500, ClassUnknownOutcome, ScopeRequest},
+	{"provider_error", 500, ClassUnknownOutcome, ScopeRequest},
+	{"authentication_intent_error", 500, ClassUnknownOutcome, ScopeRequest},
+	// 501.
+	{"feature_not_implemented", 501, ClassPermanent, ScopeRequest},
+	// 503: nothing was taken. The first two say the account's session is not running.
+	{"no_client_session", 503, ClassTransient, ScopeAccount},
+	{"no_channel", 503, ClassTransient, ScopeAccount},
+	{"no_handler", 503, ClassTransient, ScopeRequest},
+	{"network_down", 503, ClassTransient, ScopeRequest},
+	{"service_unavailable", 503, ClassTransient, ScopeRequest},
+	// 504.
+	{"request_timeout", 504, ClassUnknownOutcome, ScopeRequest},
+}
+
+// Vocabulary returns a copy of the documented problem types, in table order.
+func Vocabulary() []ProblemType { return append([]ProblemType(nil), vocabulary...) }
+
+// LookupProblem returns the documented problem type of a slug ("disconnected_account" or
+// "errors/disconnected_account").
+func LookupProblem(slug string) (ProblemType, bool) {
+	slug = Problem{Type: slug}.Slug()
+	for _, t := range vocabulary {
+		if t.Slug == slug {
+			return t, true
+		}
+	}
+	return ProblemType{}, false
+}
+
+// ScopeOf returns the scope of a refused call: the documented scope of its problem type, and
+// ScopeRequest for anything else (an undocumented slug, a transport error, no answer).
+func ScopeOf(err error) Scope {
+	if t, ok := LookupProblem(SlugOf(err)); ok && t.Status == StatusOf(err) {
+		return t.Scope
+	}
+	return ScopeRequest
+}
+
+// IsAccountLevel reports whether the problem slug is about the account or its session (the
+// answers that feed the account breaker).
+func IsAccountLevel(slug string) bool {
+	t, ok := LookupProblem(slug)
+	return ok && t.Scope == ScopeAccount
+}
+
+// classifyProblem is the class of an error answer: the vocabulary's when the problem type is
+// documented with this status, else classifyStatus's. A read never gets ClassUnknownOutcome.
+func classifyProblem(op string, status int, p *Problem) Class {
+	if p != nil {
+		if t, ok := LookupProblem(p.Slug()); ok && t.Status == status {
+			if t.Class == ClassUnknownOutcome && !IsSending(op) {
+				return ClassTransient
+			}
+			return t.Class
+		}
+	}
+	return classifyStatus(op, status)
+}
 
 // Errors the client makes itself, wrapped in an *Error (test with errors.Is).
 var (

@@ -156,7 +156,15 @@ const (
 	ChatChannel = 2
 )
 
-// Chat is a conversation of an account. LastMessage is set by GetChat only (and may be nil).
+// Features a chat's disabledFeatures may list (the reference's example also shows "reply").
+const (
+	FeatureReactions = "reactions"
+	FeatureReply     = "reply"
+)
+
+// Chat is a conversation of an account. ReadOnly is true for read_only 1 and 2 (the reference
+// lists 0, 1 and 2 without saying what 2 means beyond "not 0"). MutedUntil -1 (muted for
+// good) decodes as the instant before the epoch. LastMessage is set by GetChat only (and may be nil).
 type Chat struct {
 	Object             string   `json:"object,omitempty"`
 	ID                 string   `json:"id"`

@@ -61,9 +61,19 @@ const (
 	ReasonAccountMismatch Reason = "account_mismatch"  // the chat or message belongs to another account
 	ReasonMessageNotFound Reason = "message_not_found" // the message to react to, edit or delete is unknown
 
+	// What the chat or the recipient allows.
+	ReasonChatReadOnly         Reason = "chat_read_only"        // the chat is read-only, or the provider refuses writes into it
+	ReasonFeatureDisabled      Reason = "feature_disabled"      // the chat disables the feature (e.g. reactions)
+	ReasonRecipientBlocked     Reason = "recipient_blocked"     // the provider says the recipient blocked the account
+	ReasonRecipientUnreachable Reason = "recipient_unreachable" // the provider cannot reach the recipient
+
 	// The contact's will.
 	ReasonContactReplied Reason = "contact_replied" // the contact wrote after stop_if_replied_since
 	ReasonOptedOut       Reason = "opted_out"       // the contact is on the opt-out list
+	// ReasonIdentityUnresolved (state needs_review): the recipient is known under one WhatsApp id
+	// form only and an opt-out exists under the other form that nothing links to a person: the
+	// opt-out check cannot rule it out, so a human decides.
+	ReasonIdentityUnresolved Reason = "identity_unresolved"
 
 	// Human decisions and deadlines.
 	ReasonRejected        Reason = "rejected"         // an approver rejected the send

@@ -21,15 +21,17 @@ import (
 // The account breaker.
 //
 // An account that turns unhealthy (provider status CREDENTIALS, ERROR, STOPPED... anything but
-// OK/CONNECTED, or DisconnectTrips 401 disconnected_account answers to sending calls within
-// DisconnectWindow) trips its breaker. The breaker is one small Redis hash per account,
+// OK/CONNECTED, or DisconnectTrips account-level refusals of sending calls within
+// DisconnectWindow: 401 disconnected_account, expired_credentials, disconnected_feature,
+// wrong_account, multiple_sessions, 503 no_client_session, no_channel... every type of
+// provider.ScopeAccount) trips its breaker. The breaker is one small Redis hash per account,
 // "{prefix}:breaker:<account>" next to the ledger's keys, shared by every replica:
 //
 //	open      "1" while open
-//	status    the unhealthy status last seen (a provider status, or disconnected_account)
+//	status    the unhealthy status last seen (a provider status, or the account-level slug)
 //	since_ms  when it opened
 //	probe_ms  when the account was last probed (accounts_get) while open
-//	d401_ms, d401_n  the current window of 401 disconnected_account on sending calls
+//	d401_ms, d401_n  the current window of account-level refusals of sending calls
 //
 // Every transition is one Lua script that also appends the event entry to the results stream
 // (event=account_breaker_open|account_breaker_closed, account_id, status, at), so exactly one
@@ -44,8 +46,9 @@ import (
 // delivery closes the breaker. So an unhealthy account costs one provider read (and at most one
 // refused sending call) per probe interval, never a storm of failed attempts.
 const (
-	// DisconnectTrips 401 disconnected_account answers to sending calls of one account within
-	// DisconnectWindow open its breaker.
+	// DisconnectTrips account-level refusals (provider.ScopeAccount: 401 disconnected_account,
+	// expired_credentials, 503 no_client_session...) of sending calls of one account within
+	// DisconnectWindow open its breaker, whichever types they are.
 	DisconnectTrips  = 2
 	DisconnectWindow = time.Minute
 
@@ -55,8 +58,6 @@ const (
 	// breakerTTL is how long an open breaker's key lives without a probe: an account nobody
 	// sends from any more does not keep a key forever.
 	breakerTTL = 7 * 24 * time.Hour
-	// statusDisconnected is the status recorded when 401s opened the breaker.
-	statusDisconnected = provider.SlugDisconnectedAccount
 )
 
 // breakerKey is the key of an account's breaker.
@@ -110,8 +111,8 @@ open_breaker()
 return 1
 `)
 
-// breakerDisconnectScript counts a 401 disconnected_account of a sending call and opens the
-// breaker at the ARGV[7]-th within ARGV[6] ms.
+// breakerDisconnectScript counts an account-level refusal of a sending call and opens the
+// breaker at the ARGV[7]-th within ARGV[6] ms (status ARGV[2], the slug of that last one).
 //
 //	KEYS[1] breaker   KEYS[2] results stream   ARGV[1..5]: see luaBreakerOpen
 //	ARGV[6] window (ms)   ARGV[7] trips
@@ -226,17 +227,17 @@ func (b *breaker) open(ctx context.Context, account, status string) error {
 	return nil
 }
 
-// disconnected counts a 401 disconnected_account of a sending call; DisconnectTrips of them
-// within DisconnectWindow open the breaker.
-func (b *breaker) disconnected(ctx context.Context, account string) error {
+// refused counts an account-level refusal (slug, of provider.ScopeAccount) of a sending call;
+// DisconnectTrips of them, of any such types, within DisconnectWindow open the breaker.
+func (b *breaker) refused(ctx context.Context, account, slug string) error {
 	now := b.now()
-	args := append(b.openArgs(now, statusDisconnected, account), DisconnectWindow.Milliseconds(), DisconnectTrips)
+	args := append(b.openArgs(now, slug, account), DisconnectWindow.Milliseconds(), DisconnectTrips)
 	opened, err := breakerDisconnectScript.Run(ctx, b.rdb, []string{breakerKey(b.l, account), b.stream}, args...).Int()
 	if err != nil {
 		return fmt.Errorf("account breaker: %w", err)
 	}
 	if opened == 1 {
-		b.announceOpen(account, statusDisconnected)
+		b.announceOpen(account, slug)
 		b.mark(account, true)
 	}
 	return nil
@@ -346,7 +347,7 @@ func (x *execution) accountBreaker(ctx context.Context) (outcome, bool) {
 		if err != nil {
 			return x.accountError(err), true
 		}
-		if acct.Healthy() && st.status == statusDisconnected {
+		if acct.Healthy() && provider.IsAccountLevel(st.status) {
 			// Opened by sending calls refused while the account looked healthy: its status
 			// proves nothing. Half-open: this send is the trial; its delivery closes the
 			// breaker, another 401 keeps it open (one refused call per probe interval).

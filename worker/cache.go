@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sendworker/sendworker/provider"
+	"github.com/sendworker/sendworker/tasks"
 )
 
 // healthCache remembers account status for a short while: every send of an account checks it,
@@ -89,9 +90,11 @@ func (c *attendeeCache) entry(accountID string) *attendeeEntry {
 	return e
 }
 
-// lookup returns the account's single chat with the attendee, and whether there is one.
+// lookup returns the account's single chat with the attendee (under any id the chat shows for
+// the person), and whether there is one.
 // fresh forces a rebuild (reconciliation reads the current state, never the cache).
 func (c *attendeeCache) lookup(ctx context.Context, p Provider, accountID, attendee string, fresh bool) (provider.Chat, bool, error) {
+	attendee = tasks.NormalizeID(attendee)
 	e := c.entry(accountID)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -112,8 +115,12 @@ func (c *attendeeCache) lookup(ctx context.Context, p Provider, accountID, atten
 		if chat.Type != provider.ChatSingle || chat.AttendeeProviderID == "" || (chat.AccountID != "" && chat.AccountID != accountID) {
 			continue
 		}
-		if _, dup := chats[chat.AttendeeProviderID]; !dup {
-			chats[chat.AttendeeProviderID] = chat
+		// Under every id the chat shows for the person: a chat listed under @lid is found by
+		// the phone form too when the provider names both (see personOfChat).
+		for _, id := range append(personOfChat(&chat).IDs, tasks.NormalizeID(chat.AttendeeProviderID)) {
+			if _, dup := chats[id]; !dup {
+				chats[id] = chat
+			}
 		}
 	}
 	e.chats, e.at = chats, c.now()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -104,9 +105,25 @@ func (x *execution) guardChat(ctx context.Context) (outcome, bool) {
 	if chat.AccountID != "" && chat.AccountID != req.AccountID {
 		return skipped(tasks.ReasonAccountMismatch, "the chat belongs to another account"), true
 	}
+	if o, stop := x.guardCapabilities(chat); stop {
+		return o, true
+	}
 	x.chat = chat
 	x.contacts = contactIDs(req.ChatID, chat)
 	x.watermark = watermarkOf(chat)
+	return x.guardIdentity(ctx, personOfChat(chat))
+}
+
+// guardCapabilities refuses, before any sending call, what the chat says it does not allow: a
+// read-only chat (read_only 1 or 2) takes no message, reaction, edit or delete, and a chat whose
+// disabledFeatures lists "reactions" takes no reaction.
+func (x *execution) guardCapabilities(chat *provider.Chat) (outcome, bool) {
+	if chat.ReadOnly {
+		return skipped(tasks.ReasonChatReadOnly, "the chat is read-only"), true
+	}
+	if x.op == tasks.OpReaction && slices.Contains(chat.DisabledFeatures, provider.FeatureReactions) {
+		return skipped(tasks.ReasonFeatureDisabled, "the chat disables reactions"), true
+	}
 	return outcome{}, false
 }
 
@@ -126,13 +143,21 @@ func (x *execution) guardAttendees(ctx context.Context) (outcome, bool) {
 		if !ok {
 			return skipped(tasks.ReasonColdRecipient, fmt.Sprintf("attendees_ids[%d] has no chat with the account", i)), true
 		}
+		if o, stop := x.guardCapabilities(&chat); stop {
+			return o, true
+		}
 		if x.chat == nil {
 			c := chat
 			x.chat = &c
 			x.watermark = watermarkOf(&c)
 		}
-		x.contacts = append(x.contacts, id)
-		x.contacts = append(x.contacts, contactIDs("", &chat)...)
+		x.contacts = addContact(x.contacts, id)
+		for _, c := range contactIDs("", &chat) {
+			x.contacts = addContact(x.contacts, c)
+		}
+		if o, stop := x.guardIdentity(ctx, personOfChat(&chat, id)); stop {
+			return o, true
+		}
 	}
 	return outcome{}, false
 }
@@ -150,6 +175,9 @@ func (x *execution) guardMessage(ctx context.Context, now time.Time) (outcome, b
 	}
 	if msg.Deleted {
 		return skipped(tasks.ReasonMessageNotFound, "the message was deleted"), true
+	}
+	if o, stop := x.guardCapabilities(chat); stop {
+		return o, true
 	}
 	switch x.op {
 	case tasks.OpEdit:
@@ -169,7 +197,7 @@ func (x *execution) guardMessage(ctx context.Context, now time.Time) (outcome, b
 	}
 	x.chat, x.msg = chat, msg
 	x.contacts = contactIDs(req.ChatID, chat)
-	return outcome{}, false
+	return x.guardIdentity(ctx, personOfChat(chat))
 }
 
 func editable(msg *provider.Message, now time.Time) bool {
@@ -279,11 +307,16 @@ func (x *execution) chatError(err error, notFound tasks.Reason) outcome {
 func (x *execution) readError(err error, what string) outcome {
 	now := x.w.opts.Now()
 	n := waitsFor(x.rec, tasks.ReasonWaitProvider)
-	slug := provider.SlugOf(err)
 	var ge *globalWaitError
 	if errors.As(err, &ge) {
 		// The read did not happen: the global rate limiter is unavailable, or the worker stops.
 		return retryAfter(5*time.Second, what+": "+ge.Error())
+	}
+	if provider.ScopeOf(err) == provider.ScopeAccount {
+		// The account or its session refused (401 disconnected_account, 503 no_client_session...)
+		// since its status was read: counted toward its breaker like a sending call's refusal;
+		// the send waits.
+		return x.accountRefused(err)
 	}
 	switch provider.ClassOf(err) {
 	case provider.ClassRateLimited:
@@ -296,15 +329,10 @@ func (x *execution) readError(err error, what string) outcome {
 	case provider.ClassTransient, provider.ClassUnknownOutcome:
 		return wait(now.Add(x.w.backoff(n)), tasks.ReasonWaitProvider, what+": provider unavailable")
 	}
-	switch slug {
-	case provider.SlugInvalidCredentials, provider.SlugMissingCredentials:
+	switch provider.ScopeOf(err) {
+	case provider.ScopeCredentials:
 		// Our credentials, not the send: wait for ops to fix them.
 		return wait(now.Add(x.w.backoff(n)), tasks.ReasonWaitProvider, what+": provider credentials refused")
-	case provider.SlugDisconnectedAccount:
-		// The account dropped since its status was read: wait, and read it afresh next time
-		// (the health check then trips the breaker).
-		x.w.health.forget(x.rec.Request.AccountID)
-		return x.accountDown(statusDisconnected)
 	}
 	return failed(tasks.ReasonProviderRejected, fmt.Sprintf("%s: provider refused the read (%s)", what, slugOrStatus(err)))
 }
@@ -326,18 +354,23 @@ func (x *execution) attachmentError(err error) outcome {
 	}
 }
 
-// contactIDs are the ids of a chat checked against the opt-out list: the chat id as asked and
-// as the provider names it, and the provider ids of the person (or group).
+// contactIDs are the ids of a chat checked against the opt-out list, normalized: the chat id as
+// asked and as the provider names it, and the provider ids of the person (or group).
 func contactIDs(asked string, chat *provider.Chat) []string {
 	var out []string
-	seen := map[string]bool{}
 	for _, id := range []string{asked, chat.ID, chat.ProviderID, chat.AttendeeProviderID} {
-		if id != "" && !seen[id] {
-			seen[id] = true
-			out = append(out, id)
-		}
+		out = addContact(out, id)
 	}
 	return out
+}
+
+// addContact appends id, normalized, unless it is empty or already there.
+func addContact(ids []string, id string) []string {
+	id = tasks.NormalizeID(id)
+	if id == "" || slices.Contains(ids, id) {
+		return ids
+	}
+	return append(ids, id)
 }
 
 // looksLikePhoneNumber reports an attendee id that is a raw number ("+33 6 12 34 56 78",

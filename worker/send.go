@@ -103,6 +103,11 @@ func (x *execution) send(ctx context.Context, started time.Time) outcome {
 // every other class means the provider did not act, so the attempt ends or is deferred now.
 func (x *execution) sendError(ctx context.Context, err error, started time.Time) outcome {
 	now := x.w.opts.Now()
+	if provider.ScopeOf(err) == provider.ScopeAccount {
+		// The account or its session refused (401 expired_credentials, 503 no_client_session...):
+		// counted toward its breaker, whatever the class; the send waits, it does not fail.
+		return x.accountRefused(err)
+	}
 	switch provider.ClassOf(err) {
 	case provider.ClassUnknownOutcome:
 		// The message may have been delivered. The call is over, so the attempt's lease is cut
@@ -137,50 +142,87 @@ func (x *execution) sendError(ctx context.Context, err error, started time.Time)
 	return x.permanentError(err)
 }
 
-// permanentError maps the provider's refusals (nothing was sent) to reason codes:
+// permanentError maps the provider's refusals (nothing was sent) to reason codes, by the scope
+// of their problem type (provider's vocabulary):
 //
-//	disconnected_account                  → waits (account_unhealthy): not a failure of the send
-//	invalid_credentials, missing_credentials → waits (provider_backoff): our configuration, not the send
-//	account_mismatch                      → skipped account_mismatch
-//	resource_not_found                    → skipped chat_not_found (send) / message_not_found (reaction,
-//	                                        edit, delete); failed provider_rejected for chats_create
-//	invalid_recipient, no_connection_with_recipient → skipped cold_recipient: the provider says the
-//	                                        account has no relationship with the recipient, which is
-//	                                        exactly what the warm guard refuses
-//	blocked_recipient, user_unreachable and every other slug → failed provider_rejected, slug in detail
+//	credentials (missing_/invalid_credentials...) → waits (provider_backoff): our configuration, not the send
 //	cannot_resend_yet                     → waits (provider_backoff)
+//	chat scope                            → skipped with the chat's reason (chatRefusal)
 //	a call the client refused itself      → failed invalid_payload
+//	anything else                         → failed provider_rejected, slug in detail
+//
+// Account-level refusals never get here: sendError counts them toward the account breaker.
 func (x *execution) permanentError(err error) outcome {
 	now := x.w.opts.Now()
 	slug := provider.SlugOf(err)
-	switch slug {
-	case provider.SlugDisconnectedAccount:
-		// Repeated on the account's sending calls, it opens the account's breaker.
-		x.w.health.forget(x.rec.Request.AccountID)
-		bctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := x.w.breaker.disconnected(bctx, x.rec.Request.AccountID); err != nil {
-			x.logger().Warn("account breaker: disconnection not counted", zap.Error(err))
-		}
-		cancel()
-		n := waitsFor(x.rec, tasks.ReasonWaitAccountDown)
-		return wait(now.Add(x.w.backoff(n)), tasks.ReasonWaitAccountDown, "provider: disconnected_account")
-	case provider.SlugInvalidCredentials, provider.SlugMissingCredentials, provider.SlugCannotResendYet:
+	switch provider.ScopeOf(err) {
+	case provider.ScopeCredentials:
 		n := waitsFor(x.rec, tasks.ReasonWaitProvider)
 		return wait(now.Add(x.w.backoff(n)), tasks.ReasonWaitProvider, "provider: "+slug)
-	case provider.SlugAccountMismatch:
-		return skipped(tasks.ReasonAccountMismatch, "provider: account_mismatch")
-	case provider.SlugResourceNotFound:
-		switch x.op {
-		case tasks.OpSendMessage:
-			return skipped(tasks.ReasonChatNotFound, "provider: resource_not_found")
-		case tasks.OpReaction, tasks.OpEdit, tasks.OpDelete:
-			return skipped(tasks.ReasonMessageNotFound, "provider: resource_not_found")
+	case provider.ScopeChat:
+		if o, ok := x.chatRefusal(slug); ok {
+			return o
 		}
-	case provider.SlugInvalidRecipient, provider.SlugNoConnectionWithRecipient:
-		return skipped(tasks.ReasonColdRecipient, "provider: "+slug)
+	}
+	if slug == provider.SlugCannotResendYet {
+		n := waitsFor(x.rec, tasks.ReasonWaitProvider)
+		return wait(now.Add(x.w.backoff(n)), tasks.ReasonWaitProvider, "provider: "+slug)
 	}
 	if slug == "" && slugOrStatus(err) == "invalid argument" {
 		return failed(tasks.ReasonInvalidPayload, "the provider client refused the call: invalid argument")
 	}
 	return failed(tasks.ReasonProviderRejected, "provider: "+slugOrStatus(err))
+}
+
+// chatRefusal is the skip of a send refused for its chat or recipient:
+//
+//	account_mismatch                      → account_mismatch
+//	resource_not_found, invalid_resource_identifier → chat_not_found (send) / message_not_found
+//	                                        (reaction, edit, delete); chats_create: not handled here
+//	invalid_recipient, no_connection_with_recipient → cold_recipient: the provider says the
+//	                                        account has no relationship with the recipient, which is
+//	                                        exactly what the warm guard refuses
+//	blocked_recipient                     → recipient_blocked
+//	user_unreachable, recipient_rejected  → recipient_unreachable
+//	cant_send_message, resource_access_restricted → chat_read_only: the provider refuses writes
+//	                                        into the chat
+func (x *execution) chatRefusal(slug string) (outcome, bool) {
+	detail := "provider: " + slug
+	switch slug {
+	case provider.SlugAccountMismatch:
+		return skipped(tasks.ReasonAccountMismatch, detail), true
+	case provider.SlugResourceNotFound, "invalid_resource_identifier":
+		switch x.op {
+		case tasks.OpSendMessage:
+			return skipped(tasks.ReasonChatNotFound, detail), true
+		case tasks.OpReaction, tasks.OpEdit, tasks.OpDelete:
+			return skipped(tasks.ReasonMessageNotFound, detail), true
+		}
+	case provider.SlugInvalidRecipient, provider.SlugNoConnectionWithRecipient:
+		return skipped(tasks.ReasonColdRecipient, detail), true
+	case provider.SlugBlockedRecipient:
+		return skipped(tasks.ReasonRecipientBlocked, detail), true
+	case provider.SlugUserUnreachable, "recipient_rejected":
+		return skipped(tasks.ReasonRecipientUnreachable, detail), true
+	case provider.SlugCantSendMessage, "resource_access_restricted":
+		return skipped(tasks.ReasonChatReadOnly, detail), true
+	}
+	return outcome{}, false
+}
+
+// accountRefused is the wait of a send whose call met an account-level refusal (a sending call
+// or a guard's read): the refusal counts toward the account's breaker (DisconnectTrips within
+// DisconnectWindow open it), the cached account status is dropped, and the send waits
+// (account_unhealthy), never fails.
+func (x *execution) accountRefused(err error) outcome {
+	slug := provider.SlugOf(err)
+	account := x.rec.Request.AccountID
+	x.w.health.forget(account)
+	bctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := x.w.breaker.refused(bctx, account, slug); err != nil {
+		x.logger().Warn("account breaker: account-level refusal not counted", zap.Error(err))
+	}
+	cancel()
+	n := waitsFor(x.rec, tasks.ReasonWaitAccountDown)
+	return wait(x.w.opts.Now().Add(x.w.backoff(n)), tasks.ReasonWaitAccountDown, "provider: "+slug)
 }

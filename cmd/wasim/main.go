@@ -209,7 +209,7 @@ func printBanner(w io.Writer, srv *wasim.Server, cfg config) {
 	fmt.Fprintf(tw, "  auth\t%s\n", auth)
 	fmt.Fprintf(tw, "  seed\t%s\n", cfg.seedSource)
 	fmt.Fprintf(tw, "  faults\t%s\t(change with PUT %s/_sim/faults)\n", faults, base)
-	fmt.Fprintf(tw, "  control\t%s/_sim/\t(faults, deliveries, stats, accounts/{id}/status, chats/{id}/incoming)\n", base)
+	fmt.Fprintf(tw, "  control\t%s/_sim/\t(faults, deliveries, stats, accounts/{id}/status, accounts/{id}/error, accounts/{id}/contacts/{provider_id}/other_id, chats/{id}/incoming)\n", base)
 	accounts := srv.Sim().Accounts()
 	fmt.Fprintf(tw, "  accounts\t%d\n", len(accounts))
 	const maxListed = 20 // a generated seed can hold thousands

@@ -66,12 +66,28 @@ func problemTitle(slug string) string {
 		return "Account mismatch"
 	case "account_restricted":
 		return "Account restricted"
+	case "expired_credentials":
+		return "Expired credentials"
+	case "disconnected_feature":
+		return "Disconnected feature"
+	case "wrong_account":
+		return "Wrong account"
+	case "multiple_sessions":
+		return "Multiple sessions"
+	case "no_client_session":
+		return "No client session"
+	case "no_channel":
+		return "No channel"
 	case "resource_not_found":
 		return "Resource not found"
 	case "unsupported_media_type":
 		return "Unsupported media type"
-	case "file_too_large":
-		return "File too large"
+	case "content_too_large":
+		return "Content too large"
+	case "cant_send_message":
+		return "Cannot send message"
+	case "invalid_action":
+		return "Invalid action"
 	case "invalid_recipient":
 		return "Invalid recipient"
 	case "too_many_requests":
@@ -146,7 +162,7 @@ func matchRoute(method, escapedPath string) (op, id string, ok bool) {
 		return opChatsMessagesSend, id, true
 	case len(segs) == 3 && segs[0] == "chats" && segs[2] == "attendees" && method == http.MethodGet:
 		return opChatsAttendeesList, id, true
-	case len(segs) == 3 && segs[0] == "messages" && (segs[2] == "reaction" || segs[2] == "reactions") && method == http.MethodPost:
+	case len(segs) == 3 && segs[0] == "messages" && segs[2] == "reaction" && method == http.MethodPost:
 		return opMessagesReaction, id, true
 	case len(segs) == 2 && segs[0] == "messages" && method == http.MethodPatch:
 		return opMessagesEdit, id, true

@@ -34,6 +34,14 @@ type statusResponse struct {
 	Status    string `json:"status"`
 }
 
+type accountErrorRequest struct {
+	Type string `json:"type"` // an account-level slug, "" to clear
+}
+
+type otherIDRequest struct {
+	OtherID string `json:"other_id"`
+}
+
 type incomingRequest struct {
 	Text string `json:"text"`
 	At   string `json:"at,omitempty"` // ISO-8601 with milliseconds; now when absent
@@ -50,6 +58,8 @@ type incomingResponse struct {
 //	PUT  /_sim/faults                 replace Faults (absent keys are zero)
 //	GET  /_sim/deliveries?since=N     deliveries with seq > N, and the last seq
 //	PUT  /_sim/accounts/{id}/status   {"status":"CREDENTIALS"}
+//	PUT  /_sim/accounts/{id}/error    {"type":"expired_credentials"}: its sending calls answer it ("" clears)
+//	PUT  /_sim/accounts/{id}/contacts/{provider_id}/other_id  {"other_id":"…@lid"}: one person, two ids
 //	POST /_sim/chats/{id}/incoming    {"text":"...","at":"..."}: the contact writes
 //	GET  /_sim/stats                  request counts by operation and outcome
 func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
@@ -122,6 +132,34 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, statusResponse{AccountID: segs[1], Status: req.Status})
+	case len(segs) == 3 && segs[0] == "accounts" && segs[2] == "error":
+		if !method(http.MethodPut) {
+			return
+		}
+		var req accountErrorRequest
+		if err := decodeControl(w, r, &req); err != nil {
+			fail(http.StatusBadRequest, "%v", err)
+			return
+		}
+		if err := s.SetAccountError(segs[1], req.Type); err != nil {
+			fail(http.StatusBadRequest, "%v", err)
+			return
+		}
+		writeJSON(w, http.StatusOK, req)
+	case len(segs) == 5 && segs[0] == "accounts" && segs[2] == "contacts" && segs[4] == "other_id":
+		if !method(http.MethodPut) {
+			return
+		}
+		var req otherIDRequest
+		if err := decodeControl(w, r, &req); err != nil {
+			fail(http.StatusBadRequest, "%v", err)
+			return
+		}
+		if err := s.SetContactOtherID(segs[1], segs[3], req.OtherID); err != nil {
+			fail(http.StatusBadRequest, "%v", err)
+			return
+		}
+		writeJSON(w, http.StatusOK, req)
 	case len(segs) == 3 && segs[0] == "chats" && segs[2] == "incoming":
 		if !method(http.MethodPost) {
 			return

@@ -11,7 +11,9 @@
 //     deployments that front the provider with OAuth2;
 //   - /_sim/..., control endpoints (JSON, no provider auth) for programs running wasim as a
 //     separate process: GET/PUT /_sim/faults, GET /_sim/deliveries?since=N,
-//     PUT /_sim/accounts/{id}/status, POST /_sim/chats/{id}/incoming, GET /_sim/stats.
+//     PUT /_sim/accounts/{id}/status, PUT /_sim/accounts/{id}/error,
+//     PUT /_sim/accounts/{id}/contacts/{provider_id}/other_id, POST /_sim/chats/{id}/incoming,
+//     GET /_sim/stats.
 //
 // Listen runs a Sim on a real port; cmd/wasim wraps it as a binary. Every sending call is recorded
 // as a Delivery, so a test can prove what reached the "provider" and how it was answered.
@@ -23,6 +25,13 @@
 //     credential is 401 errors/missing_credentials, a wrong or expired one errors/invalid_credentials.
 //   - Account health: sending calls (send, create, reaction, edit, delete) on an account whose
 //     status is not OK or CONNECTED answer 401 errors/disconnected_account. Reads still answer.
+//     SetAccountError makes an account's sending calls answer one of the provider's other
+//     account-level types (401 expired_credentials, disconnected_feature, wrong_account,
+//     multiple_sessions, 503 no_client_session, no_channel) whatever its status.
+//   - One person, two ids: a contact may have an other_id (its @lid for a phone-form contact, or
+//     the reverse). chats_create accepts either; the person's single chat shows attendee_provider_id
+//     as the contact's provider_id and provider_id as the other id. Without other_id a chat's
+//     provider_id is the contact's id, and nothing links the two forms.
 //   - accounts_sync answers 501 errors/feature_not_implemented (all accounts are WhatsApp).
 //   - Lists: limit 1–250 (default 100), cursors are opaque keyset positions; a repeated or
 //     malformed limit, cursor, before or after is 400 errors/invalid_parameters. before/after are
@@ -31,18 +40,22 @@
 //     empty list.
 //   - Message text is null when empty (attachment-only or deleted messages).
 //   - Text over 10,000 characters: 400 errors/too_many_characters. A file part over 15 MiB, or a
-//     body over 64 MiB: 413 errors/file_too_large (a slug outside the documented list, which is open).
-//     A sending body that is not multipart/form-data: 415 errors/unsupported_media_type; a JSON
-//     body (reaction, edit) with another content type: 415 too. Unknown form fields and JSON keys
-//     are ignored.
+//     body over 64 MiB: 400 errors/content_too_large, as the reference documents it. A file the
+//     provider would reject as media (an executable: .exe, .msi, .apk...): 415
+//     errors/unsupported_media_type. A sending body that is not multipart/form-data, or a JSON
+//     body (reaction, edit) with another content type: 400 errors/invalid_parameters. Unknown form
+//     fields and JSON keys are ignored.
 //   - chats_create takes attendee provider ids (33612345678@s.whatsapp.net) of contacts the
 //     account already knows; anything else, raw phone numbers included, is 422
 //     errors/invalid_recipient. One known attendee with an existing single chat posts into it;
 //     one without a chat gets a new single chat; several make a new group (named by "title").
 //   - A chat that does not belong to the given account_id: 403 errors/account_mismatch.
-//     A read-only chat: 403 errors/account_restricted. An unknown quote_id: 404.
-//   - messages_reaction answers 200 {"object":"MessageReactionAdded"}, on /reaction and
-//     /reactions; the account's new reaction replaces its old one.
+//     A read-only chat (read_only 1 or 2): 422 errors/cant_send_message, for messages and
+//     reactions; a reaction in a chat whose disabledFeatures lists "reactions": 400
+//     errors/invalid_action. muted_until is null, or -1 for a chat muted for good. An unknown
+//     quote_id: 404.
+//   - messages_reaction answers 200 {"object":"MessageReactionAdded"}, on /reaction only (the
+//     reference's route); the account's new reaction replaces its old one.
 //   - messages_edit and messages_delete only act on the account's own messages (is_sender 1);
 //     another's message is 403 errors/account_mismatch. Within 15 minutes (edit) or 60 hours
 //     (delete) of the message timestamp they apply; past the window, or on a deleted message,

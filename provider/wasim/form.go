@@ -49,7 +49,7 @@ type sendForm struct {
 func readSendForm(w http.ResponseWriter, r *http.Request) (sendForm, *problem) {
 	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mediaType != "multipart/form-data" {
-		return sendForm{}, newProblem(http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be multipart/form-data")
+		return sendForm{}, newProblem(http.StatusBadRequest, "invalid_parameters", "the body must be multipart/form-data")
 	}
 	if params["boundary"] == "" {
 		return sendForm{}, newProblem(http.StatusBadRequest, "invalid_parameters", "the multipart content type has no boundary")
@@ -166,7 +166,7 @@ func hashPart(part *multipart.Part, field string, limit int64) (DeliveredAttachm
 		return DeliveredAttachment{}, bodyProblem(err)
 	}
 	if n > limit {
-		return DeliveredAttachment{}, newProblem(http.StatusRequestEntityTooLarge, "file_too_large", "%s: a file is over the %d byte limit", field, limit)
+		return DeliveredAttachment{}, newProblem(http.StatusBadRequest, "content_too_large", "%s: a file is over the %d byte limit", field, limit)
 	}
 	name := part.FileName()
 	if name == "" {
@@ -176,6 +176,10 @@ func hashPart(part *multipart.Part, field string, limit int64) (DeliveredAttachm
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
+	if rejectedMedia(name, ct) {
+		return DeliveredAttachment{}, newProblem(http.StatusUnsupportedMediaType, "unsupported_media_type",
+			"%s: the media %q has been rejected by the provider", field, name)
+	}
 	return DeliveredAttachment{Field: field, Filename: name, ContentType: ct, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
@@ -183,7 +187,7 @@ func hashPart(part *multipart.Part, field string, limit int64) (DeliveredAttachm
 func bodyProblem(err error) *problem {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return newProblem(http.StatusRequestEntityTooLarge, "file_too_large", "the request body is over %d bytes", tooBig.Limit)
+		return newProblem(http.StatusBadRequest, "content_too_large", "the request body is over %d bytes", tooBig.Limit)
 	}
 	return newProblem(http.StatusBadRequest, "invalid_parameters", "malformed multipart body: %v", err)
 }

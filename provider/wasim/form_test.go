@@ -47,7 +47,7 @@ func TestParseSendForm(t *testing.T) {
 		{"too many parts", rawBody("b", field("x", "1"), field("x", "2"), field("x", "3"), field("x", "4"), field("x", "5")), small, "invalid_parameters", nil},
 		{"field too long", rawBody("b", field("account_id", strings.Repeat("a", 17))), small, "invalid_parameters", nil},
 		{"text too long", rawBody("b", field("text", strings.Repeat("a", 17))), small, "too_many_characters", nil},
-		{"file too big", rawBody("b", "Content-Disposition: form-data; name=\"attachments\"; filename=\"x\"\r\n\r\n123456789"), small, "file_too_large", nil},
+		{"file too big", rawBody("b", "Content-Disposition: form-data; name=\"attachments\"; filename=\"x\"\r\n\r\n123456789"), small, "content_too_large", nil},
 		{"two voice messages", rawBody("b", "Content-Disposition: form-data; name=\"voice_message\"; filename=\"a\"\r\n\r\n1", "Content-Disposition: form-data; name=\"voice_message\"; filename=\"b\"\r\n\r\n2"), small, "invalid_parameters", nil},
 		{"repeated account", rawBody("b", field("account_id", "a"), field("account_id", "b")), small, "invalid_parameters", nil},
 		{"invalid UTF-8", rawBody("b", field("text", "\xff\xfe")), small, "invalid_parameters", nil},

@@ -56,24 +56,52 @@ type SeedAccount struct {
 	Chats       []SeedChat    `json:"chats,omitempty"`
 }
 
-// SeedContact is a WhatsApp user known to an account.
+// SeedContact is a WhatsApp user known to an account. OtherID, when set, is the same person's
+// id of the other form (the @lid of a phone-form contact, or the reverse): the person is then
+// known under both ids, chats_create accepts either, and their single chat shows OtherID as its
+// provider_id (attendee_provider_id stays ProviderID), which is what links the two forms.
 type SeedContact struct {
 	ID         string `json:"id"`
 	ProviderID string `json:"provider_id"`
+	OtherID    string `json:"other_id,omitempty"`
 	Name       string `json:"name"`
 }
 
 // SeedChat is one chat of an account.
 type SeedChat struct {
-	ID          string        `json:"id"`
-	ProviderID  string        `json:"provider_id,omitempty"`
-	Type        int           `json:"type"`
-	Name        string        `json:"name,omitempty"`
-	Attendees   []string      `json:"attendees"`
-	UnreadCount int           `json:"unread_count,omitempty"`
-	Archived    bool          `json:"archived,omitempty"`
-	ReadOnly    bool          `json:"read_only,omitempty"`
-	Messages    []SeedMessage `json:"messages,omitempty"`
+	ID          string   `json:"id"`
+	ProviderID  string   `json:"provider_id,omitempty"`
+	Type        int      `json:"type"`
+	Name        string   `json:"name,omitempty"`
+	Attendees   []string `json:"attendees"`
+	UnreadCount int      `json:"unread_count,omitempty"`
+	Archived    bool     `json:"archived,omitempty"`
+	ReadOnly    ReadOnly `json:"read_only,omitempty"`
+	// DisabledFeatures is the chat's disabledFeatures ("reactions", "reply"); reactions are
+	// then refused with 403 errors/feature_not_subscribed... see Sim docs.
+	DisabledFeatures []string `json:"disabled_features,omitempty"`
+	// MutedForever: muted_until is -1 (the reference's example value) instead of null.
+	MutedForever bool          `json:"muted_forever,omitempty"`
+	Messages     []SeedMessage `json:"messages,omitempty"`
+}
+
+// ReadOnly is a chat's read_only value: 0, 1 or 2 (the reference lists all three without saying
+// how 1 and 2 differ). In a seed it is a number or a boolean (true is 1).
+type ReadOnly int
+
+// UnmarshalJSON accepts 0, 1, 2, true and false.
+func (r *ReadOnly) UnmarshalJSON(b []byte) error {
+	switch v := strings.TrimSpace(string(b)); v {
+	case "true", "1":
+		*r = 1
+	case "false", "0", "null":
+		*r = 0
+	case "2":
+		*r = 2
+	default:
+		return fmt.Errorf("read_only: want 0, 1, 2 or a boolean, got %.20s", v)
+	}
+	return nil
 }
 
 // SeedMessage is one message of a chat's history.
@@ -174,6 +202,15 @@ func (s *Seed) Validate() error {
 				bad(cp+".provider_id", "%q is the account itself", c.ProviderID)
 			}
 			contacts[c.ProviderID] = true
+			if c.OtherID != "" {
+				switch {
+				case !validProviderID(c.OtherID) || idForm(c.OtherID) == idForm(c.ProviderID):
+					bad(cp+".other_id", "want the other form of %q, got %q", c.ProviderID, c.OtherID)
+				case contacts[c.OtherID]:
+					bad(cp+".other_id", "duplicate provider id %q in this account", c.OtherID)
+				}
+				contacts[c.OtherID] = true
+			}
 		}
 		singles := map[string]bool{}
 		for hi, c := range a.Chats {

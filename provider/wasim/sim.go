@@ -178,12 +178,14 @@ type account struct {
 	createdAt       time.Time
 	status          string
 	self            *attendee
-	contacts        map[string]*attendee // by provider id
+	contacts        map[string]*attendee // by provider id (both ids of a person known under two)
+	errorType       string               // an injected account-level problem slug (SetAccountError)
 	singles         map[string]*chat     // contact provider id -> the single chat with them
 }
 
 type attendee struct {
 	id, accountID, providerID, name string
+	otherID                         string // the person's id of the other form, "" when not known
 	isSelf                          bool
 }
 
@@ -192,7 +194,10 @@ type chat struct {
 	typ                             int
 	contacts                        []*attendee
 	unread                          int
-	archived, readOnly              bool
+	archived                        bool
+	readOnly                        int // 0, 1 or 2
+	disabledFeatures                []string
+	mutedForever                    bool
 	created                         time.Time
 	createdSeq                      int64
 	messages                        []*message // oldest first: ordered by (Timestamp, seq)
@@ -279,7 +284,11 @@ func (s *Sim) load(seed *Seed) {
 		s.ids[a.id] = true
 		s.ids[a.self.id] = true
 		for _, c := range sa.Contacts {
-			a.contacts[c.ProviderID] = &attendee{id: c.ID, accountID: a.id, providerID: c.ProviderID, name: c.Name}
+			at := &attendee{id: c.ID, accountID: a.id, providerID: c.ProviderID, otherID: c.OtherID, name: c.Name}
+			a.contacts[c.ProviderID] = at
+			if c.OtherID != "" {
+				a.contacts[c.OtherID] = at // one person under both ids
+			}
 			s.ids[c.ID] = true
 		}
 		s.accounts[a.id] = a
@@ -300,16 +309,18 @@ func (s *Sim) loadChat(a *account, sc SeedChat, start time.Time) {
 		typ:        sc.Type,
 		unread:     sc.UnreadCount,
 		archived:   sc.Archived,
-		readOnly:   sc.ReadOnly,
+		readOnly:   int(sc.ReadOnly),
 		created:    a.createdAt,
 		createdSeq: s.seq,
 	}
+	c.disabledFeatures = append([]string{}, sc.DisabledFeatures...)
+	c.mutedForever = sc.MutedForever
 	for _, pid := range sc.Attendees {
 		c.contacts = append(c.contacts, a.contacts[pid])
 	}
 	if c.providerID == "" {
 		if c.typ == chatSingle {
-			c.providerID = c.contacts[0].providerID
+			c.providerID = c.contacts[0].chatProviderID()
 		} else {
 			c.providerID = c.id + "@g.us"
 		}

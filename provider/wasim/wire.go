@@ -68,7 +68,7 @@ type wireChat struct {
 	Timestamp          string   `json:"timestamp"`
 	UnreadCount        int      `json:"unread_count"`
 	Archived           int      `json:"archived"`
-	MutedUntil         *string  `json:"muted_until"`
+	MutedUntil         any      `json:"muted_until"` // null, or -1 (muted for good)
 	ReadOnly           int      `json:"read_only"`
 	DisabledFeatures   []string `json:"disabledFeatures"`
 }
@@ -202,8 +202,11 @@ func (c *chat) wire() wireChat {
 		Timestamp:        formatStamp(at),
 		UnreadCount:      c.unread,
 		Archived:         flag(c.archived),
-		ReadOnly:         flag(c.readOnly),
-		DisabledFeatures: []string{},
+		ReadOnly:         c.readOnly,
+		DisabledFeatures: append([]string{}, c.disabledFeatures...),
+	}
+	if c.mutedForever {
+		out.MutedUntil = -1
 	}
 	if c.typ == chatSingle {
 		pid := c.contacts[0].providerID

@@ -189,7 +189,7 @@ func readJSONBody(r *http.Request) (jsonBody, *problem) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mediaType, _, err := mime.ParseMediaType(ct)
 		if err != nil || mediaType != "application/json" {
-			return b, newProblem(http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
+			return b, newProblem(http.StatusBadRequest, "invalid_parameters", "the body must be application/json")
 		}
 	}
 	raw, err := io.ReadAll(io.LimitReader(r.Body, maxJSONBodyBytes+1))
@@ -218,6 +218,9 @@ func checkContent(f sendForm) *problem {
 
 // canSend is the provider's rule that only healthy accounts send. Callers hold s.mu.
 func canSend(a *account) *problem {
+	if p := accountProblem(a.errorType, a.id); p != nil {
+		return p
+	}
 	if healthy(a.status) {
 		return nil
 	}
@@ -235,8 +238,8 @@ func (s *Sim) applySend(chatID string, f sendForm, del *Delivery) (sendingResult
 	if p := canSend(a); p != nil {
 		return sendingResult{}, p
 	}
-	if c.readOnly {
-		return sendingResult{}, newProblem(http.StatusForbidden, "account_restricted", "chat %q is read-only", c.id)
+	if c.readOnly != 0 {
+		return sendingResult{}, newProblem(http.StatusUnprocessableEntity, "cant_send_message", "chat %q is read-only", c.id)
 	}
 	if p := checkContent(f); p != nil {
 		return sendingResult{}, p
@@ -303,7 +306,7 @@ func (s *Sim) newChat(a *account, people []*attendee, title string) *chat {
 		createdSeq: s.seq,
 	}
 	if len(people) == 1 {
-		c.providerID, c.name = people[0].providerID, people[0].name
+		c.providerID, c.name = people[0].chatProviderID(), people[0].name
 		a.singles[people[0].providerID] = c
 	} else {
 		c.typ = chatGroup
@@ -375,6 +378,12 @@ func (s *Sim) applyReaction(id string, b jsonBody, del *Delivery) (sendingResult
 	m, a, p := s.targetMessage(id, del)
 	if p != nil {
 		return sendingResult{}, p
+	}
+	if c := s.chats[m.ChatID]; c != nil && c.readOnly != 0 {
+		return sendingResult{}, newProblem(http.StatusUnprocessableEntity, "cant_send_message", "chat %q is read-only", c.id)
+	}
+	if c := s.chats[m.ChatID]; c != nil && slices.Contains(c.disabledFeatures, "reactions") {
+		return sendingResult{}, newProblem(http.StatusBadRequest, "invalid_action", "chat %q disables reactions", c.id)
 	}
 	if b.Reaction == nil || *b.Reaction == "" {
 		return sendingResult{}, newProblem(http.StatusBadRequest, "invalid_parameters", "reaction is required")

@@ -123,9 +123,10 @@ func TestSendErrors(t *testing.T) {
 		{"text twice", "chat-alice", [][2]string{{"text", "a"}, {"text", "b"}}, nil, "", "", 400, "invalid_parameters"},
 		{"bad typing duration", "chat-alice", [][2]string{{"text", "a"}, {"typing_duration", "-1"}}, nil, "", "", 400, "invalid_parameters"},
 		{"quote from another chat", "chat-alice", [][2]string{{"text", "a"}, {"quote_id", "m-bob-1"}}, nil, "", "", 404, "resource_not_found"},
-		{"attachment over 15 MiB", "chat-alice", nil, []formFile{{"attachments", "big.bin", "", make([]byte, maxAttachmentBytes+1<<20)}}, "", "", 413, "file_too_large"},
-		{"JSON body", "chat-alice", nil, nil, `{"text":"hi"}`, "application/json", 415, "unsupported_media_type"},
-		{"urlencoded body", "chat-alice", nil, nil, `text=hi`, "application/x-www-form-urlencoded", 415, "unsupported_media_type"},
+		{"attachment over 15 MiB", "chat-alice", nil, []formFile{{"attachments", "big.bin", "", make([]byte, maxAttachmentBytes+1<<20)}}, "", "", 400, "content_too_large"},
+		{"media the provider rejects", "chat-alice", nil, []formFile{{"attachments", "setup.exe", "", []byte("MZ")}}, "", "", 415, "unsupported_media_type"},
+		{"JSON body", "chat-alice", nil, nil, `{"text":"hi"}`, "application/json", 400, "invalid_parameters"},
+		{"urlencoded body", "chat-alice", nil, nil, `text=hi`, "application/x-www-form-urlencoded", 400, "invalid_parameters"},
 		{"no boundary", "chat-alice", nil, nil, `x`, "multipart/form-data", 400, "invalid_parameters"},
 		{"broken multipart", "chat-alice", nil, nil, "--b\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\nhi", "multipart/form-data; boundary=b", 400, "invalid_parameters"},
 	}
@@ -233,13 +234,13 @@ func TestChatsCreate(t *testing.T) {
 
 func TestReaction(t *testing.T) {
 	e := newEnv(t, nil)
-	for _, path := range []string{"/api/v1/messages/m-alice-2/reaction", "/api/v1/messages/m-alice-2/reactions"} {
-		r := e.sendJSON(http.MethodPost, path, `{"reaction":"👍"}`)
-		wantStatus(t, r, http.StatusOK)
-		if r.body["object"] != "MessageReactionAdded" {
-			t.Fatalf("body = %s", r.raw)
-		}
+	r := e.sendJSON(http.MethodPost, "/api/v1/messages/m-alice-2/reaction", `{"reaction":"👍"}`)
+	wantStatus(t, r, http.StatusOK)
+	if r.body["object"] != "MessageReactionAdded" {
+		t.Fatalf("body = %s", r.raw)
 	}
+	// Only the singular route exists, as in the provider's reference.
+	wantProblem(t, e.sendJSON(http.MethodPost, "/api/v1/messages/m-alice-2/reactions", `{"reaction":"👍"}`), 404, "resource_not_found")
 	wantStatus(t, e.sendJSON(http.MethodPost, "/api/v1/messages/m-alice-2/reaction", `{"reaction":"❤️"}`), http.StatusOK)
 	m, _ := e.sim.Message("m-alice-2")
 	if len(m.Reactions) != 1 || m.Reactions[0] != (Reaction{Value: "❤️", SenderID: pidSelfA, IsSender: true}) {
@@ -250,7 +251,7 @@ func TestReaction(t *testing.T) {
 	if react["value"] != "❤️" || react["sender_id"] != pidSelfA || react["is_sender"] != float64(1) {
 		t.Errorf("wire reaction = %v", react)
 	}
-	if d := e.sim.Deliveries(); len(d) != 3 || d[2].Reaction != "❤️" || d[2].MessageID != "m-alice-2" || d[2].ChatID != "chat-alice" {
+	if d := e.sim.Deliveries(); len(d) != 2 || d[1].Reaction != "❤️" || d[1].MessageID != "m-alice-2" || d[1].ChatID != "chat-alice" {
 		t.Errorf("deliveries = %+v", d)
 	}
 
@@ -263,7 +264,7 @@ func TestReaction(t *testing.T) {
 		{"no reaction", "/api/v1/messages/m-alice-2/reaction", `{}`, "application/json", 400, "invalid_parameters"},
 		{"not JSON", "/api/v1/messages/m-alice-2/reaction", `reaction=x`, "application/json", 400, "invalid_parameters"},
 		{"too long", "/api/v1/messages/m-alice-2/reaction", `{"reaction":"` + strings.Repeat("x", 40) + `"}`, "application/json", 400, "invalid_parameters"},
-		{"form body", "/api/v1/messages/m-alice-2/reaction", `reaction=x`, "application/x-www-form-urlencoded", 415, "unsupported_media_type"},
+		{"form body", "/api/v1/messages/m-alice-2/reaction", `reaction=x`, "application/x-www-form-urlencoded", 400, "invalid_parameters"},
 		{"disconnected", "/api/v1/messages/m-eve-1/reaction", `{"reaction":"👍"}`, "application/json", 401, "disconnected_account"},
 	}
 	for _, tt := range errs {

@@ -180,6 +180,7 @@ func (f *File) Attachment() provider.Attachment {
 	return provider.Attachment{
 		Filename:    f.Filename,
 		ContentType: f.ContentType,
+		Size:        f.Size,
 		Open:        func() (io.ReadCloser, error) { return os.Open(f.path) },
 	}
 }

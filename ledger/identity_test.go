@@ -1,0 +1,143 @@
+package ledger
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sendworker/sendworker/tasks"
+)
+
+const (
+	idPhone = "33611111111@s.whatsapp.net"
+	idLID   = "1111222233334444@lid"
+)
+
+// An opt-out added under one form before the two forms are known to be one person is kept as
+// unlinked; the link carries it to the other form and clears it; BeginAttempt's re-check then
+// finds it under the other form.
+func TestOptOutFollowsIdentityLink(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if err := e.l.AddOptOut(e.ctx, " 33611111111@S.WhatsApp.net", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := e.l.UnlinkedOptOuts(e.ctx, tasks.FormPhone); n != 1 {
+		t.Fatalf("unlinked phone opt-outs: %d", n)
+	}
+	if yes, _ := e.l.IsOptedOut(e.ctx, idLID); yes {
+		t.Fatal("the lid form is opted out before anything links it")
+	}
+	if err := e.l.LinkIdentity(e.ctx, idLID, idPhone); err != nil {
+		t.Fatal(err)
+	}
+	if yes, _ := e.l.IsOptedOut(e.ctx, idLID); !yes {
+		t.Fatal("the link did not carry the opt-out to the lid form")
+	}
+	if n, _ := e.l.UnlinkedOptOuts(e.ctx, tasks.FormPhone); n != 0 {
+		t.Fatalf("unlinked phone opt-outs after the link: %d", n)
+	}
+	if got, _ := e.l.LinkedID(e.ctx, idPhone); got != idLID {
+		t.Fatalf("linked id %q", got)
+	}
+	rec, gen := e.approved("s1", "acct")
+	res, err := e.l.BeginAttempt(e.ctx, BeginRequest{SendID: "s1", Digest: rec.Digest, Gen: gen, Token: "t", Lease: time.Minute,
+		ContactIDs: []string{"chat-s1", idLID}})
+	if err != nil || res.Outcome != BeginOptedOut {
+		t.Fatalf("begin %v %v", res.Outcome, err)
+	}
+	// Removing it under either form removes both.
+	if err := e.l.RemoveOptOut(e.ctx, idLID, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if yes, _ := e.l.IsOptedOut(e.ctx, idPhone, idLID); yes {
+		t.Fatal("still opted out after removal")
+	}
+	if ev := e.auditEvents(); !slices.Equal(ev, []string{"optout_added", "optout_linked", "enqueued", "approved", "optout_removed"}) {
+		t.Fatalf("audit %v", ev)
+	}
+}
+
+// Once the link is known, an opt-out added with either form is stored under both, and is not
+// unlinked; linking twice changes nothing; ids of one form or of no WhatsApp form are not linked.
+func TestOptOutUnderEveryKnownForm(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, pair := range [][2]string{{idPhone, idLID}, {idPhone, idLID}, {idPhone, "33622222222@s.whatsapp.net"}, {"chat-1", idLID}} {
+		if err := e.l.LinkIdentity(e.ctx, pair[0], pair[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.l.AddOptOut(e.ctx, idLID, "inbound"); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := e.l.OptOuts(e.ctx)
+	if !slices.Equal(list, []string{idLID, idPhone}) {
+		t.Fatalf("opt-outs %v", list)
+	}
+	for _, f := range []tasks.IDForm{tasks.FormPhone, tasks.FormLID} {
+		if n, _ := e.l.UnlinkedOptOuts(e.ctx, f); n != 0 {
+			t.Fatalf("%s unlinked: %d", f, n)
+		}
+	}
+	if got, _ := e.l.LinkedID(e.ctx, "33622222222@s.whatsapp.net"); got != "" {
+		t.Fatalf("two phone ids linked: %q", got)
+	}
+	// A non-WhatsApp id is opted out as it is, never unlinked.
+	if err := e.l.AddOptOut(e.ctx, "chat-9", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := e.l.UnlinkedOptOuts(e.ctx, tasks.FormOther); n != 0 {
+		t.Fatal("FormOther counted")
+	}
+}
+
+// The opt-out set holds a marker per form while an opt-out of that form is unlinked; a send
+// that lists the marker is refused by BeginAttempt, so an unlinked opt-out added after the
+// worker's checks still stops it. Listings never show the marker, and no one can add it.
+func TestUnlinkedMarker(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	marker := UnlinkedMarker(tasks.FormPhone)
+	if marker == "" || UnlinkedMarker(tasks.FormOther) != "" {
+		t.Fatalf("markers %q %q", marker, UnlinkedMarker(tasks.FormOther))
+	}
+	if yes, _ := e.l.IsOptedOut(e.ctx, marker); yes {
+		t.Fatal("marker present with no unlinked opt-out")
+	}
+	rec, gen := e.approved("s1", "acct")
+	if err := e.l.AddOptOut(e.ctx, idPhone, "inbound"); err != nil { // after the "guards"
+		t.Fatal(err)
+	}
+	if list, _ := e.l.OptOuts(e.ctx); !slices.Equal(list, []string{idPhone}) {
+		t.Fatalf("opt-outs %v", list)
+	}
+	res, err := e.l.BeginAttempt(e.ctx, BeginRequest{SendID: "s1", Digest: rec.Digest, Gen: gen, Token: "t", Lease: time.Minute,
+		ContactIDs: []string{"chat-lone", "555@lid", marker}})
+	if err != nil || res.Outcome != BeginOptedOut {
+		t.Fatalf("begin %v %v", res.Outcome, err)
+	}
+	// Linked: no unlinked opt-out of the phone form is left, the marker goes.
+	if err := e.l.LinkIdentity(e.ctx, idPhone, idLID); err != nil {
+		t.Fatal(err)
+	}
+	if yes, _ := e.l.IsOptedOut(e.ctx, marker); yes {
+		t.Fatal("marker still present after the link")
+	}
+	// Removal of the last unlinked one clears it too.
+	if err := e.l.AddOptOut(e.ctx, "33699999999@s.whatsapp.net", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if yes, _ := e.l.IsOptedOut(e.ctx, marker); !yes {
+		t.Fatal("marker missing")
+	}
+	if err := e.l.RemoveOptOut(e.ctx, "33699999999@s.whatsapp.net", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if yes, _ := e.l.IsOptedOut(e.ctx, marker); yes {
+		t.Fatal("marker left after the removal")
+	}
+	if err := e.l.AddOptOut(e.ctx, marker, "admin"); err == nil {
+		t.Fatal("the marker was accepted as a contact id")
+	}
+}
