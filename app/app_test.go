@@ -358,6 +358,9 @@ func TestDaemonSurvivesASentinelFailover(t *testing.T) {
 	d := startDaemon(t, map[string]string{
 		"SENDWORKER_REDIS_URL":     "redis-sentinel://" + sentinel.Addr() + "/mymaster",
 		"SENDWORKER_WAIT_REPLICAS": "1",
+		// Approvals wait for the replica too (503 when it does not acknowledge in time): give a
+		// loaded machine the longest wait allowed.
+		"SENDWORKER_WAIT_TIMEOUT": "2s",
 	})
 	sent := func(id string) {
 		t.Helper()
