@@ -169,6 +169,8 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		Concurrency:        cfg.Worker.Concurrency,
 		ShutdownTimeout:    cfg.Worker.ShutdownTimeout,
 		ReconcileDelay:     cfg.Worker.ReconcileDelay,
+		LateCompletion:     cfg.Worker.LateCompletion,
+		ResendPolicy:       worker.ResendPolicy(cfg.Worker.ResendPolicy),
 		AccountHealthTTL:   cfg.Worker.AccountHealthTTL,
 		ProviderTimeout:    cfg.Provider.Timeout,
 		DryRun:             cfg.SendMode == config.SendDryRun,
@@ -438,6 +440,7 @@ func (a *App) startWhenRedisAnswers(ctx context.Context) error {
 // startRunning starts the worker and the loops that need Redis. Called with a.mu held.
 func (a *App) startRunning(runCtx context.Context) error {
 	a.warnFewReplicas(runCtx)
+	a.warnDurability(runCtx)
 	if err := a.worker.Start(runCtx); err != nil {
 		return fmt.Errorf("app: worker: %w", err)
 	}
@@ -584,6 +587,28 @@ func (a *App) warnFewReplicas(ctx context.Context) {
 	if have < want {
 		a.log.Warn("fewer Redis replicas than SENDWORKER_WAIT_REPLICAS: no send goes out until enough replicas connect (sends wait, reason redis_replication)",
 			zap.Int("wait_replicas", want), zap.Int("connected_replicas", have))
+	}
+}
+
+// maxClockSkew is the clock difference between a replica and Redis the daemon accepts
+// without a warning.
+const maxClockSkew = time.Second
+
+// warnDurability says once at start when the Redis holding the ledger cannot keep an
+// attempt's start through a crash (see ledger.Durability.Warning). It never refuses to start:
+// the operator decides.
+func (a *App) warnDurability(ctx context.Context) {
+	// Leases, attempt starts and reconciliation use Redis's clock; windows, rate-limit slots,
+	// deadlines and the outbox use this replica's: a skew shifts those by as much.
+	if skew, err := a.ledger.ClockSkew(ctx); err == nil && (skew > maxClockSkew || skew < -maxClockSkew) {
+		a.log.Warn("this replica's clock differs from Redis's: send windows, rate-limit spacing and deadlines shift by as much; synchronise the clocks (NTP)",
+			zap.Duration("skew", skew))
+	}
+	d := a.ledger.Durability(ctx)
+	if w := d.Warning(a.cfg.Worker.WaitReplicas); w != "" {
+		a.log.Warn("at-most-once not guaranteed through a Redis crash: "+w,
+			zap.String("appendonly", d.AppendOnly), zap.String("appendfsync", d.AppendFsync),
+			zap.Int("connected_replicas", d.Replicas), zap.Int("wait_replicas", a.cfg.Worker.WaitReplicas))
 	}
 }
 

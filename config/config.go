@@ -126,6 +126,15 @@ type Worker struct {
 	// ReconcileDelay is SENDWORKER_RECONCILE_DELAY (default 15s): the wait before reading the
 	// chat to decide the outcome of a send whose result was lost.
 	ReconcileDelay time.Duration
+	// LateCompletion is SENDWORKER_LATE_COMPLETION (default 10m): how long after its sending
+	// call the provider may still store a message whose answer was lost. Until the attempt's
+	// start + lease + this, a chat without the message proves nothing and the send is not
+	// resent.
+	LateCompletion time.Duration
+	// ResendPolicy is SENDWORKER_RESEND_POLICY (default after_proof): after_proof resends a
+	// send whose message the chat proved absent after an unknown outcome; never ends it
+	// needs_review for a person to decide.
+	ResendPolicy string
 	// AccountHealthTTL is SENDWORKER_ACCOUNT_HEALTH_TTL (default 30s; 0 = no cache): how long a
 	// provider account status is cached.
 	AccountHealthTTL time.Duration

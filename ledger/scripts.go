@@ -671,10 +671,16 @@ return 1
 //
 //	KEYS[1] results stream  KEYS[2] record
 //	ARGV[7] send_id  ARGV[8] gen  ARGV[9] digest  ARGV[10] token  ARGV[11] lease ms
-//	ARGV[12] "1" = the caller expects a send in state sending (else stale)  ARGV[13..] contact ids
+//	ARGV[12] "1" = the caller expects a send in state sending (else stale)
+//	ARGV[13] the attempt's watermark (JSON, "" = none)  ARGV[14..] contact ids
 //
 // An approved or waiting send with a stop request (see stopScript) is ended
 // as requested instead: reply final.
+//
+// A new attempt's start is on the lease clock (Redis's own, see lease_now),
+// like its lease: how long ago an attempt began is judged on one clock
+// whichever replica asks. It stores the watermark and clears the previous
+// attempt's reconciliation fields.
 //
 // Reply: {code[, ...]}; code ok | not_found | final | stale | held |
 // opted_out | in_flight | reconcile. ok and reconcile add the attempt
@@ -684,7 +690,8 @@ var beginScript = leaseScriptOf(`
 local id, digest, token, lease = ARGV[7], ARGV[9], ARGV[10], tonumber(ARGV[11])
 local rk = KEYS[2]
 local r = hmget(rk, {'state', 'gen', 'digest', 'approved_digest', 'account', 'seq', 'lease_until_ms', 'attempts',
-  'attempt_started_ms', 'wait_until_ms', 'wait_reason', 'stop_state', 'stop_by', 'stop_note', 'stop_ms'})
+  'attempt_started_ms', 'wait_until_ms', 'wait_reason', 'stop_state', 'stop_by', 'stop_note', 'stop_ms',
+  'attempt_watermark', 'reconcile_absent', 'reconcile_lands_ms', 'reconcile_next_ms', 'reconcile_why'})
 if missing(rk, r) then return {'not_found'} end
 local st = get(r, 'state')
 if is_terminal(st) then return {'final'} end
@@ -735,8 +742,8 @@ if held then
   return {'held'}
 end
 
-if #ARGV >= 13 then
-  local hits = redis.call('SMISMEMBER', k_optout(), unpack(ARGV, 13, #ARGV))
+if #ARGV >= 14 then
+  local hits = redis.call('SMISMEMBER', k_optout(), unpack(ARGV, 14, #ARGV))
   for i = 1, #hits do
     if hits[i] == 1 then
       finish(id, hmget(rk, FINISH_FIELDS), 'skipped', 'opted_out', 'a contact is on the opt-out list', {}, '')
@@ -746,9 +753,12 @@ if #ARGV >= 13 then
 end
 
 local attempt = num(r, 'attempts') + 1
-hset(rk, r, {'state', 'sending', 'attempt_token', token, 'attempt_started_ms', NOW_S,
+local started = str(lnow)
+hset(rk, r, {'state', 'sending', 'attempt_token', token, 'attempt_started_ms', started,
   'lease_until_ms', lease_end, 'updated_ms', NOW_S, 'attempts', attempt})
-hdel(rk, r, {'wait_until_ms', 'wait_reason'})
+hdel(rk, r, {'wait_until_ms', 'wait_reason', 'attempt_watermark', 'reconcile_absent', 'reconcile_lands_ms',
+  'reconcile_next_ms', 'reconcile_why'})
+if ARGV[13] ~= '' then hset(rk, r, {'attempt_watermark', ARGV[13]}) end
 set_state(id, acct, seq, st, 'sending')
 -- still there when the task began before MarkReleased
 redis.call('ZREM', k_outbox(), id)
@@ -756,7 +766,7 @@ redis.call('ZADD', k_watch(), lease_end, id)
 redis.call('ZADD', k_leases(), lease_end, id)
 unpark(id, acct, st)
 event(id, 'sending', '', '', attempt, 'attempt started')
-return {'ok', str(attempt), NOW_S, lease_end}
+return {'ok', str(attempt), started, lease_end}
 `)
 
 // finishScript ends a send with the worker's outcome. A sent new message
@@ -930,6 +940,38 @@ if not redis.call('ZSCORE', k_outbox(), id) then redis.call('ZADD', k_watch(), s
 redis.call('ZADD', k_leases(), 'XX', s, id)
 event(id, 'sending', ARGV[10], '', num(r, 'attempts'), 'reconcile at ' .. iso_ms(lease_until))
 return {'ok'}
+`)
+
+// reconcileLaterScript: the execution reconciling the current attempt found
+// it undecided (the message is absent but could still land); the attempt stays
+// sending, its lease now ends at the next check (later or sooner than it did),
+// and the record says why and when.
+//
+//	KEYS[1] record
+//	ARGV[7] send_id  ARGV[8] token  ARGV[9] next check after ms (on the lease clock)
+//	ARGV[10] lands until ms (lease clock)  ARGV[11] "1" = this read found the message absent
+//	ARGV[12] why  ARGV[13] reason
+//
+// Reply: {code[, next check ms]}; code ok | not_found | final | stale_attempt.
+var reconcileLaterScript = leaseScriptOf(`
+local id, token = ARGV[7], ARGV[8]
+local rk = KEYS[1]
+local r = hmget(rk, {'state', 'attempt_token', 'attempts', 'reconcile_absent'})
+if missing(rk, r) then return {'not_found'} end
+local st = get(r, 'state')
+if is_terminal(st) then return {'final'} end
+if st ~= 'sending' or token == '' or get(r, 'attempt_token') ~= token then
+  return {'stale_attempt'}
+end
+local s = str(lease_now() + tonumber(ARGV[9]))
+local absent = num(r, 'reconcile_absent')
+if ARGV[11] == '1' then absent = absent + 1 end
+redis.call('HSET', rk, 'lease_until_ms', s, 'updated_ms', NOW_S, 'reconcile_absent', str(absent),
+  'reconcile_lands_ms', ARGV[10], 'reconcile_next_ms', s, 'reconcile_why', ARGV[12])
+if not redis.call('ZSCORE', k_outbox(), id) then redis.call('ZADD', k_watch(), s, id) end
+redis.call('ZADD', k_leases(), 'XX', s, id)
+event(id, 'sending', ARGV[13], '', num(r, 'attempts'), ARGV[12])
+return {'ok', s}
 `)
 
 // recoverScript is the watchdog (see RecoverStuck): it re-schedules the

@@ -133,6 +133,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.Float64Var(&faults.RateLimitRate, "rate-limit", 0, "fraction of requests answered 429 errors/too_many_requests")
 	fs.DurationVar(&faults.RetryAfter, "retry-after", 0, "Retry-After sent with 429s (0: no header)")
 	fs.Float64Var(&faults.AcceptThenDropRate, "accept-then-drop", 0, "fraction of sending calls stored, then the connection is closed with no response")
+	fs.Float64Var(&faults.LateStoreRate, "late-store", 0, "fraction of sending calls stored only -late-store-delay after they arrived, never answered")
+	fs.DurationVar(&faults.LateStoreDelay, "late-store-delay", 0, "how long after a late-store call arrived its message is stored")
+	fs.DurationVar(&faults.ClockOffset, "clock-offset", 0, "shift of the provider's clock (message timestamps, Date header); negative: behind")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}

@@ -39,6 +39,9 @@ func TestControlFaults(t *testing.T) {
 	}{
 		{"replace", `{"rate_limit_rate":0.5,"retry_after":"3s","latency_min":"1ms","latency_max":"2ms"}`, 200,
 			Faults{RateLimitRate: 0.5, RetryAfter: 3 * time.Second, LatencyMin: time.Millisecond, LatencyMax: 2 * time.Millisecond}},
+		{"late store and clock offset", `{"late_store_rate":0.2,"late_store_delay":"6s","clock_offset":"-2m"}`, 200,
+			Faults{LateStoreRate: 0.2, LateStoreDelay: 6 * time.Second, ClockOffset: -2 * time.Minute}},
+		{"late store without delay", `{"late_store_rate":0.2}`, 400, Faults{}},
 		{"sum over 1", `{"error_500_rate":0.7,"error_503_rate":0.7}`, 400, Faults{}},
 		{"unknown key", `{"error_rate":0.1}`, 400, Faults{}},
 		{"bad duration", `{"latency_min":"fast"}`, 400, Faults{}},

@@ -126,7 +126,8 @@ type Delivery struct {
 	Reaction    string                `json:"reaction,omitempty"`
 	Attachments []DeliveredAttachment `json:"attachments,omitempty"`
 	// Outcome is "ok", "dropped" (applied, then the connection was closed), "504" (applied, then
-	// 504), "error_<status>" (injected error, nothing applied) or "rejected_<slug>" (a real error).
+	// 504), "error_<status>" (injected error, nothing applied), "rejected_<slug>" (a real error),
+	// or for a late store "late" (not applied yet), then "late_stored" or "late_rejected_<slug>".
 	Outcome string `json:"outcome"`
 	// Applied says whether state changed. It is false for an edit or delete answered with success
 	// out of its window, which is exactly the case a careful client must detect.
@@ -366,10 +367,18 @@ func (s *Sim) loadChat(a *account, sc SeedChat, start time.Time) {
 	}
 }
 
-// stamp is the current time as the provider shows it: UTC, millisecond precision. Storing times
-// at that precision keeps before/after filters exact against what clients saw.
+// stamp is the current time as the provider shows it: its own clock (shifted by
+// Faults.ClockOffset), UTC, millisecond precision. Storing times at that precision keeps
+// before/after filters exact against what clients saw. Callers hold s.mu (or own s alone).
 func (s *Sim) stamp() time.Time {
-	return s.now().UTC().Truncate(time.Millisecond)
+	return s.now().Add(s.faults.ClockOffset).UTC().Truncate(time.Millisecond)
+}
+
+// ProviderNow is the provider's clock as its messages and Date header show it.
+func (s *Sim) ProviderNow() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stamp()
 }
 
 // insertMessage adds m to c keeping (Timestamp, seq) order. Callers hold s.mu.
