@@ -72,8 +72,8 @@ func durationRange(lo, hi time.Duration) func(time.Duration) error {
 	}
 }
 
-// checkHeaderName accepts "" (off) or an HTTP header name that is not one the browser controls.
-func checkHeaderName(s string) error {
+// checkTrustedHeader accepts "" (off) or an HTTP header name that is not one the browser controls.
+func checkTrustedHeader(s string) error {
 	if s == "" {
 		return nil
 	}
