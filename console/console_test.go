@@ -298,6 +298,24 @@ func TestBulkApproveAndReject(t *testing.T) {
 	wantPage(t, b.post("/console/bulk", form("csrf", csrf, "action", "approve")), http.StatusBadRequest, "No send was selected")
 }
 
+// A send whose text the queue cuts short was never on screen in full: the queue marks it and a
+// bulk approval refuses it (it is approved from its own page), while the rest of the batch goes.
+func TestBulkApproveRefusesWhatTheQueueCutShort(t *testing.T) {
+	d := startDaemon(t, nil)
+	long := d.enqueue(t, sendReq("long", strings.Repeat("A long follow-up. ", 20)+"The last line matters."), "sequencer")
+	short := d.enqueue(t, sendReq("short", "Short and whole."), "sequencer")
+	b := d.browser(t)
+	b.signIn(tokAppr)
+	wantPage(t, b.get("/console/"), http.StatusOK, "open to approve")
+	f := form("csrf", b.csrf("/console/"), "action", "approve")
+	f["item"] = []string{long.SendID + " " + long.Digest, short.SendID + " " + short.Digest}
+	wantPage(t, b.post("/console/bulk", f), http.StatusOK, "1 of 2 sends approved", "open it to read it in full")
+	d.waitState(t, "short", tasks.StateSent)
+	if st := d.record(t, "long").State; st != tasks.StatePendingApproval {
+		t.Fatalf("the cut-short send is %s, want pending_approval", st)
+	}
+}
+
 func TestAccountsPagePauseResume(t *testing.T) {
 	d := startDaemon(t, nil)
 	d.enqueue(t, sendReq("s-1", "x"), "sequencer")

@@ -65,6 +65,7 @@ type row struct {
 	Sequence  string
 	Step      string
 	Preview   string
+	Whole     bool // the preview is the whole content: the row may be approved from the queue
 	Recipient string
 	Mine      bool
 }
@@ -91,7 +92,10 @@ func recipientOf(req *tasks.SendRequest) string {
 	return req.MessageID
 }
 
-func previewOf(req *tasks.SendRequest) string {
+// previewOf is the queue's one-line view of a send, and whether it is all of it: a text cut
+// short or a send with attachments must be opened (and its whole content seen) to be approved.
+func previewOf(req *tasks.SendRequest) (string, bool) {
+	whole := true
 	s := req.Text
 	switch req.Operation {
 	case tasks.OpReaction:
@@ -101,11 +105,13 @@ func previewOf(req *tasks.SendRequest) string {
 	}
 	if len(req.Attachments) > 0 {
 		s += fmt.Sprintf(" [+%d attachment(s)]", len(req.Attachments))
+		whole = false
 	}
 	if r := []rune(s); len(r) > 140 {
 		s = string(r[:140]) + "…"
+		whole = false
 	}
-	return s
+	return s, whole
 }
 
 type queueFilter struct {
@@ -142,8 +148,9 @@ func (c *Console) queue(w http.ResponseWriter, r *request) error {
 	}
 	rows := make([]row, len(page.Records))
 	for i, rec := range page.Records {
+		preview, whole := previewOf(&rec.Request)
 		rows[i] = row{Rec: rec, Sequence: metaString(rec.Request.Metadata, "sequence"), Step: metaString(rec.Request.Metadata, "step"),
-			Preview: previewOf(&rec.Request), Recipient: recipientOf(&rec.Request), Mine: rec.Request.RequestedBy == r.who.Name}
+			Preview: preview, Whole: whole, Recipient: recipientOf(&rec.Request), Mine: rec.Request.RequestedBy == r.who.Name}
 	}
 	b := c.base(r, "Queue", "queue")
 	var inAccount int64 = -1
@@ -510,6 +517,11 @@ func (c *Console) bulk(w http.ResponseWriter, r *request) error {
 	for i, rec := range recs {
 		if rec == nil || !r.who.Accounts.Allows(rec.Request.AccountID) {
 			out[i] = bulkResult{SendID: ids[i], Problem: "no such send"}
+			continue
+		}
+		if _, whole := previewOf(&rec.Request); action == "approve" && !whole {
+			// The queue showed only the start of it: approving needs its page, where all of it is shown.
+			out[i] = bulkResult{SendID: ids[i], Problem: "not approved: the queue shows only part of this send; open it to read it in full and approve it there"}
 			continue
 		}
 		keep = append(keep, i)
