@@ -398,12 +398,12 @@ func TestPauseOptOutsStats(t *testing.T) {
 
 	r = e.do("POST", "/v1/optouts", tokAdmin, map[string]string{"contact_id": "33611111111@s.whatsapp.net"})
 	wantStatus(t, r, http.StatusOK, "")
-	if string(r.raw) != `{"optouts":["33611111111@s.whatsapp.net"]}`+"\n" {
+	if !strings.HasPrefix(string(r.raw), `{"optouts":["33611111111@s.whatsapp.net"],"entries":[{"contact_id":"33611111111@s.whatsapp.net","reason":"request","source":"api","by":"admin-1","at":"`) {
 		t.Fatalf("optouts = %s", r.raw)
 	}
 	wantStatus(t, e.do("POST", "/v1/optouts", tokAdmin, map[string]string{"contact_id": ""}), http.StatusBadRequest, "invalid_request")
 	r = e.do("DELETE", "/v1/optouts/33611111111@s.whatsapp.net", tokAdmin, nil)
-	if string(r.raw) != `{"optouts":[]}`+"\n" {
+	if string(r.raw) != `{"optouts":[],"entries":[]}`+"\n" {
 		t.Fatalf("optouts after delete = %s", r.raw)
 	}
 

@@ -77,6 +77,8 @@ type Options struct {
 	// Forecaster serves GET /v1/accounts/{account_id}/forecast (the rate
 	// limiter, *ratelimit.Limiter); nil answers it 503.
 	Forecaster Forecaster
+	// Inbound serves GET /v1/provider/events (the processed provider events); nil answers it 503.
+	Inbound InboundLog
 	// Ready backs /readyz (nil: always ready).
 	Ready func(ctx context.Context) error
 	// Metrics serves /metrics (nil: 404).
@@ -174,6 +176,7 @@ func (a *api) routes() []route {
 		{pattern: "POST /v1/optouts", roles: admin, body: bodyRequired, handle: a.addOptOut},
 		{pattern: "DELETE /v1/optouts/{contact_id}", roles: admin, handle: a.removeOptOut},
 		{pattern: "GET /v1/stats", roles: anyone, handle: a.stats},
+		{pattern: "GET /v1/provider/events", roles: anyone, handle: a.inboundEvents},
 		{pattern: "GET /v1/audit", roles: []string{RoleApprover, RoleAdmin}, handle: a.audit},
 		{pattern: "GET /v1/provider/accounts/{account_id}", roles: anyone, handle: a.providerAccount},
 		{pattern: "GET /v1/provider/chats", roles: anyone, handle: a.providerChats},

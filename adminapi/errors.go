@@ -58,6 +58,9 @@ var domainErrors = []struct {
 	{ledger.ErrFinal, http.StatusConflict, "final"},
 	{ledger.ErrStaleAttempt, http.StatusConflict, "conflict"},
 	{ledger.ErrBadQuery, http.StatusBadRequest, "invalid_request"},
+	// The decision is written on the master but not yet on the replicas SENDWORKER_WAIT_REPLICAS
+	// asks for: not a 200 (a failover could still lose it); GET the send to see where it stands.
+	{ledger.ErrNotReplicated, http.StatusServiceUnavailable, "not_replicated"},
 }
 
 // classify maps any error of a handler to its answer. Unknown errors are 500

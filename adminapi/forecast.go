@@ -93,15 +93,20 @@ func (a *api) forecast(r *http.Request, _ *caller, _ []byte) (int, any, error) {
 		CountsCapped: []tasks.State{},
 		Waiting:      waitingOf(page.Records),
 		NextCursor:   page.NextCursor,
+		Undecided:    []wire.WaitingSend{},
 	}
 	for _, s := range forecastStates {
 		if s == tasks.StateWaiting && lq.Cursor == "" && page.NextCursor == "" {
 			ans.Counts[s] = len(page.Records) // the page is every waiting send
 			continue
 		}
-		n, capped, err := countOf(ctx, l, account, s)
+		p, err := l.List(ctx, ledger.Query{State: s, AccountID: account, Limit: countCap, Oldest: true})
 		if err != nil {
 			return 0, nil, err
+		}
+		n, capped := len(p.Records), p.NextCursor != ""
+		if s == tasks.StateSending {
+			ans.Undecided = undecidedOf(p.Records)
 		}
 		ans.Counts[s] = n
 		if capped {
@@ -111,14 +116,22 @@ func (a *api) forecast(r *http.Request, _ *caller, _ []byte) (int, any, error) {
 	return http.StatusOK, ans, nil
 }
 
-// countOf counts an account's sends in state s, up to countCap: one page of
-// the account's state index, never a scan.
-func countOf(ctx context.Context, l *ledger.Ledger, account string, s tasks.State) (int, bool, error) {
-	p, err := l.List(ctx, ledger.Query{State: s, AccountID: account, Limit: countCap, Oldest: true})
-	if err != nil {
-		return 0, false, err
+// undecidedOf are the sends among recs (in sending) whose reconciliation is
+// waiting for its next check, soonest first.
+func undecidedOf(recs []*tasks.Record) []wire.WaitingSend {
+	out := []wire.WaitingSend{}
+	for _, rec := range recs {
+		rc := rec.Reconcile
+		if rc == nil || rc.Why == "" || rc.NextCheck.IsZero() {
+			continue
+		}
+		out = append(out, wire.WaitingSend{SendID: rec.SendID, Operation: rec.Request.Operation,
+			Reason: tasks.ReasonUnknownOutcome, Until: timePtr(rc.NextCheck), Detail: rc.Why})
 	}
-	return len(p.Records), p.NextCursor != "", nil
+	slices.SortFunc(out, func(x, y wire.WaitingSend) int {
+		return cmp.Or(x.Until.Compare(*y.Until), cmp.Compare(x.SendID, y.SendID))
+	})
+	return out
 }
 
 // waitingOf is the page of waiting sends sorted by until (sends held by a

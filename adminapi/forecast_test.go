@@ -243,3 +243,46 @@ func TestForecastErrors(t *testing.T) {
 		t.Fatalf("internal cause leaked: %s", r.raw)
 	}
 }
+
+// TestForecastUndecided: a send whose lost outcome is still undecided (sending, waiting for
+// its next check) is listed with its next check and why.
+func TestForecastUndecided(t *testing.T) {
+	e := newEnv(t, func(*adminapi.Options) {})
+	ctx := context.Background()
+	for _, id := range []string{"u-1", "s-1"} {
+		e.enqueue(id)
+		e.approve(id)
+		rec, err := e.l.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.l.BeginAttempt(ctx, ledger.BeginRequest{SendID: id, Digest: rec.Digest, Gen: rec.Gen, Token: "tok-" + id, Lease: time.Minute})
+		if err != nil || res.Outcome != ledger.BeginOK {
+			t.Fatalf("begin %s = %v, %v", id, res.Outcome, err)
+		}
+	}
+	why := "absent in read 1, but the provider could still store it until then"
+	next, err := e.l.ReconcileLater(ctx, "u-1", "tok-u-1", ledger.Undecided{After: 10 * time.Minute, Absent: true, Why: why})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("GET", "/v1/accounts/acc-paris/forecast", tokSched, nil)
+	wantStatus(t, r, http.StatusOK, "")
+	var f struct {
+		Counts    map[string]int `json:"counts"`
+		Undecided []struct {
+			SendID string     `json:"send_id"`
+			Reason string     `json:"reason"`
+			Until  *time.Time `json:"until"`
+			Detail string     `json:"detail"`
+		} `json:"undecided"`
+	}
+	r.decode(t, &f)
+	if f.Counts["sending"] != 2 || len(f.Undecided) != 1 {
+		t.Fatalf("forecast %s", r.raw)
+	}
+	u := f.Undecided[0]
+	if u.SendID != "u-1" || u.Reason != string(tasks.ReasonUnknownOutcome) || u.Until == nil || !u.Until.Equal(next) || u.Detail != why {
+		t.Fatalf("undecided %+v, next check %v", u, next)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/tasks"
 )
 
@@ -49,44 +50,53 @@ func (a *api) pauseState(r *http.Request, _ *caller, _ []byte) (int, any, error)
 }
 
 type optOutsAnswer struct {
-	OptOuts []string `json:"optouts"`
+	OptOuts []string             `json:"optouts"`
+	Entries []ledger.OptOutEntry `json:"entries"`
+	// Ended: the sends an opt-out just added ended (skipped/opted_out).
+	Ended []string `json:"ended,omitempty"`
 }
 
-func (a *api) optOutsAnswer(ctx context.Context) (int, any, error) {
-	ids, err := a.svc.Ledger().OptOuts(ctx)
-	if ids == nil {
-		ids = []string{}
+func (a *api) optOutsAnswer(ctx context.Context, ended []string) (int, any, error) {
+	entries, err := a.svc.Ledger().OptOutEntries(ctx)
+	ids := make([]string, 0, len(entries))
+	for _, e := range entries {
+		ids = append(ids, e.ContactID)
 	}
-	return http.StatusOK, optOutsAnswer{OptOuts: ids}, err
+	if entries == nil {
+		entries = []ledger.OptOutEntry{}
+	}
+	return http.StatusOK, optOutsAnswer{OptOuts: ids, Entries: entries, Ended: ended}, err
 }
 
 // GET /v1/optouts
 func (a *api) optOuts(r *http.Request, _ *caller, _ []byte) (int, any, error) {
-	return a.optOutsAnswer(r.Context())
+	return a.optOutsAnswer(r.Context(), nil)
 }
 
 type optOutBody struct {
 	ContactID string `json:"contact_id"`
+	Reason    string `json:"reason,omitempty"`
 }
 
-// POST /v1/optouts {"contact_id"}
+// POST /v1/optouts {"contact_id", "reason"?}
 func (a *api) addOptOut(r *http.Request, c *caller, body []byte) (int, any, error) {
 	var b optOutBody
 	if err := decodeStrict(body, &b); err != nil {
 		return 0, nil, err
 	}
-	if err := a.svc.AddOptOut(r.Context(), b.ContactID, c.identity); err != nil {
+	ended, err := a.svc.OptOut(r.Context(), b.ContactID, c.identity, b.Reason)
+	if err != nil {
 		return 0, nil, err
 	}
-	return a.optOutsAnswer(r.Context())
+	return a.optOutsAnswer(r.Context(), ended)
 }
 
-// DELETE /v1/optouts/{contact_id}
+// DELETE /v1/optouts/{contact_id}?reason=
 func (a *api) removeOptOut(r *http.Request, c *caller, _ []byte) (int, any, error) {
-	if err := a.svc.RemoveOptOut(r.Context(), r.PathValue("contact_id"), c.identity); err != nil {
+	if err := a.svc.RemoveOptOutReason(r.Context(), r.PathValue("contact_id"), c.identity, r.URL.Query().Get("reason")); err != nil {
 		return 0, nil, err
 	}
-	return a.optOutsAnswer(r.Context())
+	return a.optOutsAnswer(r.Context(), nil)
 }
 
 type statsAnswer struct {

@@ -26,6 +26,7 @@ import (
 	"github.com/sendworker/sendworker/adminapi"
 	"github.com/sendworker/sendworker/approval"
 	"github.com/sendworker/sendworker/config"
+	"github.com/sendworker/sendworker/inbound"
 	"github.com/sendworker/sendworker/internal/logthrottle"
 	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/metrics"
@@ -61,6 +62,7 @@ type App struct {
 	approval *approval.Service
 	worker   *worker.Worker
 	webhook  *webhook.Dispatcher
+	inbound  *inbound.Processor // nil when the receiver is off (no SENDWORKER_INBOUND_SECRET)
 	provider *provider.Client
 	limiter  *ratelimit.Limiter // nil when Options.Limiter was given
 	metrics  *metrics.Metrics
@@ -167,6 +169,8 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		Concurrency:        cfg.Worker.Concurrency,
 		ShutdownTimeout:    cfg.Worker.ShutdownTimeout,
 		ReconcileDelay:     cfg.Worker.ReconcileDelay,
+		LateCompletion:     cfg.Worker.LateCompletion,
+		ResendPolicy:       worker.ResendPolicy(cfg.Worker.ResendPolicy),
 		AccountHealthTTL:   cfg.Worker.AccountHealthTTL,
 		ProviderTimeout:    cfg.Provider.Timeout,
 		DryRun:             cfg.SendMode == config.SendDryRun,
@@ -205,13 +209,89 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		MaxBodyBytes: cfg.Admin.MaxBodyBytes,
 		Provider:     pc,
 		Forecaster:   forecaster(a.limiter),
+		Inbound:      a.inboundLog(),
 		Ready:        a.ready,
 		Metrics:      promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}),
 		Logger:       a.log.Named("admin"),
 		Now:          opts.Now,
 	})
-	a.server = adminapi.NewServer(cfg.Admin.Addr, handler)
+	a.server = adminapi.NewServer(cfg.Admin.Addr, a.withInbound(handler))
 	return a, nil
+}
+
+// withInbound mounts the receiver of the provider's webhook events (POST /v1/provider/events, its
+// own shared-secret authentication) next to the admin API, and builds its processor; without
+// SENDWORKER_INBOUND_SECRET it returns the admin handler as is.
+func (a *App) withInbound(admin http.Handler) http.Handler {
+	cfg := a.cfg.Inbound
+	if cfg.Secret.Reveal() == "" {
+		return admin
+	}
+	m := inbound.NewMetrics(a.registry)
+	stream, logs := a.ledger.Keys().Tag()+"inbound", a.ledger.Keys().Tag()+"inbound:log"
+	recv := inbound.NewReceiver(a.rdb, inbound.ReceiverOptions{
+		Secrets:      []string{cfg.Secret.Reveal(), cfg.PreviousSecret.Reveal()},
+		Header:       cfg.Header,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Stream:       stream,
+		Metrics:      m,
+		Logger:       a.log.Named("inbound"),
+		Now:          a.opts.Now,
+	})
+	pc := a.provider
+	a.inbound = inbound.NewProcessor(a.rdb, a.ledger, inbound.ProcessorOptions{
+		Stream:    stream,
+		LogStream: logs,
+		Keywords:  inbound.NewKeywords(cfg.OptOutKeywords),
+		Breakers:  worker.NewAccountBreakers(a.ledger, a.metrics, a.opts.Now, a.log.Named("inbound")),
+		SelfIDs: func(ctx context.Context, accountID string) ([]string, error) {
+			acc, err := pc.GetAccount(ctx, accountID)
+			if err != nil {
+				return nil, err
+			}
+			return selfIDs(acc.ConnectionParams.IM.PhoneNumber), nil
+		},
+		Metrics: m,
+		Logger:  a.log.Named("inbound"),
+		Now:     a.opts.Now,
+	})
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/provider/events", recv)
+	mux.Handle("/", admin)
+	return mux
+}
+
+// selfIDs are the provider ids a WhatsApp account's own messages carry: its phone number's
+// digits, alone and as <digits>@s.whatsapp.net.
+func selfIDs(phone string) []string {
+	digits := strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, phone)
+	if digits == "" {
+		return nil
+	}
+	return []string{digits + "@s.whatsapp.net", digits, "+" + digits}
+}
+
+// inboundLog reads the processed provider events (GET /v1/provider/events); nil when the
+// receiver is off.
+func (a *App) inboundLog() adminapi.InboundLog {
+	if a.cfg.Inbound.Secret.Reveal() == "" {
+		return nil
+	}
+	return eventLog{rdb: a.rdb, stream: a.ledger.Keys().Tag() + "inbound:log"}
+}
+
+type eventLog struct {
+	rdb    redis.UniversalClient
+	stream string
+}
+
+func (e eventLog) Events(ctx context.Context, after string, limit int) ([]inbound.LogEntry, error) {
+	return inbound.ReadLog(ctx, e.rdb, e.stream, after, limit)
 }
 
 // providerTransport is http.DefaultTransport with room for one idle
@@ -360,6 +440,7 @@ func (a *App) startWhenRedisAnswers(ctx context.Context) error {
 // startRunning starts the worker and the loops that need Redis. Called with a.mu held.
 func (a *App) startRunning(runCtx context.Context) error {
 	a.warnFewReplicas(runCtx)
+	a.warnDurability(runCtx)
 	if err := a.worker.Start(runCtx); err != nil {
 		return fmt.Errorf("app: worker: %w", err)
 	}
@@ -370,6 +451,9 @@ func (a *App) startRunning(runCtx context.Context) error {
 	a.goLoop("ledger-maintenance", func() error { return a.maintenanceLoop(runCtx) })
 	if a.webhook != nil {
 		a.goLoop("webhook", func() error { return a.webhook.Run(runCtx) })
+	}
+	if a.inbound != nil {
+		a.goLoop("inbound", func() error { return a.inbound.Run(runCtx) })
 	}
 	a.running = true
 	a.log.Info("sendworker started",
@@ -503,6 +587,28 @@ func (a *App) warnFewReplicas(ctx context.Context) {
 	if have < want {
 		a.log.Warn("fewer Redis replicas than SENDWORKER_WAIT_REPLICAS: no send goes out until enough replicas connect (sends wait, reason redis_replication)",
 			zap.Int("wait_replicas", want), zap.Int("connected_replicas", have))
+	}
+}
+
+// maxClockSkew is the clock difference between a replica and Redis the daemon accepts
+// without a warning.
+const maxClockSkew = time.Second
+
+// warnDurability says once at start when the Redis holding the ledger cannot keep an
+// attempt's start through a crash (see ledger.Durability.Warning). It never refuses to start:
+// the operator decides.
+func (a *App) warnDurability(ctx context.Context) {
+	// Leases, attempt starts and reconciliation use Redis's clock; windows, rate-limit slots,
+	// deadlines and the outbox use this replica's: a skew shifts those by as much.
+	if skew, err := a.ledger.ClockSkew(ctx); err == nil && (skew > maxClockSkew || skew < -maxClockSkew) {
+		a.log.Warn("this replica's clock differs from Redis's: send windows, rate-limit spacing and deadlines shift by as much; synchronise the clocks (NTP)",
+			zap.Duration("skew", skew))
+	}
+	d := a.ledger.Durability(ctx)
+	if w := d.Warning(a.cfg.Worker.WaitReplicas); w != "" {
+		a.log.Warn("at-most-once not guaranteed through a Redis crash: "+w,
+			zap.String("appendonly", d.AppendOnly), zap.String("appendfsync", d.AppendFsync),
+			zap.Int("connected_replicas", d.Replicas), zap.Int("wait_replicas", a.cfg.Worker.WaitReplicas))
 	}
 }
 

@@ -294,7 +294,22 @@ func TestDaemonWaitsForAReplica(t *testing.T) {
 	if n := logs.FilterMessageSnippet("fewer Redis replicas than SENDWORKER_WAIT_REPLICAS").Len(); n != 1 {
 		t.Errorf("%d start-up warnings about the missing replica, want 1", n)
 	}
-	enqueueApproved(t, d, "replicated-1", "acc-lyon", "chat-lyon-chloe", "Bonjour Chloé")
+	if n := logs.FilterMessageSnippet("at-most-once not guaranteed through a Redis crash").Len(); n != 1 {
+		t.Errorf("%d start-up warnings about durability, want 1", n)
+	}
+	// The approval is not answered 200 while no replica holds it (it would not survive a
+	// failover); it stands on the master, and the send waits for a replica like any attempt.
+	code, body := d.call(t, "POST", "/v1/sends", schedulerToken, map[string]any{
+		"send_id": "replicated-1", "operation": "chats_messages_send", "account_id": "acc-lyon", "chat_id": "chat-lyon-chloe", "text": "Bonjour Chloé",
+	})
+	if code != 201 {
+		t.Fatalf("enqueue = %d %s", code, body)
+	}
+	var created tasks.Record
+	_ = json.Unmarshal(body, &created)
+	if code, body := d.call(t, "POST", "/v1/sends/replicated-1/approve", approverToken, map[string]string{"digest": created.Digest}); code != 503 || !bytes.Contains(body, []byte("not_replicated")) {
+		t.Fatalf("approve without a replica = %d %s, want 503 not_replicated", code, body)
+	}
 	waitForWait(t, d, "replicated-1", tasks.ReasonWaitReplication)
 	if n := len(d.sim.Sim().Deliveries()); n != 0 {
 		t.Fatalf("%d deliveries without a replica", n)
@@ -343,6 +358,9 @@ func TestDaemonSurvivesASentinelFailover(t *testing.T) {
 	d := startDaemon(t, map[string]string{
 		"SENDWORKER_REDIS_URL":     "redis-sentinel://" + sentinel.Addr() + "/mymaster",
 		"SENDWORKER_WAIT_REPLICAS": "1",
+		// Approvals wait for the replica too (503 when it does not acknowledge in time): give a
+		// loaded machine the longest wait allowed.
+		"SENDWORKER_WAIT_TIMEOUT": "2s",
 	})
 	sent := func(id string) {
 		t.Helper()

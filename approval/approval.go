@@ -363,29 +363,53 @@ func (s *Service) setPaused(ctx context.Context, accountID string, paused bool, 
 // AddOptOut puts a contact (attendee provider id or chat id) on the opt-out
 // list: no send to it goes out any more, even one already approved.
 func (s *Service) AddOptOut(ctx context.Context, contactID, by string) error {
-	return s.optOut(ctx, contactID, by, true)
+	_, err := s.OptOut(ctx, contactID, by, "")
+	return err
+}
+
+// OptOut puts a contact on the opt-out list with a reason (default
+// "request"), source "api" and the time, and ends, skipped/opted_out, the
+// sends addressed to it that have not started (ledger.PutOptOut). It returns
+// those send ids.
+func (s *Service) OptOut(ctx context.Context, contactID, by, reason string) ([]string, error) {
+	if err := s.checkOptOut(contactID, by, reason); err != nil {
+		return nil, err
+	}
+	if reason == "" {
+		reason = "request"
+	}
+	out, err := s.l.PutOptOut(ctx, ledger.OptOutRequest{Entry: ledger.OptOutEntry{ContactID: contactID, Reason: reason,
+		Source: "api", By: by, At: s.opts.Now()}})
+	if err != nil {
+		return nil, fmt.Errorf("add opt-out: %w", err)
+	}
+	s.log.Info("opt-out added", zap.String("contact_id", contactID), zap.String("by", by), zap.Int("sends_ended", len(out.SendIDs)))
+	return out.SendIDs, nil
 }
 
 // RemoveOptOut takes a contact off the opt-out list.
 func (s *Service) RemoveOptOut(ctx context.Context, contactID, by string) error {
-	return s.optOut(ctx, contactID, by, false)
+	return s.RemoveOptOutReason(ctx, contactID, by, "")
 }
 
-func (s *Service) optOut(ctx context.Context, contactID, by string, add bool) error {
+// RemoveOptOutReason takes a contact off the opt-out list, with the reason in the audit trail.
+func (s *Service) RemoveOptOutReason(ctx context.Context, contactID, by, reason string) error {
+	if err := s.checkOptOut(contactID, by, reason); err != nil {
+		return err
+	}
+	if _, err := s.l.DeleteOptOut(ctx, contactID, by, reason); err != nil {
+		return fmt.Errorf("remove opt-out: %w", err)
+	}
+	s.log.Info("opt-out removed", zap.String("contact_id", contactID), zap.String("by", by))
+	return nil
+}
+
+func (s *Service) checkOptOut(contactID, by, reason string) error {
 	var p problems
 	p.providerID("contact_id", contactID)
-	if p.actor("by", by); p.err() != nil {
-		return p.err()
-	}
-	verb, done, fn := "remove opt-out", "opt-out removed", s.l.RemoveOptOut
-	if add {
-		verb, done, fn = "add opt-out", "opt-out added", s.l.AddOptOut
-	}
-	if err := fn(ctx, contactID, by); err != nil {
-		return fmt.Errorf("%s: %w", verb, err)
-	}
-	s.log.Info(done, zap.String("contact_id", contactID), zap.String("by", by))
-	return nil
+	p.actor("by", by)
+	p.note("reason", reason)
+	return p.err()
 }
 
 // wake nudges the releaser of this process without blocking.

@@ -74,6 +74,8 @@ type Config struct {
 	Attachments Attachments
 	// Results configures where outcomes are written.
 	Results Results
+	// Inbound configures the receiver of the provider's webhook events.
+	Inbound Inbound
 	// Log configures logging.
 	Log Log
 	// KeyPrefix is SENDWORKER_KEY_PREFIX (default sendworker): the prefix of sendworker's own
@@ -124,6 +126,15 @@ type Worker struct {
 	// ReconcileDelay is SENDWORKER_RECONCILE_DELAY (default 15s): the wait before reading the
 	// chat to decide the outcome of a send whose result was lost.
 	ReconcileDelay time.Duration
+	// LateCompletion is SENDWORKER_LATE_COMPLETION (default 10m): how long after its sending
+	// call the provider may still store a message whose answer was lost. Until the attempt's
+	// start + lease + this, a chat without the message proves nothing and the send is not
+	// resent.
+	LateCompletion time.Duration
+	// ResendPolicy is SENDWORKER_RESEND_POLICY (default after_proof): after_proof resends a
+	// send whose message the chat proved absent after an unknown outcome; never ends it
+	// needs_review for a person to decide.
+	ResendPolicy string
 	// AccountHealthTTL is SENDWORKER_ACCOUNT_HEALTH_TTL (default 30s; 0 = no cache): how long a
 	// provider account status is cached.
 	AccountHealthTTL time.Duration
@@ -230,6 +241,23 @@ type Webhook struct {
 	Timeout time.Duration
 	// MaxAttempts is SENDWORKER_WEBHOOK_MAX_ATTEMPTS (default 10, 1..100).
 	MaxAttempts int
+}
+
+// Inbound configures the receiver of the provider's webhook events (POST /v1/provider/events on
+// the admin listener).
+type Inbound struct {
+	// Secret is SENDWORKER_INBOUND_SECRET: the shared secret the provider sends in Header (set as
+	// a custom header when the webhook is created), ≥ 16 characters. Empty: the receiver is off.
+	Secret Secret
+	// PreviousSecret is SENDWORKER_INBOUND_SECRET_PREVIOUS: also accepted, during a rotation.
+	PreviousSecret Secret
+	// Header is SENDWORKER_INBOUND_HEADER (default X-Sendworker-Inbound-Secret).
+	Header string
+	// MaxBodyBytes is SENDWORKER_INBOUND_MAX_BODY_BYTES (default 262144): larger events get 413.
+	MaxBodyBytes int64
+	// OptOutKeywords is SENDWORKER_INBOUND_OPTOUT_KEYWORDS (default: the built-in list of
+	// inbound.DefaultOptOutKeywords): whole messages that opt the contact out.
+	OptOutKeywords []string
 }
 
 // Log configures logging.

@@ -82,8 +82,8 @@ func TestDefaultValues(t *testing.T) {
 		Redis:    Redis{Mode: RedisSingle, Addrs: []string{"127.0.0.1:6379"}},
 		Provider: Provider{Auth: AuthAPIKey, Timeout: 30 * time.Second},
 		Worker: Worker{Concurrency: 20, Queue: "sendworker", ShutdownTimeout: 25 * time.Second,
-			ReconcileDelay: 15 * time.Second, AccountHealthTTL: 30 * time.Second, RecoveryGrace: 5 * time.Minute,
-			WaitTimeout: 500 * time.Millisecond},
+			ReconcileDelay: 15 * time.Second, LateCompletion: 10 * time.Minute, ResendPolicy: "after_proof",
+			AccountHealthTTL: 30 * time.Second, RecoveryGrace: 5 * time.Minute, WaitTimeout: 500 * time.Millisecond},
 		Rate: Rate{
 			Limits: Limits{MinInterval: 10 * time.Second, Jitter: 10 * time.Second, HourlyCap: 60, DailyCap: 300,
 				NewChatsHourlyCap: 5, NewChatsDailyCap: 20, WarmupStep: 10},
@@ -95,6 +95,7 @@ func TestDefaultValues(t *testing.T) {
 		Attachments:           Attachments{MaxBytes: 15 << 20},
 		Results: Results{Stream: "sendworker:results", StreamMaxLen: 1_000_000, Retention: 720 * time.Hour,
 			Webhook: Webhook{Timeout: 10 * time.Second, MaxAttempts: 10}},
+		Inbound:   Inbound{Header: "X-Sendworker-Inbound-Secret", MaxBodyBytes: 256 << 10},
 		Log:       Log{Level: "info", Format: "json"},
 		KeyPrefix: "sendworker",
 	}
@@ -437,8 +438,8 @@ func TestGoodFixture(t *testing.T) {
 			Timeout: 45 * time.Second,
 		},
 		Worker: Worker{Concurrency: 50, Queue: "sends-prod", ShutdownTimeout: 40 * time.Second,
-			ReconcileDelay: 30 * time.Second, AccountHealthTTL: time.Minute, RecoveryGrace: 10 * time.Minute,
-			WaitReplicas: 1, WaitTimeout: 2 * time.Second},
+			ReconcileDelay: 30 * time.Second, LateCompletion: 15 * time.Minute, ResendPolicy: "never",
+			AccountHealthTTL: time.Minute, RecoveryGrace: 10 * time.Minute, WaitReplicas: 1, WaitTimeout: 2 * time.Second},
 		Rate:                  Rate{Limits: base, GlobalRPS: 2.5, AccountOverrides: map[string]Limits{"acc-1": acc1, "acc-2": acc2}},
 		ApprovalDeadline:      48 * time.Hour,
 		MaxDelayAfterApproval: 96 * time.Hour,
@@ -451,6 +452,8 @@ func TestGoodFixture(t *testing.T) {
 		Results: Results{Stream: "prod:results", StreamMaxLen: 500000, Retention: 2160 * time.Hour,
 			Webhook: Webhook{URL: "https://sequencer.example.com/hooks/sendworker", Secret: "webhook-secret-0123456789",
 				Timeout: 5 * time.Second, MaxAttempts: 20}},
+		Inbound: Inbound{Secret: "inbound-secret-0123456789", PreviousSecret: "inbound-old-secret-0123456789",
+			Header: "X-Provider-Secret", MaxBodyBytes: 128 << 10, OptOutKeywords: []string{"STOP", "ARRÊT", "STOP ALL"}},
 		Log:       Log{Level: "warn", Format: "console"},
 		KeyPrefix: "sw:prod",
 	}

@@ -183,6 +183,19 @@ func checkWebhookSecret(s Secret) error {
 	return nil
 }
 
+// checkHeaderName accepts an HTTP header name (token characters).
+func checkHeaderName(s string) error {
+	if s == "" {
+		return errors.New("must not be empty")
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
+			return fmt.Errorf("%q is not a valid header name", s)
+		}
+	}
+	return nil
+}
+
 func checkScopes(scopes []string) error {
 	var problems []string
 	for _, s := range scopes {
@@ -236,6 +249,10 @@ func vars() []varSpec {
 			binding: durationVar(func(c *Config) *time.Duration { return &c.Worker.ShutdownTimeout }, positiveDuration)},
 		{name: "SENDWORKER_RECONCILE_DELAY", def: "15s", doc: "Wait before reading the chat to decide the outcome of a send whose result was lost.",
 			binding: durationVar(func(c *Config) *time.Duration { return &c.Worker.ReconcileDelay }, nonNegativeDuration)},
+		{name: "SENDWORKER_LATE_COMPLETION", def: "10m", doc: "How long after its sending call the provider may still store a message whose answer was lost; until the attempt's start + lease + this, a chat without the message proves nothing and the send is not resent.",
+			binding: durationVar(func(c *Config) *time.Duration { return &c.Worker.LateCompletion }, positiveDuration)},
+		{name: "SENDWORKER_RESEND_POLICY", def: "after_proof", doc: "A send whose outcome was unknown and whose message the chat then proved absent: after_proof sends it again, never ends it needs_review with the evidence.",
+			binding: enumVar(func(c *Config) *string { return &c.Worker.ResendPolicy }, "after_proof", "never")},
 		{name: "SENDWORKER_ACCOUNT_HEALTH_TTL", def: "30s", doc: "How long a provider account status is cached; 0 = not cached.",
 			binding: durationVar(func(c *Config) *time.Duration { return &c.Worker.AccountHealthTTL }, nonNegativeDuration)},
 		{name: "SENDWORKER_RECOVERY_GRACE", def: "5m", doc: "How long a released send may show no progress before the watchdog re-releases it (its asynq task was lost); longer than the worst queue wait.",
@@ -345,6 +362,17 @@ func vars() []varSpec {
 			binding: durationVar(func(c *Config) *time.Duration { return &c.Results.Webhook.Timeout }, positiveDuration)},
 		{name: "SENDWORKER_WEBHOOK_MAX_ATTEMPTS", def: "10", doc: "Webhook attempts per result (1..100).",
 			binding: intVar(func(c *Config) *int { return &c.Results.Webhook.MaxAttempts }, intRange(1, 100))},
+
+		{name: "SENDWORKER_INBOUND_SECRET", secret: true, doc: "Shared secret (≥ 16 characters) the provider sends in the inbound header with every webhook event to POST /v1/provider/events; empty: the receiver is off.",
+			binding: secretVar(func(c *Config) *Secret { return &c.Inbound.Secret }, checkWebhookSecret)},
+		{name: "SENDWORKER_INBOUND_SECRET_PREVIOUS", secret: true, doc: "The previous inbound secret, also accepted while a rotation is under way.",
+			binding: secretVar(func(c *Config) *Secret { return &c.Inbound.PreviousSecret }, checkWebhookSecret)},
+		{name: "SENDWORKER_INBOUND_HEADER", def: "X-Sendworker-Inbound-Secret", doc: "Request header carrying the inbound secret.",
+			binding: stringVar(func(c *Config) *string { return &c.Inbound.Header }, checkHeaderName)},
+		{name: "SENDWORKER_INBOUND_MAX_BODY_BYTES", def: "262144", doc: "Largest inbound event body, in bytes (larger: 413).",
+			binding: bytesVar(func(c *Config) *int64 { return &c.Inbound.MaxBodyBytes }, bytesRange(1024, 16<<20))},
+		{name: "SENDWORKER_INBOUND_OPTOUT_KEYWORDS", doc: "Comma-separated whole messages that opt the contact out (case- and accent-insensitive); empty: STOP, UNSUBSCRIBE and their equivalents in French, Spanish, Portuguese, German and Italian.",
+			binding: listVar(func(c *Config) *[]string { return &c.Inbound.OptOutKeywords }, nil, nil)},
 
 		{name: "SENDWORKER_LOG_LEVEL", def: "info", doc: "debug, info, warn or error.",
 			binding: enumVar(func(c *Config) *string { return &c.Log.Level }, "debug", "info", "warn", "error")},

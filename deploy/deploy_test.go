@@ -648,7 +648,7 @@ func TestComposeWiring(t *testing.T) {
 		t.Errorf("redis image %q: want redis:7", redis.Image)
 	}
 	cmd := strings.Join(redis.Command, " ")
-	for _, want := range []string{"--appendonly yes", "--appendfsync everysec", "--maxmemory-policy noeviction"} {
+	for _, want := range []string{"--appendonly yes", "--appendfsync always", "--maxmemory-policy noeviction"} {
 		if !strings.Contains(cmd, want) {
 			t.Errorf("redis command %q lacks %q", cmd, want)
 		}

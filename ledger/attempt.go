@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -20,6 +21,11 @@ type BeginRequest struct {
 	Token          string // random, unique per execution
 	Lease          time.Duration
 	ContactIDs     []string // checked against the opt-out list atomically
+	// Watermark is the chat's newest message before the sending call, as the
+	// provider showed it (nil: none taken). Stored with a new attempt; a
+	// reconciliation judges the chat's messages against it, on the provider's
+	// clock.
+	Watermark *tasks.Watermark
 	// ExpectSending: the caller saw the send in state sending and skipped the
 	// guards to reconcile it; if it is no longer sending (its owner gave the
 	// attempt back, or ended it), the answer is BeginStale, nothing changed.
@@ -78,7 +84,7 @@ type BeginResult struct {
 	Outcome          BeginOutcome
 	Record           *tasks.Record
 	Attempt          int
-	AttemptStartedAt time.Time // start of the attempt begun or being reconciled
+	AttemptStartedAt time.Time // start of the attempt begun or being reconciled, on the lease clock (Redis's)
 	LeaseUntil       time.Time
 }
 
@@ -97,7 +103,15 @@ func (l *Ledger) BeginAttempt(ctx context.Context, r BeginRequest) (BeginResult,
 	if r.ExpectSending {
 		expect = "1"
 	}
-	args := []any{r.SendID, r.Gen, r.Digest, r.Token, r.Lease.Milliseconds(), expect}
+	wm := ""
+	if r.Watermark != nil {
+		b, err := json.Marshal(r.Watermark)
+		if err != nil {
+			return BeginResult{}, fmt.Errorf("ledger: begin attempt: watermark: %w", err)
+		}
+		wm = string(b)
+	}
+	args := []any{r.SendID, r.Gen, r.Digest, r.Token, r.Lease.Milliseconds(), expect, wm}
 	for _, c := range r.ContactIDs {
 		args = append(args, c)
 	}
@@ -430,6 +444,52 @@ func (l *Ledger) EndCall(ctx context.Context, sendID, token string, after time.D
 		sendID, token, after.Milliseconds(), string(tasks.ReasonUnknownOutcome))
 	_, err = recordOrError(r, err, sendID)
 	return err
+}
+
+// Undecided is what ReconcileLater records about an attempt still undecided.
+type Undecided struct {
+	After      time.Duration // the next check, from now on the lease clock
+	LandsUntil time.Time     // until when the attempt could still land (lease clock)
+	Absent     bool          // this read found the message absent (counted in AbsentReads)
+	Why        string        // shown in the record and its history
+}
+
+// ReconcileLater keeps the current attempt (state sending, token the
+// reconciling execution's) undecided: its lease now ends at the next check
+// (u.After from now on the lease clock, sooner or later than it did), so that
+// only then another execution takes it over and reads the chat again. The
+// record's Reconcile shows u, and a history event (reason unknown_outcome,
+// detail u.Why) records the read. It answers the next check's time. Errors
+// are EndCall's.
+func (l *Ledger) ReconcileLater(ctx context.Context, sendID, token string, u Undecided) (time.Time, error) {
+	if token == "" || u.After <= 0 {
+		return time.Time{}, errors.New("ledger: reconcile later: a token and a positive delay are required")
+	}
+	absent := "0"
+	if u.Absent {
+		absent = "1"
+	}
+	lands := int64(0)
+	if !u.LandsUntil.IsZero() {
+		lands = u.LandsUntil.UnixMilli()
+	}
+	v, err := l.run(ctx, l.lease(reconcileLaterScript), l.nowMs(), []string{l.keys.Send(sendID)},
+		sendID, token, u.After.Milliseconds(), lands, absent, u.Why, string(tasks.ReasonUnknownOutcome))
+	if err != nil {
+		return time.Time{}, err
+	}
+	reply, err := stringList(v)
+	if err != nil || len(reply) == 0 {
+		return time.Time{}, fmt.Errorf("ledger: reconcile later %s: unexpected reply %v", sendID, v)
+	}
+	if reply[0] != "ok" {
+		return time.Time{}, refusal(reply[0], sendID, nil)
+	}
+	ints, err := replyInts(reply[1:])
+	if err != nil || len(ints) != 1 {
+		return time.Time{}, fmt.Errorf("ledger: reconcile later %s: unexpected reply %v", sendID, reply)
+	}
+	return msTime(ints[0]), nil
 }
 
 // IsClaimed reports whether a provider message id of a chat is already

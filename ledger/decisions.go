@@ -22,9 +22,39 @@ func (l *Ledger) Approve(ctx context.Context, sendID, digest, by, note string) (
 	if by == "" {
 		return nil, errors.New("ledger: approve: approver identity is required")
 	}
-	r, err := l.runRecord(ctx, approveScript, sendID, []string{l.opts.ResultsStream, l.keys.Send(sendID)},
-		sendID, digest, by, note)
+	keys := []string{l.opts.ResultsStream, l.keys.Send(sendID)}
+	if l.opts.WaitReplicas > 0 {
+		return l.approveAndWait(ctx, sendID, keys, []any{sendID, digest, by, note})
+	}
+	r, err := l.runRecord(ctx, approveScript, sendID, keys, sendID, digest, by, note)
 	return recordOrError(r, err, sendID)
+}
+
+// approveAndWait is Approve with Options.WaitReplicas: the script, then WAIT on the same
+// connection, as BeginAttempt does; an approval is then as durable as an attempt start. When
+// too few replicas acknowledged it in time the approval stands on the master and the answer
+// is the record with ErrNotReplicated: the caller must not report it as done (a failover
+// could still lose it).
+func (l *Ledger) approveAndWait(ctx context.Context, sendID string, keys []string, args []any) (*tasks.Record, error) {
+	v, acked, waitErr, err := l.runAndWait(ctx, approveScript, keys, args)
+	if err != nil {
+		return nil, err
+	}
+	reply, err := stringList(v)
+	if err != nil || len(reply) == 0 {
+		return nil, fmt.Errorf("ledger: approve %s: unexpected reply %v", sendID, v)
+	}
+	rec, gerr := l.getAfter(ctx, sendID)
+	if reply[0] != "ok" {
+		return nil, refusal(reply[0], sendID, rec)
+	}
+	if gerr != nil {
+		return nil, gerr
+	}
+	if err := l.replicated(sendID, acked, waitErr); err != nil {
+		return rec, fmt.Errorf("approve: %w", err)
+	}
+	return rec, nil
 }
 
 // Reject ends a send that has not started sending: state rejected (see stop
@@ -194,19 +224,29 @@ func (l *Ledger) RemoveOptOut(ctx context.Context, contactID, by string) error {
 }
 
 func (l *Ledger) optOut(ctx context.Context, contactID, by, add string) error {
-	contactID = tasks.NormalizeID(contactID)
-	if contactID == "" {
-		return errors.New("ledger: opt-out: contact id is required")
+	contactID, form, err := optOutContact(contactID)
+	if err != nil {
+		return err
 	}
-	if strings.HasPrefix(contactID, unlinkedMarkerPrefix) {
-		return fmt.Errorf("ledger: opt-out: %q is reserved", contactID)
+	_, err = l.run(ctx, optOutScript, l.nowMs(), []string{l.keys.OptOut()}, contactID, by, add, form)
+	return err
+}
+
+// optOutContact normalizes a contact id for the opt-out list and returns its WhatsApp id form
+// ("phone", "lid", or "" for another id), which the opt-out scripts use to file it under every
+// known form of the person. Every way onto or off the list goes through it.
+func optOutContact(contactID string) (id, form string, err error) {
+	id = tasks.NormalizeID(contactID)
+	if id == "" || strings.Contains(id, "\n") {
+		return "", "", errors.New("ledger: opt-out: contact id is required")
 	}
-	form := ""
-	if f := tasks.FormOf(contactID); f != tasks.FormOther {
+	if strings.HasPrefix(id, unlinkedMarkerPrefix) {
+		return "", "", fmt.Errorf("ledger: opt-out: %q is reserved", id)
+	}
+	if f := tasks.FormOf(id); f != tasks.FormOther {
 		form = f.String()
 	}
-	_, err := l.run(ctx, optOutScript, l.nowMs(), []string{l.keys.OptOut()}, contactID, by, add, form)
-	return err
+	return id, form, nil
 }
 
 // LinkIdentity records what the provider's data showed: a and b are the two

@@ -18,43 +18,71 @@ const (
 // finds it under the other form.
 func TestOptOutFollowsIdentityLink(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	if err := e.l.AddOptOut(e.ctx, " 33611111111@S.WhatsApp.net", "admin"); err != nil {
-		t.Fatal(err)
+	// Both ways onto and off the list file the contact under every known form: the plain
+	// one (AddOptOut, RemoveOptOut) and the one with details that also ends pending sends
+	// (PutOptOut, DeleteOptOut: the admin API and inbound STOP messages).
+	type way struct {
+		add    func(e *env, id string) error
+		remove func(e *env, id string) error
 	}
-	if n, _ := e.l.UnlinkedOptOuts(e.ctx, tasks.FormPhone); n != 1 {
-		t.Fatalf("unlinked phone opt-outs: %d", n)
+	ways := map[string]way{
+		"plain": {
+			add:    func(e *env, id string) error { return e.l.AddOptOut(e.ctx, id, "admin") },
+			remove: func(e *env, id string) error { return e.l.RemoveOptOut(e.ctx, id, "admin") },
+		},
+		"with details": {
+			add: func(e *env, id string) error {
+				_, err := e.l.PutOptOut(e.ctx, OptOutRequest{Entry: OptOutEntry{ContactID: id, By: "admin", Reason: "request", Source: "api"}})
+				return err
+			},
+			remove: func(e *env, id string) error { _, err := e.l.DeleteOptOut(e.ctx, id, "admin", "test"); return err },
+		},
 	}
-	if yes, _ := e.l.IsOptedOut(e.ctx, idLID); yes {
-		t.Fatal("the lid form is opted out before anything links it")
-	}
-	if err := e.l.LinkIdentity(e.ctx, idLID, idPhone); err != nil {
-		t.Fatal(err)
-	}
-	if yes, _ := e.l.IsOptedOut(e.ctx, idLID); !yes {
-		t.Fatal("the link did not carry the opt-out to the lid form")
-	}
-	if n, _ := e.l.UnlinkedOptOuts(e.ctx, tasks.FormPhone); n != 0 {
-		t.Fatalf("unlinked phone opt-outs after the link: %d", n)
-	}
-	if got, _ := e.l.LinkedID(e.ctx, idPhone); got != idLID {
-		t.Fatalf("linked id %q", got)
-	}
-	rec, gen := e.approved("s1", "acct")
-	res, err := e.l.BeginAttempt(e.ctx, BeginRequest{SendID: "s1", Digest: rec.Digest, Gen: gen, Token: "t", Lease: time.Minute,
-		ContactIDs: []string{"chat-s1", idLID}})
-	if err != nil || res.Outcome != BeginOptedOut {
-		t.Fatalf("begin %v %v", res.Outcome, err)
-	}
-	// Removing it under either form removes both.
-	if err := e.l.RemoveOptOut(e.ctx, idLID, "admin"); err != nil {
-		t.Fatal(err)
-	}
-	if yes, _ := e.l.IsOptedOut(e.ctx, idPhone, idLID); yes {
-		t.Fatal("still opted out after removal")
-	}
-	if ev := e.auditEvents(); !slices.Equal(ev, []string{"optout_added", "optout_linked", "enqueued", "approved", "optout_removed"}) {
-		t.Fatalf("audit %v", ev)
+	for name, w := range ways {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			if err := w.add(e, " 33611111111@S.WhatsApp.net"); err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := e.l.UnlinkedOptOuts(e.ctx, tasks.FormPhone); n != 1 {
+				t.Fatalf("unlinked phone opt-outs: %d", n)
+			}
+			if yes, _ := e.l.IsOptedOut(e.ctx, idLID); yes {
+				t.Fatal("the lid form is opted out before anything links it")
+			}
+			if yes, _ := e.l.IsOptedOut(e.ctx, UnlinkedMarker(tasks.FormPhone)); !yes {
+				t.Fatal("no unlinked marker while a phone-form opt-out is linked to no one")
+			}
+			if err := e.l.LinkIdentity(e.ctx, idLID, idPhone); err != nil {
+				t.Fatal(err)
+			}
+			if yes, _ := e.l.IsOptedOut(e.ctx, idLID); !yes {
+				t.Fatal("the link did not carry the opt-out to the lid form")
+			}
+			if n, _ := e.l.UnlinkedOptOuts(e.ctx, tasks.FormPhone); n != 0 {
+				t.Fatalf("unlinked phone opt-outs after the link: %d", n)
+			}
+			if got, _ := e.l.LinkedID(e.ctx, idPhone); got != idLID {
+				t.Fatalf("linked id %q", got)
+			}
+			rec, gen := e.approved("s1", "acct")
+			res, err := e.l.BeginAttempt(e.ctx, BeginRequest{SendID: "s1", Digest: rec.Digest, Gen: gen, Token: "t", Lease: time.Minute,
+				ContactIDs: []string{"chat-s1", idLID}})
+			if err != nil || res.Outcome != BeginOptedOut {
+				t.Fatalf("begin %v %v", res.Outcome, err)
+			}
+			// Removing it under either form removes both.
+			if err := w.remove(e, idLID); err != nil {
+				t.Fatal(err)
+			}
+			if yes, _ := e.l.IsOptedOut(e.ctx, idPhone, idLID); yes {
+				t.Fatal("still opted out after removal")
+			}
+			if ev := e.auditEvents(); !slices.Equal(ev, []string{"optout_added", "optout_linked", "enqueued", "approved", "optout_removed"}) {
+				t.Fatalf("audit %v", ev)
+			}
+		})
 	}
 }
 

@@ -93,6 +93,18 @@ func (k Keys) IDLink() string { return k.tag + "idlink" }
 // is unknown: a person known only under the other form cannot be ruled out as one of them.
 func (k Keys) OptOutUnlinked(form string) string { return k.tag + "optout:unlinked:" + form }
 
+// OptOutInfo is the hash of the opt-out list's details: contact id → JSON
+// OptOutEntry (reason, source, time, by, keyword). The set OptOut stays the
+// list itself (what BeginAttempt checks).
+func (k Keys) OptOutInfo() string { return k.tag + "optout:info" }
+
+// Contact is the zset of the sends addressed to one contact id (a chat id or
+// an attendee provider id), scored by the send's stop_if_replied_since (Unix
+// ms; -1 when it has none). Create adds the send; the inbound scripts
+// (inbound.go) remove the entries of sends they end or find final. Members
+// may be final sends not yet removed: readers check the record.
+func (k Keys) Contact(contactID string) string { return k.tag + "contact:" + contactID }
+
 // Audit is the stream of decisions.
 func (k Keys) Audit() string { return k.tag + "audit" }
 
@@ -129,6 +141,8 @@ local function k_paused_accounts() return P .. 'paused:accounts' end
 local function k_optout() return P .. 'optout' end
 local function k_idlink() return P .. 'idlink' end
 local function k_optout_unlinked(form) return P .. 'optout:unlinked:' .. form end
+local function k_optout_info() return P .. 'optout:info' end
+local function k_contact(c) return P .. 'contact:' .. c end
 local function k_audit() return P .. 'audit' end
 local function k_claimed(chat) return P .. 'claimed:' .. chat end
 local function k_msg(mid) return P .. 'msg:' .. mid end

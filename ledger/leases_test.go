@@ -369,7 +369,8 @@ func TestBeginAttemptWaitsForReplicas(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rec, err = l.Approve(ctx, id, rec.Digest, "approver", ""); err != nil {
+		// While the replica is up, with the 2 s ledger: an approval waits for it too.
+		if rec, err = up.Approve(ctx, id, rec.Digest, "approver", ""); err != nil {
 			t.Fatal(err)
 		}
 		return rec.Digest, rec.Gen
@@ -405,5 +406,19 @@ func TestBeginAttemptWaitsForReplicas(t *testing.T) {
 		if err != nil || rec.State != tasks.StateWaiting {
 			t.Fatalf("defer after a refused start: %v %v", rec, err)
 		}
+	}
+	// An approval is as durable as an attempt start: with the replica gone it stands on the
+	// master but is answered ErrNotReplicated, not as done.
+	req := request("approve-down", "acct")
+	created, _, err := l.Create(ctx, req, req.Digest(), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := l.Approve(ctx, "approve-down", created.Digest, "approver", "")
+	if !errors.Is(err, ErrNotReplicated) || rec == nil || rec.State != tasks.StateApproved {
+		t.Fatalf("approve with the replica down: %v %v, want the approved record with ErrNotReplicated", rec, err)
+	}
+	if _, err := l.Approve(ctx, "missing", created.Digest, "approver", ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("approve a missing send: %v", err)
 	}
 }

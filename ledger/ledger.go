@@ -120,10 +120,12 @@ var (
 	// is recorded on the send: it takes effect (the send ends rejected or
 	// canceled) unless that attempt turns out to have delivered the message.
 	// ErrNotReplicated: BeginAttempt started a new attempt (BeginOK, the
-	// attempt token is the caller's) but fewer than Options.WaitReplicas
-	// replicas acknowledged it in time. The caller must not send: it ends the
-	// attempt (Defer) instead.
-	ErrNotReplicated = errors.New("the attempt's start reached too few Redis replicas")
+	// attempt token is the caller's), or Approve approved a send, but fewer
+	// than Options.WaitReplicas replicas acknowledged it in time. After
+	// BeginAttempt the caller must not send: it ends the attempt (Defer)
+	// instead; after Approve the approval stands on the master but must not
+	// be reported as done.
+	ErrNotReplicated = errors.New("the write reached too few Redis replicas")
 	ErrStopPending   = fmt.Errorf("%w; the request is recorded and takes effect unless the message turns out delivered", ErrTooLate)
 	ErrStaleAttempt  = errors.New("attempt is no longer the send's current attempt")
 	// ErrMessageClaimed is a Finish(sent) of a new message (chats_messages_send,

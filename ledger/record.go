@@ -45,6 +45,14 @@ const (
 	fChatID           = "chat_id"
 	fFinishedMs       = "finished_ms"
 	fDryRun           = "dry_run"
+	// The attempt's reconciliation (tasks.Reconcile): the watermark (JSON),
+	// the absent reads, the time until which the attempt could still land,
+	// the next check, and why it is undecided.
+	fAttemptWatermark = "attempt_watermark"
+	fReconcileAbsent  = "reconcile_absent"
+	fReconcileLandsMs = "reconcile_lands_ms"
+	fReconcileNextMs  = "reconcile_next_ms"
+	fReconcileWhy     = "reconcile_why"
 )
 
 // stored is a decoded record hash: the public Record and the bookkeeping
@@ -69,7 +77,7 @@ func decodeRecord(h map[string]string) (stored, error) {
 	}
 	ints := map[string]int64{}
 	for _, f := range []string{fCreatedMs, fUpdatedMs, fDeadlineMs, fSeq, fApprovedMs, fDecidedMs, fAttempts,
-		fAttemptStartedMs, fLeaseUntilMs, fGen, fWaitUntilMs, fFinishedMs} {
+		fAttemptStartedMs, fLeaseUntilMs, fGen, fWaitUntilMs, fFinishedMs, fReconcileAbsent, fReconcileLandsMs, fReconcileNextMs} {
 		v, ok := h[f]
 		if !ok || v == "" {
 			continue
@@ -125,6 +133,22 @@ func decodeRecord(h map[string]string) (stored, error) {
 	}
 	if state == tasks.StateWaiting && h[fWaitReason] != "" {
 		rec.Wait = &tasks.Wait{Until: msTime(ints[fWaitUntilMs]), Reason: tasks.Reason(h[fWaitReason])}
+	}
+	if state == tasks.StateSending {
+		rc := &tasks.Reconcile{
+			AttemptStartedAt: msTime(ints[fAttemptStartedMs]),
+			AbsentReads:      int(min(ints[fReconcileAbsent], 1<<31)),
+			LandsUntil:       msTime(ints[fReconcileLandsMs]),
+			NextCheck:        msTime(ints[fReconcileNextMs]),
+			Why:              h[fReconcileWhy],
+		}
+		if wm := h[fAttemptWatermark]; wm != "" {
+			rc.Watermark = &tasks.Watermark{}
+			if err := json.Unmarshal([]byte(wm), rc.Watermark); err != nil {
+				return bad(fAttemptWatermark, err)
+			}
+		}
+		rec.Reconcile = rc
 	}
 	if state.Terminal() {
 		rec.Result = &tasks.Result{

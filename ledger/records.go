@@ -43,9 +43,10 @@ func (l *Ledger) Create(ctx context.Context, req *tasks.SendRequest, digest stri
 		return nil, false, fmt.Errorf("ledger: create: %w", err)
 	}
 	id := req.SendID
-	r, err := l.runRecord(ctx, createScript, id, []string{l.keys.Send(id), l.keys.History(id)},
-		id, digest, body, metadata, req.AccountID, string(req.Operation), req.RequestedBy,
-		deadline.UnixMilli(), req.ChatID)
+	args := []any{id, digest, body, metadata, req.AccountID, string(req.Operation), req.RequestedBy,
+		deadline.UnixMilli(), req.ChatID}
+	args = append(args, contactIndexArgs(req)...)
+	r, err := l.runRecord(ctx, createScript, id, []string{l.keys.Send(id), l.keys.History(id)}, args...)
 	if err != nil {
 		return nil, false, err
 	}

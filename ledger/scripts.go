@@ -163,6 +163,39 @@ local function mark_unlinked(optout)
   end
 end
 
+-- put a contact on the opt-out set under every known id of the person: the id given and,
+-- for a WhatsApp id (form 'phone' or 'lid'), its linked id of the other form; an id whose
+-- other form is unknown is kept in its form's unlinked set. Returns whether the id was
+-- added and the linked id (or false).
+local function optout_put(optout, contact, form)
+  local linked = false
+  if form ~= '' then linked = redis.call('HGET', k_idlink(), contact) end
+  local added = redis.call('SADD', optout, contact)
+  if linked then
+    redis.call('SADD', optout, linked)
+  elseif form ~= '' then
+    redis.call('SADD', k_optout_unlinked(form), contact)
+  end
+  mark_unlinked(optout)
+  return added, linked
+end
+
+-- take a contact, and its linked id of the other form, off the opt-out set. Returns 1 if
+-- either was on it, and the linked id (or false).
+local function optout_del(optout, contact, form)
+  local linked = false
+  if form ~= '' then linked = redis.call('HGET', k_idlink(), contact) end
+  local removed = redis.call('SREM', optout, contact)
+  if form ~= '' then redis.call('SREM', k_optout_unlinked(form), contact) end
+  if linked then
+    removed = math.max(removed, redis.call('SREM', optout, linked))
+    redis.call('SREM', k_optout_unlinked('phone'), linked)
+    redis.call('SREM', k_optout_unlinked('lid'), linked)
+  end
+  mark_unlinked(optout)
+  return removed, linked
+end
+
 local function audit(name, fields)
   local args = {'XADD', k_audit(), 'MAXLEN', '~', AUDIT_MAXLEN, '*', 'event', name, 'at', NOW_ISO}
   for i = 1, #fields do args[#args + 1] = fields[i] end
@@ -311,6 +344,7 @@ end
 //	KEYS[1] record  KEYS[2] history
 //	ARGV[7] send_id  ARGV[8] digest  ARGV[9] request JSON  ARGV[10] metadata JSON ("" if none)
 //	ARGV[11] account  ARGV[12] operation  ARGV[13] requested_by  ARGV[14] deadline ms  ARGV[15] chat_id
+//	ARGV[16] stop_if_replied_since ms (-1: none)  ARGV[17..] contact ids (Keys.Contact)
 //
 // Reply: {"created"} | {"exists"} | {"conflict", existing digest}.
 var createScript = script(`
@@ -333,6 +367,11 @@ redis.call('ZADD', k_all(), seq, id)
 redis.call('ZADD', k_acct_all(acct), seq, id)
 set_state(id, acct, seq, '', 'pending_approval')
 redis.call('ZADD', k_deadlines(), ARGV[14], id)
+-- the contact index (inbound.go): ARGV[16] stop_if_replied_since ms (-1: none), ARGV[17..] contact ids
+for i = 17, #ARGV do
+  redis.call('ZADD', k_contact(ARGV[i]), ARGV[16], id)
+  redis.call('PEXPIRE', k_contact(ARGV[i]), RETENTION)
+end
 event(id, 'pending_approval', '', by, 0, 'enqueued')
 audit('enqueued', {'send_id', id, 'by', by, 'digest', digest, 'account_id', acct})
 return {'created'}
@@ -583,26 +622,14 @@ return #ids
 // Reply: 1 if the list changed.
 var optOutScript = script(`
 local contact, by, form = ARGV[7], ARGV[8], ARGV[10]
-local linked = false
-if form ~= '' then linked = redis.call('HGET', k_idlink(), contact) end
-local changed, name
+local changed, linked, name
 if ARGV[9] == '1' then
-  changed, name = redis.call('SADD', KEYS[1], contact), 'optout_added'
-  if linked then
-    redis.call('SADD', KEYS[1], linked)
-  elseif form ~= '' then
-    redis.call('SADD', k_optout_unlinked(form), contact)
-  end
+  changed, linked = optout_put(KEYS[1], contact, form)
+  name = 'optout_added'
 else
-  changed, name = redis.call('SREM', KEYS[1], contact), 'optout_removed'
-  if form ~= '' then redis.call('SREM', k_optout_unlinked(form), contact) end
-  if linked then
-    changed = math.max(changed, redis.call('SREM', KEYS[1], linked))
-    redis.call('SREM', k_optout_unlinked('phone'), linked)
-    redis.call('SREM', k_optout_unlinked('lid'), linked)
-  end
+  changed, linked = optout_del(KEYS[1], contact, form)
+  name = 'optout_removed'
 end
-mark_unlinked(KEYS[1])
 if changed == 1 then
   local fields = {'contact_id', contact, 'by', by}
   if linked then fields[#fields + 1] = 'linked_id'; fields[#fields + 1] = linked end
@@ -644,10 +671,16 @@ return 1
 //
 //	KEYS[1] results stream  KEYS[2] record
 //	ARGV[7] send_id  ARGV[8] gen  ARGV[9] digest  ARGV[10] token  ARGV[11] lease ms
-//	ARGV[12] "1" = the caller expects a send in state sending (else stale)  ARGV[13..] contact ids
+//	ARGV[12] "1" = the caller expects a send in state sending (else stale)
+//	ARGV[13] the attempt's watermark (JSON, "" = none)  ARGV[14..] contact ids
 //
 // An approved or waiting send with a stop request (see stopScript) is ended
 // as requested instead: reply final.
+//
+// A new attempt's start is on the lease clock (Redis's own, see lease_now),
+// like its lease: how long ago an attempt began is judged on one clock
+// whichever replica asks. It stores the watermark and clears the previous
+// attempt's reconciliation fields.
 //
 // Reply: {code[, ...]}; code ok | not_found | final | stale | held |
 // opted_out | in_flight | reconcile. ok and reconcile add the attempt
@@ -657,7 +690,8 @@ var beginScript = leaseScriptOf(`
 local id, digest, token, lease = ARGV[7], ARGV[9], ARGV[10], tonumber(ARGV[11])
 local rk = KEYS[2]
 local r = hmget(rk, {'state', 'gen', 'digest', 'approved_digest', 'account', 'seq', 'lease_until_ms', 'attempts',
-  'attempt_started_ms', 'wait_until_ms', 'wait_reason', 'stop_state', 'stop_by', 'stop_note', 'stop_ms'})
+  'attempt_started_ms', 'wait_until_ms', 'wait_reason', 'stop_state', 'stop_by', 'stop_note', 'stop_ms',
+  'attempt_watermark', 'reconcile_absent', 'reconcile_lands_ms', 'reconcile_next_ms', 'reconcile_why'})
 if missing(rk, r) then return {'not_found'} end
 local st = get(r, 'state')
 if is_terminal(st) then return {'final'} end
@@ -708,8 +742,8 @@ if held then
   return {'held'}
 end
 
-if #ARGV >= 13 then
-  local hits = redis.call('SMISMEMBER', k_optout(), unpack(ARGV, 13, #ARGV))
+if #ARGV >= 14 then
+  local hits = redis.call('SMISMEMBER', k_optout(), unpack(ARGV, 14, #ARGV))
   for i = 1, #hits do
     if hits[i] == 1 then
       finish(id, hmget(rk, FINISH_FIELDS), 'skipped', 'opted_out', 'a contact is on the opt-out list', {}, '')
@@ -719,9 +753,12 @@ if #ARGV >= 13 then
 end
 
 local attempt = num(r, 'attempts') + 1
-hset(rk, r, {'state', 'sending', 'attempt_token', token, 'attempt_started_ms', NOW_S,
+local started = str(lnow)
+hset(rk, r, {'state', 'sending', 'attempt_token', token, 'attempt_started_ms', started,
   'lease_until_ms', lease_end, 'updated_ms', NOW_S, 'attempts', attempt})
-hdel(rk, r, {'wait_until_ms', 'wait_reason'})
+hdel(rk, r, {'wait_until_ms', 'wait_reason', 'attempt_watermark', 'reconcile_absent', 'reconcile_lands_ms',
+  'reconcile_next_ms', 'reconcile_why'})
+if ARGV[13] ~= '' then hset(rk, r, {'attempt_watermark', ARGV[13]}) end
 set_state(id, acct, seq, st, 'sending')
 -- still there when the task began before MarkReleased
 redis.call('ZREM', k_outbox(), id)
@@ -729,7 +766,7 @@ redis.call('ZADD', k_watch(), lease_end, id)
 redis.call('ZADD', k_leases(), lease_end, id)
 unpark(id, acct, st)
 event(id, 'sending', '', '', attempt, 'attempt started')
-return {'ok', str(attempt), NOW_S, lease_end}
+return {'ok', str(attempt), started, lease_end}
 `)
 
 // finishScript ends a send with the worker's outcome. A sent new message
@@ -903,6 +940,38 @@ if not redis.call('ZSCORE', k_outbox(), id) then redis.call('ZADD', k_watch(), s
 redis.call('ZADD', k_leases(), 'XX', s, id)
 event(id, 'sending', ARGV[10], '', num(r, 'attempts'), 'reconcile at ' .. iso_ms(lease_until))
 return {'ok'}
+`)
+
+// reconcileLaterScript: the execution reconciling the current attempt found
+// it undecided (the message is absent but could still land); the attempt stays
+// sending, its lease now ends at the next check (later or sooner than it did),
+// and the record says why and when.
+//
+//	KEYS[1] record
+//	ARGV[7] send_id  ARGV[8] token  ARGV[9] next check after ms (on the lease clock)
+//	ARGV[10] lands until ms (lease clock)  ARGV[11] "1" = this read found the message absent
+//	ARGV[12] why  ARGV[13] reason
+//
+// Reply: {code[, next check ms]}; code ok | not_found | final | stale_attempt.
+var reconcileLaterScript = leaseScriptOf(`
+local id, token = ARGV[7], ARGV[8]
+local rk = KEYS[1]
+local r = hmget(rk, {'state', 'attempt_token', 'attempts', 'reconcile_absent'})
+if missing(rk, r) then return {'not_found'} end
+local st = get(r, 'state')
+if is_terminal(st) then return {'final'} end
+if st ~= 'sending' or token == '' or get(r, 'attempt_token') ~= token then
+  return {'stale_attempt'}
+end
+local s = str(lease_now() + tonumber(ARGV[9]))
+local absent = num(r, 'reconcile_absent')
+if ARGV[11] == '1' then absent = absent + 1 end
+redis.call('HSET', rk, 'lease_until_ms', s, 'updated_ms', NOW_S, 'reconcile_absent', str(absent),
+  'reconcile_lands_ms', ARGV[10], 'reconcile_next_ms', s, 'reconcile_why', ARGV[12])
+if not redis.call('ZSCORE', k_outbox(), id) then redis.call('ZADD', k_watch(), s, id) end
+redis.call('ZADD', k_leases(), 'XX', s, id)
+event(id, 'sending', ARGV[13], '', num(r, 'attempts'), ARGV[12])
+return {'ok', s}
 `)
 
 // recoverScript is the watchdog (see RecoverStuck): it re-schedules the

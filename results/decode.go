@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sendworker/sendworker/tasks"
@@ -33,9 +34,12 @@ const (
 // The fields of an event entry. An entry with FieldEvent is an event, never
 // a result.
 const (
-	FieldEvent  = "event"
-	FieldStatus = "status"
-	FieldAt     = "at"
+	FieldEvent     = "event"
+	FieldStatus    = "status"
+	FieldAt        = "at"
+	FieldContactID = "contact_id"
+	FieldSendIDs   = "send_ids" // comma-separated
+	FieldDetail    = "detail"
 )
 
 // Event types.
@@ -48,6 +52,21 @@ const (
 	// EventAccountBreakerClosed: the account is healthy again (Status is its
 	// provider status, e.g. OK); its waiting sends go on.
 	EventAccountBreakerClosed = "account_breaker_closed"
+	// EventContactReplied: a provider event said the contact wrote in a chat
+	// (ChatID, MessageID, ContactID = the sender, At = when). SendIDs are the
+	// sends it ended skipped/contact_replied (each also has its result).
+	EventContactReplied = "contact_replied"
+	// EventContactOptedOut: the contact is on the opt-out list (Status = the
+	// keyword matched, Detail = the source); SendIDs were ended opted_out.
+	EventContactOptedOut = "contact_opted_out"
+	// EventMessageDelivered, EventMessageRead, EventMessageReaction (Status =
+	// the reaction), EventMessageEdited, EventMessageDeleted: the provider
+	// reported it on the message of send SendID. The send's state is unchanged.
+	EventMessageDelivered = "message_delivered"
+	EventMessageRead      = "message_read"
+	EventMessageReaction  = "message_reaction"
+	EventMessageEdited    = "message_edited"
+	EventMessageDeleted   = "message_deleted"
 )
 
 // Event is an operational event of the results stream. Each one is appended
@@ -59,6 +78,13 @@ type Event struct {
 	AccountID string    `json:"account_id,omitempty"`
 	Status    string    `json:"status,omitempty"`
 	At        time.Time `json:"at"`
+	// Set by the events of inbound provider events (contact_*, message_*).
+	SendID    string   `json:"send_id,omitempty"`
+	SendIDs   []string `json:"send_ids,omitempty"`
+	ChatID    string   `json:"chat_id,omitempty"`
+	MessageID string   `json:"message_id,omitempty"`
+	ContactID string   `json:"contact_id,omitempty"`
+	Detail    string   `json:"detail,omitempty"`
 }
 
 // ErrMalformed is wrapped by every decoding error: the entry is not a result
@@ -138,6 +164,20 @@ func decodeEvent(values map[string]any) (*Event, error) {
 	}
 	if ev.Status, _, err = field(values, FieldStatus); err != nil {
 		errs = append(errs, err)
+	}
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{FieldSendID, &ev.SendID}, {FieldChatID, &ev.ChatID}, {FieldMessageID, &ev.MessageID},
+		{FieldContactID, &ev.ContactID}, {FieldDetail, &ev.Detail}} {
+		if *f.dst, _, err = field(values, f.name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if v, _, err := field(values, FieldSendIDs); err != nil {
+		errs = append(errs, err)
+	} else if v != "" {
+		ev.SendIDs = strings.Split(v, ",")
 	}
 	if v, ok, err := field(values, FieldAt); err != nil {
 		errs = append(errs, err)

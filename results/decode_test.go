@@ -126,7 +126,11 @@ func TestDecodeEventEntry(t *testing.T) {
 		{name: "unknown type decodes", values: map[string]any{"event": "something_new"},
 			want: results.Event{Type: "something_new"}},
 		{name: "event wins over result fields", values: map[string]any{"event": "account_breaker_open", "send_id": "s1", "state": "sent"},
-			want: results.Event{Type: results.EventAccountBreakerOpen}},
+			want: results.Event{Type: results.EventAccountBreakerOpen, SendID: "s1"}},
+		{name: "inbound event", values: map[string]any{"event": "contact_replied", "account_id": "a", "chat_id": "c",
+			"message_id": "m", "contact_id": "p", "send_ids": "s1,s2", "detail": "d"},
+			want: results.Event{Type: results.EventContactReplied, AccountID: "a", ChatID: "c", MessageID: "m",
+				ContactID: "p", SendIDs: []string{"s1", "s2"}, Detail: "d"}},
 		{name: "empty type", values: map[string]any{"event": ""}, wantErr: "event: empty"},
 		{name: "bad time", values: map[string]any{"event": "account_breaker_open", "at": "soon"}, wantErr: "field at"},
 		{name: "wrong type", values: map[string]any{"event": "account_breaker_open", "account_id": 3}, wantErr: "unexpected type int"},
@@ -150,7 +154,7 @@ func TestDecodeEventEntry(t *testing.T) {
 				t.Fatalf("at %s, want %s", e.Event.At, tt.want.At)
 			}
 			e.Event.At = tt.want.At
-			if *e.Event != tt.want {
+			if !reflect.DeepEqual(*e.Event, tt.want) {
 				t.Fatalf("got %+v, want %+v", *e.Event, tt.want)
 			}
 		})

@@ -33,8 +33,40 @@ type Record struct {
 	Wait *Wait `json:"wait,omitempty"`
 	// Result is set on every terminal state.
 	Result *Result `json:"result,omitempty"`
+	// Reconcile is set while the send is sending: what its attempt is known
+	// by, and, once its outcome is unknown, why it is undecided and when it
+	// is checked next.
+	Reconcile *Reconcile `json:"reconcile,omitempty"`
 	// History lists every transition, oldest first.
 	History []Event `json:"history,omitempty"`
+}
+
+// Reconcile is the state of an attempt whose outcome may have to be decided
+// from the chat (see DESIGN.md, "At most once").
+type Reconcile struct {
+	// AttemptStartedAt is when the attempt began, on Redis's clock.
+	AttemptStartedAt time.Time `json:"attempt_started_at"`
+	// Watermark is the chat's newest message before the sending call, as
+	// the provider showed it: only messages after it can be the attempt's.
+	Watermark *Watermark `json:"watermark,omitempty"`
+	// AbsentReads counts the reads of the chat that did not find the message.
+	AbsentReads int `json:"absent_reads,omitempty"`
+	// LandsUntil is the time (Redis's clock) until which the provider could
+	// still store the message: before it, absence proves nothing.
+	LandsUntil time.Time `json:"lands_until,omitzero"`
+	// NextCheck is when the chat is read again (Redis's clock).
+	NextCheck time.Time `json:"next_check,omitzero"`
+	// Why says why the send is still undecided.
+	Why string `json:"why,omitempty"`
+}
+
+// Watermark is the newest message of a chat as the provider listed it right
+// before a sending call, on the provider's own clock. MessageID and At are
+// empty for a chat without messages.
+type Watermark struct {
+	ChatID    string    `json:"chat_id"`
+	MessageID string    `json:"message_id,omitempty"`
+	At        time.Time `json:"at,omitzero"`
 }
 
 // Decision is a human decision on a send.

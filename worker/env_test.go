@@ -93,7 +93,10 @@ type envConfig struct {
 	provider  func(*provider.Client, *wasim.Sim) Provider // wraps the real client (fault toggles)
 	noStart   bool                                        // do not start the worker and the releaser
 	workerNow func() time.Time
-	seed      func(*wasim.Seed) // adds to testSeed
+	// replicaNow, when set, is the clock of this replica: the ledger's, the approval stage's
+	// and the worker's (a replica whose clock differs from Redis's and the provider's).
+	replicaNow func() time.Time
+	seed       func(*wasim.Seed) // adds to testSeed
 }
 
 type env struct {
@@ -121,7 +124,7 @@ func newEnv(t *testing.T, mod func(*envConfig)) *env {
 	e := &env{t: t, redis: redistest.Start(t)}
 	e.rdb = e.redis.Client(t)
 	e.redisOpt = asynq.RedisClientOpt{Addr: e.redis.Addr()}
-	e.ledger = ledger.New(e.rdb, ledger.Options{})
+	e.ledger = ledger.New(e.rdb, ledger.Options{Now: cfg.replicaNow})
 
 	seed := testSeed()
 	if cfg.seed != nil {
@@ -147,7 +150,7 @@ func newEnv(t *testing.T, mod func(*envConfig)) *env {
 	core, logs := observer.New(zapcore.InfoLevel)
 	e.logs = logs
 	log := zap.New(core)
-	e.approval = approval.New(e.ledger, e.asynq, approval.Options{ReleaseInterval: 20 * time.Millisecond, Logger: log})
+	e.approval = approval.New(e.ledger, e.asynq, approval.Options{ReleaseInterval: 20 * time.Millisecond, Logger: log, Now: cfg.replicaNow})
 
 	opts := cfg.opts
 	opts.Lease = testLease
@@ -167,6 +170,12 @@ func newEnv(t *testing.T, mod func(*envConfig)) *env {
 	}
 	opts.Concurrency = 10
 	opts.Logger = log
+	if opts.LateCompletion == 0 {
+		opts.LateCompletion = time.Second
+	}
+	if cfg.replicaNow != nil {
+		opts.Now = cfg.replicaNow
+	}
 	if cfg.workerNow != nil {
 		opts.Now = cfg.workerNow
 	}
@@ -440,7 +449,8 @@ type faultyProvider struct {
 	faults wasim.Faults
 	mu     sync.Mutex
 	left   int
-	before func() // optional hook run before every sending call
+	before func()       // optional hook run before every sending call
+	base   wasim.Faults // the faults outside the faulty calls (zero: none)
 }
 
 func (f *faultyProvider) around(call func()) {
@@ -452,7 +462,7 @@ func (f *faultyProvider) around(call func()) {
 	if f.left > 0 {
 		f.left--
 		f.sim.SetFaults(f.faults)
-		defer f.sim.SetFaults(wasim.Faults{})
+		defer f.sim.SetFaults(f.base)
 	}
 	call()
 }

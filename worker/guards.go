@@ -24,9 +24,6 @@ const (
 	EditWindowMargin   = 30 * time.Second
 	DeleteWindow       = 60 * time.Hour
 	DeleteWindowMargin = 30 * time.Minute
-	// reconcileLookback is how far before an attempt's start reconciliation looks for the
-	// message: clocks of the ledger and the provider differ a little.
-	reconcileLookback = time.Minute
 	// maxScan bounds the messages read to find one message in a chat.
 	maxScan = 5000
 )
@@ -113,6 +110,7 @@ func (x *execution) guardChat(ctx context.Context) (outcome, bool) {
 	}
 	x.chat = chat
 	x.contacts = contactIDs(req.ChatID, chat)
+	x.watermark = watermarkOf(chat)
 	return x.guardIdentity(ctx, personOfChat(chat))
 }
 
@@ -151,6 +149,7 @@ func (x *execution) guardAttendees(ctx context.Context) (outcome, bool) {
 		if x.chat == nil {
 			c := chat
 			x.chat = &c
+			x.watermark = watermarkOf(&c)
 		}
 		x.contacts = addContact(x.contacts, id)
 		for _, c := range contactIDs("", &chat) {

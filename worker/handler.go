@@ -31,6 +31,9 @@ type execution struct {
 	msg      *provider.Message // the target of a reaction, edit or delete
 	contacts []string          // ids checked against the opt-out list
 	files    attachments.Set
+	// watermark is the chat's newest message as the guards read it, before the sending call
+	// of a new message: stored with the attempt, it is what reconciliation calls "before".
+	watermark *tasks.Watermark
 
 	// trial is set (to the account's status) when this send is the trial of a half-open
 	// account breaker: its delivery closes the breaker.
@@ -101,7 +104,7 @@ func (x *execution) run(ctx context.Context) outcome {
 // round runs the stages once. again reports that reconciliation gave the attempt back and the
 // send must go through the guards again.
 func (x *execution) round(ctx context.Context) (o outcome, again bool) {
-	x.token, x.attempt, x.chat, x.msg, x.contacts, x.trial = "", 0, nil, nil, nil, ""
+	x.token, x.attempt, x.chat, x.msg, x.contacts, x.trial, x.watermark = "", 0, nil, nil, nil, "", nil
 	x.files.Release()
 	x.files = nil
 
@@ -258,6 +261,7 @@ func (x *execution) begin(ctx context.Context, skippedGuards bool) (outcome, boo
 	res, err := x.w.l.BeginAttempt(ctx, ledger.BeginRequest{
 		SendID: x.p.SendID, Digest: x.p.Digest, Gen: x.p.Gen,
 		Token: token, Lease: x.w.opts.Lease, ContactIDs: x.contacts, ExpectSending: skippedGuards,
+		Watermark: x.watermark,
 		// What goes out is x.rec (read by Get): the script checks that the send is still
 		// approved with x.rec's digest, so the record need not be read back.
 		NoRecord: true,
@@ -291,7 +295,7 @@ func (x *execution) begin(ctx context.Context, skippedGuards bool) (outcome, boo
 		x.token = token
 		x.logger().Info("reconciling an attempt whose outcome is unknown", zap.String("state", string(tasks.StateSending)),
 			zap.Time("attempt_started_at", res.AttemptStartedAt))
-		return x.reconcile(ctx, res.AttemptStartedAt, started)
+		return x.reconcile(ctx, res, started)
 	case ledger.BeginInFlight:
 		// Another execution holds a live lease: come back when it has ended (not a failure).
 		return retryAfter(max(time.Until(res.LeaseUntil), time.Second), "attempt in flight"), false

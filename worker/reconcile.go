@@ -3,12 +3,15 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"go.uber.org/zap"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/provider"
@@ -16,25 +19,32 @@ import (
 )
 
 // reconcile decides the outcome of an attempt whose lease expired without a result (a lost
-// answer, a crash, a killed process). This execution owns the attempt (BeginReconcile). It reads
-// the current state of the chat:
+// answer, a crash, a killed process). This execution owns the attempt (BeginReconcile: res).
+// It reads the current state of the chat:
 //
-//   - the message is there → sent, with that message id;
-//   - the listing succeeded and it is clearly not there → the attempt is given back
-//     (ResolveReconciled) and the send starts over from the guards (again = true);
+//   - the message is there (after the attempt's watermark) → sent, with that message id;
+//   - the listing succeeded and it is not there → absent, which proves nothing until the
+//     attempt can no longer land (see absent): until then the send stays sending, undecided,
+//     and the chat is read again; after it, the attempt is given back (ResolveReconciled) and
+//     the send starts over from the guards (again = true), or under ResendNever it ends
+//     needs_review;
 //   - the message found turns out to be another send's (the ledger refuses its id: a
 //     concurrent claim) → the candidates are chosen again without it; none left →
 //     needs_review, never a resend (see attribute);
-//   - the listing failed or is ambiguous → try again after this execution's lease, and after
-//     MaxReconcileTries such tries → needs_review (never resent automatically).
+//   - the chat cannot be read (an error, a 404: a chat that was there when the attempt
+//     started), or several messages match → try again after this execution's lease, and
+//     after MaxReconcileTries such tries → needs_review (never resent automatically).
 //
 // Reactions, edits and deletes are idempotent, so they reconcile on the message's state: the
 // reaction is present, the text is the new one, the message is deleted.
-func (x *execution) reconcile(ctx context.Context, attemptStartedAt, started time.Time) (outcome, bool) {
-	tries := reconcileTries(x.rec, x.attempt)
+func (x *execution) reconcile(ctx context.Context, res ledger.BeginResult, started time.Time) (outcome, bool) {
+	av := x.attemptView(res)
+	// Reads that found the message absent are not failures: they wait for the attempt to be
+	// unable to land, and do not use up the tries.
+	tries := max(reconcileTries(x.rec, x.attempt)-av.absentReads, 0)
 	undecided := func(detail string) (outcome, bool) {
 		if tries >= x.w.opts.MaxReconcileTries {
-			return needsReview(tasks.ReasonUnknownOutcome, detail+"; the outcome of the attempt cannot be decided"), false
+			return needsReview(tasks.ReasonUnknownOutcome, detail+"; the outcome of the attempt cannot be decided; "+av.evidence(nil)), false
 		}
 		leaseLeft := x.w.opts.Lease - time.Since(started)
 		return retryAfter(max(leaseLeft, x.w.opts.ReconcileDelay, time.Second), "reconcile undecided: "+detail), false
@@ -44,14 +54,11 @@ func (x *execution) reconcile(ctx context.Context, attemptStartedAt, started tim
 	var messageID, chatID string
 	switch x.op {
 	case tasks.OpSendMessage, tasks.OpCreateChat:
-		chat, absent, detail := x.reconcileChat(ctx)
-		switch {
-		case absent:
-			return x.resend(ctx)
-		case chat == nil:
+		chat, detail := x.reconcileChat(ctx)
+		if chat == nil {
 			return undecided(detail)
 		}
-		return x.attribute(ctx, chat.ID, attemptStartedAt, nil, undecided)
+		return x.attribute(ctx, chat.ID, av, nil, undecided)
 
 	case tasks.OpReaction, tasks.OpEdit, tasks.OpDelete:
 		chat, msg, o, stop := x.locateMessage(ctx)
@@ -75,7 +82,7 @@ func (x *execution) reconcile(ctx context.Context, attemptStartedAt, started tim
 				return bool(r.IsSender) && r.Value == x.rec.Request.Reaction
 			})
 		case tasks.OpEdit:
-			found = !bool(msg.Deleted) && strings.TrimSpace(msg.Text) == strings.TrimSpace(x.rec.Request.Text)
+			found = !bool(msg.Deleted) && sameText(msg.Text, x.rec.Request.Text)
 		case tasks.OpDelete:
 			found = bool(msg.Deleted)
 		}
@@ -83,7 +90,77 @@ func (x *execution) reconcile(ctx context.Context, attemptStartedAt, started tim
 	if found {
 		return sent(messageID, chatID), false
 	}
+	// A reaction, edit or delete applied twice changes nothing: give the attempt back.
 	return x.resend(ctx)
+}
+
+// attemptView is what reconciliation knows of the attempt it decides.
+type attemptView struct {
+	startedAt   time.Time        // the attempt's start, on Redis's clock
+	now         time.Time        // Redis's clock when this execution took the attempt over
+	landsUntil  time.Time        // until then (Redis's clock) the provider could still store it
+	watermark   *tasks.Watermark // nil: an attempt begun without one (see watermarkFallback)
+	absentReads int              // earlier reads that did not find the message
+	seen        []provider.Message
+}
+
+func (x *execution) attemptView(res ledger.BeginResult) *attemptView {
+	av := &attemptView{
+		startedAt: res.AttemptStartedAt,
+		// The takeover set the lease to Redis's now + Lease.
+		now:        res.LeaseUntil.Add(-x.w.opts.Lease),
+		landsUntil: res.AttemptStartedAt.Add(x.w.opts.Lease + x.w.opts.LateCompletion),
+	}
+	if rc := x.rec.Reconcile; rc != nil {
+		av.watermark, av.absentReads = rc.Watermark, rc.AbsentReads
+	}
+	return av
+}
+
+// maxEvidence bounds the messages an evidence text lists.
+const maxEvidence = 10
+
+// evidence is what a person deciding an undecided send needs: when the attempt began, the
+// watermark, and the chat's messages after it (ids, times, ours or not, content matching or
+// not; never their text). matching, when not nil, names the messages that matched.
+func (av *attemptView) evidence(matching map[string]bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "attempt started %s (Redis clock)", av.startedAt.UTC().Format(time.RFC3339Nano))
+	if wm := av.watermark; wm != nil {
+		if wm.MessageID != "" {
+			fmt.Fprintf(&b, "; watermark %s at %s (provider clock) in chat %s", wm.MessageID, wm.At.UTC().Format(time.RFC3339Nano), wm.ChatID)
+		} else {
+			fmt.Fprintf(&b, "; watermark: chat %s, last activity %s (provider clock), no message", wm.ChatID, wm.At.UTC().Format(time.RFC3339Nano))
+		}
+	} else {
+		b.WriteString("; no watermark")
+	}
+	if av.absentReads > 0 {
+		fmt.Fprintf(&b, "; absent in %d earlier reads", av.absentReads)
+	}
+	if av.seen == nil {
+		return b.String()
+	}
+	b.WriteString("; messages after the watermark:")
+	if len(av.seen) == 0 {
+		b.WriteString(" none")
+	}
+	for i, m := range av.seen {
+		if i == maxEvidence {
+			fmt.Fprintf(&b, " (%d more)", len(av.seen)-maxEvidence)
+			break
+		}
+		who := "theirs"
+		if m.IsSender {
+			who = "ours"
+		}
+		match := ""
+		if matching[m.ID] {
+			match = " matching"
+		}
+		fmt.Fprintf(&b, " %s at %s %s%s;", m.ID, m.Timestamp.UTC().Format(time.RFC3339Nano), who, match)
+	}
+	return strings.TrimSuffix(b.String(), ";")
 }
 
 // maxClaimConflicts bounds how many candidates one reconciliation may lose to other sends'
@@ -91,12 +168,12 @@ func (x *execution) reconcile(ctx context.Context, attemptStartedAt, started tim
 const maxClaimConflicts = 3
 
 // attribute decides a lost send or new chat from the chat's messages: exactly one unclaimed
-// message of ours with the send's content → sent with its id; none → not delivered (resend);
-// several → undecided. notOurs holds the candidates the ledger already refused as another
-// send's (ErrMessageClaimed): a refused candidate is excluded and the choice made again, but
-// if none is left the send goes to needs_review rather than out again, because the one
-// message that matched may have been this send's (never two deliveries).
-func (x *execution) attribute(ctx context.Context, chatID string, attemptStartedAt time.Time, notOurs []string,
+// message of ours with the send's content after the watermark → sent with its id; none →
+// absent; several → undecided. notOurs holds the candidates the ledger already refused as
+// another send's (ErrMessageClaimed): a refused candidate is excluded and the choice made
+// again, but if none is left the send goes to needs_review rather than out again, because the
+// one message that matched may have been this send's (never two deliveries).
+func (x *execution) attribute(ctx context.Context, chatID string, av *attemptView, notOurs []string,
 	undecided func(string) (outcome, bool)) (outcome, bool) {
 	claimed, err := x.w.l.ClaimedIn(ctx, chatID)
 	if err != nil {
@@ -105,31 +182,73 @@ func (x *execution) attribute(ctx context.Context, chatID string, attemptStarted
 	for _, id := range notOurs {
 		claimed[id] = true
 	}
-	cands, claimedMatches, err := x.candidates(ctx, chatID, attemptStartedAt.Add(-reconcileLookback), claimed)
+	cands, claimedMatches, seen, err := x.candidates(ctx, chatID, av.watermark, av.startedAt, claimed)
+	av.seen = seen
+	matching := map[string]bool{}
+	for _, m := range cands {
+		matching[m.ID] = true
+	}
 	switch {
 	case err != nil:
 		return undecided("cannot list the chat's messages")
 	case len(cands) > 1:
 		return undecided("several messages of ours match")
 	case len(cands) == 0 && len(notOurs) > 0:
-		return needsReview(tasks.ReasonUnknownOutcome, "the message that matched is attributed to another send"), false
+		return needsReview(tasks.ReasonUnknownOutcome, "the message that matched is attributed to another send; "+av.evidence(matching)), false
 	case len(cands) == 0 && claimedMatches > 0:
 		// A message with this content went out in the window but another send took it: it may
 		// have been ours (the other send may have matched it first). Never send again on a guess.
-		return needsReview(tasks.ReasonUnknownOutcome, "a matching message is attributed to another send"), false
+		return needsReview(tasks.ReasonUnknownOutcome, "a matching message is attributed to another send; "+av.evidence(matching)), false
 	case len(cands) == 0:
-		return x.resend(ctx)
+		return x.absent(ctx, av)
 	}
 	o := sent(cands[0].ID, chatID)
 	o.claimed = func(ctx context.Context) outcome {
 		refused := append(slices.Clone(notOurs), cands[0].ID)
 		if len(refused) >= maxClaimConflicts {
-			return needsReview(tasks.ReasonUnknownOutcome, "every message that matched is attributed to another send")
+			return needsReview(tasks.ReasonUnknownOutcome, "every message that matched is attributed to another send; "+av.evidence(matching))
 		}
-		o, _ := x.attribute(ctx, chatID, attemptStartedAt, refused, undecided) // never a resend: notOurs is not empty
+		o, _ := x.attribute(ctx, chatID, av, refused, undecided) // never a resend: notOurs is not empty
 		return o
 	}
 	return o, false
+}
+
+// absent decides a read that did not find the message. Absence proves the message will never
+// be there only once the attempt can no longer land: its sending call ended by the lease
+// (start + Lease) and the provider had LateCompletion more to store it. Before that, or when
+// no earlier read found it absent too, the send stays sending, undecided, its record saying
+// why, and the chat is read again at the later of landsUntil and ReconcileDelay from now.
+// Both times are on Redis's clock; the message times on the provider's are only compared with
+// the watermark, which is on the provider's clock too.
+func (x *execution) absent(ctx context.Context, av *attemptView) (outcome, bool) {
+	if av.now.Before(av.landsUntil) || av.absentReads == 0 {
+		next := max(av.landsUntil.Sub(av.now), x.w.opts.ReconcileDelay, time.Second)
+		at := av.now.Add(next).UTC().Format(time.RFC3339)
+		why := fmt.Sprintf("absent in read %d, but the provider could still store it until %s; next check at %s",
+			av.absentReads+1, av.landsUntil.UTC().Format(time.RFC3339), at)
+		if !av.now.Before(av.landsUntil) {
+			why = fmt.Sprintf("absent in read %d, after it could land (%s); read again at %s to confirm",
+				av.absentReads+1, av.landsUntil.UTC().Format(time.RFC3339), at)
+		}
+		_, err := x.w.l.ReconcileLater(ctx, x.p.SendID, x.token, ledger.Undecided{
+			After: next, LandsUntil: av.landsUntil, Absent: true, Why: why})
+		switch {
+		case errors.Is(err, ledger.ErrFinal), errors.Is(err, ledger.ErrStaleAttempt), errors.Is(err, ledger.ErrNotFound):
+			return done("attempt taken over by another execution", nil), false
+		case err != nil:
+			return infraError(err), false
+		}
+		x.logger().Info("reconcile undecided: "+why, zap.String("state", string(tasks.StateSending)))
+		// A little after the lease's end, so that the next execution takes the attempt over.
+		return retryAfter(next+200*time.Millisecond, "reconcile undecided: "+why), false
+	}
+	if x.w.opts.ResendPolicy == ResendNever {
+		return needsReview(tasks.ReasonUnknownOutcome, fmt.Sprintf(
+			"not found in the chat in %d reads up to after %s, when it could no longer land; the resend policy is %s: a person decides; %s",
+			av.absentReads+1, av.landsUntil.UTC().Format(time.RFC3339), ResendNever, av.evidence(nil))), false
+	}
+	return x.resend(ctx)
 }
 
 // resend gives back an attempt reconciliation found clearly not delivered.
@@ -148,43 +267,97 @@ func (x *execution) resend(ctx context.Context) (outcome, bool) {
 	return outcome{}, true
 }
 
-// reconcileChat resolves the chat a send or new chat went into. absent reports that the chat
-// certainly does not hold the message (it does not exist); a nil chat without absent is a
-// read that failed.
-func (x *execution) reconcileChat(ctx context.Context) (chat *provider.Chat, absent bool, detail string) {
+// reconcileChat resolves the chat a send or new chat went into; nil with a detail when it
+// cannot. A chat the provider does not find (404) is not proof of anything: it was there when
+// the attempt started (the guards read it), so this is a provider that cannot tell now.
+func (x *execution) reconcileChat(ctx context.Context) (chat *provider.Chat, detail string) {
 	req := &x.rec.Request
 	if x.op == tasks.OpSendMessage {
 		c, err := x.w.p.GetChat(ctx, req.ChatID, req.AccountID)
-		if err != nil {
-			if provider.SlugOf(err) == provider.SlugResourceNotFound || provider.StatusOf(err) == http.StatusNotFound {
-				return nil, true, ""
-			}
-			return nil, false, "cannot read the chat"
+		switch {
+		case provider.SlugOf(err) == provider.SlugResourceNotFound || provider.StatusOf(err) == http.StatusNotFound:
+			return nil, "the provider does not find the chat"
+		case err != nil:
+			return nil, "cannot read the chat"
 		}
-		return c, false, ""
+		return c, ""
 	}
 	// chats_create: WhatsApp keeps one chat per person, so the message is in the attendee's
 	// chat. Read the chat list afresh, not from the cache.
 	c, ok, err := x.w.known.lookup(ctx, x.w.p, req.AccountID, req.AttendeeIDs[0], true)
 	switch {
 	case err != nil:
-		return nil, false, "cannot list the account's chats"
+		return nil, "cannot list the account's chats"
 	case !ok:
-		return nil, true, ""
+		return nil, "the account's chats do not list the attendee's chat"
 	}
-	return &c, false, ""
+	return &c, ""
 }
 
-// candidates lists our messages of a chat newer than after, not claimed by another send, whose
-// content is the send's, and counts the matching ones another send has claimed.
-func (x *execution) candidates(ctx context.Context, chatID string, after time.Time, claimed map[string]bool) (out []provider.Message, claimedMatches int, err error) {
-	for m, err := range x.w.p.Messages(ctx, chatID, provider.ListMessagesParams{After: after, Limit: 250}) {
+// watermarkSlack is how much older than the watermark, on the provider's own clock, a message
+// listed before the watermark message may be stamped and still count as newer: the provider
+// orders its listing by its timestamps, which may tie or jitter.
+const watermarkSlack = time.Minute
+
+// watermarkFallback is how far before an attempt's start (Redis's clock) reconciliation looks
+// when the attempt has no watermark (begun by a version that took none): wide enough for any
+// skew between Redis's clock and the provider's that NTP leaves.
+const watermarkFallback = time.Hour
+
+// watermarkOf is the watermark of a chat as a guard read it: its last message when the
+// provider gave it (chats_get), else its last activity (a chat listing), on the provider's
+// clock.
+func watermarkOf(c *provider.Chat) *tasks.Watermark {
+	wm := &tasks.Watermark{ChatID: c.ID, At: c.Timestamp.Time}
+	if m := c.LastMessage; m != nil && m.ID != "" {
+		wm.MessageID, wm.At = m.ID, m.Timestamp.Time
+	}
+	return wm
+}
+
+// candidates lists the chat's messages newer than the watermark (newest first), and among
+// them ours, not claimed by another send, whose content is the send's; it counts the
+// matching ones another send has claimed. "Newer" is the provider's: the messages listed
+// before the watermark message; once it is passed (or when the watermark names no message,
+// or another chat), listing stops at the first message stamped before the watermark's time
+// (minus watermarkSlack when no watermark message can be met). Never a replica's clock.
+func (x *execution) candidates(ctx context.Context, chatID string, wm *tasks.Watermark, startedAt time.Time,
+	claimed map[string]bool) (out []provider.Message, claimedMatches int, seen []provider.Message, err error) {
+	var stopBefore time.Time
+	markID := ""
+	switch {
+	case wm == nil:
+		stopBefore = startedAt.Add(-watermarkFallback)
+	case wm.ChatID == chatID && wm.MessageID != "":
+		markID, stopBefore = wm.MessageID, wm.At.Add(-watermarkSlack)
+	case !wm.At.IsZero():
+		stopBefore = wm.At.Add(-watermarkSlack)
+	}
+	params := provider.ListMessagesParams{Limit: 250}
+	if !stopBefore.IsZero() {
+		params.After = stopBefore.Add(-time.Millisecond)
+	}
+	passed := false
+	n := 0
+	seen = []provider.Message{}
+	for m, err := range x.w.p.Messages(ctx, chatID, params) {
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
-		if m.Timestamp.Before(after) {
+		if n++; n > maxScan {
 			break
 		}
+		if markID != "" && (m.ID == markID || (m.ProviderID != "" && m.ProviderID == markID)) {
+			passed = true
+			continue
+		}
+		if passed && m.Timestamp.Before(wm.At) {
+			break
+		}
+		if !stopBefore.IsZero() && m.Timestamp.Before(stopBefore) {
+			break
+		}
+		seen = append(seen, m)
 		if !bool(m.IsSender) || bool(m.IsEvent) || bool(m.Deleted) || !sameContent(&m, &x.rec.Request) {
 			continue
 		}
@@ -194,13 +367,13 @@ func (x *execution) candidates(ctx context.Context, chatID string, after time.Ti
 		}
 		out = append(out, m)
 	}
-	return out, claimedMatches, nil
+	return out, claimedMatches, seen, nil
 }
 
-// sameContent compares a listed message with the request: text (surrounding space aside) and
+// sameContent compares a listed message with the request: text (as normText sees it) and
 // the attachments by count and, when listed, file names.
 func sameContent(m *provider.Message, req *tasks.SendRequest) bool {
-	if strings.TrimSpace(m.Text) != strings.TrimSpace(req.Text) {
+	if !sameText(m.Text, req.Text) {
 		return false
 	}
 	if len(m.Attachments) != len(req.Attachments) {
@@ -221,14 +394,36 @@ func sameContent(m *provider.Message, req *tasks.SendRequest) bool {
 	return slices.Equal(listed, asked)
 }
 
+// sameText reports whether a text the provider lists is the text we sent, allowing for what
+// a provider or WhatsApp may do to it on the way (see normText); any other difference is
+// another message.
+func sameText(listed, sent string) bool {
+	return normText(listed) == normText(sent)
+}
+
+// normText is a text as reconciliation compares it: line ends as LF (CRLF and lone CR
+// become LF), Unicode in NFC (composed: "é" one code point, whether it came as one or as
+// "e" + combining accent), trailing white space removed from every line, and the whole
+// trimmed. Nothing else changes: letters, their case, inner spaces, punctuation, emoji.
+func normText(s string) string {
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	s = strings.ReplaceAll(s, "\r", "\n")
+	s = norm.NFC.String(s)
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRightFunc(l, unicode.IsSpace)
+	}
+	return strings.TrimSpace(strings.Join(lines, "\n"))
+}
+
 // lookupSent finds the id of a message the provider accepted without naming it: exactly one
-// unclaimed message of ours with the send's content since the attempt started.
-func (x *execution) lookupSent(ctx context.Context, chatID string, started time.Time) (string, bool) {
+// unclaimed message of ours with the send's content after the watermark the guards took.
+func (x *execution) lookupSent(ctx context.Context, chatID string, startedAt time.Time) (string, bool) {
 	claimed, err := x.w.l.ClaimedIn(ctx, chatID)
 	if err != nil {
 		return "", false
 	}
-	cands, _, err := x.candidates(ctx, chatID, started.Add(-reconcileLookback), claimed)
+	cands, _, _, err := x.candidates(ctx, chatID, x.watermark, startedAt, claimed)
 	if err != nil || len(cands) != 1 {
 		return "", false
 	}

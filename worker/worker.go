@@ -126,6 +126,7 @@ const (
 	DefaultBackoffMax       = 5 * time.Minute
 	DefaultMaxTransient     = 5
 	DefaultReconcileTries   = 3
+	DefaultLateCompletion   = 10 * time.Minute
 	DefaultAttendeeCacheTTL = 10 * time.Second
 	DefaultDelayedTaskCheck = time.Second
 	DefaultSlotLead         = 500 * time.Millisecond
@@ -143,6 +144,15 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// ReconcileDelay is the least wait before reading the chat to decide a lost outcome.
 	ReconcileDelay time.Duration
+	// LateCompletion bounds how long after its sending call the provider may still store a
+	// message whose answer was lost (its own queue, the account's phone session). Until the
+	// attempt's start + Lease + LateCompletion (Redis's clock) a chat without the message
+	// proves nothing: the send stays sending, undecided, and is read again then (default
+	// 10m).
+	LateCompletion time.Duration
+	// ResendPolicy decides a send whose message is proven absent after an unknown outcome:
+	// ResendAfterProof (default) sends it again, ResendNever ends it needs_review.
+	ResendPolicy ResendPolicy
 	// AccountHealthTTL caches provider account status in this process; 0 = no cache. It is
 	// also how often, at most, an account whose breaker is open is probed (accounts_get) across
 	// all replicas (at least once a second).
@@ -196,6 +206,19 @@ type Options struct {
 	Logger *zap.Logger
 }
 
+// ResendPolicy is what happens to a send whose sending call had an unknown outcome once the
+// chat proved the message absent (see Options.LateCompletion).
+type ResendPolicy string
+
+const (
+	// ResendAfterProof sends it again: absent reads repeated until the attempt could no longer
+	// land are the proof.
+	ResendAfterProof ResendPolicy = "after_proof"
+	// ResendNever never sends it again automatically: it ends needs_review, with the evidence,
+	// for a person to decide. For deployments that prefer a lost message to any risk of two.
+	ResendNever ResendPolicy = "never"
+)
+
 // leaseMargin is kept between the end of a sending call and the end of its lease, so that a
 // call never overlaps another execution's reconciliation.
 func leaseMargin(lease time.Duration) time.Duration { return min(2*time.Second, lease/10) }
@@ -233,6 +256,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxReconcileTries <= 0 {
 		o.MaxReconcileTries = DefaultReconcileTries
+	}
+	if o.LateCompletion <= 0 {
+		o.LateCompletion = DefaultLateCompletion
+	}
+	if o.ResendPolicy == "" {
+		o.ResendPolicy = ResendAfterProof
 	}
 	if o.AttendeeCacheTTL <= 0 {
 		o.AttendeeCacheTTL = DefaultAttendeeCacheTTL
@@ -322,6 +351,9 @@ func New(redis asynq.RedisConnOpt, l *ledger.Ledger, p Provider, opts Options) *
 	if opts.Lease <= opts.ProviderTimeout+leaseMargin(opts.Lease) {
 		errs = append(errs, fmt.Errorf("worker: Lease %s must exceed the provider timeout %s by more than %s: a sending call must end before its lease does",
 			opts.Lease, opts.ProviderTimeout, leaseMargin(opts.Lease)))
+	}
+	if opts.ResendPolicy != ResendAfterProof && opts.ResendPolicy != ResendNever {
+		errs = append(errs, fmt.Errorf("worker: ResendPolicy %q: want %q or %q", opts.ResendPolicy, ResendAfterProof, ResendNever))
 	}
 	f, err := attachments.New(attachments.Options{Origins: opts.AttachmentOrigins, MaxBytes: opts.MaxAttachmentBytes, HTTPClient: opts.HTTPClient})
 	if err != nil {

@@ -21,6 +21,10 @@ type Forecast struct {
 	// Waiting is one page of the account's waiting sends, sorted by until.
 	Waiting    []WaitingSend `json:"waiting"`
 	NextCursor string        `json:"next_cursor"`
+	// Undecided are the account's sends in sending whose outcome is unknown and not yet
+	// decided (up to the server's cap): reason unknown_outcome, until their next check,
+	// detail why. They are never resent before it.
+	Undecided []WaitingSend `json:"undecided"`
 }
 
 // Paused says whether a pause holds the account: the global one, its own.

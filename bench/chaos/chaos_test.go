@@ -14,8 +14,10 @@ import (
 // TestChaosShort is the CI size of the chaos program: 300 approved sends
 // pushed over 10 s into 3 sendworker processes (real binaries, not
 // race-built), a random one SIGKILLed about every 2 s for 15 s, Redis
-// restarted once at 5 s, the simulator failing 5% of requests with 500, 5%
-// with 429 and dropping the connection after 10% of the sending calls. Every
+// restarted once at 5 s and killed with SIGKILL at 12 s (appendfsync always,
+// the shipped setting), the simulator's clock 2 minutes behind ours, failing
+// 5% of requests with 500, 5% with 429, dropping the connection after 10% of
+// the sending calls and storing 5% of them 8 s late without an answer. Every
 // send must end terminal, delivered at most once, with its result.
 //
 // Duration: about 2 minutes, most of it waiting. A send whose worker was
@@ -35,6 +37,9 @@ func TestChaosShort(t *testing.T) {
 	c.PushRate = 30
 	c.KillFor = 15 * time.Second
 	c.RedisRestartAt = 5 * time.Second
+	c.RedisKillAt = 12 * time.Second
+	c.LateStore = 0.05
+	c.ProviderClockOffset = -2 * time.Minute
 	c.Timeout = 4 * time.Minute
 	c.Dir = t.TempDir()
 	var progress lineLogger
@@ -59,8 +64,9 @@ func TestChaosShort(t *testing.T) {
 	if !sum.OK() {
 		t.Errorf("violations: %s", strings.Join(sum.Violations, "; "))
 	}
-	if sum.Kills == 0 || sum.RedisRestarts != 1 {
-		t.Errorf("the chaos did not happen: %d kills, %d Redis restarts", sum.Kills, sum.RedisRestarts)
+	if sum.Kills == 0 || sum.RedisRestarts != 1 || sum.RedisKills != 1 || sum.Provider["late_stored"] == 0 {
+		t.Errorf("the chaos did not happen: %d kills, %d Redis restarts, %d Redis SIGKILLs, %d late stores",
+			sum.Kills, sum.RedisRestarts, sum.RedisKills, sum.Provider["late_stored"])
 	}
 }
 

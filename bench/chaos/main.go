@@ -9,6 +9,12 @@
 //	go run ./bench/chaos                       # 10,000 sends, 3 workers
 //	go run ./bench/chaos -sends 300 -json      # the CI size, machine-readable
 //
+// Three faults of a late or skewed provider and a crashing Redis, each alone or together:
+//
+//	go run ./bench/chaos -provider-clock-offset 2m   # the provider's clock 2 minutes ahead
+//	go run ./bench/chaos -late-store 0.05            # 5% of sends stored 8 s late, unanswered
+//	go run ./bench/chaos -redis-kill-at 20s          # Redis SIGKILLed (appendfsync always)
+//
 // The run logic lives in bench/chaos/chaosrun, shared with the CI test.
 package main
 
@@ -40,16 +46,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.KillEvery, "kill-every", c.KillEvery, "mean time between two SIGKILLs of a random worker (0 = none)")
 	fs.DurationVar(&c.KillFor, "kill-for", c.KillFor, "length of the kill phase from the start (0 = until every send is pushed)")
 	fs.DurationVar(&c.RedisRestartAt, "redis-restart-at", c.RedisRestartAt, "restart Redis (graceful, AOF) this long after the start (negative = never)")
+	fs.DurationVar(&c.RedisKillAt, "redis-kill-at", c.RedisKillAt, "kill Redis with SIGKILL and start it again this long after the start (negative = never)")
+	fs.StringVar(&c.RedisFsync, "redis-fsync", c.RedisFsync, "Redis appendfsync: always (the shipped setting), everysec or no")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "deadline for every send to be terminal, from the start")
 	fs.Float64Var(&c.Error500, "error-500", c.Error500, "fraction of provider requests answered 500")
 	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "fraction of provider requests answered 429")
 	fs.DurationVar(&c.RetryAfter, "retry-after", c.RetryAfter, "Retry-After of the 429s")
 	fs.Float64Var(&c.AcceptThenDrop, "accept-then-drop", c.AcceptThenDrop, "fraction of sending calls applied, then the connection dropped")
+	fs.Float64Var(&c.LateStore, "late-store", c.LateStore, "fraction of sending calls stored only -late-store-delay after they arrived, never answered")
+	fs.DurationVar(&c.LateStoreDelay, "late-store-delay", c.LateStoreDelay, "how late those calls are stored")
+	fs.DurationVar(&c.ProviderClockOffset, "provider-clock-offset", c.ProviderClockOffset, "shift of the simulator's clock against ours (message timestamps, Date)")
 	fs.DurationVar(&c.LatencyMin, "latency-min", c.LatencyMin, "simulator latency, minimum")
 	fs.DurationVar(&c.LatencyMax, "latency-max", c.LatencyMax, "simulator latency, maximum")
 	fs.DurationVar(&c.RecoveryGrace, "recovery-grace", c.RecoveryGrace, "SENDWORKER_RECOVERY_GRACE of the workers")
 	fs.DurationVar(&c.ReconcileDelay, "reconcile-delay", c.ReconcileDelay, "SENDWORKER_RECONCILE_DELAY of the workers")
 	fs.DurationVar(&c.ProviderTimeout, "provider-timeout", c.ProviderTimeout, "SENDWORKER_PROVIDER_TIMEOUT of the workers")
+	fs.DurationVar(&c.LateCompletion, "late-completion", c.LateCompletion, "SENDWORKER_LATE_COMPLETION of the workers (keep it above -late-store-delay)")
+	fs.StringVar(&c.ResendPolicy, "resend-policy", c.ResendPolicy, "SENDWORKER_RESEND_POLICY of the workers (after_proof or never; empty = the default)")
 	fs.Uint64Var(&c.Seed, "seed", 0, "seed of the faults and of the kill victims (0 = random)")
 	fs.StringVar(&c.Dir, "dir", "", "working directory, kept (default: a temporary one, removed after a clean run)")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the temporary directory (binaries, Redis files, process logs)")

@@ -157,6 +157,9 @@ func stopApp(a *app.App, cfg *config.Config, log *zap.Logger) int {
 // runDemo enqueues the demo sends, prints how to approve them, optionally
 // approves them itself, and prints every result written back until ctx ends.
 func runDemo(ctx context.Context, a *app.App, env *devenv.Env, cfg *config.Config, out io.Writer, approve bool, exitAfter time.Duration) int {
+	if err := env.ConnectWebhook(cfg, a.Addr()); err != nil {
+		fmt.Fprintf(out, "demo: the simulator's webhook is not connected: %v\n", err)
+	}
 	recs, err := devenv.EnqueueDemo(ctx, a.Approval(), time.Now())
 	if err != nil {
 		fmt.Fprintf(out, "demo: enqueue failed: %v\n", err)
@@ -195,7 +198,20 @@ func runDemo(ctx context.Context, a *app.App, env *devenv.Env, cfg *config.Confi
 		for _, e := range entries {
 			switch {
 			case e.Event != nil:
-				fmt.Fprintf(out, "EVENT  %s account=%s status=%s\n", e.Event.Type, e.Event.AccountID, e.Event.Status)
+				line := fmt.Sprintf("EVENT  %s account=%s", e.Event.Type, e.Event.AccountID)
+				if e.Event.Status != "" {
+					line += " status=" + e.Event.Status
+				}
+				if e.Event.ChatID != "" {
+					line += " chat=" + e.Event.ChatID
+				}
+				if e.Event.SendID != "" {
+					line += " send=" + e.Event.SendID
+				}
+				if len(e.Event.SendIDs) > 0 {
+					line += " sends=" + strings.Join(e.Event.SendIDs, ",")
+				}
+				fmt.Fprintln(out, line)
 			case e.Err == nil:
 				printResult(out, e.Result)
 			}

@@ -120,7 +120,7 @@ func TestDevPrintConfigShowsEffectiveValues(t *testing.T) {
 	// Settings dev mode provides at start (a free port, generated keys and tokens) are
 	// described by the notes instead.
 	provided := map[string]bool{"SENDWORKER_REDIS_URL": true, "SENDWORKER_PROVIDER_BASE_URL": true,
-		"SENDWORKER_PROVIDER_API_KEY": true, "SENDWORKER_ADMIN_TOKENS": true}
+		"SENDWORKER_PROVIDER_API_KEY": true, "SENDWORKER_ADMIN_TOKENS": true, "SENDWORKER_INBOUND_SECRET": true}
 	for _, line := range strings.Split(strings.TrimSpace(cfg.String()), "\n") {
 		k, v, _ := strings.Cut(line, "=")
 		if provided[k] {
@@ -138,7 +138,7 @@ func TestDevPrintConfigShowsEffectiveValues(t *testing.T) {
 			t.Errorf("%s=%s, want %s", k, printed[k], want)
 		}
 	}
-	for _, want := range []string{"in-process Redis", "provider simulator", "demo tokens"} {
+	for _, want := range []string{"in-process Redis", "provider simulator", "demo tokens", "webhook at the receiver"} {
 		if !strings.Contains(strings.Join(notes, "\n"), want) {
 			t.Errorf("no note says %q: %q", want, notes)
 		}

@@ -54,6 +54,13 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintf(stderr, "wasim: %v\n", err)
 		return 1
 	}
+	if cfg.webhook.URL != "" {
+		if err := srv.Sim().SetWebhook(cfg.webhook); err != nil {
+			_ = srv.Close()
+			fmt.Fprintf(stderr, "wasim: -webhook-url: %v\n", err)
+			return 2
+		}
+	}
 	printBanner(stdout, srv, cfg)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "wasim: shutting down")
@@ -71,6 +78,7 @@ type config struct {
 	addr       string
 	opts       wasim.Options
 	seedSource string // for the banner
+	webhook    wasim.WebhookConfig
 }
 
 // parseFlags reads flags, with WASIM_ADDR and WASIM_API_KEY as defaults, and reports every
@@ -111,6 +119,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		refresh = append(refresh, v)
 		return nil
 	})
+	fs.StringVar(&cfg.webhook.URL, "webhook-url", "", "post webhook events (new messages from contacts, account status changes) to this URL")
+	fs.StringVar(&cfg.webhook.Header, "webhook-header", "X-Sendworker-Inbound-Secret", "custom header carrying -webhook-secret")
+	fs.StringVar(&cfg.webhook.Secret, "webhook-secret", getenv("WASIM_WEBHOOK_SECRET"), "shared secret sent in -webhook-header (env WASIM_WEBHOOK_SECRET)")
+	fs.DurationVar(&cfg.webhook.RetryDelay, "webhook-retry-delay", time.Second, "delay before the first retry of an event not answered 200 (the n-th waits n times as long; 5 retries)")
 	tokenTTL := fs.Duration("token-ttl", time.Hour, "lifetime of issued access tokens")
 	randSeed := fs.Uint64("rand-seed", 0, "seed of the fault and id generator; 0 means random")
 	fs.DurationVar(&faults.LatencyMin, "latency-min", 0, "minimum latency added to every /api/v1 request")
@@ -121,6 +133,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.Float64Var(&faults.RateLimitRate, "rate-limit", 0, "fraction of requests answered 429 errors/too_many_requests")
 	fs.DurationVar(&faults.RetryAfter, "retry-after", 0, "Retry-After sent with 429s (0: no header)")
 	fs.Float64Var(&faults.AcceptThenDropRate, "accept-then-drop", 0, "fraction of sending calls stored, then the connection is closed with no response")
+	fs.Float64Var(&faults.LateStoreRate, "late-store", 0, "fraction of sending calls stored only -late-store-delay after they arrived, never answered")
+	fs.DurationVar(&faults.LateStoreDelay, "late-store-delay", 0, "how long after a late-store call arrived its message is stored")
+	fs.DurationVar(&faults.ClockOffset, "clock-offset", 0, "shift of the provider's clock (message timestamps, Date header); negative: behind")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -206,7 +221,10 @@ func printBanner(w io.Writer, srv *wasim.Server, cfg config) {
 	fmt.Fprintf(tw, "  auth\t%s\n", auth)
 	fmt.Fprintf(tw, "  seed\t%s\n", cfg.seedSource)
 	fmt.Fprintf(tw, "  faults\t%s\t(change with PUT %s/_sim/faults)\n", faults, base)
-	fmt.Fprintf(tw, "  control\t%s/_sim/\t(faults, deliveries, stats, accounts/{id}/status, accounts/{id}/error, accounts/{id}/contacts/{provider_id}/other_id, chats/{id}/incoming)\n", base)
+	fmt.Fprintf(tw, "  control\t%s/_sim/\t(faults, deliveries, stats, accounts/{id}/status, accounts/{id}/error, accounts/{id}/contacts/{provider_id}/other_id, chats/{id}/incoming, webhook)\n", base)
+	if wh := srv.Sim().Webhook(); wh.URL != "" {
+		fmt.Fprintf(tw, "  webhook\t%s\t(header %s)\n", wh.URL, wh.Header)
+	}
 	accounts := srv.Sim().Accounts()
 	fmt.Fprintf(tw, "  accounts\t%d\n", len(accounts))
 	const maxListed = 20 // a generated seed can hold thousands

@@ -66,6 +66,13 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("config = %+v", c.opts)
 			}
 		}},
+		{"late store and clock offset", []string{"-late-store", "0.05", "-late-store-delay", "8s", "-clock-offset", "-2m"}, nil, "", func(t *testing.T, c config) {
+			want := wasim.Faults{LateStoreRate: 0.05, LateStoreDelay: 8 * time.Second, ClockOffset: -2 * time.Minute}
+			if c.opts.Faults != want {
+				t.Errorf("faults = %+v", c.opts.Faults)
+			}
+		}},
+		{"late store without delay", []string{"-late-store", "0.05"}, nil, "late_store_delay", nil},
 		{"bad seed file", []string{"-seed", bad}, nil, "unknown field", nil},
 		{"missing seed file", []string{"-seed", filepath.Join(dir, "none.json")}, nil, "no such file", nil},
 		{"exclusive seeds", []string{"-seed", good, "-demo-seed"}, nil, "exclusive", nil},

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -64,6 +65,11 @@ func Start(cfg *config.Config) (*Env, error) {
 			return nil, fmt.Errorf("devenv: simulator: %w", err)
 		}
 		env.Sim = srv
+		if cfg.Inbound.Secret == "" {
+			// The simulator posts its webhook events (a contact writes, an account's status
+			// changes) to the daemon's receiver: ConnectWebhook, once the daemon listens.
+			cfg.Inbound.Secret = config.Secret(randomToken("dev-inbound-"))
+		}
 		cfg.Provider.BaseURL = srv.URL()
 		cfg.Provider.Auth = config.AuthAPIKey
 		cfg.Provider.APIKey = config.Secret(key)
@@ -114,6 +120,9 @@ func ConfigNotes(cfg *config.Config) []string {
 	if cfg.Provider.BaseURL == "" {
 		notes = append(notes, "SENDWORKER_PROVIDER_BASE_URL is empty: dev mode starts the provider simulator (wasim) on a free port, with its own API key")
 	}
+	if cfg.Provider.BaseURL == "" && cfg.Inbound.Secret == "" {
+		notes = append(notes, "SENDWORKER_INBOUND_SECRET is empty: dev mode makes one and points the simulator's webhook at the receiver of provider events")
+	}
 	if len(cfg.Admin.Tokens) == 0 {
 		notes = append(notes, "SENDWORKER_ADMIN_TOKENS is empty: dev mode makes demo tokens for "+
 			SchedulerIdentity+" (scheduler), "+ApproverIdentity+" (approver) and "+AdminIdentity+" (admin), printed at start")
@@ -122,6 +131,20 @@ func ConfigNotes(cfg *config.Config) []string {
 		notes = append(notes, "if "+DevAdminAddr+" is taken, dev mode listens on another free port of 127.0.0.1 and prints it")
 	}
 	return notes
+}
+
+// ConnectWebhook points the simulator's webhook at the daemon's receiver of provider events
+// (adminAddr is the daemon's admin listener), with the shared secret of cfg.
+func (e *Env) ConnectWebhook(cfg *config.Config, adminAddr string) error {
+	if e.Sim == nil || cfg.Inbound.Secret.Reveal() == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(adminAddr)
+	if err != nil {
+		return fmt.Errorf("devenv: admin address %q: %w", adminAddr, err)
+	}
+	return e.Sim.Sim().SetWebhook(wasim.WebhookConfig{URL: "http://127.0.0.1:" + port + "/v1/provider/events",
+		Header: cfg.Inbound.Header, Secret: cfg.Inbound.Secret.Reveal()})
 }
 
 // Close stops the environment's servers.

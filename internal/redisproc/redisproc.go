@@ -104,6 +104,16 @@ func (p *Proc) Restart(ctx context.Context) error {
 	return p.launch(ctx)
 }
 
+// CrashRestart kills the server (SIGKILL: no shutdown, no final fsync) and
+// starts it again on the same port and directory: what survives is what its
+// persistence settings had put on disk.
+func (p *Proc) CrashRestart(ctx context.Context) error {
+	if err := p.Kill(); err != nil {
+		return err
+	}
+	return p.launch(ctx)
+}
+
 func (p *Proc) signal(sig syscall.Signal) error {
 	if p.cmd == nil {
 		return nil

@@ -230,6 +230,8 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
+	// The provider's own clock, as a client could use it to compare with its own.
+	w.Header().Set("Date", s.ProviderNow().Format(http.TimeFormat))
 	op, id, ok := matchRoute(r.Method, r.URL.EscapedPath())
 	if !ok {
 		op = opUnknown

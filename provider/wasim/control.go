@@ -62,6 +62,8 @@ type incomingResponse struct {
 //	PUT  /_sim/accounts/{id}/contacts/{provider_id}/other_id  {"other_id":"…@lid"}: one person, two ids
 //	POST /_sim/chats/{id}/incoming    {"text":"...","at":"..."}: the contact writes
 //	GET  /_sim/stats                  request counts by operation and outcome
+//	PUT  /_sim/webhook                {"url","header","secret","retry_delay":"1s"}: post webhook events there
+//	GET  /_sim/webhook                the webhook (secret omitted)
 func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 	segs := strings.Split(strings.TrimPrefix(r.URL.Path, "/_sim/"), "/")
 	fail := func(status int, format string, args ...any) {
@@ -188,6 +190,36 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusCreated, incomingResponse{MessageID: id})
+	case len(segs) == 1 && segs[0] == "webhook":
+		switch r.Method {
+		case http.MethodGet:
+			writeJSON(w, http.StatusOK, s.Webhook())
+		case http.MethodPut:
+			var c struct {
+				WebhookConfig
+				RetryDelay string `json:"retry_delay,omitempty"`
+			}
+			if err := decodeControl(w, r, &c); err != nil {
+				fail(http.StatusBadRequest, "%v", err)
+				return
+			}
+			if c.RetryDelay != "" {
+				d, err := time.ParseDuration(c.RetryDelay)
+				if err != nil {
+					fail(http.StatusBadRequest, "retry_delay: %v", err)
+					return
+				}
+				c.WebhookConfig.RetryDelay = d
+			}
+			if err := s.SetWebhook(c.WebhookConfig); err != nil {
+				fail(http.StatusBadRequest, "%v", err)
+				return
+			}
+			writeJSON(w, http.StatusOK, s.Webhook())
+		default:
+			w.Header().Set("Allow", "GET, PUT")
+			fail(http.StatusMethodNotAllowed, "use GET or PUT")
+		}
 	case len(segs) == 1 && segs[0] == "stats":
 		if !method(http.MethodGet) {
 			return

@@ -2,8 +2,12 @@ package wasim
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -35,6 +39,9 @@ func TestControlFaults(t *testing.T) {
 	}{
 		{"replace", `{"rate_limit_rate":0.5,"retry_after":"3s","latency_min":"1ms","latency_max":"2ms"}`, 200,
 			Faults{RateLimitRate: 0.5, RetryAfter: 3 * time.Second, LatencyMin: time.Millisecond, LatencyMax: 2 * time.Millisecond}},
+		{"late store and clock offset", `{"late_store_rate":0.2,"late_store_delay":"6s","clock_offset":"-2m"}`, 200,
+			Faults{LateStoreRate: 0.2, LateStoreDelay: 6 * time.Second, ClockOffset: -2 * time.Minute}},
+		{"late store without delay", `{"late_store_rate":0.2}`, 400, Faults{}},
 		{"sum over 1", `{"error_500_rate":0.7,"error_503_rate":0.7}`, 400, Faults{}},
 		{"unknown key", `{"error_rate":0.1}`, 400, Faults{}},
 		{"bad duration", `{"latency_min":"fast"}`, 400, Faults{}},
@@ -175,5 +182,74 @@ func TestControlIncoming(t *testing.T) {
 	}
 	if _, err := e.sim.AddIncomingMessage("nope", "x", time.Time{}); err == nil {
 		t.Error("AddIncomingMessage accepted an unknown chat")
+	}
+}
+
+func TestWebhookPostsIncomingAndStatusWithRetries(t *testing.T) {
+	var calls atomic.Int64
+	var mu sync.Mutex
+	var bodies []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Test-Secret") != "s3cret" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusInternalServerError) // the first attempt fails: retried
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	srv, err := Listen("127.0.0.1:0", Options{Seed: DemoSeed()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if err := srv.Sim().SetWebhook(WebhookConfig{URL: hook.URL, Header: "X-Test-Secret", Secret: "s3cret", RetryDelay: 5 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Sim().AddIncomingMessage("chat-paris-lucas", "STOP", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		mu.Lock()
+		n := len(bodies)
+		mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no delivery after retry; attempts %+v", srv.Sim().WebhookAttempts())
+		}
+		<-time.After(5 * time.Millisecond)
+	}
+	if err := srv.Sim().SetAccountStatus("acc-paris", "CREDENTIALS"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		mu.Lock()
+		n := len(bodies)
+		mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no status event")
+		}
+		<-time.After(5 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(bodies[0], `"event":"message_received"`) || !strings.Contains(bodies[0], `"is_sender":false`) ||
+		!strings.Contains(bodies[1], `"AccountStatus"`) || !strings.Contains(bodies[1], "CREDENTIALS") {
+		t.Fatalf("bodies %q", bodies)
+	}
+	if a := srv.Sim().WebhookAttempts(); len(a) != 3 || a[0].Status != 500 {
+		t.Fatalf("attempts %+v", a)
 	}
 }

@@ -13,7 +13,9 @@
 //     separate process: GET/PUT /_sim/faults, GET /_sim/deliveries?since=N,
 //     PUT /_sim/accounts/{id}/status, PUT /_sim/accounts/{id}/error,
 //     PUT /_sim/accounts/{id}/contacts/{provider_id}/other_id, POST /_sim/chats/{id}/incoming,
-//     GET /_sim/stats.
+//     GET /_sim/stats, GET/PUT /_sim/webhook. With a webhook set (SetWebhook, the control API or
+//     wasim -webhook-url), a contact writing through the control API and an account status change
+//     are posted as the provider's webhook events, retried 5 times when not answered 200.
 //
 // Listen runs a Sim on a real port; cmd/wasim wraps it as a binary. Every sending call is recorded
 // as a Delivery, so a test can prove what reached the "provider" and how it was answered.
@@ -62,8 +64,12 @@
 //     they answer 200 and change nothing, as the provider may. Delivery.Applied tells which.
 //   - Faults: one uniform draw per /api/v1 request picks 500, 503, 429 (with Retry-After when
 //     configured), 504 (sending calls: stored, then 504) or accept-then-drop (sending calls:
-//     stored, then the connection is closed without a response). Latency is added to every
-//     /api/v1 request. /oauth/token and /_sim/ never fail by injection.
+//     stored, then the connection is closed without a response) or a late store (sending calls:
+//     applied only Faults.LateStoreDelay after they arrived, never answered: a provider that
+//     completes a request its client gave up on). Latency is added to every /api/v1 request.
+//     Faults.ClockOffset shifts the provider's clock (message and chat timestamps, edit and
+//     delete windows, the Date header) against the real one. /oauth/token and /_sim/ never fail
+//     by injection.
 //
 // # Not simulated
 //

@@ -50,5 +50,5 @@ func ExampleSim_SetFaults() {
 	sim.SetFaults(wasim.Faults{RateLimitRate: 0.2, RetryAfter: 2e9, AcceptThenDropRate: 0.05})
 	fmt.Printf("%+v\n", sim.Faults())
 	// Output:
-	// {LatencyMin:0s LatencyMax:0s Error500Rate:0 Error503Rate:0 RateLimitRate:0.2 RetryAfter:2s Error504Rate:0 AcceptThenDropRate:0.05}
+	// {LatencyMin:0s LatencyMax:0s Error500Rate:0 Error503Rate:0 RateLimitRate:0.2 RetryAfter:2s Error504Rate:0 AcceptThenDropRate:0.05 LateStoreRate:0 LateStoreDelay:0s ClockOffset:0s}
 }

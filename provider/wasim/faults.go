@@ -12,9 +12,12 @@ import (
 // Faults is the fault injection applied to /api/v1 requests. The zero value injects nothing.
 //
 // Every request takes one uniform draw r in [0,1) and the rates are stacked in this order:
-// Error500Rate, Error503Rate, RateLimitRate, Error504Rate, AcceptThenDropRate. So the rates are
-// mutually exclusive and their sum must not exceed 1. Error504Rate and AcceptThenDropRate only
-// apply to sending calls; on a read their slice of the draw simply means "no fault".
+// Error500Rate, Error503Rate, RateLimitRate, Error504Rate, AcceptThenDropRate, LateStoreRate. So
+// the rates are mutually exclusive and their sum must not exceed 1. Error504Rate,
+// AcceptThenDropRate and LateStoreRate only apply to sending calls; on a read their slice of the
+// draw simply means "no fault".
+//
+// ClockOffset is not drawn: it shifts the provider's clock for every request while it is set.
 type Faults struct {
 	LatencyMin time.Duration // added to every /api/v1 request, uniform in [LatencyMin, LatencyMax]
 	LatencyMax time.Duration // 0 means "same as LatencyMin" (a fixed latency)
@@ -26,6 +29,18 @@ type Faults struct {
 
 	Error504Rate       float64 // sending calls: the action is applied, then 504 errors/request_timeout
 	AcceptThenDropRate float64 // sending calls: the action is applied, then the connection is closed with no response
+
+	// LateStoreRate: sending calls whose action is applied only LateStoreDelay after the request
+	// was read, whatever the client does meanwhile; the client never gets an answer (the
+	// connection is held until the store, or until the client gives up, then closed). This is
+	// a provider that completes a request the client already gave up on.
+	LateStoreRate  float64
+	LateStoreDelay time.Duration
+
+	// ClockOffset shifts the provider's clock: the timestamps of the messages and chats it
+	// stores from now on, its time-dependent rules (edit and delete windows) and its Date
+	// header. Positive: the provider runs ahead of the real time.
+	ClockOffset time.Duration
 }
 
 // Validate reports every problem in f at once.
@@ -39,6 +54,12 @@ func (f Faults) Validate() error {
 	}
 	if f.LatencyMax != 0 && f.LatencyMax < f.LatencyMin {
 		errs = append(errs, fmt.Errorf("latency_max %s: must be 0 or at least latency_min %s", f.LatencyMax, f.LatencyMin))
+	}
+	if f.LateStoreDelay < 0 {
+		errs = append(errs, fmt.Errorf("late_store_delay %s: must not be negative", f.LateStoreDelay))
+	}
+	if f.LateStoreRate > 0 && f.LateStoreDelay == 0 {
+		errs = append(errs, errors.New("late_store_rate needs a late_store_delay above 0"))
 	}
 	if f.RetryAfter < 0 {
 		errs = append(errs, fmt.Errorf("retry_after %s: must not be negative", f.RetryAfter))
@@ -72,6 +93,7 @@ func (f Faults) rates() []namedRate {
 		{"rate_limit", f.RateLimitRate},
 		{"error_504", f.Error504Rate},
 		{"accept_then_drop", f.AcceptThenDropRate},
+		{"late_store", f.LateStoreRate},
 	}
 }
 
@@ -85,6 +107,7 @@ const (
 	fault429
 	fault504
 	faultDrop
+	faultLate
 )
 
 // beforeState reports whether the fault answers without touching state.
@@ -95,10 +118,10 @@ func (k fault) beforeState() bool {
 // pick maps one uniform draw to a fault. sending says whether the request is a sending call.
 func (f Faults) pick(draw float64, sending bool) fault {
 	edge := 0.0
-	for i, k := range []fault{fault500, fault503, fault429, fault504, faultDrop} {
+	for i, k := range []fault{fault500, fault503, fault429, fault504, faultDrop, faultLate} {
 		edge += f.rates()[i].value
 		if draw < edge {
-			if (k == fault504 || k == faultDrop) && !sending {
+			if (k == fault504 || k == faultDrop || k == faultLate) && !sending {
 				return faultNone
 			}
 			return k
@@ -126,6 +149,9 @@ type faultsJSON struct {
 	RetryAfter         string  `json:"retry_after"`
 	Error504Rate       float64 `json:"error_504_rate"`
 	AcceptThenDropRate float64 `json:"accept_then_drop_rate"`
+	LateStoreRate      float64 `json:"late_store_rate"`
+	LateStoreDelay     string  `json:"late_store_delay"`
+	ClockOffset        string  `json:"clock_offset"`
 }
 
 // MarshalJSON encodes f with snake_case keys and duration strings.
@@ -139,6 +165,9 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 		RetryAfter:         f.RetryAfter.String(),
 		Error504Rate:       f.Error504Rate,
 		AcceptThenDropRate: f.AcceptThenDropRate,
+		LateStoreRate:      f.LateStoreRate,
+		LateStoreDelay:     f.LateStoreDelay.String(),
+		ClockOffset:        f.ClockOffset.String(),
 	})
 }
 
@@ -167,6 +196,8 @@ func (f *Faults) UnmarshalJSON(data []byte) error {
 	parse("latency_min", in.LatencyMin, &out.LatencyMin)
 	parse("latency_max", in.LatencyMax, &out.LatencyMax)
 	parse("retry_after", in.RetryAfter, &out.RetryAfter)
+	parse("late_store_delay", in.LateStoreDelay, &out.LateStoreDelay)
+	parse("clock_offset", in.ClockOffset, &out.ClockOffset)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -175,6 +206,7 @@ func (f *Faults) UnmarshalJSON(data []byte) error {
 	out.RateLimitRate = in.RateLimitRate
 	out.Error504Rate = in.Error504Rate
 	out.AcceptThenDropRate = in.AcceptThenDropRate
+	out.LateStoreRate = in.LateStoreRate
 	*f = out
 	return nil
 }

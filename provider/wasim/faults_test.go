@@ -26,6 +26,10 @@ func TestFaultsValidate(t *testing.T) {
 		{"max below min", Faults{LatencyMin: time.Second, LatencyMax: time.Millisecond}, "latency_max"},
 		{"negative latency", Faults{LatencyMin: -time.Second}, "latency_min"},
 		{"negative retry-after", Faults{RetryAfter: -time.Second}, "retry_after"},
+		{"late store", Faults{LateStoreRate: 0.5, LateStoreDelay: time.Second, ClockOffset: -2 * time.Minute}, ""},
+		{"late store without delay", Faults{LateStoreRate: 0.5}, "late_store_delay"},
+		{"negative late store delay", Faults{LateStoreDelay: -time.Second}, "late_store_delay"},
+		{"late store in the sum", Faults{AcceptThenDropRate: 0.6, LateStoreRate: 0.6, LateStoreDelay: time.Second}, "must not exceed 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,7 +73,8 @@ func TestSetFaultsPanicsOnInvalid(t *testing.T) {
 }
 
 func TestFaultPick(t *testing.T) {
-	f := Faults{Error500Rate: 0.1, Error503Rate: 0.1, RateLimitRate: 0.1, Error504Rate: 0.1, AcceptThenDropRate: 0.1}
+	f := Faults{Error500Rate: 0.1, Error503Rate: 0.1, RateLimitRate: 0.1, Error504Rate: 0.1, AcceptThenDropRate: 0.1,
+		LateStoreRate: 0.1, LateStoreDelay: time.Second}
 	tests := []struct {
 		draw    float64
 		sending bool
@@ -83,7 +88,9 @@ func TestFaultPick(t *testing.T) {
 		{0.35, false, faultNone},
 		{0.45, true, faultDrop},
 		{0.45, false, faultNone},
-		{0.5, true, faultNone},
+		{0.55, true, faultLate},
+		{0.55, false, faultNone},
+		{0.6, true, faultNone},
 		{0.99, true, faultNone},
 	}
 	for _, tt := range tests {
@@ -94,19 +101,20 @@ func TestFaultPick(t *testing.T) {
 }
 
 func TestFaultsJSON(t *testing.T) {
-	f := Faults{LatencyMin: 5 * time.Millisecond, LatencyMax: time.Second, Error500Rate: 0.1, RetryAfter: 2 * time.Second, AcceptThenDropRate: 0.05}
+	f := Faults{LatencyMin: 5 * time.Millisecond, LatencyMax: time.Second, Error500Rate: 0.1, RetryAfter: 2 * time.Second, AcceptThenDropRate: 0.05,
+		LateStoreRate: 0.1, LateStoreDelay: 6 * time.Second, ClockOffset: -2 * time.Minute}
 	raw, err := json.Marshal(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(raw), `"latency_max":"1s"`) {
+	if !strings.Contains(string(raw), `"latency_max":"1s"`) || !strings.Contains(string(raw), `"clock_offset":"-2m0s"`) {
 		t.Errorf("JSON = %s", raw)
 	}
 	var back Faults
 	if err := json.Unmarshal(raw, &back); err != nil || back != f {
 		t.Fatalf("round trip = %+v, %v", back, err)
 	}
-	for _, bad := range []string{`{"error500":0.1}`, `{"latency_min":"soon"}`, `{"retry_after":5}`, `[]`} {
+	for _, bad := range []string{`{"error500":0.1}`, `{"latency_min":"soon"}`, `{"retry_after":5}`, `[]`, `{"clock_offset":"ahead"}`} {
 		if err := json.Unmarshal([]byte(bad), &back); err == nil {
 			t.Errorf("Unmarshal(%s) accepted", bad)
 		}
@@ -253,6 +261,96 @@ func TestFaultRatesAreRoughlyHonoured(t *testing.T) {
 		t.Errorf("%d of %d requests failed at rate 0.5", failures, n)
 	}
 	if st := e.sim.Stats(); st.Requests["accounts_get"]["error_503"] != failures {
+		t.Errorf("stats = %+v", st.Requests)
+	}
+}
+
+// TestClockOffset: the provider's clock shifted by ClockOffset shows in the timestamps of the
+// messages stored from then on and in the Date header, not in what was stored before.
+func TestClockOffset(t *testing.T) {
+	for _, offset := range []time.Duration{2 * time.Minute, -2 * time.Minute} {
+		t.Run(offset.String(), func(t *testing.T) {
+			e := newEnv(t, nil)
+			before := items(t, e.get("/api/v1/chats/chat-alice/messages?limit=1"))[0]["timestamp"]
+			e.sim.SetFaults(Faults{ClockOffset: offset})
+			r := e.sendForm("/api/v1/chats/chat-alice/messages", [][2]string{{"text", "skewed"}}, nil)
+			wantStatus(t, r, http.StatusCreated)
+			date, err := http.ParseTime(r.header.Get("Date"))
+			if err != nil || !date.Equal(testStart().Add(offset)) {
+				t.Errorf("Date = %q (%v), want %s", r.header.Get("Date"), err, testStart().Add(offset))
+			}
+			msgs := items(t, e.get("/api/v1/chats/chat-alice/messages?limit=3"))
+			var got string
+			for _, m := range msgs {
+				if m["text"] == "skewed" {
+					got, _ = m["timestamp"].(string)
+				}
+			}
+			at, err := time.Parse(time.RFC3339Nano, got)
+			if err != nil || !at.Equal(testStart().Add(offset)) {
+				t.Errorf("stored at %q, want %s", got, testStart().Add(offset))
+			}
+			if after := items(t, e.get("/api/v1/chats/chat-alice/messages?limit=3")); !containsStamp(after, before) {
+				t.Errorf("the message stored before the offset changed its timestamp %v", before)
+			}
+			if !e.sim.ProviderNow().Equal(testStart().Add(offset)) {
+				t.Errorf("ProviderNow = %s", e.sim.ProviderNow())
+			}
+		})
+	}
+}
+
+func containsStamp(msgs []map[string]any, stamp any) bool {
+	for _, m := range msgs {
+		if m["timestamp"] == stamp {
+			return true
+		}
+	}
+	return false
+}
+
+// TestLateStore: a late-store call is not answered; its message is stored LateStoreDelay after
+// the request arrived although the client gave up long before.
+func TestLateStore(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	e := newEnv(t, func(o *Options) { o.Faults = Faults{LateStoreRate: 1, LateStoreDelay: delay} })
+	wantStatus(t, e.get("/api/v1/chats/chat-alice"), 200) // reads are not affected
+
+	body, ct := multipartBody(t, [][2]string{{"text", "stored later"}}, nil)
+	req, err := http.NewRequest(http.MethodPost, e.srv.URL()+"/api/v1/chats/chat-alice/messages", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", ct)
+	req.Header.Set("X-API-KEY", testKey)
+	client := &http.Client{Timeout: 50 * time.Millisecond} // gives up well before the store
+	if resp, err := client.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("got a response (%d), want none", resp.StatusCode)
+	}
+	ds := e.sim.Deliveries()
+	if len(ds) != 1 || ds[0].Outcome != "late" || ds[0].Applied {
+		t.Fatalf("right after the call: deliveries = %+v", ds)
+	}
+	if n := len(items(t, e.get("/api/v1/chats/chat-alice/messages"))); n != 3 {
+		t.Fatalf("chat has %d messages before the late store", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ds = e.sim.Deliveries()
+		if ds[0].Outcome != "late" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ds[0].Outcome != "late_stored" || !ds[0].Applied || ds[0].MessageID == "" {
+		t.Fatalf("after the delay: deliveries = %+v", ds)
+	}
+	newest := items(t, e.get("/api/v1/chats/chat-alice/messages?limit=1"))[0]
+	if newest["id"] != ds[0].MessageID || newest["text"] != "stored later" {
+		t.Errorf("newest message = %v", newest)
+	}
+	if st := e.sim.Stats(); st.Requests["chats_messages_send"]["late"] != 1 || st.Requests["chats_messages_send"]["late_stored"] != 1 {
 		t.Errorf("stats = %+v", st.Requests)
 	}
 }

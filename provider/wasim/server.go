@@ -59,6 +59,7 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 		err = errors.Join(err, srv.http.Close())
 	}
 	<-srv.done
+	srv.sim.CloseWebhooks()
 	return err
 }
 
@@ -66,5 +67,6 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 func (srv *Server) Close() error {
 	err := srv.http.Close()
 	<-srv.done
+	srv.sim.CloseWebhooks()
 	return err
 }

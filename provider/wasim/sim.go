@@ -126,7 +126,8 @@ type Delivery struct {
 	Reaction    string                `json:"reaction,omitempty"`
 	Attachments []DeliveredAttachment `json:"attachments,omitempty"`
 	// Outcome is "ok", "dropped" (applied, then the connection was closed), "504" (applied, then
-	// 504), "error_<status>" (injected error, nothing applied) or "rejected_<slug>" (a real error).
+	// 504), "error_<status>" (injected error, nothing applied), "rejected_<slug>" (a real error),
+	// or for a late store "late" (not applied yet), then "late_stored" or "late_rejected_<slug>".
 	Outcome string `json:"outcome"`
 	// Applied says whether state changed. It is false for an edit or delete answered with success
 	// out of its window, which is exactly the case a careful client must detect.
@@ -170,6 +171,7 @@ type Sim struct {
 	tokensIssued int
 	deliveries   []Delivery
 	requests     map[string]map[string]int
+	hooks        *webhooks // not under mu: it has its own lock
 }
 
 type account struct {
@@ -238,6 +240,7 @@ func New(opts Options) (*Sim, error) {
 		ids:           map[string]bool{},
 		tokens:        map[string]time.Time{},
 		requests:      map[string]map[string]int{},
+		hooks:         newWebhooks(),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -364,10 +367,18 @@ func (s *Sim) loadChat(a *account, sc SeedChat, start time.Time) {
 	}
 }
 
-// stamp is the current time as the provider shows it: UTC, millisecond precision. Storing times
-// at that precision keeps before/after filters exact against what clients saw.
+// stamp is the current time as the provider shows it: its own clock (shifted by
+// Faults.ClockOffset), UTC, millisecond precision. Storing times at that precision keeps
+// before/after filters exact against what clients saw. Callers hold s.mu (or own s alone).
 func (s *Sim) stamp() time.Time {
-	return s.now().UTC().Truncate(time.Millisecond)
+	return s.now().Add(s.faults.ClockOffset).UTC().Truncate(time.Millisecond)
+}
+
+// ProviderNow is the provider's clock as its messages and Date header show it.
+func (s *Sim) ProviderNow() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stamp()
 }
 
 // insertMessage adds m to c keeping (Timestamp, seq) order. Callers hold s.mu.
@@ -474,12 +485,17 @@ func (s *Sim) SetAccountStatus(accountID, status string) error {
 		return fmt.Errorf("unknown account status %q", status)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	a, ok := s.accounts[accountID]
 	if !ok {
+		s.mu.Unlock()
 		return fmt.Errorf("unknown account %q", accountID)
 	}
+	changed := a.status != status
 	a.status = status
+	s.mu.Unlock()
+	if changed {
+		s.emit("account_status", statusPayload(accountID, status))
+	}
 	return nil
 }
 
@@ -492,14 +508,23 @@ func (s *Sim) AddIncomingMessage(chatID, text string, at time.Time) (string, err
 	if n := len([]rune(text)); n > maxTextChars {
 		return "", fmt.Errorf("text has %d characters, the limit is %d", n, maxTextChars)
 	}
+	id, payload, err := s.addIncoming(chatID, text, at)
+	if err != nil {
+		return "", err
+	}
+	s.emit("message_received", payload)
+	return id, nil
+}
+
+func (s *Sim) addIncoming(chatID, text string, at time.Time) (string, hookMessage, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.chats[chatID]
 	if !ok {
-		return "", fmt.Errorf("unknown chat %q", chatID)
+		return "", hookMessage{}, fmt.Errorf("unknown chat %q", chatID)
 	}
 	if len(c.contacts) == 0 {
-		return "", fmt.Errorf("chat %q has no contact to write", chatID)
+		return "", hookMessage{}, fmt.Errorf("chat %q has no contact to write", chatID)
 	}
 	if at.IsZero() {
 		at = s.stamp()
@@ -518,7 +543,7 @@ func (s *Sim) AddIncomingMessage(chatID, text string, at time.Time) (string, err
 	}}
 	s.insertMessage(c, m)
 	c.unread++
-	return m.ID, nil
+	return m.ID, s.incomingPayload(c, m, sender), nil
 }
 
 // TokensIssued counts the access tokens issued by /oauth/token.

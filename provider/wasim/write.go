@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -56,6 +57,11 @@ func (s *Sim) serveSending(w http.ResponseWriter, r *http.Request, op, pathID st
 		del.MessageID = pathID
 	}
 
+	if d.kind == faultLate && parseErr == nil {
+		s.serveLate(w, r, op, pathID, form, body, del)
+		return
+	}
+
 	s.mu.Lock()
 	var res sendingResult
 	var p *problem
@@ -64,16 +70,8 @@ func (s *Sim) serveSending(w http.ResponseWriter, r *http.Request, op, pathID st
 		p = d.problem()
 	case parseErr != nil:
 		p = parseErr
-	case op == opChatsMessagesSend:
-		res, p = s.applySend(pathID, form, &del)
-	case op == opChatsCreate:
-		res, p = s.applyCreate(form, &del)
-	case op == opMessagesReaction:
-		res, p = s.applyReaction(pathID, body, &del)
-	case op == opMessagesEdit:
-		res, p = s.applyEdit(pathID, body, &del)
-	case op == opMessagesDelete:
-		res, p = s.applyDelete(pathID, &del)
+	default:
+		res, p = s.apply(op, pathID, form, body, &del)
 	}
 	switch {
 	case d.kind.beforeState():
@@ -102,6 +100,57 @@ func (s *Sim) serveSending(w http.ResponseWriter, r *http.Request, op, pathID st
 	default:
 		writeJSON(w, res.status, res.body)
 	}
+}
+
+// apply performs a parsed sending call. Callers hold s.mu.
+func (s *Sim) apply(op, pathID string, form sendForm, body jsonBody, del *Delivery) (sendingResult, *problem) {
+	switch op {
+	case opChatsMessagesSend:
+		return s.applySend(pathID, form, del)
+	case opChatsCreate:
+		return s.applyCreate(form, del)
+	case opMessagesReaction:
+		return s.applyReaction(pathID, body, del)
+	case opMessagesEdit:
+		return s.applyEdit(pathID, body, del)
+	case opMessagesDelete:
+		return s.applyDelete(pathID, del)
+	}
+	return sendingResult{}, newProblem(http.StatusNotFound, "resource_not_found", "no sending operation %s", op)
+}
+
+// serveLate is the late-store fault: the call is recorded now (outcome "late", not applied),
+// applied Faults.LateStoreDelay later whatever the client does, and never answered: the
+// connection is held until the store happened or the client gave up, then closed. The
+// delivery then shows the store: outcome "late_stored" (or "late_rejected_<slug>" when the
+// provider's rules refused it by then) and Applied.
+func (s *Sim) serveLate(w http.ResponseWriter, r *http.Request, op, pathID string, form sendForm, body jsonBody, del Delivery) {
+	s.mu.Lock()
+	del.Outcome = "late"
+	s.appendDelivery(del)
+	seq := len(s.deliveries)
+	delay := s.faults.LateStoreDelay
+	s.mu.Unlock()
+
+	stored := make(chan struct{})
+	time.AfterFunc(delay, func() {
+		defer close(stored)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		late := s.deliveries[seq-1]
+		_, p := s.apply(op, pathID, form, body, &late)
+		late.Outcome = "late_stored"
+		if p != nil {
+			late.Outcome = "late_rejected_" + p.slug
+		}
+		s.deliveries[seq-1] = late
+		s.count(op, late.Outcome)
+	})
+	select {
+	case <-stored:
+	case <-r.Context().Done():
+	}
+	dropConnection(w)
 }
 
 // appendDelivery numbers and stores a delivery. Callers hold s.mu.

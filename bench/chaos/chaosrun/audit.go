@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -58,8 +60,17 @@ type Summary struct {
 	ByReason map[string]int `json:"by_reason,omitempty"` // "state/reason" of non-sent terminal sends
 	// Attempts is the histogram of record attempts (sends by attempts).
 	Attempts map[int]int `json:"attempts"`
-	// Reconciled counts sends whose history shows a reconciliation.
+	// Reconciled counts sends whose history shows a reconciliation;
+	// Undecided those whose history shows a read that found the message
+	// absent while it could still land (kept sending, read again later).
 	Reconciled int `json:"reconciled"`
+	Undecided  int `json:"undecided"`
+	// ApprovalToTerminal is the time from a send's approval to its terminal
+	// state (both on the ledger's clock), over the terminal sends: the price
+	// of caution shows in its tail.
+	ApprovalToTerminalP50 time.Duration `json:"approval_to_terminal_p50_ns"`
+	ApprovalToTerminalP99 time.Duration `json:"approval_to_terminal_p99_ns"`
+	ApprovalToTerminalMax time.Duration `json:"approval_to_terminal_max_ns"`
 	// Provider is the simulator's count of sending calls by outcome.
 	Provider map[string]int `json:"provider_sending_calls"`
 
@@ -71,6 +82,7 @@ type Summary struct {
 	Kills            int           `json:"kills"`
 	UnexpectedExits  int           `json:"unexpected_exits"`
 	RedisRestarts    int           `json:"redis_restarts"`
+	RedisKills       int           `json:"redis_kills"` // SIGKILL, then started again
 	RedisRestartTook time.Duration `json:"redis_restart_took_ns"`
 
 	HarnessErrors []string `json:"harness_errors,omitempty"`
@@ -197,6 +209,8 @@ func (r *runner) audit(ctx context.Context, wasimURL string) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	var took []time.Duration
+	defer func() { s.ApprovalToTerminalP50, s.ApprovalToTerminalP99, s.ApprovalToTerminalMax = percentiles(took) }()
 	for _, id := range ids {
 		rec := recs[id]
 		got := applied[id]
@@ -215,6 +229,15 @@ func (r *runner) audit(ctx context.Context, wasimURL string) (*Summary, error) {
 				s.Reconciled++
 				break
 			}
+		}
+		for _, ev := range rec.History {
+			if strings.Contains(ev.Detail, "could still store it") {
+				s.Undecided++
+				break
+			}
+		}
+		if rec.Approval != nil && rec.Result != nil && !rec.Result.FinishedAt.IsZero() {
+			took = append(took, rec.Result.FinishedAt.Sub(rec.Approval.At))
 		}
 		if !rec.State.Terminal() {
 			s.Lost++
@@ -256,6 +279,19 @@ func (r *runner) audit(ctx context.Context, wasimURL string) (*Summary, error) {
 		}
 	}
 	return s, nil
+}
+
+// percentiles are the 50th and 99th percentiles (nearest rank) and the maximum of d.
+func percentiles(d []time.Duration) (p50, p99, maxD time.Duration) {
+	if len(d) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(d)
+	rank := func(p float64) time.Duration {
+		i := int(math.Ceil(p*float64(len(d)))) - 1
+		return d[min(max(i, 0), len(d)-1)]
+	}
+	return rank(0.50), rank(0.99), d[len(d)-1]
 }
 
 func messageID(rec *tasks.Record) string {
@@ -371,12 +407,14 @@ func (s *Summary) Print(w io.Writer) {
 	row("missing results", "%d %s", s.MissingResults, listed(s.MissingResultsIDs))
 	row("unattributed calls", "%d applied, %d refused (nothing delivered)", s.UnattributedApplied, s.UnattributedRefused)
 	row("attempts", "%s", sortedIntMap(s.Attempts))
-	row("reconciled", "%d sends", s.Reconciled)
+	row("reconciled", "%d sends (%d kept undecided until they could no longer land)", s.Reconciled, s.Undecided)
+	row("approval → terminal", "p50 %s, p99 %s, max %s", s.ApprovalToTerminalP50.Round(time.Millisecond),
+		s.ApprovalToTerminalP99.Round(time.Millisecond), s.ApprovalToTerminalMax.Round(time.Millisecond))
 	row("sending calls", "%s", sortedMap(s.Provider))
 	row("elapsed", "%s (pushing %s, kill phase %s, all terminal after %s)", s.Elapsed.Round(time.Millisecond),
 		s.PushTook.Round(time.Millisecond), s.KillPhase.Round(time.Millisecond), s.AllTerminalAfter.Round(time.Millisecond))
 	row("kills", "%d SIGKILL (%d unexpected exits)", s.Kills, s.UnexpectedExits)
-	row("redis restarts", "%d (down %s)", s.RedisRestarts, s.RedisRestartTook.Round(time.Millisecond))
+	row("redis restarts", "%d graceful, %d SIGKILL (longest down %s)", s.RedisRestarts, s.RedisKills, s.RedisRestartTook.Round(time.Millisecond))
 	for _, e := range s.HarnessErrors {
 		row("harness error", "%s", e)
 	}

@@ -35,6 +35,13 @@ type Config struct {
 	// RedisRestartAt is when (from the start of pushing) Redis is restarted
 	// gracefully (SIGTERM, AOF kept); negative = never.
 	RedisRestartAt time.Duration
+	// RedisKillAt is when (from the start of pushing) Redis is killed with
+	// SIGKILL and started again: only what its persistence had on disk
+	// survives; negative = never. Redis runs with the shipped persistence
+	// (AOF, appendfsync always) unless RedisFsync says otherwise.
+	RedisKillAt time.Duration
+	// RedisFsync is Redis's appendfsync (default "always", the shipped setting).
+	RedisFsync string
 	// Timeout bounds the whole wait, from the start of pushing until every
 	// send is terminal.
 	Timeout time.Duration
@@ -43,10 +50,19 @@ type Config struct {
 	Error500, RateLimit, AcceptThenDrop float64
 	RetryAfter                          time.Duration
 	LatencyMin, LatencyMax              time.Duration
+	// LateStore is the fraction of sending calls the simulator stores only
+	// LateStoreDelay after they arrived, never answering them.
+	LateStore      float64
+	LateStoreDelay time.Duration
+	// ProviderClockOffset shifts the simulator's clock (message timestamps,
+	// Date header) against the workers' and Redis's.
+	ProviderClockOffset time.Duration
 
 	// Daemon timings (SENDWORKER_RECOVERY_GRACE, _RECONCILE_DELAY,
-	// _PROVIDER_TIMEOUT).
-	RecoveryGrace, ReconcileDelay, ProviderTimeout time.Duration
+	// _PROVIDER_TIMEOUT, _LATE_COMPLETION) and SENDWORKER_RESEND_POLICY
+	// ("" = the daemon's default).
+	RecoveryGrace, ReconcileDelay, ProviderTimeout, LateCompletion time.Duration
+	ResendPolicy                                                   string
 
 	// Seed drives the simulator's faults and the choice of victims; 0 = random.
 	Seed uint64
@@ -82,6 +98,14 @@ func DefaultConfig() Config {
 		RecoveryGrace:   20 * time.Second,
 		ReconcileDelay:  time.Second,
 		ProviderTimeout: 5 * time.Second,
+		// Off by default; -provider-clock-offset, -late-store and -redis-kill-at turn the
+		// three faults of a late or skewed provider and a crashing Redis on.
+		RedisKillAt:    -1,
+		RedisFsync:     "always",
+		LateStoreDelay: 8 * time.Second,
+		// The simulator's late stores land within LateStoreDelay: the bound the workers
+		// wait out before an absent message counts as never sent.
+		LateCompletion: 15 * time.Second,
 	}
 }
 
@@ -105,7 +129,15 @@ func (c Config) validate() error {
 	if c.Timeout <= 0 {
 		errs = append(errs, errors.New("timeout must be positive"))
 	}
-	if sum := c.Error500 + c.RateLimit + c.AcceptThenDrop; c.Error500 < 0 || c.RateLimit < 0 || c.AcceptThenDrop < 0 || sum > 1 {
+	if c.LateStore < 0 || (c.LateStore > 0 && c.LateStoreDelay <= 0) {
+		errs = append(errs, errors.New("late store must be ≥ 0, with a positive late-store delay"))
+	}
+	switch c.RedisFsync {
+	case "always", "everysec", "no":
+	default:
+		errs = append(errs, fmt.Errorf("redis appendfsync %q: want always, everysec or no", c.RedisFsync))
+	}
+	if sum := c.Error500 + c.RateLimit + c.AcceptThenDrop + c.LateStore; c.Error500 < 0 || c.RateLimit < 0 || c.AcceptThenDrop < 0 || sum > 1 {
 		errs = append(errs, fmt.Errorf("fault rates must be ≥ 0 and add up to at most 1 (got %v)", sum))
 	}
 	if c.RecoveryGrace <= 0 || c.ProviderTimeout <= 0 || c.ReconcileDelay < 0 {

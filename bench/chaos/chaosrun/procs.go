@@ -164,6 +164,9 @@ func startWasim(c Config, bin, dir, apiKey string) (*process, string, error) {
 		"-rate-limit", strconv.FormatFloat(c.RateLimit, 'g', -1, 64),
 		"-retry-after", c.RetryAfter.String(),
 		"-accept-then-drop", strconv.FormatFloat(c.AcceptThenDrop, 'g', -1, 64),
+		"-late-store", strconv.FormatFloat(c.LateStore, 'g', -1, 64),
+		"-late-store-delay", c.LateStoreDelay.String(),
+		"-clock-offset", c.ProviderClockOffset.String(),
 		"-latency-min", c.LatencyMin.String(),
 		"-latency-max", c.LatencyMax.String(),
 	}
@@ -206,7 +209,11 @@ const (
 )
 
 func workerEnv(c Config, redisURL, wasimURL, apiKey string) []string {
-	return childEnv(
+	var extra []string
+	if c.ResendPolicy != "" {
+		extra = append(extra, "SENDWORKER_RESEND_POLICY="+c.ResendPolicy)
+	}
+	return childEnv(append(extra,
 		"SENDWORKER_REDIS_URL="+redisURL,
 		"SENDWORKER_PROVIDER_BASE_URL="+wasimURL,
 		"SENDWORKER_PROVIDER_API_KEY="+apiKey,
@@ -218,6 +225,7 @@ func workerEnv(c Config, redisURL, wasimURL, apiKey string) []string {
 		"SENDWORKER_SHUTDOWN_TIMEOUT=5s",
 		"SENDWORKER_RECONCILE_DELAY="+c.ReconcileDelay.String(),
 		"SENDWORKER_RECOVERY_GRACE="+c.RecoveryGrace.String(),
+		"SENDWORKER_LATE_COMPLETION="+c.LateCompletion.String(),
 		// Limits off: this run is about crashes, not pacing.
 		"SENDWORKER_RATE_MIN_INTERVAL=0s",
 		"SENDWORKER_RATE_JITTER=0s",
@@ -228,7 +236,7 @@ func workerEnv(c Config, redisURL, wasimURL, apiKey string) []string {
 		"SENDWORKER_RATE_GLOBAL_RPS=0",
 		"SENDWORKER_LOG_LEVEL=info",
 		"SENDWORKER_LOG_FORMAT=json",
-	)
+	)...)
 }
 
 // slot is one worker position: its current process, restarted whenever it

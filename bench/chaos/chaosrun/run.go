@@ -86,7 +86,9 @@ type runner struct {
 		mu     sync.Mutex
 		errors []string
 	}
+	redisMu           sync.Mutex // one restart at a time
 	redisRestarts     int
+	redisKills        int
 	redisRestartTook  time.Duration
 	pushDone          atomic.Bool
 	pushTook          time.Duration
@@ -130,7 +132,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	if err := os.MkdirAll(redisDir, 0o755); err != nil {
 		return nil, err
 	}
-	proc, err := redisproc.Start(ctx, redisproc.Options{Dir: redisDir, AppendOnly: true})
+	proc, err := redisproc.Start(ctx, redisproc.Options{Dir: redisDir, AppendOnly: true, Args: []string{"--appendfsync", c.RedisFsync}})
 	if err != nil {
 		return nil, err
 	}
@@ -149,8 +151,9 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		return nil, err
 	}
 	defer wasim.stop(5 * time.Second)
-	r.logf("redis %s (AOF), wasim %s (%d accounts × %d chats; faults 500=%.0f%% 429=%.0f%% Retry-After %s, accept-then-drop=%.0f%%, latency %s–%s)",
-		proc.Addr(), wasimURL, c.Accounts, c.ChatsPerAccount, 100*c.Error500, 100*c.RateLimit, c.RetryAfter, 100*c.AcceptThenDrop, c.LatencyMin, c.LatencyMax)
+	r.logf("redis %s (AOF, appendfsync %s), wasim %s (%d accounts × %d chats; faults 500=%.0f%% 429=%.0f%% Retry-After %s, accept-then-drop=%.0f%%, late store=%.0f%% after %s, clock offset %s, latency %s–%s)",
+		proc.Addr(), c.RedisFsync, wasimURL, c.Accounts, c.ChatsPerAccount, 100*c.Error500, 100*c.RateLimit, c.RetryAfter, 100*c.AcceptThenDrop,
+		100*c.LateStore, c.LateStoreDelay, c.ProviderClockOffset, c.LatencyMin, c.LatencyMax)
 
 	env := workerEnv(c, proc.URL(), wasimURL, apiKey)
 	for i := range c.Workers {
@@ -174,7 +177,10 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	wg.Go(func() { r.push(runCtx) })
 	wg.Go(func() { r.killLoop(chaosCtx) })
 	if c.RedisRestartAt >= 0 {
-		wg.Go(func() { r.restartRedis(chaosCtx) })
+		wg.Go(func() { r.restartRedis(chaosCtx, c.RedisRestartAt, false) })
+	}
+	if c.RedisKillAt >= 0 {
+		wg.Go(func() { r.restartRedis(chaosCtx, c.RedisKillAt, true) })
 	}
 	allDone := r.waitTerminal(runCtx)
 	stopChaos()
@@ -203,6 +209,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		sum.UnexpectedExits += s.unexpected
 	}
 	sum.RedisRestarts = r.redisRestarts
+	sum.RedisKills = r.redisKills
 	sum.RedisRestartTook = r.redisRestartTook
 	r.harness.mu.Lock()
 	sum.HarnessErrors = append(sum.HarnessErrors, r.harness.errors...)
@@ -374,21 +381,37 @@ func (r *runner) killLoop(ctx context.Context) {
 	}
 }
 
-func (r *runner) restartRedis(ctx context.Context) {
+// restartRedis restarts Redis at the given time from the start: gracefully
+// (SIGTERM, AOF kept), or with SIGKILL (crash: only what appendfsync put on
+// disk survives).
+func (r *runner) restartRedis(ctx context.Context, at time.Duration, crash bool) {
 	select {
 	case <-ctx.Done():
 		return
-	case <-time.After(time.Until(r.start.Add(r.c.RedisRestartAt))):
+	case <-time.After(time.Until(r.start.Add(at))):
 	}
-	r.logf("restarting redis (graceful, AOF)")
+	r.redisMu.Lock()
+	defer r.redisMu.Unlock()
 	t := time.Now()
-	if err := r.redis.Restart(context.WithoutCancel(ctx)); err != nil {
+	var err error
+	if crash {
+		r.logf("killing redis (SIGKILL, appendfsync %s)", r.c.RedisFsync)
+		err = r.redis.CrashRestart(context.WithoutCancel(ctx))
+	} else {
+		r.logf("restarting redis (graceful, AOF)")
+		err = r.redis.Restart(context.WithoutCancel(ctx))
+	}
+	if err != nil {
 		r.harnessError("redis restart: %v", err)
 		return
 	}
-	r.redisRestarts++
-	r.redisRestartTook = time.Since(t)
-	r.logf("redis back after %s", r.redisRestartTook.Round(time.Millisecond))
+	if crash {
+		r.redisKills++
+	} else {
+		r.redisRestarts++
+	}
+	r.redisRestartTook = max(r.redisRestartTook, time.Since(t))
+	r.logf("redis back after %s", time.Since(t).Round(time.Millisecond))
 }
 
 // waitTerminal waits until every send is pushed and every approved one is

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sendworker/sendworker/tasks"
 )
@@ -89,8 +91,19 @@ func (a *app) pauseOrResume(ctx context.Context, verb string, args []string) err
 	return nil
 }
 
+// optOutEntry is one entry of GET /v1/optouts.
+type optOutEntry struct {
+	ContactID string    `json:"contact_id"`
+	Reason    string    `json:"reason"`
+	Source    string    `json:"source"`
+	Keyword   string    `json:"keyword"`
+	By        string    `json:"by"`
+	At        time.Time `json:"at"`
+}
+
 func (a *app) cmdOptOut(ctx context.Context, args []string) error {
 	fs := a.newFlags("optout")
+	reason := fs.String("reason", "", "why (add, remove): kept in the entry and the audit trail")
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -117,7 +130,9 @@ func (a *app) cmdOptOut(ctx context.Context, args []string) error {
 	}
 	var (
 		ans struct {
-			OptOuts []string `json:"optouts"`
+			OptOuts []string      `json:"optouts"`
+			Entries []optOutEntry `json:"entries"`
+			Ended   []string      `json:"ended"`
 		}
 		raw []byte
 	)
@@ -125,10 +140,15 @@ func (a *app) cmdOptOut(ctx context.Context, args []string) error {
 	case "add":
 		body := struct {
 			ContactID string `json:"contact_id"`
-		}{pos[1]}
+			Reason    string `json:"reason,omitempty"`
+		}{pos[1], *reason}
 		raw, _, err = c.send(ctx, http.MethodPost, "/v1/optouts", body, &ans)
 	case "remove":
-		raw, _, err = c.send(ctx, http.MethodDelete, pathOf("/v1/optouts/", pos[1]), nil, &ans)
+		path := pathOf("/v1/optouts/", pos[1])
+		if *reason != "" {
+			path += "?reason=" + url.QueryEscape(*reason)
+		}
+		raw, _, err = c.send(ctx, http.MethodDelete, path, nil, &ans)
 	default:
 		raw, err = c.getJSON(ctx, "/v1/optouts", nil, &ans)
 	}
@@ -144,6 +164,9 @@ func (a *app) cmdOptOut(ctx context.Context, args []string) error {
 	switch sub {
 	case "add":
 		fmt.Fprintf(a.stdout, "%s: opted out (%d contact(s) on the list)\n", cell(pos[1]), len(ans.OptOuts))
+		if len(ans.Ended) > 0 {
+			fmt.Fprintf(a.stdout, "%d pending send(s) ended opted_out: %s\n", len(ans.Ended), cell(strings.Join(ans.Ended, ", ")))
+		}
 	case "remove":
 		fmt.Fprintf(a.stdout, "%s: removed from the opt-out list (%d contact(s) on the list)\n", cell(pos[1]), len(ans.OptOuts))
 	default:
@@ -151,10 +174,19 @@ func (a *app) cmdOptOut(ctx context.Context, args []string) error {
 			fmt.Fprintln(a.stdout, "no opt-outs")
 			return nil
 		}
+		byID := map[string]optOutEntry{}
+		for _, e := range ans.Entries {
+			byID[e.ContactID] = e
+		}
 		tw := newTable(a.stdout)
-		row(tw, "CONTACT_ID")
+		row(tw, "CONTACT_ID", "SINCE", "REASON", "KEYWORD", "BY", "SOURCE")
 		for _, id := range ans.OptOuts {
-			row(tw, cell(id))
+			e := byID[id]
+			since := ""
+			if !e.At.IsZero() {
+				since = a.zone.fmtTime(e.At)
+			}
+			row(tw, cell(id), since, cell(e.Reason), cell(e.Keyword), cell(e.By), cell(e.Source))
 		}
 		tw.Flush()
 	}

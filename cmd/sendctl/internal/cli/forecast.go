@@ -98,14 +98,22 @@ func (z zone) printForecast(w io.Writer, f *wire.Forecast) {
 	fmt.Fprintln(w)
 	if len(f.Waiting) == 0 {
 		fmt.Fprintln(w, "no waiting sends")
-		return
+	} else {
+		z.printWaitingSends(w, f.At, f.Waiting)
 	}
-	tw = newTable(w)
+	if len(f.Undecided) > 0 {
+		fmt.Fprintln(w, "\nundecided (outcome unknown; never sent again before the next check):")
+		z.printWaitingSends(w, f.At, f.Undecided)
+	}
+}
+
+func (z zone) printWaitingSends(w io.Writer, at time.Time, sends []wire.WaitingSend) {
+	tw := newTable(w)
 	row(tw, "SEND_ID", "OP", "REASON", "UNTIL", "IN", "DETAIL")
-	for _, s := range f.Waiting {
+	for _, s := range sends {
 		until, in := "resume", "-"
 		if s.Until != nil {
-			until, in = z.fmtTime(*s.Until), relative(f.At, *s.Until)
+			until, in = z.fmtTime(*s.Until), relative(at, *s.Until)
 		}
 		row(tw, cell(s.SendID), cell(opName(string(s.Operation))), cell(string(s.Reason)), until, in, cell(s.Detail))
 	}

@@ -264,6 +264,20 @@ func (z zone) printRecord(w io.Writer, r *tasks.Record) {
 	if r.Wait != nil {
 		kv("Waiting", fmt.Sprintf("until %s (%s)", z.waitUntil(r.Wait), r.Wait.Reason))
 	}
+	if rc := r.Reconcile; rc != nil {
+		kv("Attempt started", z.fmtTime(rc.AttemptStartedAt)+" (Redis clock)")
+		if wm := rc.Watermark; wm != nil {
+			mark := "no message"
+			if wm.MessageID != "" {
+				mark = "message " + wm.MessageID
+			}
+			kv("Watermark", fmt.Sprintf("%s at %s (provider clock), chat %s", mark, z.fmtTime(wm.At), wm.ChatID))
+		}
+		if rc.Why != "" {
+			kv("Undecided", rc.Why)
+			kv("Next check", z.fmtTime(rc.NextCheck))
+		}
+	}
 	kv("Operation", string(req.Operation))
 	kv("Account", req.AccountID)
 	if req.ChatID != "" {
