@@ -302,7 +302,7 @@ func vars() []varSpec {
 
 		{name: "SENDWORKER_APPROVAL_DEADLINE", def: "24h", doc: "Default approval deadline of a send; an unapproved send expires after it.",
 			binding: durationVar(func(c *Config) *time.Duration { return &c.ApprovalDeadline }, positiveDuration)},
-		{name: "SENDWORKER_MAX_DELAY_AFTER_APPROVAL", def: "72h", doc: "How long after its approval a send without window.not_after may still go out (paused, breaker open, rate limit); past it the send ends expired (max_delay_exceeded). A send's window.not_after wins.",
+		{name: "SENDWORKER_MAX_DELAY_AFTER_APPROVAL", def: "72h", doc: "How long after its approval (or its window.not_before, if later) a send without window.not_after may still go out (paused, breaker open, rate limit); past it the send ends expired (max_delay_exceeded). A send's window.not_after wins.",
 			binding: durationVar(func(c *Config) *time.Duration { return &c.MaxDelayAfterApproval }, positiveDuration)},
 		{name: "SENDWORKER_ADMIN_ADDR", def: ":8080", doc: "Listen address of the admin API, health and metrics.",
 			binding: stringVar(func(c *Config) *string { return &c.Admin.Addr }, checkAddr)},
