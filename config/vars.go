@@ -325,7 +325,7 @@ func vars() []varSpec {
 					return checkAdminTokens(c.Admin.Tokens)
 				},
 			}},
-		{name: envAdminTokensFile, doc: "File of admin tokens, one identity:role[+role]:token per line (# comments); instead of " + envAdminTokens + ". Reloaded without a restart on SIGHUP and when its content changes (an invalid file keeps the tokens in force).",
+		{name: envAdminTokensFile, doc: "File of admin tokens, one identity:role[+role]:token per line (# comments); instead of " + envAdminTokens + ". Reloaded without a restart on SIGHUP and when its content changes (an invalid, empty, unreadable or deleted file keeps the tokens in force: revoke a token by removing its line, not the file).",
 			binding: binding{
 				ptr:   func(c *Config) any { return &c.Admin.TokensFile },
 				parse: loadTokensFile,
