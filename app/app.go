@@ -139,6 +139,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 				return acc.CreatedAt.Time, nil
 			},
 			Now:        opts.Now,
+			RedisClock: true, // slots on Redis's clock, like the ledger's leases
 			Logger:     a.log.Named("ratelimit"),
 			Registerer: a.registry,
 		})

@@ -523,3 +523,31 @@ func TestKeysHashTagged(t *testing.T) {
 		}
 	}
 }
+
+// With RedisClock the slots are judged on Redis's clock, whatever clock the caller passes: a
+// replica two minutes ahead or behind neither goes early nor spaces its calls on its own time.
+func TestRedisClockIgnoresTheCallersClock(t *testing.T) {
+	_, rdb := startRedis(t)
+	l := newLimiter(t, rdb, config.Limits{MinInterval: 10 * sec}, func(o *Options) { o.RedisClock = true })
+	real := time.Now()
+	near := func(what string, got, want time.Time) {
+		t.Helper()
+		if d := got.Sub(want); d < -2*sec || d > 2*sec {
+			t.Fatalf("%s at %v, want about %v (Redis's clock)", what, got, want)
+		}
+	}
+	s1 := slotOf(t, l, reply("s1", "acct", "c1"), real.Add(2*time.Minute)) // a replica ahead
+	if !s1.Go {
+		t.Fatalf("s1: %+v", s1)
+	}
+	near("s1", s1.At, real)
+	s2 := slotOf(t, l, reply("s2", "acct", "c2"), real.Add(-2*time.Minute)) // a replica behind
+	if s2.Go || !s2.Held {
+		t.Fatalf("s2: %+v, want a held slot", s2)
+	}
+	near("s2", s2.At, real.Add(10*sec))
+	// The replica ahead asks at what its clock calls s2's slot: Redis says not yet.
+	if again := slotOf(t, l, reply("s2", "acct", "c2"), s2.At.Add(2*time.Minute)); again.Go {
+		t.Fatalf("s2 went early on a clock two minutes ahead: %+v", again)
+	}
+}

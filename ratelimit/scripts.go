@@ -4,9 +4,11 @@ import "github.com/redis/go-redis/v9"
 
 // Every script of the limiter. The per-account scripts are luaCommon (time
 // units, limits, the slot search) + their own body. Times are Unix
-// milliseconds chosen by the Go caller (the injected clock), never the Redis
-// server's clock; key TTLs are relative (PEXPIRE), so a simulated clock ahead
-// of or behind the server's cannot expire keys early.
+// milliseconds chosen by the Go caller (the injected clock), or, with
+// Options.RedisClock (the daemon's setting), the Redis server's TIME, so that
+// replicas whose clocks differ still space their calls on one clock; key TTLs
+// are relative (PEXPIRE), so a simulated clock ahead of or behind the
+// server's cannot expire keys early.
 //
 // The per-account scripts take the account's limits as ARGV[1..9]
 // (Limiter.limitArgs):
@@ -15,7 +17,7 @@ import "github.com/redis/go-redis/v9"
 //	ARGV[4] new-chat hourly cap ARGV[5] new-chat daily cap    ARGV[6] recipient cooldown (ms)
 //	ARGV[7] warm-up start       ARGV[8] warm-up step          ARGV[9] account created (ms, -1 unknown)
 //
-// and ARGV[10] now (ms). A cap of 0 means no cap.
+// and ARGV[10] now (ms; -1: Redis's TIME). A cap of 0 means no cap.
 
 // luaCommon: limits, window counts and the search of the earliest slot.
 //
@@ -43,6 +45,11 @@ local L = {
   warm_start = tonumber(ARGV[7]), warm_step = tonumber(ARGV[8]), created = tonumber(ARGV[9]),
 }
 local NOW = tonumber(ARGV[10])
+if NOW < 0 then
+  -- Options.RedisClock: every replica's slots on the one clock of Redis
+  local tm = redis.call('TIME')
+  NOW = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
+end
 
 -- integers as plain digits (Lua's tostring switches to exponents past 14 digits)
 local function fmt(n) return string.format('%.0f', n) end
