@@ -221,17 +221,6 @@ local USED_TTL = ARGV[17]
 local U, C, A, R, USED = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local rkeys = {}
 for i = 6, #KEYS do rkeys[#rkeys + 1] = KEYS[i] end
--- A consumed slot is remembered a little while, so that a send a guard then
--- refuses (nothing sent) can give it back (Refund).
--- The account hash keeps when a slot was last consumed (lc), by which member
--- (lcm) and the consumption before it (plc), so that a Refund of that member
--- can put lc back.
-local function consumed(slot, seq)
-  redis.call('SET', USED, fmt(slot) .. ':' .. seq .. ':' .. ACCT, 'PX', USED_TTL)
-  local prev = redis.call('HGET', A, 'lc')
-  if prev then redis.call('HSET', A, 'plc', prev) else redis.call('HDEL', A, 'plc') end
-  redis.call('HSET', A, 'lc', fmt(NOW), 'lcm', SEND .. '#' .. seq)
-end
 
 -- PEXPIRE that only ever lengthens a key's life
 local function keep(key, ms)
@@ -245,6 +234,17 @@ local h = redis.call('HMGET', A, 'pen', 'lr', 'lc')
 local pen = tonumber(h[1]) or 0
 local lr = tonumber(h[2])
 local lc = tonumber(h[3])
+-- A consumed slot is remembered a little while, so that a send a guard then
+-- refuses (nothing sent) can give it back (Refund).
+-- The account hash keeps when a slot was last consumed (lc), by which member
+-- (lcm) and the consumption before it (plc), so that a Refund of that member
+-- can put lc back.
+local function consumed(slot, seq)
+  redis.call('SET', USED, fmt(slot) .. ':' .. seq .. ':' .. ACCT, 'PX', USED_TTL)
+  local prev = ''
+  if lc then prev = fmt(lc) end
+  redis.call('HSET', A, 'lc', fmt(NOW), 'lcm', SEND .. '#' .. seq, 'plc', prev)
+end
 
 local held = redis.call('GET', R)
 local why_new = nil
@@ -423,7 +423,7 @@ redis.call('ZREM', KEYS[4], member)
 -- the call this slot was consumed for never happened: the last call is the one before
 local c = redis.call('HMGET', KEYS[5], 'lcm', 'plc')
 if c[1] == member then
-  if c[2] then redis.call('HSET', KEYS[5], 'lc', c[2]) else redis.call('HDEL', KEYS[5], 'lc') end
+  if c[2] and c[2] ~= '' then redis.call('HSET', KEYS[5], 'lc', c[2]) else redis.call('HDEL', KEYS[5], 'lc') end
   redis.call('HDEL', KEYS[5], 'lcm', 'plc')
 end
 local lr = tonumber(redis.call('HGET', KEYS[5], 'lr'))
