@@ -351,13 +351,13 @@ func (e *env) taskResult(id string) *tasks.Result {
 	e.t.Helper()
 	insp := asynq.NewInspector(e.redisOpt)
 	defer insp.Close()
-	infos, err := insp.ListCompletedTasks(DefaultQueue, asynq.PageSize(1000))
+	infos, err := insp.ListCompletedTasks(tasks.DefaultQueue, asynq.PageSize(1000))
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	var out *tasks.Result
 	for _, info := range infos {
-		var p tasks.TaskPayload
+		var p tasks.Payload
 		_ = json.Unmarshal(info.Payload, &p)
 		if p.SendID != id || len(info.Result) == 0 {
 			continue
@@ -393,7 +393,7 @@ func (e *env) releaseTask(id string) *asynq.Task {
 }
 
 func taskFor(op tasks.Operation, id, digest string, gen int64) *asynq.Task {
-	b, _ := json.Marshal(tasks.TaskPayload{SendID: id, Digest: digest, Gen: gen})
+	b, _ := json.Marshal(tasks.Payload{SendID: id, Digest: digest, Gen: gen})
 	return asynq.NewTask(op.TaskType(), b)
 }
 

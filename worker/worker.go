@@ -116,7 +116,6 @@ func (noLimit) Reserve(context.Context, *tasks.Record, time.Time) (time.Time, er
 
 // Defaults of Options.
 const (
-	DefaultQueue            = "sendworker"
 	DefaultConcurrency      = 20
 	DefaultShutdownTimeout  = 25 * time.Second
 	DefaultReconcileDelay   = 15 * time.Second
@@ -225,7 +224,7 @@ func leaseMargin(lease time.Duration) time.Duration { return min(2*time.Second, 
 
 func (o Options) withDefaults() Options {
 	if o.Queue == "" {
-		o.Queue = DefaultQueue
+		o.Queue = tasks.DefaultQueue
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = DefaultConcurrency
