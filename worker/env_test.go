@@ -383,7 +383,7 @@ func (e *env) releaseTask(id string) *asynq.Task {
 		if r.SendID != id {
 			continue
 		}
-		if err := e.ledger.MarkReleased(context.Background(), r.SendID, r.Gen); err != nil {
+		if err := e.ledger.MarkAllReleased(context.Background(), []ledger.Release{r}); err != nil {
 			e.t.Fatal(err)
 		}
 		return taskFor(r.Operation, r.SendID, r.Digest, r.Gen)
@@ -415,7 +415,7 @@ func (e *env) drive(id string, timeout time.Duration) *tasks.Record {
 			}
 			for _, r := range due {
 				if r.SendID == id {
-					_ = e.ledger.MarkReleased(context.Background(), r.SendID, r.Gen)
+					_ = e.ledger.MarkAllReleased(context.Background(), []ledger.Release{r})
 					task = taskFor(r.Operation, r.SendID, r.Digest, r.Gen)
 				}
 			}
