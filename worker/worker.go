@@ -360,8 +360,8 @@ func New(redis asynq.RedisConnOpt, l *ledger.Ledger, p Provider, opts Options) *
 	}
 	w.err = errors.Join(errs...)
 	w.fetcher = f
-	w.health = &healthCache{ttl: opts.AccountHealthTTL, now: time.Now, entries: map[string]healthEntry{}}
-	w.known = &attendeeCache{ttl: opts.AttendeeCacheTTL, now: time.Now, accounts: map[string]*attendeeEntry{}}
+	w.health = &healthCache{ttl: opts.AccountHealthTTL, now: opts.Now, entries: map[string]healthEntry{}}
+	w.known = &attendeeCache{ttl: opts.AttendeeCacheTTL, now: opts.Now, accounts: map[string]*attendeeEntry{}}
 	if l != nil {
 		w.breaker = newBreaker(l, max(opts.AccountHealthTTL, minProbeInterval), opts.Now, opts.Metrics, w.log)
 	}
