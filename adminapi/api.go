@@ -52,6 +52,8 @@ type Token struct {
 	Identity string
 	Roles    []string
 	Token    string
+	// Accounts limits the identity to these accounts (scope.go); nil = all.
+	Accounts []string
 }
 
 // ProviderReader is the read-only part of the provider client that the
@@ -92,6 +94,7 @@ type Options struct {
 type caller struct {
 	identity string
 	roles    []string
+	scope    Scope
 }
 
 // handler answers one route: a status and a JSON body, or an error that the
@@ -164,6 +167,8 @@ func (a *api) routes() []route {
 		{pattern: "POST /v1/sends/{send_id}/approve", roles: appr, body: bodyRequired, handle: a.approve},
 		{pattern: "POST /v1/sends:approve", roles: appr, body: bodyRequired, handle: a.approveBatch},
 		{pattern: "POST /v1/sends/{send_id}/reject", roles: appr, body: bodyRequired, handle: a.reject},
+		{pattern: "POST /v1/sends/{send_id}/revise", roles: appr, body: bodyRequired, handle: a.revise},
+		{pattern: "POST /v1/sends/{send_id}/resolve", roles: admin, body: bodyRequired, handle: a.resolve},
 		{pattern: "POST /v1/sends:reject", roles: appr, body: bodyRequired, handle: a.rejectBatch},
 		{pattern: "POST /v1/sends/{send_id}/cancel", roles: []string{RoleScheduler, RoleAdmin}, body: bodyOptional, handle: a.cancel},
 		{pattern: "POST /v1/pause", roles: admin, handle: a.pause(true, false)},
@@ -331,7 +336,7 @@ func (s *TokenStore) Set(tokens []Token) {
 			continue
 		}
 		tt.hashes = append(tt.hashes, sha256.Sum256([]byte(t.Token)))
-		tt.callers = append(tt.callers, caller{identity: t.Identity, roles: slices.Clone(t.Roles)})
+		tt.callers = append(tt.callers, caller{identity: t.Identity, roles: slices.Clone(t.Roles), scope: Scope(slices.Clone(t.Accounts))})
 	}
 	s.table.Store(tt)
 }

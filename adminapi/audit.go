@@ -15,7 +15,7 @@ type auditAnswer struct {
 // GET /v1/audit?actor=&send_id=&account_id=&from=&to=&cursor=&limit=: the decisions, oldest
 // first. from and to are RFC 3339 times (inclusive). A page may be short (even empty) with a
 // next_cursor: the server reads a bounded part of the stream per call; follow the cursor.
-func (a *api) audit(r *http.Request, _ *caller, _ []byte) (int, any, error) {
+func (a *api) audit(r *http.Request, c *caller, _ []byte) (int, any, error) {
 	q := parseQuery(r, "actor", "send_id", "account_id", "from", "to", "cursor", "limit")
 	aq := ledger.AuditQuery{Actor: q.get("actor"), SendID: q.get("send_id"), AccountID: q.get("account_id"),
 		Limit: q.limit(ledger.MaxAuditLimit), Cursor: q.cursor()}
@@ -37,6 +37,12 @@ func (a *api) audit(r *http.Request, _ *caller, _ []byte) (int, any, error) {
 	if err := q.err(); err != nil {
 		return 0, nil, err
 	}
+	// A scoped caller reads only its accounts' entries (scope.go).
+	acct, err := c.scopedList(aq.AccountID)
+	if err != nil {
+		return 0, nil, err
+	}
+	aq.AccountID = acct
 	entries, next, err := a.svc.Ledger().Audit(r.Context(), aq)
 	if err != nil {
 		return 0, nil, err

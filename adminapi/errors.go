@@ -58,6 +58,8 @@ var domainErrors = []struct {
 	{ledger.ErrFinal, http.StatusConflict, "final"},
 	{ledger.ErrStaleAttempt, http.StatusConflict, "conflict"},
 	{ledger.ErrBadQuery, http.StatusBadRequest, "invalid_request"},
+	{ledger.ErrNotInReview, http.StatusConflict, "not_in_review"},
+	{ledger.ErrMessageClaimed, http.StatusConflict, "message_claimed"},
 	// The decision is written on the master but not yet on the replicas SENDWORKER_WAIT_REPLICAS
 	// asks for: not a 200 (a failover could still lose it); GET the send to see where it stands.
 	{ledger.ErrNotReplicated, http.StatusServiceUnavailable, "not_replicated"},

@@ -49,7 +49,7 @@ var waitDetails = map[tasks.Reason]string{
 }
 
 // GET /v1/accounts/{account_id}/forecast?limit=&cursor=
-func (a *api) forecast(r *http.Request, _ *caller, _ []byte) (int, any, error) {
+func (a *api) forecast(r *http.Request, c *caller, _ []byte) (int, any, error) {
 	if a.opts.Forecaster == nil {
 		return 0, nil, apiError{status: http.StatusServiceUnavailable, code: "unavailable", message: "rate-limit forecasts are not configured"}
 	}
@@ -66,6 +66,9 @@ func (a *api) forecast(r *http.Request, _ *caller, _ []byte) (int, any, error) {
 		lq.Limit = forecastPageDefault
 	}
 	if err := q.err(); err != nil {
+		return 0, nil, err
+	}
+	if err := c.checkAccount(account); err != nil {
 		return 0, nil, err
 	}
 	ctx := r.Context()

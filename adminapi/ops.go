@@ -31,6 +31,12 @@ func (a *api) pause(paused, account bool) handler {
 				return 0, nil, invalid("account_id", "required", "required")
 			}
 		}
+		if c.scope.Limited() && !account {
+			return 0, nil, outOfScope("the global switch")
+		}
+		if err := c.checkAccount(accountID); account && err != nil {
+			return 0, nil, err
+		}
 		set := a.svc.Resume
 		if paused {
 			set = a.svc.Pause

@@ -38,6 +38,9 @@ func (a *api) enqueue(r *http.Request, c *caller, body []byte) (int, any, error)
 	if err != nil {
 		return 0, nil, err
 	}
+	if err := c.checkRequest(req); err != nil {
+		return 0, nil, err
+	}
 	rec, created, err := a.svc.Enqueue(r.Context(), *req, c.identity)
 	if err != nil {
 		return 0, nil, err
@@ -69,6 +72,9 @@ func (a *api) enqueueBatch(r *http.Request, c *caller, body []byte) (int, any, e
 	)
 	for i, raw := range b.Sends {
 		req, err := tasks.DecodeRequest(bytes.NewReader(raw))
+		if err == nil {
+			err = c.checkRequest(req)
+		}
 		if err != nil {
 			out[i] = itemOf(peekSendID(raw), 0, nil, err)
 			continue
@@ -114,7 +120,7 @@ type listAnswer struct {
 }
 
 // GET /v1/sends?state=&account_id=&limit=&cursor=&order=oldest
-func (a *api) list(r *http.Request, _ *caller, _ []byte) (int, any, error) {
+func (a *api) list(r *http.Request, c *caller, _ []byte) (int, any, error) {
 	q := parseQuery(r, "state", "account_id", "limit", "cursor", "order")
 	lq := ledger.Query{AccountID: q.get("account_id"), Limit: q.limit(1000), Cursor: q.cursor()}
 	if s := tasks.State(q.get("state")); s != "" {
@@ -136,6 +142,11 @@ func (a *api) list(r *http.Request, _ *caller, _ []byte) (int, any, error) {
 	if err := q.err(); err != nil {
 		return 0, nil, err
 	}
+	acct, err := c.scopedList(lq.AccountID)
+	if err != nil {
+		return 0, nil, err
+	}
+	lq.AccountID = acct
 	page, err := a.svc.Ledger().List(r.Context(), lq)
 	if err != nil {
 		return 0, nil, err
@@ -147,11 +158,14 @@ func (a *api) list(r *http.Request, _ *caller, _ []byte) (int, any, error) {
 }
 
 // GET /v1/sends/{send_id}
-func (a *api) get(r *http.Request, _ *caller, _ []byte) (int, any, error) {
+func (a *api) get(r *http.Request, c *caller, _ []byte) (int, any, error) {
 	id := r.PathValue("send_id") // the Service checks it; an impossible id is simply not found
 	rec, err := a.svc.Ledger().Get(r.Context(), id)
 	if err != nil {
 		return 0, nil, err
+	}
+	if !c.scope.Allows(rec.Request.AccountID) {
+		return 0, nil, sendNotFound(id)
 	}
 	return http.StatusOK, rec, nil
 }
@@ -165,6 +179,9 @@ func (a *api) approve(r *http.Request, c *caller, body []byte) (int, any, error)
 	id := r.PathValue("send_id") // the Service checks it; an impossible id is simply not found
 	var b approveBody
 	if err := decodeStrict(body, &b); err != nil {
+		return 0, nil, err
+	}
+	if err := a.visible(r.Context(), c, id); err != nil {
 		return 0, nil, err
 	}
 	rec, err := a.svc.Approve(r.Context(), id, b.Digest, c.identity)
@@ -187,7 +204,20 @@ func (a *api) approveBatch(r *http.Request, c *caller, body []byte) (int, any, e
 	if err := checkCount("items", len(b.Items)); err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, decisions(a.svc.ApproveMany(r.Context(), b.Items, c.identity)), nil
+	ids := make([]string, len(b.Items))
+	for i, it := range b.Items {
+		ids[i] = it.SendID
+	}
+	out := make([]approval.DecisionResult, len(ids))
+	keep := a.inScope(r.Context(), c, ids, out)
+	items := make([]approval.ApproveItem, len(keep))
+	for j, i := range keep {
+		items[j] = b.Items[i]
+	}
+	for j, d := range a.svc.ApproveMany(r.Context(), items, c.identity) {
+		out[keep[j]] = d
+	}
+	return http.StatusOK, decisions(out), nil
 }
 
 type reasonBody struct {
@@ -203,6 +233,9 @@ func (a *api) reject(r *http.Request, c *caller, body []byte) (int, any, error) 
 	}
 	if b.Reason == "" {
 		return 0, nil, invalid("reason", "required", "say why the send is rejected")
+	}
+	if err := a.visible(r.Context(), c, id); err != nil {
+		return 0, nil, err
 	}
 	rec, err := a.svc.Reject(r.Context(), id, c.identity, b.Reason)
 	if err != nil {
@@ -228,7 +261,16 @@ func (a *api) rejectBatch(r *http.Request, c *caller, body []byte) (int, any, er
 	if b.Reason == "" {
 		return 0, nil, invalid("reason", "required", "say why the sends are rejected")
 	}
-	return http.StatusOK, decisions(a.svc.RejectMany(r.Context(), b.SendIDs, c.identity, b.Reason)), nil
+	out := make([]approval.DecisionResult, len(b.SendIDs))
+	keep := a.inScope(r.Context(), c, b.SendIDs, out)
+	ids := make([]string, len(keep))
+	for j, i := range keep {
+		ids[j] = b.SendIDs[i]
+	}
+	for j, d := range a.svc.RejectMany(r.Context(), ids, c.identity, b.Reason) {
+		out[keep[j]] = d
+	}
+	return http.StatusOK, decisions(out), nil
 }
 
 func decisions(rs []approval.DecisionResult) results {
@@ -247,6 +289,9 @@ func (a *api) cancel(r *http.Request, c *caller, body []byte) (int, any, error) 
 		if err := decodeStrict(body, &b); err != nil {
 			return 0, nil, err
 		}
+	}
+	if err := a.visible(r.Context(), c, id); err != nil {
+		return 0, nil, err
 	}
 	rec, err := a.svc.Cancel(r.Context(), id, c.identity, b.Reason)
 	if err != nil {

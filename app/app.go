@@ -26,6 +26,7 @@ import (
 	"github.com/sendworker/sendworker/adminapi"
 	"github.com/sendworker/sendworker/approval"
 	"github.com/sendworker/sendworker/config"
+	"github.com/sendworker/sendworker/console"
 	"github.com/sendworker/sendworker/inbound"
 	"github.com/sendworker/sendworker/internal/logthrottle"
 	"github.com/sendworker/sendworker/ledger"
@@ -68,6 +69,7 @@ type App struct {
 	metrics  *metrics.Metrics
 	registry *prometheus.Registry
 	server   *http.Server
+	console  *console.Console
 
 	mu       sync.Mutex
 	listener net.Listener
@@ -137,6 +139,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 				return acc.CreatedAt.Time, nil
 			},
 			Now:        opts.Now,
+			RedisClock: true, // slots on Redis's clock, like the ledger's leases
 			Logger:     a.log.Named("ratelimit"),
 			Registerer: a.registry,
 		})
@@ -215,7 +218,20 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		Logger:       a.log.Named("admin"),
 		Now:          opts.Now,
 	})
-	a.server = adminapi.NewServer(cfg.Admin.Addr, a.withInbound(handler))
+	a.console = console.New(a.approval, console.Options{
+		Tokens:        a.tokens.store,
+		SessionTTL:    cfg.Admin.ConsoleSessionTTL,
+		TrustedHeader: cfg.Admin.ConsoleTrustedHeader,
+		Provider:      pc,
+		Forecaster:    forecaster(a.limiter),
+		Breaker:       worker.BreakerReader(a.ledger),
+		Logger:        a.log.Named("console"),
+		Now:           opts.Now,
+	})
+	mux := http.NewServeMux()
+	mux.Handle(console.Prefix, a.console)
+	mux.Handle("/", handler)
+	a.server = adminapi.NewServer(cfg.Admin.Addr, a.withInbound(mux))
 	return a, nil
 }
 
@@ -477,6 +493,9 @@ func (a *App) Addr() string {
 
 // Ledger gives in-process callers (the -dev demo, tests) the send ledger.
 func (a *App) Ledger() *ledger.Ledger { return a.ledger }
+
+// Console is the review console served under /console/ (the -dev banner makes its sign-in links).
+func (a *App) Console() *console.Console { return a.console }
 
 // Approval gives in-process callers (the Sequencer's Go API, the demo) the approval service.
 func (a *App) Approval() *approval.Service { return a.approval }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,7 +34,7 @@ type tokenState struct {
 func apiTokens(tokens []config.AdminToken) []adminapi.Token {
 	out := make([]adminapi.Token, 0, len(tokens))
 	for _, t := range tokens {
-		out = append(out, adminapi.Token{Identity: t.Identity, Roles: t.Roles, Token: t.Token.Reveal()})
+		out = append(out, adminapi.Token{Identity: t.Identity, Roles: t.Roles, Token: t.Token.Reveal(), Accounts: t.Accounts})
 	}
 	return out
 }
@@ -117,7 +118,7 @@ func diffIdentities(prev, next []config.AdminToken) (added, removed, changed []s
 	group := func(ts []config.AdminToken) map[string][]string {
 		m := map[string][]string{}
 		for _, t := range ts {
-			m[t.Identity] = append(m[t.Identity], t.Token.Reveal()+"\x00"+string(rolesKey(t.Roles)))
+			m[t.Identity] = append(m[t.Identity], t.Token.Reveal()+"\x00"+string(rolesKey(t.Roles))+"\x00"+strings.Join(t.Accounts, "|"))
 		}
 		for _, v := range m {
 			slices.Sort(v)

@@ -430,3 +430,88 @@ func parallel(n int, fn func(i int)) {
 	close(next)
 	wg.Wait()
 }
+
+// Revise corrects the text of a pending send before approval: the send gets
+// a new revision (its request with text, a new digest), if its digest is
+// still shown, the one the editor saw (else ledger.ErrDigestMismatch: it
+// changed meanwhile). The old digest can then no longer be approved. The
+// editor may approve the revision they wrote; the original requester still
+// may not approve (no self-approval). Only sends that carry a text
+// (chats_messages_send, chats_create, messages_edit) can be revised; the new
+// text passes the same checks as at enqueue. A text equal to the current one
+// changes nothing and returns the record as it is.
+func (s *Service) Revise(ctx context.Context, sendID, shown, text, by string) (*tasks.Record, error) {
+	var p problems
+	p.sendID(sendID)
+	if !digestPattern.MatchString(shown) {
+		p.add("digest", "invalid", "the digest of the revision shown: 64 lowercase hex characters")
+	}
+	if p.actor("by", by); p.err() != nil {
+		return nil, p.err()
+	}
+	rec, err := s.l.Get(ctx, sendID)
+	if err != nil {
+		return nil, fmt.Errorf("revise: %w", err)
+	}
+	switch {
+	case rec.State != tasks.StatePendingApproval:
+		return nil, fmt.Errorf("revise: %w", &ledger.StateError{Err: ledger.ErrNotPending, SendID: sendID, Current: rec.State})
+	case rec.Digest != shown:
+		return nil, fmt.Errorf("revise: send %s: %w", sendID, ledger.ErrDigestMismatch)
+	}
+	switch rec.Request.Operation {
+	case tasks.OpSendMessage, tasks.OpCreateChat, tasks.OpEdit:
+	default:
+		p.add("text", "not_allowed", "a "+string(rec.Request.Operation)+" send has no text to correct")
+		return nil, p.err()
+	}
+	req := rec.Request
+	req.Text = text
+	if err := req.Validate(tasks.ValidateOptions{Now: s.opts.Now(), MaxAttachmentBytes: s.opts.MaxAttachmentBytes, OriginAllowed: s.opts.OriginAllowed}); err != nil {
+		return nil, err
+	}
+	digest := req.Digest()
+	if digest == shown {
+		return rec, nil
+	}
+	out, err := s.l.Revise(ctx, sendID, shown, &req, digest, by)
+	if err != nil {
+		return nil, fmt.Errorf("revise: %w", err)
+	}
+	// The text is a human's words: kept in the record, not in logs.
+	s.log.Info("send revised", zap.String("send_id", sendID), zap.String("by", by), zap.Int("revision", out.Revision), zap.String("digest", digest))
+	return out, nil
+}
+
+// ResolveReview records an admin's finding on a send whose outcome was
+// unknown (state needs_review): ledger.ResolveSent with the chat's message
+// that is it, ledger.ResolveCancel, or ledger.ResolveNotSent, which approves
+// it again, so it is released and goes out (the admin checked that it did
+// not). See ledger.ResolveReview.
+func (s *Service) ResolveReview(ctx context.Context, sendID string, res ledger.Resolution, messageID, by, note string) (*tasks.Record, error) {
+	var p problems
+	p.sendID(sendID)
+	p.note("note", note)
+	switch res {
+	case ledger.ResolveSent:
+		p.providerID("message_id", messageID)
+	case ledger.ResolveNotSent, ledger.ResolveCancel:
+		if messageID != "" {
+			p.add("message_id", "not_allowed", "only marking a send sent names a message")
+		}
+	default:
+		p.add("resolution", "invalid", "sent, not_sent or cancel")
+	}
+	if p.actor("by", by); p.err() != nil {
+		return nil, p.err()
+	}
+	rec, err := s.l.ResolveReview(ctx, sendID, res, messageID, by, note)
+	if err != nil {
+		return nil, fmt.Errorf("resolve: %w", err)
+	}
+	s.log.Info("send review resolved", zap.String("send_id", sendID), zap.String("by", by), zap.String("resolution", string(res)))
+	if res == ledger.ResolveNotSent {
+		s.wake()
+	}
+	return rec, nil
+}

@@ -204,6 +204,12 @@ type Admin struct {
 	TokensFile string
 	// MaxBodyBytes is SENDWORKER_MAX_BODY_BYTES (default 1 MiB = 1048576): the largest request body.
 	MaxBodyBytes int64
+	// ConsoleSessionTTL is SENDWORKER_CONSOLE_SESSION_TTL (default 12h): how long a review console
+	// session lasts.
+	ConsoleSessionTTL time.Duration
+	// ConsoleTrustedHeader is SENDWORKER_CONSOLE_TRUSTED_HEADER (default off): a header an SSO
+	// proxy sets to the caller's identity, which then signs in without a token.
+	ConsoleTrustedHeader string
 }
 
 // Attachments restricts attachment fetching.

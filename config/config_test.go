@@ -91,7 +91,7 @@ func TestDefaultValues(t *testing.T) {
 		},
 		ApprovalDeadline:      24 * time.Hour,
 		MaxDelayAfterApproval: 72 * time.Hour,
-		Admin:                 Admin{Addr: ":8080", MaxBodyBytes: 1 << 20},
+		Admin:                 Admin{Addr: ":8080", MaxBodyBytes: 1 << 20, ConsoleSessionTTL: 12 * time.Hour},
 		Attachments:           Attachments{MaxBytes: 15 << 20},
 		Results: Results{Stream: "sendworker:results", StreamMaxLen: 1_000_000, Retention: 720 * time.Hour,
 			Webhook: Webhook{Timeout: 10 * time.Second, MaxAttempts: 10}},
@@ -446,7 +446,8 @@ func TestGoodFixture(t *testing.T) {
 		Admin: Admin{Addr: "127.0.0.1:9090", MaxBodyBytes: 2 << 20, Tokens: []AdminToken{
 			{Identity: "alice", Roles: []string{"approver", "admin"}, Token: "alice-token-0123456789"},
 			{Identity: "sequencer", Roles: []string{"scheduler"}, Token: "sequencer-token-0123456789"},
-		}},
+			{Identity: "bea", Roles: []string{"approver"}, Token: "bea-token-0123456789", Accounts: []string{"acc-1", "acc:2"}},
+		}, ConsoleSessionTTL: 8 * time.Hour, ConsoleTrustedHeader: "X-Forwarded-Email"},
 		Attachments: Attachments{MaxBytes: 20 << 20,
 			Origins: []string{"https://cdn.example.com", "https://files.example.com:8443", "http://127.0.0.1:9000"}},
 		Results: Results{Stream: "prod:results", StreamMaxLen: 500000, Retention: 2160 * time.Hour,

@@ -352,6 +352,9 @@ type AdminToken struct {
 	Roles []string
 	// Token is the bearer token, at least 16 characters, no white space or commas.
 	Token Secret
+	// Accounts limits the identity to these provider accounts (reads and decisions); nil means
+	// every account. Written as an " accounts=a|b" option after the entry (tokenscope.go).
+	Accounts []string
 }
 
 // HasRole reports whether t carries role.
@@ -359,7 +362,7 @@ func (t AdminToken) HasRole(role string) bool { return slices.Contains(t.Roles, 
 
 // String prints the entry with its token redacted.
 func (t AdminToken) String() string {
-	return t.Identity + ":" + strings.Join(t.Roles, "+") + ":" + redactedText
+	return t.Identity + ":" + strings.Join(t.Roles, "+") + ":" + redactedText + formatTokenOptions(t)
 }
 
 // parseAdminTokens reads SENDWORKER_ADMIN_TOKENS: identity:role[+role]:token entries separated by
@@ -418,10 +421,21 @@ func parseTokenEntries(items []string, label string) ([]AdminToken, error) {
 			problems = append(problems, where+": want identity:role[+role]:token")
 			continue
 		}
+		// A token holds no white space: what follows it are options.
+		fields := strings.Fields(token)
+		if len(fields) > 0 {
+			token = fields[0]
+		}
+		accounts, err := parseTokenOptions(fields[min(1, len(fields)):])
+		if err != nil {
+			problems = append(problems, where+": "+err.Error())
+			continue
+		}
 		tokens = append(tokens, AdminToken{
 			Identity: strings.TrimSpace(identity),
 			Roles:    strings.Split(strings.TrimSpace(roles), "+"),
 			Token:    Secret(strings.TrimSpace(token)),
+			Accounts: accounts,
 		})
 	}
 	return tokens, joinProblems(problems)
@@ -431,7 +445,7 @@ func parseTokenEntries(items []string, label string) ([]AdminToken, error) {
 func formatAdminTokens(tokens []AdminToken) string {
 	var entries []string
 	for _, t := range tokens {
-		entries = append(entries, t.Identity+":"+strings.Join(t.Roles, "+")+":"+t.Token.Reveal())
+		entries = append(entries, t.Identity+":"+strings.Join(t.Roles, "+")+":"+t.Token.Reveal()+formatTokenOptions(t))
 	}
 	return strings.Join(entries, ",")
 }
@@ -462,6 +476,9 @@ func checkAdminTokens(tokens []AdminToken) error {
 			if first, dup := identities[t.Identity]; dup {
 				if !sameRoles(tokens[first-1].Roles, t.Roles) {
 					problems = append(problems, fmt.Sprintf("%s: identity already used by entry %d with other roles", where, first))
+				}
+				if !sameRoles(tokens[first-1].Accounts, t.Accounts) {
+					problems = append(problems, fmt.Sprintf("%s: identity already used by entry %d with other accounts", where, first))
 				}
 			} else {
 				identities[t.Identity] = i + 1

@@ -304,11 +304,11 @@ func vars() []varSpec {
 
 		{name: "SENDWORKER_APPROVAL_DEADLINE", def: "24h", doc: "Default approval deadline of a send; an unapproved send expires after it.",
 			binding: durationVar(func(c *Config) *time.Duration { return &c.ApprovalDeadline }, positiveDuration)},
-		{name: "SENDWORKER_MAX_DELAY_AFTER_APPROVAL", def: "72h", doc: "How long after its approval a send without window.not_after may still go out (paused, breaker open, rate limit); past it the send ends expired (max_delay_exceeded). A send's window.not_after wins.",
+		{name: "SENDWORKER_MAX_DELAY_AFTER_APPROVAL", def: "72h", doc: "How long after its approval (or its window.not_before, if later) a send without window.not_after may still go out (paused, breaker open, rate limit); past it the send ends expired (max_delay_exceeded). A send's window.not_after wins.",
 			binding: durationVar(func(c *Config) *time.Duration { return &c.MaxDelayAfterApproval }, positiveDuration)},
 		{name: "SENDWORKER_ADMIN_ADDR", def: ":8080", doc: "Listen address of the admin API, health and metrics.",
 			binding: stringVar(func(c *Config) *string { return &c.Admin.Addr }, checkAddr)},
-		{name: envAdminTokens, secret: true, doc: "Admin API tokens (secret): identity:role[+role]:token, comma-separated; roles scheduler, approver, admin; tokens ≥ 16 characters; identities and tokens unique. Required unless dev mode (or the file below).",
+		{name: envAdminTokens, secret: true, doc: "Admin API tokens (secret): identity:role[+role]:token, comma-separated; roles scheduler, approver, admin; tokens ≥ 16 characters; identities and tokens unique; an entry may end with \" accounts=acc_1|acc_2\" to limit the identity to those accounts. Required unless dev mode (or the file below).",
 			binding: binding{
 				ptr: func(c *Config) any { return &c.Admin.Tokens },
 				parse: func(c *Config, raw string) error {
@@ -327,7 +327,7 @@ func vars() []varSpec {
 					return checkAdminTokens(c.Admin.Tokens)
 				},
 			}},
-		{name: envAdminTokensFile, doc: "File of admin tokens, one identity:role[+role]:token per line (# comments); instead of " + envAdminTokens + ". Reloaded without a restart on SIGHUP and when its content changes (an invalid file keeps the tokens in force).",
+		{name: envAdminTokensFile, doc: "File of admin tokens, one identity:role[+role]:token per line (# comments); instead of " + envAdminTokens + ". Reloaded without a restart on SIGHUP and when its content changes (an invalid, empty, unreadable or deleted file keeps the tokens in force: revoke a token by removing its line, not the file).",
 			binding: binding{
 				ptr:   func(c *Config) any { return &c.Admin.TokensFile },
 				parse: loadTokensFile,
@@ -339,6 +339,10 @@ func vars() []varSpec {
 					return checkAdminTokens(c.Admin.Tokens)
 				},
 			}},
+		{name: "SENDWORKER_CONSOLE_SESSION_TTL", def: "12h", doc: "Lifetime of a review console session (signed in with an admin token); at most 7 days.",
+			binding: durationVar(func(c *Config) *time.Duration { return &c.Admin.ConsoleSessionTTL }, durationRange(time.Minute, 7*24*time.Hour))},
+		{name: "SENDWORKER_CONSOLE_TRUSTED_HEADER", doc: "Off when empty. The name of a request header set by an authenticating proxy in front of the console (e.g. X-Forwarded-Email): its value is taken as the identity, with that identity's roles and accounts from the admin tokens. Anyone who can reach the admin listener without the proxy can then claim any identity: only set it when the proxy is the only way in.",
+			binding: stringVar(func(c *Config) *string { return &c.Admin.ConsoleTrustedHeader }, checkTrustedHeader)},
 		{name: "SENDWORKER_MAX_BODY_BYTES", def: "1048576", doc: "Largest admin API request body, in bytes (units such as KiB, MiB accepted); at most 64 MiB.",
 			binding: bytesVar(func(c *Config) *int64 { return &c.Admin.MaxBodyBytes }, bytesRange(1, 64<<20))},
 

@@ -232,11 +232,17 @@ func (l *Ledger) optOut(ctx context.Context, contactID, by, add string) error {
 	return err
 }
 
-// optOutContact normalizes a contact id for the opt-out list and returns its WhatsApp id form
+// optOutContact normalizes a contact id for the opt-out list (a phone number written with a
+// leading "+" becomes its phone-form WhatsApp id) and returns its WhatsApp id form
 // ("phone", "lid", or "" for another id), which the opt-out scripts use to file it under every
 // known form of the person. Every way onto or off the list goes through it.
 func optOutContact(contactID string) (id, form string, err error) {
 	id = tasks.NormalizeID(contactID)
+	if phone, ok := tasks.PhoneID(id); ok && strings.HasPrefix(id, "+") {
+		// A number in international format ("+33 6 12 34 56 78"): the person's phone-form id,
+		// which is what the checks at dispatch compare; stored raw it would never match.
+		id = phone
+	}
 	if id == "" || strings.Contains(id, "\n") {
 		return "", "", errors.New("ledger: opt-out: contact id is required")
 	}

@@ -169,3 +169,22 @@ func TestUnlinkedMarker(t *testing.T) {
 		t.Fatal("the marker was accepted as a contact id")
 	}
 }
+
+// An opt-out given as a phone number in international format is filed under the person's
+// phone-form id, the one the checks at dispatch compare.
+func TestOptOutOfAPhoneNumber(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if err := e.l.AddOptOut(e.ctx, "+33 6 11 11 11 11", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if yes, _ := e.l.IsOptedOut(e.ctx, "33611111111@s.whatsapp.net"); !yes {
+		t.Fatal("a +33 number did not opt out its phone-form id")
+	}
+	if _, err := e.l.PutOptOut(e.ctx, OptOutRequest{Entry: OptOutEntry{ContactID: "+33 6 22 22 22 22", By: "admin"}}); err != nil {
+		t.Fatal(err)
+	}
+	if yes, _ := e.l.IsOptedOut(e.ctx, "33622222222@s.whatsapp.net"); !yes {
+		t.Fatal("PutOptOut: a +33 number did not opt out its phone-form id")
+	}
+}

@@ -125,6 +125,12 @@ func decodeRecord(h map[string]string) (stored, error) {
 		Attempts:         int(attempts),
 		Gen:              ints[fGen],
 	}
+	rev, err := revisionOf(h)
+	if err != nil {
+		return bad(fRevision, err)
+	}
+	rec.Revision = rev
+	rec.RevisedBy = h[fRevisedBy]
 	if by := h[fApprovedBy]; by != "" {
 		rec.Approval = &tasks.Decision{By: by, At: msTime(ints[fApprovedMs]), Digest: h[fApprovedDigest], Note: h[fApprovedNote]}
 	}
@@ -164,6 +170,8 @@ func decodeRecord(h map[string]string) (stored, error) {
 			FinishedAt: msTime(ints[fFinishedMs]),
 			DryRun:     h[fDryRun] == "1",
 			Metadata:   metadata,
+			Revision:   rec.Revision,
+			RevisedBy:  rec.RevisedBy,
 		}
 	}
 	s.rec = rec

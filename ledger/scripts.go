@@ -240,7 +240,8 @@ local RESULTS = KEYS[1]
 
 -- the fields finish reads: the r given to finish is read with these (hmget)
 local FINISH_FIELDS = {'state', 'account', 'seq', 'op', 'attempts', 'digest', 'message_id', 'chat_id',
-  'metadata', 'dry_run', 'approved_by', 'attempt_token', 'lease_until_ms', 'wait_until_ms', 'wait_reason'}
+  'metadata', 'dry_run', 'approved_by', 'attempt_token', 'lease_until_ms', 'wait_until_ms', 'wait_reason',
+  'revision', 'revised_by'}
 
 -- the tasks.Result JSON; strings escaped by cjson, metadata copied verbatim
 local function result_json(id, rec)
@@ -263,6 +264,10 @@ local function result_json(id, rec)
   if get(rec, 'dry_run') == '1' then r[#r + 1] = ',"dry_run":true' end
   local meta = get(rec, 'metadata')
   if meta ~= '' then r[#r + 1] = ',"metadata":' .. meta end
+  if get(rec, 'revision') ~= '' then
+    r[#r + 1] = ',"revision":' .. string.format('%d', num(rec, 'revision'))
+    opt('revised_by', get(rec, 'revised_by'))
+  end
   r[#r + 1] = '}'
   return table.concat(r)
 end
@@ -353,6 +358,8 @@ local rk = KEYS[1]
 if redis.call('EXISTS', rk) == 1 then
   local existing = redis.call('HGET', rk, 'digest') or ''
   if existing == digest then return {'exists'} end
+  -- a revised send: the requester's retry of its original is the same send
+  if (redis.call('HGET', rk, 'orig_digest') or '') == digest then return {'exists'} end
   return {'conflict', existing}
 end
 local seq = str(redis.call('INCR', k_seq()))

@@ -44,6 +44,13 @@
 //     more than LateGrace after its slot, or whose slot falls before a later
 //     Penalize, gets a fresh slot at the end of the queue. Without this an
 //     outage or a 429 would release every overdue send at once.
+//   - Calls are spaced, not only slots: the account remembers when a slot was
+//     last consumed (a call went out), and a reservation reached late — even
+//     within LateGrace — is forfeited when consuming it now would put its call
+//     within MinInterval of that one; fresh slots start MinInterval after it.
+//     Two sends stalled past their slots (a busy machine, a slow release) then
+//     go MinInterval apart instead of together. Refund puts the last call back
+//     when the refunded slot was it (no call was made).
 //   - Far future: a slot beyond Horizon (default 30 days) is not taken; the
 //     send is told to come back at now+Horizon, holding nothing (one more
 //     script call per Horizon waited).

@@ -63,6 +63,11 @@ type Options struct {
 	// Now is the clock of Penalize, Cancel and WaitGlobal (Reserve and Forecast take now as an
 	// argument); default time.Now.
 	Now func() time.Time
+	// RedisClock makes Reserve and Forecast judge slots on the Redis server's clock (TIME in
+	// their scripts) instead of the now they are given: a replica whose clock runs ahead or
+	// behind can then neither take a slot early nor space its calls on its own time. The
+	// daemon sets it; tests that simulate time leave it off.
+	RedisClock bool
 	// Logger; default no logs.
 	Logger *zap.Logger
 	// Registerer, when set, receives the limiter's metrics.
@@ -372,8 +377,16 @@ func (l *Limiter) limitArgs(ctx context.Context, acct string, lim config.Limits,
 	return []any{
 		lim.MinInterval.Milliseconds(), lim.HourlyCap, lim.DailyCap,
 		lim.NewChatsHourlyCap, lim.NewChatsDailyCap, lim.RecipientCooldown.Milliseconds(),
-		lim.WarmupStart, lim.WarmupStep, l.createdMs(ctx, acct, lim, now), now.UnixMilli(),
+		lim.WarmupStart, lim.WarmupStep, l.createdMs(ctx, acct, lim, now), l.nowArg(now),
 	}
+}
+
+// nowArg is ARGV[10]: now in Unix ms, or -1 for the scripts to read Redis's TIME (RedisClock).
+func (l *Limiter) nowArg(now time.Time) int64 {
+	if l.opts.RedisClock {
+		return -1
+	}
+	return now.UnixMilli()
 }
 
 // createdMs is the account's creation time for the warm-up (Unix ms), or -1 when there is no

@@ -150,8 +150,8 @@ func TestLateReservationIsForfeited(t *testing.T) {
 		t.Fatalf("s3 within grace: %+v", got)
 	}
 	got := slotOf(t, l, reply("s2", "acct", "c2"), now)
-	if got.Go || !got.At.Equal(t0.Add(60*sec)) || got.Binding != "late:min_interval" {
-		t.Fatalf("s2 late: %+v, want a new slot at +60s", got)
+	if got.Go || !got.At.Equal(t0.Add(75*sec)) || got.Binding != "late:min_interval" {
+		t.Fatalf("s2 late: %+v, want a new slot at +75s (MinInterval after s3's call at +55s)", got)
 	}
 	// Never forfeit: LateGrace < 0.
 	l2 := newLimiter(t, rdb, config.Limits{MinInterval: 20 * sec}, func(o *Options) { o.LateGrace = -1 })
@@ -159,6 +159,47 @@ func TestLateReservationIsForfeited(t *testing.T) {
 	n2 := slotOf(t, l2, reply("n2", "acct2", "c2"), t0)
 	if got := slotOf(t, l2, reply("n2", "acct2", "c2"), t0.Add(time.Hour)); !got.Go || !got.At.Equal(n2.At) {
 		t.Fatalf("no forfeit: %+v", got)
+	}
+}
+
+// Sends that reach their slots late, within the grace, never call the provider closer than
+// MinInterval: the slots were spaced, and so are the calls. A refunded slot (no call) does not
+// count as a call.
+func TestLateSlotsWithinGraceNeverBurst(t *testing.T) {
+	_, rdb := startRedis(t)
+	ctx := context.Background()
+	l := newLimiter(t, rdb, config.Limits{MinInterval: sec}) // grace: MinLateGrace (10s)
+	if s1 := slotOf(t, l, reply("s1", "acct", "c1"), t0); !s1.Go {
+		t.Fatalf("s1: %+v", s1)
+	}
+	slotOf(t, l, reply("s2", "acct", "c2"), t0) // +1s
+	slotOf(t, l, reply("s3", "acct", "c3"), t0) // +2s
+	// A stall: both come back at +5s, within the grace.
+	now := t0.Add(5 * sec)
+	if got := slotOf(t, l, reply("s2", "acct", "c2"), now); !got.Go {
+		t.Fatalf("s2 at +5s: %+v, want go", got)
+	}
+	got := slotOf(t, l, reply("s3", "acct", "c3"), now)
+	if got.Go || !got.At.Equal(t0.Add(6*sec)) || got.Binding != "late:min_interval" {
+		t.Fatalf("s3 at +5s, right after s2's call: %+v, want a new slot at +6s", got)
+	}
+	if got := slotOf(t, l, reply("s3", "acct", "c3"), t0.Add(6*sec)); !got.Go {
+		t.Fatalf("s3 at its new slot: %+v, want go", got)
+	}
+
+	// The same stall, but a guard refused the first late send (Refund): no call was made,
+	// so the second may go at once.
+	slotOf(t, l, reply("r1", "acct2", "c1"), t0)
+	slotOf(t, l, reply("r2", "acct2", "c2"), t0) // +1s
+	slotOf(t, l, reply("r3", "acct2", "c3"), t0) // +2s
+	if got := slotOf(t, l, reply("r2", "acct2", "c2"), now); !got.Go {
+		t.Fatalf("r2: %+v", got)
+	}
+	if ok, err := l.Refund(ctx, reply("r2", "acct2", "c2")); err != nil || !ok {
+		t.Fatalf("refund: %v %v", ok, err)
+	}
+	if got := slotOf(t, l, reply("r3", "acct2", "c3"), now); !got.Go {
+		t.Fatalf("r3 after r2's refund: %+v, want go", got)
 	}
 }
 
@@ -480,5 +521,33 @@ func TestKeysHashTagged(t *testing.T) {
 		if ttl := rdb.PTTL(ctx, k).Val(); ttl <= 0 {
 			t.Errorf("key %q never expires (PTTL %v)", k, ttl)
 		}
+	}
+}
+
+// With RedisClock the slots are judged on Redis's clock, whatever clock the caller passes: a
+// replica two minutes ahead or behind neither goes early nor spaces its calls on its own time.
+func TestRedisClockIgnoresTheCallersClock(t *testing.T) {
+	_, rdb := startRedis(t)
+	l := newLimiter(t, rdb, config.Limits{MinInterval: 10 * sec}, func(o *Options) { o.RedisClock = true })
+	real := time.Now()
+	near := func(what string, got, want time.Time) {
+		t.Helper()
+		if d := got.Sub(want); d < -2*sec || d > 2*sec {
+			t.Fatalf("%s at %v, want about %v (Redis's clock)", what, got, want)
+		}
+	}
+	s1 := slotOf(t, l, reply("s1", "acct", "c1"), real.Add(2*time.Minute)) // a replica ahead
+	if !s1.Go {
+		t.Fatalf("s1: %+v", s1)
+	}
+	near("s1", s1.At, real)
+	s2 := slotOf(t, l, reply("s2", "acct", "c2"), real.Add(-2*time.Minute)) // a replica behind
+	if s2.Go || !s2.Held {
+		t.Fatalf("s2: %+v, want a held slot", s2)
+	}
+	near("s2", s2.At, real.Add(10*sec))
+	// The replica ahead asks at what its clock calls s2's slot: Redis says not yet.
+	if again := slotOf(t, l, reply("s2", "acct", "c2"), s2.At.Add(2*time.Minute)); again.Go {
+		t.Fatalf("s2 went early on a clock two minutes ahead: %+v", again)
 	}
 }

@@ -4,9 +4,11 @@ import "github.com/redis/go-redis/v9"
 
 // Every script of the limiter. The per-account scripts are luaCommon (time
 // units, limits, the slot search) + their own body. Times are Unix
-// milliseconds chosen by the Go caller (the injected clock), never the Redis
-// server's clock; key TTLs are relative (PEXPIRE), so a simulated clock ahead
-// of or behind the server's cannot expire keys early.
+// milliseconds chosen by the Go caller (the injected clock), or, with
+// Options.RedisClock (the daemon's setting), the Redis server's TIME, so that
+// replicas whose clocks differ still space their calls on one clock; key TTLs
+// are relative (PEXPIRE), so a simulated clock ahead of or behind the
+// server's cannot expire keys early.
 //
 // The per-account scripts take the account's limits as ARGV[1..9]
 // (Limiter.limitArgs):
@@ -15,7 +17,7 @@ import "github.com/redis/go-redis/v9"
 //	ARGV[4] new-chat hourly cap ARGV[5] new-chat daily cap    ARGV[6] recipient cooldown (ms)
 //	ARGV[7] warm-up start       ARGV[8] warm-up step          ARGV[9] account created (ms, -1 unknown)
 //
-// and ARGV[10] now (ms). A cap of 0 means no cap.
+// and ARGV[10] now (ms; -1: Redis's TIME). A cap of 0 means no cap.
 
 // luaCommon: limits, window counts and the search of the earliest slot.
 //
@@ -43,6 +45,11 @@ local L = {
   warm_start = tonumber(ARGV[7]), warm_step = tonumber(ARGV[8]), created = tonumber(ARGV[9]),
 }
 local NOW = tonumber(ARGV[10])
+if NOW < 0 then
+  -- Options.RedisClock: every replica's slots on the one clock of Redis
+  local tm = redis.call('TIME')
+  NOW = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
+end
 
 -- integers as plain digits (Lua's tostring switches to exponents past 14 digits)
 local function fmt(n) return string.format('%.0f', n) end
@@ -155,13 +162,17 @@ local function violation(U, C, t, jitter, is_new)
 end
 
 -- the earliest slot time >= NOW for a new send of the account, and the name of
--- the limit that decided it ('none': now); nil, reason if the search fails
-local function earliest(U, C, jitter, is_new, pen, lr)
+-- the limit that decided it ('none': now); nil, reason if the search fails.
+-- lc is when the account's last slot was consumed (a call went out then): the
+-- planned slots are spaced, and so must the calls be, even when sends consume
+-- their slots late.
+local function earliest(U, C, jitter, is_new, pen, lr, lc)
   local t, why = NOW, 'none'
   local function raise(v, w)
     if v and v > t then t, why = v, w end
   end
   raise(pen, 'penalty')
+  if lc then raise(lc + L.min_interval + jitter, 'min_interval') end
   if is_new then
     local last = last_of(U)
     if last then raise(last + L.min_interval + jitter, 'min_interval') end
@@ -212,8 +223,14 @@ local rkeys = {}
 for i = 6, #KEYS do rkeys[#rkeys + 1] = KEYS[i] end
 -- A consumed slot is remembered a little while, so that a send a guard then
 -- refuses (nothing sent) can give it back (Refund).
+-- The account hash keeps when a slot was last consumed (lc), by which member
+-- (lcm) and the consumption before it (plc), so that a Refund of that member
+-- can put lc back.
 local function consumed(slot, seq)
   redis.call('SET', USED, fmt(slot) .. ':' .. seq .. ':' .. ACCT, 'PX', USED_TTL)
+  local prev = redis.call('HGET', A, 'lc')
+  if prev then redis.call('HSET', A, 'plc', prev) else redis.call('HDEL', A, 'plc') end
+  redis.call('HSET', A, 'lc', fmt(NOW), 'lcm', SEND .. '#' .. seq)
 end
 
 -- PEXPIRE that only ever lengthens a key's life
@@ -224,9 +241,10 @@ end
 -- Windows look back at most a day from NOW: older slots never count again.
 redis.call('ZREMRANGEBYSCORE', U, '-inf', fmt(NOW - DAY))
 if IS_NEW then redis.call('ZREMRANGEBYSCORE', C, '-inf', fmt(NOW - DAY)) end
-local h = redis.call('HMGET', A, 'pen', 'lr')
+local h = redis.call('HMGET', A, 'pen', 'lr', 'lc')
 local pen = tonumber(h[1]) or 0
 local lr = tonumber(h[2])
+local lc = tonumber(h[3])
 
 local held = redis.call('GET', R)
 local why_new = nil
@@ -236,7 +254,10 @@ if held then
   if slot and acct == ACCT then
     if slot >= pen then
       if slot > NOW then return {1, slot, 'reserved'} end
-      if GRACE < 0 or NOW - slot <= GRACE then
+      -- A slot reached late must not put this call within MinInterval of the
+      -- account's last call (another late send may have just consumed its own).
+      local spaced = not lc or NOW >= lc + L.min_interval
+      if (GRACE < 0 or NOW - slot <= GRACE) and spaced then
         redis.call('DEL', R)
         consumed(slot, seq)
         return {0, slot, 'reserved'}
@@ -262,7 +283,7 @@ if held then
   redis.call('DEL', R)
 end
 
-local t, why = earliest(U, C, JITTER, IS_NEW, pen, lr)
+local t, why = earliest(U, C, JITTER, IS_NEW, pen, lr, lc)
 if not t then return redis.error_reply('ratelimit: slot search failed: ' .. why) end
 if why_new then why = why_new .. ':' .. why end
 if t > NOW + HORIZON then return {2, NOW + HORIZON, why} end
@@ -309,11 +330,12 @@ return {1, t, why}
 // chats queued, penalty until (0 none), daily cap now}.
 var forecastScript = redis.NewScript(luaCommon + `
 local U, C = KEYS[1], KEYS[2]
-local h = redis.call('HMGET', KEYS[3], 'pen', 'lr')
+local h = redis.call('HMGET', KEYS[3], 'pen', 'lr', 'lc')
 local pen = tonumber(h[1]) or 0
 local lr = tonumber(h[2])
-local next, why = earliest(U, C, 0, false, pen, lr)
-local next_new, why_new = earliest(U, C, 0, true, pen, lr)
+local lc = tonumber(h[3])
+local next, why = earliest(U, C, 0, false, pen, lr, lc)
+local next_new, why_new = earliest(U, C, 0, true, pen, lr, lc)
 local last = last_of(U) or -1
 local function count(key, from, to) return redis.call('ZCOUNT', key, '(' .. fmt(from), to) end
 local cap = daily_cap_at(NOW)
@@ -398,6 +420,12 @@ if not slot or acct ~= ARGV[2] then return 0 end
 local member = ARGV[1] .. '#' .. seq
 if redis.call('ZREM', KEYS[3], member) == 0 then return 0 end
 redis.call('ZREM', KEYS[4], member)
+-- the call this slot was consumed for never happened: the last call is the one before
+local c = redis.call('HMGET', KEYS[5], 'lcm', 'plc')
+if c[1] == member then
+  if c[2] then redis.call('HSET', KEYS[5], 'lc', c[2]) else redis.call('HDEL', KEYS[5], 'lc') end
+  redis.call('HDEL', KEYS[5], 'lcm', 'plc')
+end
 local lr = tonumber(redis.call('HGET', KEYS[5], 'lr'))
 if lr and slot >= lr then
   local r = redis.call('ZREVRANGEBYSCORE', KEYS[3], string.format('%.0f', slot), '-inf', 'WITHSCORES', 'LIMIT', 0, 1)

@@ -21,6 +21,11 @@ type Record struct {
 	// ApprovalDeadline is when a still-pending send expires.
 	ApprovalDeadline time.Time `json:"approval_deadline"`
 
+	// Revision counts the corrections of the request before approval (0:
+	// the requester's original); RevisedBy wrote the latest one.
+	Revision  int    `json:"revision,omitempty"`
+	RevisedBy string `json:"revised_by,omitempty"`
+
 	Approval *Decision `json:"approval,omitempty"` // who approved, when, which digest
 	Decision *Decision `json:"decision,omitempty"` // who rejected or canceled, when, why
 
@@ -109,4 +114,9 @@ type Result struct {
 	FinishedAt time.Time       `json:"finished_at"`
 	DryRun     bool            `json:"dry_run,omitempty"`
 	Metadata   json.RawMessage `json:"metadata,omitempty"`
+	// Revision and RevisedBy say that an approver corrected the request
+	// before approving it: what went out is revision Revision, written by
+	// RevisedBy (absent for the requester's original).
+	Revision  int    `json:"revision,omitempty"`
+	RevisedBy string `json:"revised_by,omitempty"`
 }

@@ -78,6 +78,8 @@ const (
 	// Human decisions and deadlines.
 	ReasonRejected        Reason = "rejected"         // an approver rejected the send
 	ReasonCanceled        Reason = "canceled"         // the scheduler or an admin canceled it
+	ReasonMarkedSent      Reason = "marked_sent"      // an admin found the message of a send whose outcome was unknown
+	ReasonMarkedNotSent   Reason = "marked_not_sent"  // an admin found that it did not go out: approved again (history only)
 	ReasonApprovalExpired Reason = "approval_expired" // not approved before approval_deadline
 	ReasonWindowExpired   Reason = "window_expired"   // not sent before window.not_after
 	// ReasonMaxDelay: a send without window.not_after not sent within the configured maximum

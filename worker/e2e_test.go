@@ -808,6 +808,39 @@ func TestMaxDelayAfterApproval(t *testing.T) {
 	}
 }
 
+// TestMaxDelayCountsFromNotBefore: a send scheduled on purpose (window.not_before) later than
+// the maximum delay after its approval, with no not_after, goes out when its window opens: the
+// maximum delay counts from when the send could first go out, not from its approval.
+func TestMaxDelayCountsFromNotBefore(t *testing.T) {
+	t.Parallel()
+	var now atomic.Int64
+	now.Store(time.Now().Add(100 * time.Hour).UnixNano()) // the worker's clock: 100 h after the approval
+	e := newEnv(t, func(c *envConfig) { c.workerNow = func() time.Time { return time.Unix(0, now.Load()) } })
+
+	id := newID("max-delay-not-before")
+	notBefore := time.Now().Add(99 * time.Hour) // opened 1 h ago on the worker's clock
+	req := message(id, accA, chatA1)
+	req.Window = &tasks.Window{NotBefore: &notBefore}
+	e.submit(req)
+	if rec := e.waitTerminal(id, 10*time.Second); rec.State != tasks.StateSent {
+		t.Fatalf("%s %s %q, want sent: its window opened 1 h ago", rec.State, rec.Reason, rec.Detail)
+	}
+
+	// Counted from not_before, the delay still ends a send whose window opened long ago.
+	stale := newID("max-delay-not-before-stale")
+	openedLongAgo := time.Now().Add(time.Hour) // 99 h before the worker's clock
+	req = message(stale, accA, chatA2)
+	req.Window = &tasks.Window{NotBefore: &openedLongAgo}
+	e.submit(req)
+	rec := e.waitTerminal(stale, 10*time.Second)
+	if rec.State != tasks.StateExpired || rec.Reason != tasks.ReasonMaxDelay || !strings.Contains(rec.Detail, "window.not_before") {
+		t.Fatalf("%s %s %q, want expired max_delay_exceeded counted from window.not_before", rec.State, rec.Reason, rec.Detail)
+	}
+	if n := len(e.deliveries(stale)); n != 0 {
+		t.Fatalf("%d deliveries of the expired send", n)
+	}
+}
+
 // TestLogLinesHaveUniqueKeys: no log line of a send repeats a key (a JSON line with "attempt"
 // twice is ambiguous for log processors). The observer keeps the fields of With and of the
 // call side by side, so a repeat shows as two fields with one key.

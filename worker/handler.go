@@ -195,16 +195,22 @@ func (x *execution) precheck() (outcome, bool) {
 
 // maxDelay ends a send that waited too long after its approval (a pause forgotten, a breaker
 // open for days): without window.not_after it may go out at most Options.MaxDelay after
-// it was approved. A send's own not_after wins (window() judges it). No provider call.
+// it could first go out, its approval or its window.not_before if later (a send scheduled on
+// purpose days ahead is not late when its window opens). A send's own not_after wins (window()
+// judges it). No provider call.
 func (x *execution) maxDelay() (outcome, bool) {
 	rec := x.rec
-	if w := rec.Request.Window; (w != nil && w.NotAfter != nil) || rec.Approval == nil {
+	w := rec.Request.Window
+	if (w != nil && w.NotAfter != nil) || rec.Approval == nil {
 		return outcome{}, false
 	}
-	limit := rec.Approval.At.Add(x.w.opts.MaxDelay)
-	if x.w.opts.Now().After(limit) {
-		return expired(tasks.ReasonMaxDelay, fmt.Sprintf("approved at %s, not sent within %s (SENDWORKER_MAX_DELAY_AFTER_APPROVAL)",
-			rec.Approval.At.UTC().Format(time.RFC3339), x.w.opts.MaxDelay)), true
+	from, what := rec.Approval.At, "approved at"
+	if w != nil && w.NotBefore != nil && w.NotBefore.After(from) {
+		from, what = *w.NotBefore, "window.not_before"
+	}
+	if x.w.opts.Now().After(from.Add(x.w.opts.MaxDelay)) {
+		return expired(tasks.ReasonMaxDelay, fmt.Sprintf("%s %s, not sent within %s (SENDWORKER_MAX_DELAY_AFTER_APPROVAL)",
+			what, from.UTC().Format(time.RFC3339), x.w.opts.MaxDelay)), true
 	}
 	return outcome{}, false
 }

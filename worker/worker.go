@@ -151,9 +151,9 @@ type Options struct {
 	MaxReconcileTries int
 	// AttendeeCacheTTL caches, per account, which attendees have a chat (default 10s).
 	AttendeeCacheTTL time.Duration
-	// MaxDelay is how long after its approval a send without window.not_after may
-	// still go out (default 72h); past it the send ends expired (max_delay_exceeded). A send's
-	// own window.not_after wins, earlier or later.
+	// MaxDelay is how long after its approval (or its window.not_before, if later) a send
+	// without window.not_after may still go out (default 72h); past it the send ends expired
+	// (max_delay_exceeded). A send's own window.not_after wins, earlier or later.
 	MaxDelay time.Duration
 	// DelayedTaskCheckInterval is asynq's poll of scheduled/retry tasks (default 1s).
 	DelayedTaskCheckInterval time.Duration

@@ -169,7 +169,13 @@ func runDemo(ctx context.Context, a *app.App, env *devenv.Env, cfg *config.Confi
 		fmt.Fprintf(out, "demo: enqueue failed: %v\n", err)
 		return 1
 	}
-	devenv.PrintBanner(out, env, a.Addr(), cfg.Results.Stream, recs, approve)
+	links := map[string]string{}
+	for _, id := range []string{devenv.ApproverIdentity, devenv.AdminIdentity} {
+		if code, err := a.Console().NewDevCode(ctx, id); err == nil {
+			links[id] = "http://" + a.Addr() + "/console/dev-login?code=" + code
+		}
+	}
+	devenv.PrintBanner(out, env, a.Addr(), cfg.Results.Stream, recs, approve, links)
 	if exitAfter > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, exitAfter)

@@ -222,8 +222,9 @@ func EnqueueDemo(ctx context.Context, svc *approval.Service, now time.Time) ([]*
 
 // PrintBanner tells a newcomer what runs, where, and what to type next. autoApprove: the demo
 // approver approves the demo sends itself (-dev-approve), so there is nothing to approve by
-// hand; resultsStream is the stream the results are read from.
-func PrintBanner(w io.Writer, env *Env, adminAddr, resultsStream string, recs []*tasks.Record, autoApprove bool) {
+// hand; resultsStream is the stream the results are read from; consoleLinks are the review
+// console's one-time sign-in links, by identity.
+func PrintBanner(w io.Writer, env *Env, adminAddr, resultsStream string, recs []*tasks.Record, autoApprove bool, consoleLinks map[string]string) {
 	url := "http://" + adminAddr
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 	p("")
@@ -233,6 +234,12 @@ func PrintBanner(w io.Writer, env *Env, adminAddr, resultsStream string, recs []
 		p("Provider: wasim simulator at %s (demo accounts acc-paris, acc-lyon, acc-marseille)", env.Sim.URL())
 	}
 	p("Admin API: %s", url)
+	if l := consoleLinks[ApproverIdentity]; l != "" {
+		p("Review console: %s   (signs in %s, the demo approver; one use)", l, ApproverIdentity)
+	}
+	if l := consoleLinks[AdminIdentity]; l != "" {
+		p("                %s   (signs in %s, the demo admin: accounts page)", l, AdminIdentity)
+	}
 	if len(env.Tokens) > 0 {
 		p("Demo tokens (valid for this run only):")
 		for _, id := range []string{SchedulerIdentity, ApproverIdentity, AdminIdentity} {
