@@ -443,7 +443,7 @@ func parallel(n int, fn func(i int)) {
 func (s *Service) Revise(ctx context.Context, sendID, shown, text, by string) (*tasks.Record, error) {
 	var p problems
 	p.sendID(sendID)
-	if !digestPattern.MatchString(shown) {
+	if !tasks.ValidDigest(shown) {
 		p.add("digest", "invalid", "the digest of the revision shown: 64 lowercase hex characters")
 	}
 	if p.actor("by", by); p.err() != nil {

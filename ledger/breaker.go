@@ -144,6 +144,20 @@ func (l *Ledger) BreakerState(ctx context.Context, account string) (open bool, s
 	return o == "1", s, nil
 }
 
+// ReadBreaker reads the account's breaker (open, status, since) without claiming a probe.
+func (l *Ledger) ReadBreaker(ctx context.Context, account string) (Breaker, error) {
+	h, err := l.rdb.HMGet(ctx, l.keys.Breaker(account), "open", "status", "since_ms").Result()
+	if err != nil {
+		return Breaker{}, err
+	}
+	str := func(v any) string { s, _ := v.(string); return s }
+	if str(h[0]) != "1" {
+		return Breaker{}, nil
+	}
+	ms, _ := strconv.ParseInt(str(h[2]), 10, 64)
+	return Breaker{Open: true, Status: str(h[1]), Since: time.UnixMilli(ms)}, nil
+}
+
 // BreakersOpen reports, for each account, whether its breaker is open, in one round trip.
 func (l *Ledger) BreakersOpen(ctx context.Context, accounts []string) ([]bool, error) {
 	pipe := l.rdb.Pipeline()

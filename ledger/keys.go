@@ -11,6 +11,10 @@ import "github.com/sendworker/sendworker/tasks"
 // be the record of a send named "<id>:history").
 type Keys struct{ tag string }
 
+// Tag is the common start of every key, "{prefix}:". Its only production user outside the
+// ledger is console (its sessions and account list); everything else goes through a method.
+func (k Keys) Tag() string { return k.tag }
+
 // Breaker is the hash of an account's breaker (see breaker.go).
 func (k Keys) Breaker(account string) string { return k.tag + "breaker:" + account }
 
