@@ -244,7 +244,7 @@ func (a *App) withInbound(admin http.Handler) http.Handler {
 		return admin
 	}
 	m := inbound.NewMetrics(a.registry)
-	stream, logs := a.ledger.Keys().Tag()+"inbound", a.ledger.Keys().Tag()+"inbound:log"
+	stream, logs := a.ledger.Keys().Inbound(), a.ledger.Keys().InboundLog()
 	recv := inbound.NewReceiver(a.rdb, inbound.ReceiverOptions{
 		Secrets:      []string{cfg.Secret.Reveal(), cfg.PreviousSecret.Reveal()},
 		Header:       cfg.Header,
@@ -298,7 +298,7 @@ func (a *App) inboundLog() adminapi.InboundLog {
 	if a.cfg.Inbound.Secret.Reveal() == "" {
 		return nil
 	}
-	return eventLog{rdb: a.rdb, stream: a.ledger.Keys().Tag() + "inbound:log"}
+	return eventLog{rdb: a.rdb, stream: a.ledger.Keys().InboundLog()}
 }
 
 type eventLog struct {

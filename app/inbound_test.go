@@ -100,8 +100,8 @@ func TestDaemonActsOnProviderEvents(t *testing.T) {
 	// The account is disconnected: its breaker is open for the other replica before its next send.
 	control("PUT", "/_sim/accounts/acc-paris/status", `{"status":"CREDENTIALS"}`)
 	waitFor(t, 2*time.Second, func() bool {
-		open, _ := d2.app.Ledger().Client().HGet(context.Background(), d2.app.Ledger().Keys().Tag()+"breaker:acc-paris", "open").Result()
-		return open == "1"
+		open, _, _ := d2.app.Ledger().BreakerState(context.Background(), "acc-paris")
+		return open
 	})
 	enqueueApproved(t, d2, "after-credentials", "acc-paris", "chat-paris-lea", "are you there?")
 	waitForWait(t, d2, "after-credentials", tasks.ReasonWaitAccountDown)

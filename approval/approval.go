@@ -14,7 +14,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"regexp"
 	"sync"
 	"time"
 
@@ -28,7 +27,6 @@ import (
 // Defaults of Options.
 const (
 	DefaultDeadline        = 24 * time.Hour
-	DefaultQueue           = "sendworker"
 	DefaultReleaseInterval = 200 * time.Millisecond
 	DefaultSweepInterval   = time.Second
 	DefaultTaskRetention   = 24 * time.Hour
@@ -83,7 +81,7 @@ func (o Options) withDefaults() Options {
 		o.DefaultDeadline = DefaultDeadline
 	}
 	if o.Queue == "" {
-		o.Queue = DefaultQueue
+		o.Queue = tasks.DefaultQueue
 	}
 	if o.ReleaseInterval <= 0 {
 		o.ReleaseInterval = DefaultReleaseInterval
@@ -151,12 +149,6 @@ type DecisionResult struct {
 	Err    error
 }
 
-var (
-	digestPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	sendIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
-	idPattern     = regexp.MustCompile(`^[A-Za-z0-9._:@=+/-]{1,256}$`)
-)
-
 // problems collects field errors into one *tasks.ValidationError.
 type problems struct{ v tasks.ValidationError }
 
@@ -173,13 +165,13 @@ func (p *problems) actor(field, by string) {
 }
 
 func (p *problems) sendID(id string) {
-	if !sendIDPattern.MatchString(id) {
+	if !tasks.ValidSendID(id) {
 		p.add("send_id", "invalid", "1 to 128 characters of letters, digits and . _ : -")
 	}
 }
 
 func (p *problems) providerID(field, id string) {
-	if !idPattern.MatchString(id) {
+	if !tasks.ValidProviderID(id) {
 		p.add(field, "invalid", "a provider id: 1 to 256 letters, digits and ._:@=+/-")
 	}
 }
@@ -260,7 +252,7 @@ func (s *Service) EnqueueMany(ctx context.Context, reqs []tasks.SendRequest, req
 func (s *Service) Approve(ctx context.Context, sendID, digest, by string) (*tasks.Record, error) {
 	var p problems
 	p.sendID(sendID)
-	if !digestPattern.MatchString(digest) {
+	if !tasks.ValidDigest(digest) {
 		p.add("digest", "invalid", "the send's digest: 64 lowercase hex characters")
 	}
 	if p.actor("by", by); p.err() != nil {
@@ -451,7 +443,7 @@ func parallel(n int, fn func(i int)) {
 func (s *Service) Revise(ctx context.Context, sendID, shown, text, by string) (*tasks.Record, error) {
 	var p problems
 	p.sendID(sendID)
-	if !digestPattern.MatchString(shown) {
+	if !tasks.ValidDigest(shown) {
 		p.add("digest", "invalid", "the digest of the revision shown: 64 lowercase hex characters")
 	}
 	if p.actor("by", by); p.err() != nil {

@@ -237,10 +237,10 @@ func TestReleaseEnqueuesOneTaskWithIdentifiersOnly(t *testing.T) {
 	if info.Type != tasks.OpSendMessage.TaskType() || info.State != asynq.TaskStatePending || info.Retention != approval.DefaultTaskRetention {
 		t.Fatalf("task = %+v", info)
 	}
-	var p tasks.TaskPayload
+	var p tasks.Payload
 	dec := json.NewDecoder(bytesReader(info.Payload))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil || p != (tasks.TaskPayload{SendID: "s-1", Digest: digest("s-1"), Gen: 1}) {
+	if err := dec.Decode(&p); err != nil || p != (tasks.Payload{SendID: "s-1", Digest: digest("s-1"), Gen: 1}) {
 		t.Fatalf("payload %s = %+v, %v", info.Payload, p, err)
 	}
 	if e.outbox() != 0 {
@@ -290,7 +290,7 @@ func TestCrashAfterEnqueueBeforeMarkReleasedMakesNoDuplicate(t *testing.T) {
 	// What the crashed releaser had done: the task is in asynq, the outbox entry still there.
 	client := asynq.NewClient(asynq.RedisClientOpt{Addr: e.srv.Addr()})
 	t.Cleanup(func() { _ = client.Close() })
-	payload, _ := json.Marshal(tasks.TaskPayload{SendID: "s-1", Digest: digest("s-1"), Gen: 1})
+	payload, _ := json.Marshal(tasks.Payload{SendID: "s-1", Digest: digest("s-1"), Gen: 1})
 	if _, err := client.Enqueue(asynq.NewTask(tasks.OpSendMessage.TaskType(), payload), asynq.TaskID("s-1/r1"), asynq.Queue(testQueue)); err != nil {
 		t.Fatal(err)
 	}

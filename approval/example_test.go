@@ -48,7 +48,7 @@ func Example() {
 	fmt.Println(rec.State, rec.Approval.By)
 
 	n, _ := svc.ReleaseOnce(ctx)
-	fmt.Println("released", n, "as task", approval.TaskID(req.SendID, 1))
+	fmt.Println("released", n, "as task", tasks.TaskID(req.SendID, 1))
 	// Output:
 	// pending_approval true
 	// false

@@ -2,10 +2,8 @@ package approval
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -15,14 +13,6 @@ import (
 	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/tasks"
 )
-
-// TaskID is the asynq task id of one release of a send: send_id + "/r" + gen.
-// asynq refuses a second task with the same id while the first exists (and
-// for TaskRetention after it completed), so releasing one outbox entry twice
-// (a crash before MarkReleased, two replicas at once) makes one task.
-func TaskID(sendID string, gen int64) string {
-	return sendID + "/r" + strconv.FormatInt(gen, 10)
-}
 
 // Run runs the releaser (outbox → asynq) and the expiry sweeper until ctx is
 // done, then returns nil. Every replica may run it: both loops are safe
@@ -77,7 +67,7 @@ func (s *Service) loop(ctx context.Context, name string, every time.Duration, ki
 
 // ReleaseOnce hands at most one batch of due outbox entries to asynq and
 // returns how many it released. For each entry it enqueues task
-// whatsapp:<op> with id TaskID(send_id, gen) and payload {send_id, digest,
+// whatsapp:<op> with id tasks.TaskID(send_id, gen) and payload {send_id, digest,
 // gen}; then it removes the entries enqueued, in one script
 // (ledger.MarkAllReleased, each only if its gen is still current). An entry
 // whose task id already exists was released by another replica or before a
@@ -133,11 +123,12 @@ func (s *Service) ReleaseOnce(ctx context.Context) (int, error) {
 
 // enqueue makes the asynq task of one release; an existing task of the same id is success.
 func (s *Service) enqueue(ctx context.Context, r ledger.Release) error {
-	payload, err := json.Marshal(tasks.TaskPayload{SendID: r.SendID, Digest: r.Digest, Gen: r.Gen})
+	p := tasks.Payload{SendID: r.SendID, Digest: r.Digest, Gen: r.Gen}
+	payload, err := p.Encode()
 	if err != nil {
 		return fmt.Errorf("release %s: %w", r.SendID, err)
 	}
-	id := TaskID(r.SendID, r.Gen)
+	id := p.TaskID()
 	_, err = s.client.EnqueueContext(ctx, asynq.NewTask(r.Operation.TaskType(), payload),
 		asynq.TaskID(id),
 		asynq.Queue(s.opts.Queue),

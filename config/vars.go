@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sendworker/sendworker/tasks"
 )
 
 // Variable names that validation refers to across fields.
@@ -243,7 +245,7 @@ func vars() []varSpec {
 
 		{name: "SENDWORKER_CONCURRENCY", def: "20", doc: "Tasks run at once per worker process (1..1000).",
 			binding: intVar(func(c *Config) *int { return &c.Worker.Concurrency }, intRange(1, 1000))},
-		{name: "SENDWORKER_QUEUE", def: "sendworker", doc: "asynq queue of send tasks (used by nothing else).",
+		{name: "SENDWORKER_QUEUE", def: tasks.DefaultQueue, doc: "asynq queue of send tasks (used by nothing else).",
 			binding: stringVar(func(c *Config) *string { return &c.Worker.Queue }, nameCheck("._:-", false))},
 		{name: "SENDWORKER_SHUTDOWN_TIMEOUT", def: "25s", doc: "How long a stopping worker lets running sends finish.",
 			binding: durationVar(func(c *Config) *time.Duration { return &c.Worker.ShutdownTimeout }, positiveDuration)},

@@ -415,7 +415,7 @@ func TestNeedsReviewPageAndResolutions(t *testing.T) {
 		if _, err := d.app.Approval().Approve(ctx, id, rec.Digest, "approver-1"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := d.app.Ledger().Finish(ctx, id, "", ledger.Outcome{State: tasks.StateNeedsReview, Reason: tasks.ReasonUnknownOutcome}); err != nil {
+		if _, err := d.app.Ledger().End(ctx, id, "", ledger.Outcome{State: tasks.StateNeedsReview, Reason: tasks.ReasonUnknownOutcome}); err != nil {
 			t.Fatal(err)
 		}
 	}

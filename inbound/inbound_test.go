@@ -35,6 +35,7 @@ type env struct {
 	metrics *inbound.Metrics
 	stream  string
 	logs    string
+	prefix  string
 	proc    *inbound.Processor
 }
 
@@ -72,7 +73,7 @@ func newEnv(t *testing.T, run bool) *env {
 	prefix := fmt.Sprintf("t%d", prefixSeq.Add(1))
 	l := ledger.New(rdb, ledger.Options{Prefix: prefix, ResultsStream: prefix + ":results"})
 	e := &env{t: t, ctx: context.Background(), rdb: rdb, l: l, metrics: inbound.NewMetrics(nil),
-		stream: l.Keys().Tag() + "inbound", logs: l.Keys().Tag() + "inbound:log"}
+		stream: l.Keys().Inbound(), logs: l.Keys().InboundLog(), prefix: prefix}
 	e.srv = httptest.NewServer(inbound.NewReceiver(rdb, inbound.ReceiverOptions{
 		Secrets: []string{secret, "previous-secret-0123456789"}, Stream: e.stream, Metrics: e.metrics, MaxBodyBytes: 4096}))
 	t.Cleanup(e.srv.Close)
@@ -289,8 +290,8 @@ func TestAccountStatusOpensTheBreakerForEveryReplica(t *testing.T) {
 	}
 	// Two other replicas, each with its own Redis connection, see the same breaker.
 	replicas := []*worker.AccountBreakers{
-		worker.NewAccountBreakers(ledger.New(client(t), ledger.Options{Prefix: strings.Trim(e.l.Keys().Tag(), "{}:")}), nil, nil, nil),
-		worker.NewAccountBreakers(ledger.New(client(t), ledger.Options{Prefix: strings.Trim(e.l.Keys().Tag(), "{}:")}), nil, nil, nil),
+		worker.NewAccountBreakers(ledger.New(client(t), ledger.Options{Prefix: e.prefix}), nil, nil, nil),
+		worker.NewAccountBreakers(ledger.New(client(t), ledger.Options{Prefix: e.prefix}), nil, nil, nil),
 	}
 	eventually(t, 2*time.Second, "breaker open on every replica", func() bool {
 		for _, r := range replicas {
@@ -394,7 +395,7 @@ func TestReceiptsAreWrittenBackToOurSend(t *testing.T) {
 	if err != nil || res.Outcome != ledger.BeginOK {
 		t.Fatal(res.Outcome, err)
 	}
-	if _, err := e.l.Finish(e.ctx, "s1", "t", ledger.Outcome{State: tasks.StateSent, MessageID: "our-m"}); err != nil {
+	if _, err := e.l.End(e.ctx, "s1", "t", ledger.Outcome{State: tasks.StateSent, MessageID: "our-m"}); err != nil {
 		t.Fatal(err)
 	}
 	read := `{"account_id":"acc","event":"message_read","chat_id":"chat-r","message_id":"our-m","timestamp":"2026-12-03T09:00:00Z","sender":{"attendee_provider_id":"336@s"}}`

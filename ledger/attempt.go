@@ -312,7 +312,7 @@ func replyInts(items []string) ([]int64, error) {
 	return out, nil
 }
 
-// Outcome is how a send ended, for Finish. State must be final.
+// Outcome is how a send ended, for End. State must be final.
 type Outcome struct {
 	State     tasks.State
 	Reason    tasks.Reason
@@ -320,28 +320,6 @@ type Outcome struct {
 	MessageID string
 	ChatID    string
 	DryRun    bool
-}
-
-// Finish ends a send. token is the current attempt token (state sending), or
-// "" when finishing before any attempt (state approved or waiting). A
-// mismatch is *StateError{ErrStaleAttempt}; an already final send is
-// *StateError{ErrFinal}. One script writes the record, indexes, history, the
-// results stream entry, the claimed message id and the retention expiry.
-//
-// Only a send of a new message (chats_messages_send, chats_create) finished
-// sent indexes its MessageID ({p}:msg:<id> → send, SendByMessage) and claims
-// it in its chat ({p}:claimed:<chat>, ClaimedIn). Its claim is atomic: if
-// another send already owns the id, Finish refuses with
-// *StateError{ErrMessageClaimed} and changes nothing. A reaction, edit or
-// delete stores the target's id in the record and result but never indexes or
-// claims it.
-func (l *Ledger) Finish(ctx context.Context, sendID, token string, out Outcome) (*tasks.Record, error) {
-	if !out.State.Terminal() {
-		return nil, fmt.Errorf("ledger: finish: %q is not a final state", out.State)
-	}
-	r, err := l.runRecord(ctx, finishScript, sendID, []string{l.opts.ResultsStream, l.keys.Send(sendID)},
-		finishArgs(sendID, token, out)...)
-	return recordOrError(r, err, sendID)
 }
 
 func finishArgs(sendID, token string, out Outcome) []any {
@@ -359,9 +337,22 @@ type Ended struct {
 	Attempts int
 }
 
-// End is Finish for a caller that does not need the record back: the same
-// script, alone (one EVALSHA, no MULTI and no read back). The errors are
-// Finish's.
+// End ends a send. token is the current attempt token (state sending), or
+// "" when finishing before any attempt (state approved or waiting). A
+// mismatch is *StateError{ErrStaleAttempt}; an already final send is
+// *StateError{ErrFinal}. One script writes the record, indexes, history, the
+// results stream entry, the claimed message id and the retention expiry.
+//
+// Only a send of a new message (chats_messages_send, chats_create) finished
+// sent indexes its MessageID ({p}:msg:<id> → send, SendByMessage) and claims
+// it in its chat ({p}:claimed:<chat>, ClaimedIn). Its claim is atomic: if
+// another send already owns the id, End refuses with
+// *StateError{ErrMessageClaimed} and changes nothing. A reaction, edit or
+// delete stores the target's id in the record and result but never indexes or
+// claims it.
+//
+// End runs the script alone (one EVALSHA, no MULTI and no read back of the
+// record).
 func (l *Ledger) End(ctx context.Context, sendID, token string, out Outcome) (Ended, error) {
 	if !out.State.Terminal() {
 		return Ended{}, fmt.Errorf("ledger: end: %q is not a final state", out.State)
@@ -433,7 +424,7 @@ func (l *Ledger) ResolveReconciled(ctx context.Context, sendID, token string) er
 // at <time>") records the call.
 //
 // Until a reconciling execution takes over, the owner may still end its
-// attempt (Finish, Defer, ResolveReconciled) with its token. A token that is
+// attempt (End, Defer, ResolveReconciled) with its token. A token that is
 // not the current one, or a send not sending, is *StateError{ErrStaleAttempt};
 // a final send *StateError{ErrFinal}.
 func (l *Ledger) EndCall(ctx context.Context, sendID, token string, after time.Duration) error {
@@ -492,16 +483,6 @@ func (l *Ledger) ReconcileLater(ctx context.Context, sendID, token string, u Und
 	return msTime(ints[0]), nil
 }
 
-// IsClaimed reports whether a provider message id of a chat is already
-// attributed to a send (of a new message).
-func (l *Ledger) IsClaimed(ctx context.Context, chatID, messageID string) (bool, error) {
-	ok, err := l.rdb.SIsMember(ctx, l.keys.Claimed(chatID), messageID).Result()
-	if err != nil {
-		return false, fmt.Errorf("ledger: claimed: %w", err)
-	}
-	return ok, nil
-}
-
 // ClaimedIn returns the claimed message ids of a chat.
 func (l *Ledger) ClaimedIn(ctx context.Context, chatID string) (map[string]bool, error) {
 	ids, err := l.rdb.SMembers(ctx, l.keys.Claimed(chatID)).Result()
@@ -516,7 +497,7 @@ func (l *Ledger) ClaimedIn(ctx context.Context, chatID string) (map[string]bool,
 }
 
 // SendByMessage returns the send of a new message (chats_messages_send,
-// chats_create) whose Finish(sent) recorded messageID, or ErrNotFound.
+// chats_create) whose End(sent) recorded messageID, or ErrNotFound.
 func (l *Ledger) SendByMessage(ctx context.Context, messageID string) (string, error) {
 	id, err := l.rdb.Get(ctx, l.keys.Msg(messageID)).Result()
 	if errors.Is(err, redis.Nil) {

@@ -71,12 +71,12 @@ func (l *Ledger) Cancel(ctx context.Context, sendID, by, note string) (*tasks.Re
 
 // stop is Reject and Cancel: allowed from pending_approval, approved and
 // waiting; from a final state → *StateError{ErrFinal}. The result is written
-// like Finish's. From sending → *StateError{ErrStopPending} (errors.Is
+// like End's. From sending → *StateError{ErrStopPending} (errors.Is
 // ErrTooLate too): nothing is stopped now, but the request is recorded on the
 // send (the first one is kept), in its history and the audit stream
 // ("<event>_requested"); if the attempt turns out not delivered (Defer,
 // ResolveReconciled) the send ends rejected or canceled as requested, with
-// the decision of the request; if it went out (Finish sent) it ends sent.
+// the decision of the request; if it went out (End sent) it ends sent.
 func (l *Ledger) stop(ctx context.Context, sendID, by, note string, state tasks.State, reason tasks.Reason, auditEvent string) (*tasks.Record, error) {
 	r, err := l.runRecord(ctx, stopScript, sendID, []string{l.opts.ResultsStream, l.keys.Send(sendID)},
 		sendID, by, note, string(state), string(reason), auditEvent)

@@ -376,7 +376,7 @@ type Receipt struct {
 }
 
 // RecordReceipt writes a receipt on the send whose message it concerns (the
-// message index of Finish(sent)): record fields <kind>_ms (and reaction), a
+// message index of End(sent)): record fields <kind>_ms (and reaction), a
 // history event with the state unchanged, and an event entry message_<kind>
 // in the results stream. A message that is not ours: Matched false, nothing written.
 func (l *Ledger) RecordReceipt(ctx context.Context, r Receipt) (InboundOutcome, error) {

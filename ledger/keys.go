@@ -11,8 +11,18 @@ import "github.com/sendworker/sendworker/tasks"
 // be the record of a send named "<id>:history").
 type Keys struct{ tag string }
 
-// Tag is the common start of every key, "{prefix}:".
+// Tag is the common start of every key, "{prefix}:". Its only production user outside the
+// ledger is console (its sessions and account list); everything else goes through a method.
 func (k Keys) Tag() string { return k.tag }
+
+// Breaker is the hash of an account's breaker (see breaker.go).
+func (k Keys) Breaker(account string) string { return k.tag + "breaker:" + account }
+
+// Inbound is the stream of provider events waiting for the inbound consumer group.
+func (k Keys) Inbound() string { return k.tag + "inbound" }
+
+// InboundLog is the capped log of the provider events received.
+func (k Keys) InboundLog() string { return k.tag + "inbound:log" }
 
 // Send is the hash of one send record.
 func (k Keys) Send(id string) string { return k.tag + "send:" + id }

@@ -128,7 +128,7 @@ var (
 	ErrNotReplicated = errors.New("the write reached too few Redis replicas")
 	ErrStopPending   = fmt.Errorf("%w; the request is recorded and takes effect unless the message turns out delivered", ErrTooLate)
 	ErrStaleAttempt  = errors.New("attempt is no longer the send's current attempt")
-	// ErrMessageClaimed is a Finish(sent) of a new message (chats_messages_send,
+	// ErrMessageClaimed is an End(sent) of a new message (chats_messages_send,
 	// chats_create) whose provider message id another send already owns:
 	// nothing changed, the send is still in its state. The id is not this
 	// send's message.
@@ -237,8 +237,9 @@ func hashTag(key string) string {
 // Keys returns the key names of l (for tests, benchmarks and ops tools).
 func (l *Ledger) Keys() Keys { return l.keys }
 
-// Client returns the Redis client of l, for parts that keep small state of their own next to
-// the ledger's keys (under Keys().Tag()), such as the worker's account breakers.
+// Client returns the Redis client of l. Its only production user is console (its sessions,
+// account list and audit page); every write of the ledger's own keys and of the results
+// stream goes through a Ledger method.
 func (l *Ledger) Client() redis.UniversalClient { return l.rdb }
 
 // ResultsStream returns the name of the results stream l appends to.

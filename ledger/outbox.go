@@ -56,14 +56,6 @@ func (l *Ledger) DueForRelease(ctx context.Context, limit int) ([]Release, error
 	return out, nil
 }
 
-// MarkReleased removes a send's outbox entry if gen is still its current
-// release generation (a rescheduled send keeps its newer entry), and starts
-// the watchdog's clock: RecoverStuck recovers the send if its task has not
-// moved it a grace after now.
-func (l *Ledger) MarkReleased(ctx context.Context, sendID string, gen int64) error {
-	return l.MarkAllReleased(ctx, []Release{{SendID: sendID, Gen: gen}})
-}
-
 // maxMarkBatch bounds the entries of one MarkAllReleased script, so that one
 // script never holds Redis for long.
 const maxMarkBatch = 500

@@ -218,7 +218,7 @@ end
 
 // luaNewMessageOps is new_message_op(op), the Lua twin of
 // tasks.Operation.SendsNewMessage: only these operations produce a message
-// whose id Finish(sent) indexes and claims. For the others (reaction, edit,
+// whose id End(sent) indexes and claims. For the others (reaction, edit,
 // delete) the message id is the target's; it is stored in the record and the
 // result but never indexed or claimed.
 var luaNewMessageOps = func() string {
@@ -422,7 +422,7 @@ return {'ok'}
 // nothing), a history event and an audit entry "<event>_requested": every
 // script that then moves the send out of sending without a delivery
 // (Defer, ResolveReconciled) or begins it again ends it as requested
-// (finish_stopped); Finish(sent) wins, the message went out.
+// (finish_stopped); End(sent) wins, the message went out.
 //
 //	KEYS[1] results stream  KEYS[2] record
 //	ARGV[7] send_id  ARGV[8] by  ARGV[9] note  ARGV[10] final state  ARGV[11] reason  ARGV[12] audit event

@@ -62,7 +62,7 @@ const RecoveredBy = "watchdog"
 // stale and it drops itself without touching the record, so the old and the
 // new task can never both send. An old execution still inside its attempt
 // keeps its token until the new one takes the attempt over by reconciling;
-// its Finish or Defer before that is a normal end of that attempt (the new
+// its End or Defer before that is a normal end of that attempt (the new
 // task then finds the send final, or stale), and after it fails with
 // ErrStaleAttempt — the same guarantees as an asynq redelivery.
 //

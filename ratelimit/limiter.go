@@ -169,7 +169,7 @@ type Slot struct {
 	Binding Binding
 }
 
-// Reserve implements the worker's Limiter: the zero time when rec may be sent now, else the
+// Reserve is ReserveSlot as one time: the zero time when rec may be sent now, else the
 // time to defer it to: its reserved slot; or, holding nothing, the end of its recipient's
 // cooldown, or now+Horizon when no slot is that close.
 func (l *Limiter) Reserve(ctx context.Context, rec *tasks.Record, now time.Time) (time.Time, error) {

@@ -112,6 +112,14 @@ func PhoneID(raw string) (string, bool) {
 	return b.String() + PhoneSuffix, true
 }
 
+// LooksLikePhone reports an id that is a raw phone number ("+33 6 12 34 56 78", "33612345678")
+// rather than a provider id: the rule of PhoneID. Validation and the worker both refuse such an
+// attendee as cold, by this one rule.
+func LooksLikePhone(id string) bool {
+	_, ok := PhoneID(id)
+	return ok
+}
+
 // SameID reports whether two contact ids are the same id once normalized. It says nothing about
 // the two forms of one person: only a Person built from the provider's data links them.
 func SameID(a, b string) bool {

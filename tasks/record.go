@@ -120,14 +120,3 @@ type Result struct {
 	Revision  int    `json:"revision,omitempty"`
 	RevisedBy string `json:"revised_by,omitempty"`
 }
-
-// TaskPayload is the asynq task payload of a released send. It carries only
-// identifiers: the worker always reads the send record, so a payload edited in
-// Redis or replayed from asynqmon cannot change what is sent.
-type TaskPayload struct {
-	SendID string `json:"send_id"`
-	Digest string `json:"digest"`
-	// Gen is the release generation: the worker drops a task whose Gen is
-	// not the record's current one (a stale re-run).
-	Gen int64 `json:"gen"`
-}

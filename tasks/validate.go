@@ -58,14 +58,12 @@ type ValidateOptions struct {
 }
 
 var (
-	sendIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]+$`)
 	// Provider ids are opaque but never contain spaces or control characters.
 	providerIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:@=+/-]+$`)
 	// A WhatsApp attendee provider id: digits@s.whatsapp.net, digits@lid, or
 	// an opaque provider id (letters and digits, not a bare number).
 	whatsappJIDPattern = regexp.MustCompile(`^[0-9]{5,20}@(s\.whatsapp\.net|lid|c\.us)$`)
 	opaqueIDPattern    = regexp.MustCompile(`^[A-Za-z0-9_-]{6,128}$`)
-	phoneLikePattern   = regexp.MustCompile(`^[+0-9 ().-]+$`)
 	hhmmPattern        = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
 	sha256Pattern      = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
@@ -201,7 +199,7 @@ func (r *SendRequest) validateOperationFields(v *ValidationError) {
 		switch {
 		case id == "":
 			v.add(field, "required", "must not be empty")
-		case phoneLikePattern.MatchString(id):
+		case LooksLikePhone(id):
 			v.add(field, string(ReasonColdRecipient), "a raw phone number is not a known attendee: use the provider attendee id of an existing contact")
 		case !whatsappJIDPattern.MatchString(id) && !opaqueIDPattern.MatchString(id):
 			v.add(field, "invalid", "must be a provider attendee id such as 33612345678@s.whatsapp.net")
@@ -314,6 +312,12 @@ func (r *SendRequest) validateWindow(v *ValidationError, now time.Time) {
 	if hhmmPattern.MatchString(w.From) && hhmmPattern.MatchString(w.To) && w.From >= w.To {
 		v.add("window.to", "invalid", "must be after window.from (windows do not cross midnight)")
 	}
+}
+
+// ValidProviderID reports whether id is of the provider id grammar: 1 to MaxIDLen letters,
+// digits and ._:@=+/- (provider ids are opaque but never hold spaces or control characters).
+func ValidProviderID(id string) bool {
+	return id != "" && len(id) <= MaxIDLen && providerIDPattern.MatchString(id)
 }
 
 func checkID(v *ValidationError, field, id string, required bool, maxLen int) {

@@ -2,19 +2,15 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/metrics"
 	"github.com/sendworker/sendworker/provider"
-	"github.com/sendworker/sendworker/results"
 	"github.com/sendworker/sendworker/tasks"
 )
 
@@ -24,18 +20,11 @@ import (
 // OK/CONNECTED, or DisconnectTrips account-level refusals of sending calls within
 // DisconnectWindow: 401 disconnected_account, expired_credentials, disconnected_feature,
 // wrong_account, multiple_sessions, 503 no_client_session, no_channel... every type of
-// provider.ScopeAccount) trips its breaker. The breaker is one small Redis hash per account,
-// "{prefix}:breaker:<account>" next to the ledger's keys, shared by every replica:
-//
-//	open      "1" while open
-//	status    the unhealthy status last seen (a provider status, or the account-level slug)
-//	since_ms  when it opened
-//	probe_ms  when the account was last probed (accounts_get) while open
-//	d401_ms, d401_n  the current window of account-level refusals of sending calls
-//
-// Every transition is one Lua script that also appends the event entry to the results stream
-// (event=account_breaker_open|account_breaker_closed, account_id, status, at), so exactly one
-// replica announces each transition (WARN/INFO log, metric) and the stream gets one entry.
+// provider.ScopeAccount) trips its breaker. The breaker's state is kept by the ledger (one
+// small hash per account, shared by every replica: see ledger.Breaker); every transition also
+// appends the event entry to the results stream (event=account_breaker_open|
+// account_breaker_closed, account_id, status, at), so exactly one replica announces each
+// transition (WARN/INFO log, metric) and the stream gets one entry.
 //
 // While the breaker is open, the account's sends wait (reason account_unhealthy, backoff capped
 // at BackoffMax) before any rate-limit slot or provider read; one execution per probe interval
@@ -60,99 +49,10 @@ const (
 	breakerTTL = 7 * 24 * time.Hour
 )
 
-// breakerKey is the key of an account's breaker.
-func breakerKey(l *ledger.Ledger, account string) string {
-	return l.Keys().Tag() + "breaker:" + account
-}
-
-// breakerCheckScript reads an account's breaker and, when it is open and the last probe is
-// older than the probe interval, claims the probe for the caller.
-//
-//	KEYS[1] breaker   ARGV[1] now (ms)   ARGV[2] probe interval (ms)   ARGV[3] key TTL (ms)
-//
-// Reply {0} closed; {1, status, since_ms} open; {2, status, since_ms} open and the caller probes.
-var breakerCheckScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'open') ~= '1' then return {0} end
-local h = redis.call('HMGET', KEYS[1], 'status', 'since_ms', 'probe_ms')
-local now = tonumber(ARGV[1])
-local probe = tonumber(h[3]) or 0
-if now - probe >= tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], 'probe_ms', ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  return {2, h[1] or '', h[2] or '0'}
-end
-return {1, h[1] or '', h[2] or '0'}
-`)
-
-// luaBreakerOpen opens the breaker of KEYS[1] and appends the event to KEYS[2].
-// ARGV[1] now (ms), ARGV[2] status, ARGV[3] account, ARGV[4] now (RFC 3339), ARGV[5] TTL (ms).
-const luaBreakerOpen = `
-local function open_breaker()
-  redis.call('HSET', KEYS[1], 'open', '1', 'status', ARGV[2], 'since_ms', ARGV[1], 'probe_ms', ARGV[1])
-  redis.call('HDEL', KEYS[1], 'd401_ms', 'd401_n')
-  redis.call('PEXPIRE', KEYS[1], ARGV[5])
-  redis.call('XADD', KEYS[2], '*', '` + results.FieldEvent + `', '` + results.EventAccountBreakerOpen + `',
-    '` + results.FieldAccountID + `', ARGV[3], '` + results.FieldStatus + `', ARGV[2], '` + results.FieldAt + `', ARGV[4])
-end
-`
-
-// breakerOpenScript opens an account's breaker (an unhealthy status was seen). Already open: the
-// status is updated, nothing announced.
-//
-//	KEYS[1] breaker   KEYS[2] results stream   ARGV: see luaBreakerOpen
-//
-// Reply 1 opened (the caller announces), 0 already open.
-var breakerOpenScript = redis.NewScript(luaBreakerOpen + `
-if redis.call('HGET', KEYS[1], 'open') == '1' then
-  redis.call('HSET', KEYS[1], 'status', ARGV[2])
-  return 0
-end
-open_breaker()
-return 1
-`)
-
-// breakerDisconnectScript counts an account-level refusal of a sending call and opens the
-// breaker at the ARGV[7]-th within ARGV[6] ms (status ARGV[2], the slug of that last one).
-//
-//	KEYS[1] breaker   KEYS[2] results stream   ARGV[1..5]: see luaBreakerOpen
-//	ARGV[6] window (ms)   ARGV[7] trips
-//
-// Reply 1 opened, 0 not (counted, or already open).
-var breakerDisconnectScript = redis.NewScript(luaBreakerOpen + `
-if redis.call('HGET', KEYS[1], 'open') == '1' then return 0 end
-local now = tonumber(ARGV[1])
-local start = tonumber(redis.call('HGET', KEYS[1], 'd401_ms'))
-local n = 1
-if start and now - start <= tonumber(ARGV[6]) then
-  n = redis.call('HINCRBY', KEYS[1], 'd401_n', 1)
-else
-  redis.call('HSET', KEYS[1], 'd401_ms', ARGV[1], 'd401_n', 1)
-  redis.call('PEXPIRE', KEYS[1], ARGV[6])
-end
-if n < tonumber(ARGV[7]) then return 0 end
-open_breaker()
-return 1
-`)
-
-// breakerCloseScript closes an account's breaker (a probe found it healthy).
-//
-//	KEYS[1] breaker   KEYS[2] results stream
-//	ARGV[1] status   ARGV[2] account   ARGV[3] now (RFC 3339)
-//
-// Reply 1 closed (the caller announces), 0 was not open.
-var breakerCloseScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'open') ~= '1' then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('XADD', KEYS[2], '*', '` + results.FieldEvent + `', '` + results.EventAccountBreakerClosed + `',
-  '` + results.FieldAccountID + `', ARGV[2], '` + results.FieldStatus + `', ARGV[1], '` + results.FieldAt + `', ARGV[3])
-return 1
-`)
-
 // breaker is this process's handle on the shared account breakers.
 type breaker struct {
 	l          *ledger.Ledger
-	rdb        redis.UniversalClient
-	stream     string
+	policy     ledger.BreakerPolicy
 	probeEvery time.Duration
 	now        func() time.Time
 	m          *metrics.Metrics
@@ -163,8 +63,8 @@ type breaker struct {
 }
 
 func newBreaker(l *ledger.Ledger, probeEvery time.Duration, now func() time.Time, m *metrics.Metrics, log *zap.Logger) *breaker {
-	return &breaker{l: l, rdb: l.Client(), stream: l.ResultsStream(), probeEvery: probeEvery, now: now, m: m,
-		log: log, marked: map[string]bool{}}
+	policy := ledger.BreakerPolicy{ProbeEvery: probeEvery, TTL: breakerTTL, Window: DisconnectWindow, Trips: DisconnectTrips}
+	return &breaker{l: l, policy: policy, probeEvery: probeEvery, now: now, m: m, log: log, marked: map[string]bool{}}
 }
 
 // breakerState is an account's breaker as read by check.
@@ -178,49 +78,33 @@ type breakerState struct {
 // check reads the account's breaker, claiming the probe when one is due.
 func (b *breaker) check(ctx context.Context, account string) (breakerState, error) {
 	// Almost always closed: a plain read answers that, and costs Redis far less than the script.
-	open, err := b.rdb.HGet(ctx, breakerKey(b.l, account), "open").Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return breakerState{}, fmt.Errorf("account breaker: %w", err)
-	}
-	if open != "1" {
-		b.mark(account, false)
-		return breakerState{}, nil
-	}
-	v, err := breakerCheckScript.Run(ctx, b.rdb, []string{breakerKey(b.l, account)},
-		b.now().UnixMilli(), b.probeEvery.Milliseconds(), breakerTTL.Milliseconds()).Slice()
+	open, err := b.l.BreakerOpen(ctx, account)
 	if err != nil {
 		return breakerState{}, fmt.Errorf("account breaker: %w", err)
 	}
-	if len(v) == 0 {
-		return breakerState{}, fmt.Errorf("account breaker: empty reply")
-	}
-	code, _ := v[0].(int64)
-	if code == 0 {
+	if !open {
 		b.mark(account, false)
 		return breakerState{}, nil
 	}
-	st := breakerState{open: true, probe: code == 2}
-	if len(v) >= 3 {
-		st.status, _ = v[1].(string)
-		if s, _ := v[2].(string); s != "" {
-			if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
-				st.since = time.UnixMilli(ms)
-			}
-		}
+	v, err := b.l.CheckBreaker(ctx, account, b.now(), b.policy)
+	if err != nil {
+		return breakerState{}, fmt.Errorf("account breaker: %w", err)
+	}
+	if !v.Open {
+		b.mark(account, false)
+		return breakerState{}, nil
 	}
 	b.mark(account, true)
-	return st, nil
+	return breakerState{open: true, probe: v.Probe, status: v.Status, since: v.Since}, nil
 }
 
 // open opens the account's breaker for status; the replica that opens it announces it.
 func (b *breaker) open(ctx context.Context, account, status string) error {
-	now := b.now()
-	opened, err := breakerOpenScript.Run(ctx, b.rdb, []string{breakerKey(b.l, account), b.stream},
-		b.openArgs(now, status, account)...).Int()
+	opened, err := b.l.OpenBreaker(ctx, account, status, b.now(), b.policy)
 	if err != nil {
 		return fmt.Errorf("account breaker: %w", err)
 	}
-	if opened == 1 {
+	if opened {
 		b.announceOpen(account, status)
 	}
 	b.mark(account, true)
@@ -230,13 +114,11 @@ func (b *breaker) open(ctx context.Context, account, status string) error {
 // refused counts an account-level refusal (slug, of provider.ScopeAccount) of a sending call;
 // DisconnectTrips of them, of any such types, within DisconnectWindow open the breaker.
 func (b *breaker) refused(ctx context.Context, account, slug string) error {
-	now := b.now()
-	args := append(b.openArgs(now, slug, account), DisconnectWindow.Milliseconds(), DisconnectTrips)
-	opened, err := breakerDisconnectScript.Run(ctx, b.rdb, []string{breakerKey(b.l, account), b.stream}, args...).Int()
+	opened, err := b.l.BreakerRefused(ctx, account, slug, b.now(), b.policy)
 	if err != nil {
 		return fmt.Errorf("account breaker: %w", err)
 	}
-	if opened == 1 {
+	if opened {
 		b.announceOpen(account, slug)
 		b.mark(account, true)
 	}
@@ -245,21 +127,16 @@ func (b *breaker) refused(ctx context.Context, account, slug string) error {
 
 // close closes the account's breaker: a probe found it healthy (status).
 func (b *breaker) close(ctx context.Context, account, status string) error {
-	closed, err := breakerCloseScript.Run(ctx, b.rdb, []string{breakerKey(b.l, account), b.stream},
-		status, account, isoTime(b.now())).Int()
+	closed, err := b.l.CloseBreaker(ctx, account, status, b.now())
 	if err != nil {
 		return fmt.Errorf("account breaker: %w", err)
 	}
-	if closed == 1 {
+	if closed {
 		b.log.Info("account breaker closed: the account is healthy again; its sends go on",
 			zap.String("account_id", account), zap.String("status", status))
 	}
 	b.mark(account, false)
 	return nil
-}
-
-func (b *breaker) openArgs(now time.Time, status, account string) []any {
-	return []any{now.UnixMilli(), status, account, isoTime(now), breakerTTL.Milliseconds()}
 }
 
 func (b *breaker) announceOpen(account, status string) {
@@ -295,16 +172,12 @@ func (b *breaker) syncMarks(ctx context.Context) error {
 	if len(accounts) == 0 {
 		return nil
 	}
-	pipe := b.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(accounts))
-	for i, a := range accounts {
-		cmds[i] = pipe.HGet(ctx, breakerKey(b.l, a), "open")
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	open, err := b.l.BreakersOpen(ctx, accounts)
+	if err != nil {
 		return fmt.Errorf("account breaker: %w", err)
 	}
 	for i, a := range accounts {
-		if v, err := cmds[i].Result(); errors.Is(err, redis.Nil) || (err == nil && v != "1") {
+		if !open[i] {
 			b.mark(a, false)
 		}
 	}
@@ -326,8 +199,6 @@ func (b *breaker) runSync(ctx context.Context) {
 		}
 	}
 }
-
-func isoTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // accountBreaker is the stage between the record's own checks and the rate limit: while the
 // account's breaker is open its sends wait, and one execution per probe interval probes the

@@ -41,11 +41,5 @@ func (a *AccountBreakers) Close(ctx context.Context, account, status string) err
 // State reports whether the account's breaker is open, and with which status. It never claims a
 // probe.
 func (a *AccountBreakers) State(ctx context.Context, account string) (open bool, status string, err error) {
-	v, err := a.b.rdb.HMGet(ctx, breakerKey(a.b.l, account), "open", "status").Result()
-	if err != nil {
-		return false, "", err
-	}
-	o, _ := v[0].(string)
-	s, _ := v[1].(string)
-	return o == "1", s, nil
+	return a.b.l.BreakerState(ctx, account)
 }

@@ -8,7 +8,7 @@
 //	rate-limit slot (before any provider read) → guards (account health, warm recipient,
 //	contact replied, attachments) → wait for a near slot → global request rate →
 //	ledger.BeginAttempt (atomic re-check of approval, generation, pause and opt-outs) → one
-//	provider call → ledger.Finish / Defer
+//	provider call → ledger.End / Defer
 //
 // A send deferred for its slot costs one limiter call and no provider read: it comes back
 // SlotLead before its slot, reads the provider then, and sends at its slot. An account that

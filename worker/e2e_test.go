@@ -73,8 +73,8 @@ func TestNothingUnapprovedGoesOut(t *testing.T) {
 		}
 	}
 	// The same through asynq itself, straight into the send queue.
-	b, _ := json.Marshal(tasks.TaskPayload{SendID: pendingID, Digest: rec.Digest, Gen: 1})
-	if _, err := e.asynq.Enqueue(asynq.NewTask(tasks.OpSendMessage.TaskType(), b), asynq.Queue(DefaultQueue)); err != nil {
+	b, _ := json.Marshal(tasks.Payload{SendID: pendingID, Digest: rec.Digest, Gen: 1})
+	if _, err := e.asynq.Enqueue(asynq.NewTask(tasks.OpSendMessage.TaskType(), b), asynq.Queue(tasks.DefaultQueue)); err != nil {
 		t.Fatal(err)
 	}
 

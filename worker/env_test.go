@@ -351,13 +351,13 @@ func (e *env) taskResult(id string) *tasks.Result {
 	e.t.Helper()
 	insp := asynq.NewInspector(e.redisOpt)
 	defer insp.Close()
-	infos, err := insp.ListCompletedTasks(DefaultQueue, asynq.PageSize(1000))
+	infos, err := insp.ListCompletedTasks(tasks.DefaultQueue, asynq.PageSize(1000))
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	var out *tasks.Result
 	for _, info := range infos {
-		var p tasks.TaskPayload
+		var p tasks.Payload
 		_ = json.Unmarshal(info.Payload, &p)
 		if p.SendID != id || len(info.Result) == 0 {
 			continue
@@ -383,7 +383,7 @@ func (e *env) releaseTask(id string) *asynq.Task {
 		if r.SendID != id {
 			continue
 		}
-		if err := e.ledger.MarkReleased(context.Background(), r.SendID, r.Gen); err != nil {
+		if err := e.ledger.MarkAllReleased(context.Background(), []ledger.Release{r}); err != nil {
 			e.t.Fatal(err)
 		}
 		return taskFor(r.Operation, r.SendID, r.Digest, r.Gen)
@@ -393,7 +393,7 @@ func (e *env) releaseTask(id string) *asynq.Task {
 }
 
 func taskFor(op tasks.Operation, id, digest string, gen int64) *asynq.Task {
-	b, _ := json.Marshal(tasks.TaskPayload{SendID: id, Digest: digest, Gen: gen})
+	b, _ := json.Marshal(tasks.Payload{SendID: id, Digest: digest, Gen: gen})
 	return asynq.NewTask(op.TaskType(), b)
 }
 
@@ -415,7 +415,7 @@ func (e *env) drive(id string, timeout time.Duration) *tasks.Record {
 			}
 			for _, r := range due {
 				if r.SendID == id {
-					_ = e.ledger.MarkReleased(context.Background(), r.SendID, r.Gen)
+					_ = e.ledger.MarkAllReleased(context.Background(), []ledger.Release{r})
 					task = taskFor(r.Operation, r.SendID, r.Digest, r.Gen)
 				}
 			}

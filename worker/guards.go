@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -32,7 +31,7 @@ const (
 // window the send waits; after not_after it expires.
 func (x *execution) window() (outcome, bool) {
 	now := x.w.opts.Now()
-	if open, exp := NextOpen(x.rec.Request.Window, now); exp {
+	if open, exp := x.rec.Request.Window.NextOpen(now); exp {
 		return expired(tasks.ReasonWindowExpired, "window.not_after has passed"), true
 	} else if open.After(now) {
 		return wait(open, tasks.ReasonWaitWindow, ""), true
@@ -133,7 +132,7 @@ func (x *execution) guardAttendees(ctx context.Context) (outcome, bool) {
 	req := &x.rec.Request
 	x.contacts = nil
 	for i, id := range req.AttendeeIDs {
-		if looksLikePhoneNumber(id) {
+		if tasks.LooksLikePhone(id) {
 			return skipped(tasks.ReasonColdRecipient, fmt.Sprintf("attendees_ids[%d] is a raw phone number", i)), true
 		}
 		chat, ok, err := x.w.known.lookup(ctx, x.w.p, req.AccountID, id, false)
@@ -371,26 +370,6 @@ func addContact(ids []string, id string) []string {
 		return ids
 	}
 	return append(ids, id)
-}
-
-// looksLikePhoneNumber reports an attendee id that is a raw number ("+33 6 12 34 56 78",
-// "33612345678") rather than a provider attendee id.
-func looksLikePhoneNumber(id string) bool {
-	id = strings.TrimSpace(id)
-	if id == "" {
-		return false
-	}
-	digits := 0
-	for _, r := range id {
-		switch {
-		case r >= '0' && r <= '9':
-			digits++
-		case strings.ContainsRune("+ ().-", r):
-		default:
-			return false
-		}
-	}
-	return digits > 0
 }
 
 func slugOrStatus(err error) string {

@@ -20,7 +20,7 @@ type execution struct {
 	w    *Worker
 	task *asynq.Task
 	op   tasks.Operation
-	p    tasks.TaskPayload
+	p    tasks.Payload
 
 	rec     *tasks.Record // the record as read by Get (again after BeginAttempt's rare final or reconcile answers)
 	token   string        // the attempt token this execution owns ("" before BeginAttempt)
@@ -79,7 +79,7 @@ func (w *Worker) processTask(ctx context.Context, task *asynq.Task) error {
 		return x.apply(ctx, outcome{kind: kindInvalid, err: err})
 	}
 	x.op = op
-	p, err := DecodePayload(task.Payload())
+	p, err := tasks.DecodePayload(task.Payload())
 	if err != nil {
 		return x.apply(ctx, outcome{kind: kindInvalid, err: err})
 	}
@@ -244,7 +244,7 @@ func (x *execution) integrity() (outcome, bool) {
 		}
 		return failed(tasks.ReasonInvalidPayload, detail), true
 	}
-	if msg := checkWindow(rec.Request.Window); msg != "" {
+	if msg := rec.Request.Window.Problem(); msg != "" {
 		return failed(tasks.ReasonInvalidPayload, msg), true
 	}
 	return outcome{}, false

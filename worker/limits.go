@@ -19,27 +19,12 @@ import (
 type reservation struct {
 	at      time.Time         // the slot's time
 	held    bool              // the send holds a slot still in the future (at most SlotLead away)
-	binding ratelimit.Binding // the limit that decided the slot ("" for a plain Limiter)
+	binding ratelimit.Binding // the limit that decided the slot ("" when none did)
 }
 
 // maxSlotWaits bounds the waits for a near slot in one execution (a slot moved by a penalty, or
 // a clock that does not advance, fall back to a deferral).
 const maxSlotWaits = 3
-
-// reserveSlot asks the limiter, through ReserveSlot when it has it.
-func (w *Worker) reserveSlot(ctx context.Context, rec *tasks.Record, now time.Time) (ratelimit.Slot, error) {
-	if r, ok := w.opts.Limiter.(SlotReserver); ok {
-		return r.ReserveSlot(ctx, rec, now)
-	}
-	until, err := w.opts.Limiter.Reserve(ctx, rec, now)
-	switch {
-	case err != nil:
-		return ratelimit.Slot{}, err
-	case !until.After(now):
-		return ratelimit.Slot{At: now, Go: true}, nil
-	}
-	return ratelimit.Slot{At: until, Held: true}, nil
-}
 
 // reserve takes the send's rate-limit slot before any provider read. It returns the reservation
 // when the send may go on: its slot has come (consumed), or it holds one at most SlotLead away
@@ -47,7 +32,7 @@ func (w *Worker) reserveSlot(ctx context.Context, rec *tasks.Record, now time.Ti
 // deferral: until SlotLead before a held slot, or until the time to ask again.
 func (x *execution) reserve(ctx context.Context) (reservation, outcome, bool) {
 	now := x.w.opts.Now()
-	s, err := x.w.reserveSlot(ctx, x.rec, now)
+	s, err := x.w.opts.Limiter.ReserveSlot(ctx, x.rec, now)
 	if err != nil {
 		return reservation{}, retryAfter(5*time.Second, "limiter unavailable: "+err.Error()), true
 	}
@@ -106,13 +91,9 @@ func (x *execution) awaitSlot(ctx context.Context, r reservation) (outcome, bool
 // (a skip, a failure, a wait): the next send of the account may take it. Best effort: a slot
 // left held is a gap, which is safe.
 func (x *execution) releaseSlot(ctx context.Context) {
-	c, ok := x.w.opts.Limiter.(SlotCanceler)
-	if !ok {
-		return
-	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	freed, err := c.Cancel(cctx, x.rec)
+	freed, err := x.w.opts.Limiter.Cancel(cctx, x.rec)
 	if err != nil {
 		x.logger().Debug("rate-limit slot not released", zap.Error(err))
 		return
@@ -123,17 +104,11 @@ func (x *execution) releaseSlot(ctx context.Context) {
 }
 
 // refundSlot gives back the slot this execution took (held or already consumed) when a guard
-// refused the send before any sending call. Without a SlotRefunder it falls back to
-// releaseSlot, which frees only a slot still in the future.
+// refused the send before any sending call.
 func (x *execution) refundSlot(ctx context.Context) {
-	r, ok := x.w.opts.Limiter.(SlotRefunder)
-	if !ok {
-		x.releaseSlot(ctx)
-		return
-	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	refunded, err := r.Refund(cctx, x.rec)
+	refunded, err := x.w.opts.Limiter.Refund(cctx, x.rec)
 	if err != nil {
 		x.logger().Debug("rate-limit slot not given back", zap.Error(err))
 		return
@@ -143,15 +118,14 @@ func (x *execution) refundSlot(ctx context.Context) {
 	}
 }
 
-// penalize slows the whole account after a provider 429, on every replica (Penalizer).
+// penalize slows the whole account after a provider 429, on every replica.
 func (x *execution) penalize(ctx context.Context, until time.Time) {
-	p, ok := x.w.opts.Limiter.(Penalizer)
-	if !ok || x.rec == nil {
+	if x.rec == nil {
 		return
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := p.Penalize(pctx, x.rec.Request.AccountID, until); err != nil {
+	if err := x.w.opts.Limiter.Penalize(pctx, x.rec.Request.AccountID, until); err != nil {
 		x.logger().Warn("account rate-limit penalty not recorded", zap.Time("until", until), zap.Error(err))
 	}
 }
@@ -180,7 +154,7 @@ func (e *globalWaitError) Error() string { return "global provider rate: " + e.e
 func (e *globalWaitError) Unwrap() error { return e.err }
 
 // gatedProvider is the worker's view of the provider: every read first waits for the global
-// request rate (GlobalWaiter, when the limiter has it), and every failed call is counted in the
+// request rate (the limiter's WaitGlobal), and every failed call is counted in the
 // metrics. Sending calls are not gated here: the worker waits before BeginAttempt instead.
 // Listings wait before their first page and before each further full page (Limit items, 100
 // when 0): the iterator does not say when it fetches.

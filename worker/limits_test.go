@@ -31,12 +31,10 @@ func newFakeLimiter(answer func(rec *tasks.Record, now time.Time, n int) ratelim
 	return &fakeLimiter{answer: answer, calls: map[string]int{}, penalties: map[string]time.Time{}}
 }
 
-func (f *fakeLimiter) Reserve(ctx context.Context, rec *tasks.Record, now time.Time) (time.Time, error) {
-	s, err := f.ReserveSlot(ctx, rec, now)
-	if s.Go {
-		return time.Time{}, err
-	}
-	return s.At, err
+// Refund frees only a slot still in the future, as Cancel does: this fake does not track
+// consumed slots.
+func (f *fakeLimiter) Refund(ctx context.Context, rec *tasks.Record) (bool, error) {
+	return f.Cancel(ctx, rec)
 }
 
 func (f *fakeLimiter) ReserveSlot(_ context.Context, rec *tasks.Record, now time.Time) (ratelimit.Slot, error) {

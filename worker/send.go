@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"go.uber.org/zap"
@@ -168,7 +169,7 @@ func (x *execution) permanentError(err error) outcome {
 		n := waitsFor(x.rec, tasks.ReasonWaitProvider)
 		return wait(now.Add(x.w.backoff(n)), tasks.ReasonWaitProvider, "provider: "+slug)
 	}
-	if slug == "" && slugOrStatus(err) == "invalid argument" {
+	if slug == "" && provider.StatusOf(err) == 0 && errors.Is(err, provider.ErrInvalidArgument) {
 		return failed(tasks.ReasonInvalidPayload, "the provider client refused the call: invalid argument")
 	}
 	return failed(tasks.ReasonProviderRejected, "provider: "+slugOrStatus(err))

@@ -38,85 +38,42 @@ type Provider interface {
 	DeleteMessage(ctx context.Context, messageID string) error
 }
 
-// Limiter paces sends (per account, globally). Reserve is called at the start of an execution,
-// after the record's own checks (generation, final state, send window, account breaker) and
-// before any provider read: a send only reads the provider when its slot has come. A non-zero
-// waitUntil after now means "not yet": the send is deferred until then with reason rate_limit,
-// which is not a failure. ratelimit.Limiter (Redis, shared by every replica) implements it and
-// every optional extension below.
+// Limiter paces sends (per account, globally); ratelimit.Limiter (Redis, shared by every
+// replica) is the one implementation, NoLimit the absence of limits.
 //
-// Optional extensions, discovered by type assertion on the Limiter:
-//   - SlotReserver: Reserve with the limit that decided the slot (in the wait's detail) and
-//     whether the send holds it;
-//   - SlotCanceler: frees a slot the send holds when it will not go (a guard skipped it);
-//   - Penalizer: a provider 429 slows the whole account, on every replica;
-//   - GlobalWaiter: the cluster-wide provider request rate, waited before every provider
-//     request.
+// ReserveSlot is called at the start of an execution, after the record's own checks
+// (generation, final state, send window, account breaker) and before any provider read: a send
+// only reads the provider when its slot has come. A slot that does not Go is "not yet": the
+// send is deferred with reason rate_limit (the limit that decided it in the detail), which is
+// not a failure. Cancel frees a slot the send holds (still in the future) when it will not use
+// it; Refund gives back the slot it took, even one already consumed, when a guard refused the
+// send before any sending call. Penalize forbids an account's slots before a time, on every
+// replica (a provider 429). WaitGlobal blocks briefly until this process may make one provider
+// request (the cluster-wide rate); the worker calls it before every provider read, and before
+// BeginAttempt for the sending call, so that it never waits with an attempt lease running.
 type Limiter interface {
-	Reserve(ctx context.Context, rec *tasks.Record, now time.Time) (waitUntil time.Time, err error)
-}
-
-// SlotReserver is a Limiter that says which limit decided a slot and whether the send holds it
-// (ratelimit.Limiter). The worker then uses ReserveSlot instead of Reserve.
-type SlotReserver interface {
 	ReserveSlot(ctx context.Context, rec *tasks.Record, now time.Time) (ratelimit.Slot, error)
-}
-
-// SlotCanceler is a Limiter that can free the slot a send holds (if it is still in the future)
-// when the send will not use it: a guard skipped or deferred it after its reservation.
-type SlotCanceler interface {
 	Cancel(ctx context.Context, rec *tasks.Record) (freed bool, err error)
-}
-
-// SlotRefunder is a Limiter that can give back the slot a send took, even one already
-// consumed, when a guard refuses the send before any sending call: a skipped send then does
-// not count against the account's caps (ratelimit.Limiter.Refund).
-type SlotRefunder interface {
 	Refund(ctx context.Context, rec *tasks.Record) (refunded bool, err error)
-}
-
-// Penalizer is a Limiter that can forbid an account's slots before a time: the worker calls it
-// on a provider 429 (until its Retry-After, or the backoff), so every replica slows that
-// account, not only the send that met the 429.
-type Penalizer interface {
 	Penalize(ctx context.Context, accountID string, until time.Time) error
-}
-
-// GlobalWaiter is a Limiter that paces the provider requests of the whole cluster: WaitGlobal
-// blocks briefly (a short smoothing) until this process may make one request. The worker calls
-// it before every provider read, and before BeginAttempt for the sending call, so that it never
-// waits with an attempt lease running.
-type GlobalWaiter interface {
 	WaitGlobal(ctx context.Context) error
 }
 
-// The Redis limiter implements every extension.
-var (
-	_ Limiter      = (*ratelimit.Limiter)(nil)
-	_ SlotReserver = (*ratelimit.Limiter)(nil)
-	_ SlotCanceler = (*ratelimit.Limiter)(nil)
-	_ SlotRefunder = (*ratelimit.Limiter)(nil)
-	_ Penalizer    = (*ratelimit.Limiter)(nil)
-	_ GlobalWaiter = (*ratelimit.Limiter)(nil)
-)
+var _ Limiter = (*ratelimit.Limiter)(nil)
 
-// LimiterFunc adapts a function to Limiter.
-type LimiterFunc func(ctx context.Context, rec *tasks.Record, now time.Time) (time.Time, error)
+// NoLimit is the Limiter of no limits: every slot is now, nothing is held.
+type NoLimit struct{}
 
-// Reserve calls f.
-func (f LimiterFunc) Reserve(ctx context.Context, rec *tasks.Record, now time.Time) (time.Time, error) {
-	return f(ctx, rec, now)
+func (NoLimit) ReserveSlot(_ context.Context, _ *tasks.Record, now time.Time) (ratelimit.Slot, error) {
+	return ratelimit.Slot{At: now, Go: true}, nil
 }
-
-type noLimit struct{}
-
-func (noLimit) Reserve(context.Context, *tasks.Record, time.Time) (time.Time, error) {
-	return time.Time{}, nil
-}
+func (NoLimit) Cancel(context.Context, *tasks.Record) (bool, error) { return false, nil }
+func (NoLimit) Refund(context.Context, *tasks.Record) (bool, error) { return false, nil }
+func (NoLimit) Penalize(context.Context, string, time.Time) error   { return nil }
+func (NoLimit) WaitGlobal(context.Context) error                    { return nil }
 
 // Defaults of Options.
 const (
-	DefaultQueue            = "sendworker"
 	DefaultConcurrency      = 20
 	DefaultShutdownTimeout  = 25 * time.Second
 	DefaultReconcileDelay   = 15 * time.Second
@@ -172,7 +129,7 @@ type Options struct {
 	MaxAttachmentBytes int64
 	// HTTPClient fetches attachments (default: 60 s timeout).
 	HTTPClient *http.Client
-	// Limiter paces sends; nil = no limit. See Limiter for its optional extensions.
+	// Limiter paces sends; nil = NoLimit.
 	Limiter Limiter
 	// SlotLead is how early a send whose rate-limit slot is in the future comes back: it does
 	// its provider reads then, and waits in the worker (at most SlotLead) to send at its slot.
@@ -225,7 +182,7 @@ func leaseMargin(lease time.Duration) time.Duration { return min(2*time.Second, 
 
 func (o Options) withDefaults() Options {
 	if o.Queue == "" {
-		o.Queue = DefaultQueue
+		o.Queue = tasks.DefaultQueue
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = DefaultConcurrency
@@ -243,7 +200,7 @@ func (o Options) withDefaults() Options {
 		o.MaxAttachmentBytes = attachments.DefaultMaxBytes
 	}
 	if o.Limiter == nil {
-		o.Limiter = noLimit{}
+		o.Limiter = NoLimit{}
 	}
 	if o.BackoffBase <= 0 {
 		o.BackoffBase = DefaultBackoffBase
@@ -335,10 +292,7 @@ func New(redis asynq.RedisConnOpt, l *ledger.Ledger, p Provider, opts Options) *
 	w := &Worker{redis: redis, l: l, opts: opts, log: opts.Logger.Named("worker")}
 	if p != nil {
 		// Every provider read waits for the global request rate; every error is counted.
-		g := &gatedProvider{p: p, m: opts.Metrics}
-		if gw, ok := opts.Limiter.(GlobalWaiter); ok {
-			g.wait = gw.WaitGlobal
-		}
+		g := &gatedProvider{p: p, m: opts.Metrics, wait: opts.Limiter.WaitGlobal}
 		w.p = g
 	}
 	var errs []error
@@ -361,8 +315,8 @@ func New(redis asynq.RedisConnOpt, l *ledger.Ledger, p Provider, opts Options) *
 	}
 	w.err = errors.Join(errs...)
 	w.fetcher = f
-	w.health = &healthCache{ttl: opts.AccountHealthTTL, now: time.Now, entries: map[string]healthEntry{}}
-	w.known = &attendeeCache{ttl: opts.AttendeeCacheTTL, now: time.Now, accounts: map[string]*attendeeEntry{}}
+	w.health = &healthCache{ttl: opts.AccountHealthTTL, now: opts.Now, entries: map[string]healthEntry{}}
+	w.known = &attendeeCache{ttl: opts.AttendeeCacheTTL, now: opts.Now, accounts: map[string]*attendeeEntry{}}
 	if l != nil {
 		w.breaker = newBreaker(l, max(opts.AccountHealthTTL, minProbeInterval), opts.Now, opts.Metrics, w.log)
 	}

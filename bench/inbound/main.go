@@ -71,7 +71,7 @@ func run(c config) error {
 	rdb := redis.NewClient(&redis.Options{Addr: proc.Addr(), PoolSize: 4 * c.conc})
 	defer rdb.Close()
 	l := ledger.New(rdb, ledger.Options{})
-	stream, logs := l.Keys().Tag()+"inbound", l.Keys().Tag()+"inbound:log"
+	stream, logs := l.Keys().Inbound(), l.Keys().InboundLog()
 
 	fmt.Printf("seeding %d pending sends (%d chats, %d accounts)...\n", c.n, c.n/2, c.accounts)
 	if err := seed(ctx, l, c); err != nil {

@@ -109,7 +109,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if err := a.Start(ctx); err != nil && cfg.Dev && strings.Contains(err.Error(), "address already in use") {
-		// Port 8080 is taken on this machine: the demo takes any free port.
+		// Port 8080 is taken on this machine: the demo takes any free port. The App that could
+		// not listen is stopped first, so its Redis connections are not left open.
+		if err := a.Stop(ctx); err != nil {
+			log.Warn("the daemon that could not listen did not stop cleanly", zap.Error(err))
+		}
 		cfg.Admin.Addr = "127.0.0.1:0"
 		if a, err = app.New(cfg, app.Options{Logger: log}); err == nil {
 			err = a.Start(ctx)

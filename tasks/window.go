@@ -1,21 +1,14 @@
-package worker
+package tasks
 
 import (
 	"strconv"
 	"time"
-
-	"github.com/sendworker/sendworker/tasks"
 )
 
 // maxWindowSearch bounds how far ahead NextOpen looks for the daily window. A valid window opens
 // at least once a week, so eight days always suffice; the bound only protects against a window
 // that can never open (no valid day), which validation refuses at enqueue.
 const maxWindowSearch = 8 * 24 * time.Hour
-
-var weekdayNames = map[string]time.Weekday{
-	"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday,
-	"thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday,
-}
 
 // NextOpen returns the earliest instant at or after now when w allows sending, or expired when
 // that instant does not come before w.NotAfter (or now is already past it).
@@ -30,7 +23,7 @@ var weekdayNames = map[string]time.Weekday{
 //
 // A nil window is always open. A time zone that cannot be loaded is treated as UTC; the
 // handler refuses such a request before calling NextOpen.
-func NextOpen(w *tasks.Window, now time.Time) (open time.Time, expired bool) {
+func (w *Window) NextOpen(now time.Time) (open time.Time, expired bool) {
 	if w == nil {
 		return now, false
 	}
@@ -55,7 +48,7 @@ func NextOpen(w *tasks.Window, now time.Time) (open time.Time, expired bool) {
 }
 
 // nextDaily returns the earliest instant at or after t inside the daily window.
-func nextDaily(w *tasks.Window, t time.Time) (time.Time, bool) {
+func nextDaily(w *Window, t time.Time) (time.Time, bool) {
 	loc := time.UTC
 	if w.Timezone != "" {
 		if l, err := time.LoadLocation(w.Timezone); err == nil {
@@ -66,7 +59,7 @@ func nextDaily(w *tasks.Window, t time.Time) (time.Time, bool) {
 	to, _ := parseHHMM(w.To, 24*time.Hour)
 	days := map[time.Weekday]bool{}
 	for _, d := range w.Days {
-		if wd, ok := weekdayNames[d]; ok {
+		if wd, ok := weekdays[d]; ok {
 			days[wd] = true
 		}
 	}
@@ -128,21 +121,21 @@ func parseHHMM(s string, def time.Duration) (time.Duration, bool) {
 	if s == "" {
 		return def, true
 	}
-	if len(s) != 5 || s[2] != ':' {
+	if !hhmmPattern.MatchString(s) {
 		return def, false
 	}
 	h, err1 := strconv.Atoi(s[:2])
 	m, err2 := strconv.Atoi(s[3:])
-	if err1 != nil || err2 != nil || h < 0 || h > 23 || m < 0 || m > 59 {
+	if err1 != nil || err2 != nil {
 		return def, false
 	}
 	return time.Duration(h)*time.Hour + time.Duration(m)*time.Minute, true
 }
 
-// checkWindow reports a problem with the stored window that NextOpen would silently paper over
-// (unknown zone, malformed times): such a request cannot have passed validation, so it is
-// refused as invalid_payload rather than sent at a guessed time.
-func checkWindow(w *tasks.Window) string {
+// Problem reports a problem with a stored window that NextOpen would silently paper over
+// (unknown zone, malformed times), or "". Such a request cannot have passed validation: the
+// worker refuses it as invalid_payload rather than send at a guessed time.
+func (w *Window) Problem() string {
 	if w == nil {
 		return ""
 	}
@@ -160,7 +153,7 @@ func checkWindow(w *tasks.Window) string {
 		return "window.to is not HH:MM"
 	}
 	for _, d := range w.Days {
-		if _, ok := weekdayNames[d]; !ok {
+		if _, ok := weekdays[d]; !ok {
 			return "window.days has an unknown day"
 		}
 	}

@@ -1,4 +1,4 @@
-package worker
+package tasks_test
 
 import (
 	"testing"
@@ -60,7 +60,7 @@ func TestNextOpen(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, expired := NextOpen(tc.w, mustTime(t, tc.now))
+			got, expired := tc.w.NextOpen(mustTime(t, tc.now))
 			if expired != tc.expired {
 				t.Fatalf("expired = %v, want %v (open %s)", expired, tc.expired, got.UTC().Format(time.RFC3339))
 			}
@@ -92,7 +92,7 @@ func TestNextOpenIsInside(t *testing.T) {
 	for _, start := range []string{"2026-03-27T00:00:00Z", "2026-10-23T00:00:00Z"} {
 		now := mustTime(t, start)
 		for i := 0; i < 4*24*60/37; i++ { // every 37 minutes for four days around the transition
-			open, expired := NextOpen(w, now)
+			open, expired := w.NextOpen(now)
 			if expired {
 				t.Fatalf("%s: expired", now)
 			}

@@ -1,12 +1,10 @@
-package worker
+package tasks
 
 import (
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/sendworker/sendworker/tasks"
 )
 
 var testDigest = strings.Repeat("ab", 32)
@@ -17,10 +15,17 @@ func TestDecodePayload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p != (tasks.TaskPayload{SendID: "seq-1:step-2", Digest: testDigest, Gen: 3}) {
+	if p != (Payload{SendID: "seq-1:step-2", Digest: testDigest, Gen: 3}) {
 		t.Fatalf("got %+v", p)
 	}
+	if p.TaskID() != "seq-1:step-2/r3" || TaskID("a", 12) != "a/r12" {
+		t.Fatalf("task ids %q %q", p.TaskID(), TaskID("a", 12))
+	}
+	if b, err := p.Encode(); err != nil || string(b) != good {
+		t.Fatalf("encode: %s, %v", b, err)
+	}
 	bad := []string{
+		`{"send_id":"..","digest":"` + testDigest + `","gen":1}`,
 		``, `null`, `[]`, `{}`, `"x"`,
 		`{"send_id":"a","digest":"` + testDigest + `"}`,
 		`{"send_id":"a","digest":"` + testDigest + `","gen":0}`,
@@ -36,8 +41,8 @@ func TestDecodePayload(t *testing.T) {
 		`{"send_id":null,"digest":"` + testDigest + `","gen":1}`,
 	}
 	for _, b := range bad {
-		if _, err := DecodePayload([]byte(b)); !errors.Is(err, errBadPayload) {
-			t.Errorf("%q: err = %v, want errBadPayload", b, err)
+		if _, err := DecodePayload([]byte(b)); !errors.Is(err, ErrBadPayload) {
+			t.Errorf("%q: err = %v, want ErrBadPayload", b, err)
 		}
 	}
 }
@@ -51,13 +56,13 @@ func FuzzDecodePayload(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := DecodePayload(data)
 		if err != nil {
-			if !errors.Is(err, errBadPayload) {
-				t.Fatalf("error not marked errBadPayload: %v", err)
+			if !errors.Is(err, ErrBadPayload) {
+				t.Fatalf("error not marked ErrBadPayload: %v", err)
 			}
 			return
 		}
 		// Anything accepted is a well-formed identifier triple that round-trips.
-		if !payloadSendID.MatchString(p.SendID) || !payloadDigest.MatchString(p.Digest) || p.Gen <= 0 {
+		if !ValidSendID(p.SendID) || !ValidDigest(p.Digest) || p.Gen <= 0 {
 			t.Fatalf("accepted invalid payload %+v", p)
 		}
 		b, _ := json.Marshal(p)

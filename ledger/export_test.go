@@ -1,0 +1,38 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sendworker/sendworker/tasks"
+)
+
+// Test-only helpers: no production code calls them.
+
+// Finish is End that reads the record back (in the same MULTI), for tests that check it.
+func (l *Ledger) Finish(ctx context.Context, sendID, token string, out Outcome) (*tasks.Record, error) {
+	if !out.State.Terminal() {
+		return nil, fmt.Errorf("ledger: finish: %q is not a final state", out.State)
+	}
+	r, err := l.runRecord(ctx, finishScript, sendID, []string{l.opts.ResultsStream, l.keys.Send(sendID)},
+		finishArgs(sendID, token, out)...)
+	return recordOrError(r, err, sendID)
+}
+
+// MarkReleased removes a send's outbox entry if gen is still its current
+// release generation (a rescheduled send keeps its newer entry), and starts
+// the watchdog's clock: RecoverStuck recovers the send if its task has not
+// moved it a grace after now.
+func (l *Ledger) MarkReleased(ctx context.Context, sendID string, gen int64) error {
+	return l.MarkAllReleased(ctx, []Release{{SendID: sendID, Gen: gen}})
+}
+
+// IsClaimed reports whether a provider message id of a chat is already
+// attributed to a send (of a new message).
+func (l *Ledger) IsClaimed(ctx context.Context, chatID, messageID string) (bool, error) {
+	ok, err := l.rdb.SIsMember(ctx, l.keys.Claimed(chatID), messageID).Result()
+	if err != nil {
+		return false, fmt.Errorf("ledger: claimed: %w", err)
+	}
+	return ok, nil
+}
