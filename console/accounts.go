@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/sendworker/sendworker/ledger"
@@ -28,16 +27,15 @@ const (
 // per account (idx:acctall:<account>), found by SCAN and cached, since the
 // ledger keeps no list of accounts.
 type accountList struct {
-	rdb    redis.UniversalClient
-	prefix string
+	ledger *ledger.Ledger
 	now    func() time.Time
 	mu     sync.Mutex
 	at     time.Time
 	list   []string
 }
 
-func newAccountList(rdb redis.UniversalClient, tag string, now func() time.Time) *accountList {
-	return &accountList{rdb: rdb, prefix: tag + "idx:acctall:", now: now}
+func newAccountList(l *ledger.Ledger, now func() time.Time) *accountList {
+	return &accountList{ledger: l, now: now}
 }
 
 func (a *accountList) get(ctx context.Context) ([]string, error) {
@@ -46,22 +44,12 @@ func (a *accountList) get(ctx context.Context) ([]string, error) {
 	if a.list != nil && a.now().Sub(a.at) < accountsTTL {
 		return a.list, nil
 	}
-	var out []string
-	iter := a.rdb.Scan(ctx, 0, escapeGlob(a.prefix)+"*", 1000).Iterator()
-	for iter.Next(ctx) && len(out) < maxAccounts {
-		out = append(out, strings.TrimPrefix(iter.Val(), a.prefix))
-	}
-	if err := iter.Err(); err != nil {
+	out, err := a.ledger.KnownAccounts(ctx, maxAccounts)
+	if err != nil {
 		return nil, err
 	}
-	slices.Sort(out)
 	a.list, a.at = out, a.now()
 	return out, nil
-}
-
-func escapeGlob(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`)
-	return r.Replace(s)
 }
 
 // accountView is one line of the accounts page.
@@ -198,14 +186,16 @@ type auditEntry struct {
 func (c *Console) activity(w http.ResponseWriter, r *request) error {
 	l := c.svc.Ledger()
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	msgs, err := l.Client().XRevRangeN(r.Context(), l.Keys().Audit(), "+", "-", auditPage).Result()
+	entries, err := l.LatestAudit(r.Context(), auditPage)
 	if err != nil {
 		return err
 	}
 	var out []auditEntry
-	for _, m := range msgs {
-		f := func(k string) string { s, _ := m.Values[k].(string); return s }
-		e := auditEntry{At: f("at"), Event: f("event"), By: f("by"), SendID: f("send_id"), Account: f("account_id"), Note: f("note")}
+	for _, a := range entries {
+		e := auditEntry{Event: a.Event, By: a.By, SendID: a.SendID, Account: a.AccountID, Note: a.Note}
+		if !a.At.IsZero() {
+			e.At = a.At.UTC().Format(time.RFC3339Nano)
+		}
 		if r.who.Accounts.Limited() && !r.who.Accounts.Allows(e.Account) {
 			continue
 		}

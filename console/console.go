@@ -102,9 +102,9 @@ func New(svc *approval.Service, opts Options) *Console {
 		opts:     opts,
 		log:      opts.Logger,
 		mux:      http.NewServeMux(),
-		sessions: newSessions(l.Client(), l.Keys().Tag()+"console:", opts.SessionTTL, opts.Now),
+		sessions: newSessions(l.Sessions(), opts.SessionTTL, opts.Now),
 		pages:    parseTemplates(),
-		accounts: newAccountList(l.Client(), l.Keys().Tag(), opts.Now),
+		accounts: newAccountList(l, opts.Now),
 	}
 	c.routes()
 	return c

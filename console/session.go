@@ -7,14 +7,14 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/sendworker/sendworker/ledger"
 )
 
 // Sessions live in Redis, next to the ledger's keys, so every replica of
@@ -41,14 +41,13 @@ func (s *session) checkCSRF(token string) bool {
 }
 
 type sessions struct {
-	rdb    redis.UniversalClient
-	prefix string
-	ttl    time.Duration
-	now    func() time.Time
+	store *ledger.SessionStore
+	ttl   time.Duration
+	now   func() time.Time
 }
 
-func newSessions(rdb redis.UniversalClient, prefix string, ttl time.Duration, now func() time.Time) *sessions {
-	return &sessions{rdb: rdb, prefix: prefix, ttl: ttl, now: now}
+func newSessions(store *ledger.SessionStore, ttl time.Duration, now func() time.Time) *sessions {
+	return &sessions{store: store, ttl: ttl, now: now}
 }
 
 func randomID() string {
@@ -59,14 +58,14 @@ func randomID() string {
 
 func (s *sessions) key(id string) string {
 	sum := sha256.Sum256([]byte(id))
-	return s.prefix + "session:" + hex.EncodeToString(sum[:])
+	return "session:" + hex.EncodeToString(sum[:])
 }
 
 // create stores a new session of identity and returns it.
 func (s *sessions) create(ctx context.Context, identity string) (*session, error) {
 	sess := &session{Identity: identity, CSRF: randomID(), Expires: s.now().Add(s.ttl), id: randomID()}
 	data, _ := json.Marshal(sess)
-	if err := s.rdb.Set(ctx, s.key(sess.id), data, s.ttl).Err(); err != nil {
+	if err := s.store.Put(ctx, s.key(sess.id), data, s.ttl); err != nil {
 		return nil, fmt.Errorf("console: create session: %w", err)
 	}
 	return sess, nil
@@ -78,12 +77,12 @@ func (s *sessions) fromRequest(r *http.Request) (*session, error) {
 	if err != nil || len(ck.Value) != 64 {
 		return nil, nil
 	}
-	data, err := s.rdb.Get(r.Context(), s.key(ck.Value)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
+	data, err := s.store.Get(r.Context(), s.key(ck.Value))
 	if err != nil {
 		return nil, fmt.Errorf("console: read session: %w", err)
+	}
+	if data == nil {
+		return nil, nil
 	}
 	var sess session
 	if json.Unmarshal(data, &sess) != nil || !s.now().Before(sess.Expires) {
@@ -94,14 +93,14 @@ func (s *sessions) fromRequest(r *http.Request) (*session, error) {
 }
 
 func (s *sessions) delete(ctx context.Context, sess *session) error {
-	return s.rdb.Del(ctx, s.key(sess.id)).Err()
+	return s.store.Delete(ctx, s.key(sess.id))
 }
 
 // NewDevCode stores a one-time sign-in code for identity (the -dev banner's
 // link): the first visit of the link signs in and spends it.
 func (c *Console) NewDevCode(ctx context.Context, identity string) (string, error) {
 	code := randomID()
-	if err := c.sessions.rdb.Set(ctx, c.sessions.prefix+"devcode:"+code, identity, devCodeTTL).Err(); err != nil {
+	if err := c.sessions.store.Put(ctx, "devcode:"+code, []byte(identity), devCodeTTL); err != nil {
 		return "", fmt.Errorf("console: dev code: %w", err)
 	}
 	return code, nil
@@ -111,11 +110,8 @@ func (s *sessions) spendDevCode(ctx context.Context, code string) (string, error
 	if len(code) != 64 {
 		return "", nil
 	}
-	v, err := s.rdb.GetDel(ctx, s.prefix+"devcode:"+code).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", nil
-	}
-	return v, err
+	v, err := s.store.Take(ctx, "devcode:"+code)
+	return string(v), err
 }
 
 func (c *Console) secure(r *http.Request) bool { return r.TLS != nil || c.opts.SecureCookies }

@@ -11,10 +11,6 @@ import "github.com/sendworker/sendworker/tasks"
 // be the record of a send named "<id>:history").
 type Keys struct{ tag string }
 
-// Tag is the common start of every key, "{prefix}:". Its only production user outside the
-// ledger is console (its sessions and account list); everything else goes through a method.
-func (k Keys) Tag() string { return k.tag }
-
 // Breaker is the hash of an account's breaker (see breaker.go).
 func (k Keys) Breaker(account string) string { return k.tag + "breaker:" + account }
 
@@ -126,7 +122,7 @@ func (k Keys) Claimed(chatID string) string { return k.tag + "claimed:" + chatID
 func (k Keys) Msg(messageID string) string { return k.tag + "msg:" + messageID }
 
 // luaKeys is the Lua twin of Keys, the first definitions of luaLib (a script
-// gets those it uses). ARGV[1] is always Keys.Tag(); every key a script
+// gets those it uses). ARGV[1] is always the tag "{prefix}:"; every key a script
 // touches is built from it, so all are in the slot of the script's declared
 // KEYS.
 const luaKeys = `

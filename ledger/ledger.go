@@ -237,11 +237,6 @@ func hashTag(key string) string {
 // Keys returns the key names of l (for tests, benchmarks and ops tools).
 func (l *Ledger) Keys() Keys { return l.keys }
 
-// Client returns the Redis client of l. Its only production user is console (its sessions,
-// account list and audit page); every write of the ledger's own keys and of the results
-// stream goes through a Ledger method.
-func (l *Ledger) Client() redis.UniversalClient { return l.rdb }
-
 // ResultsStream returns the name of the results stream l appends to.
 func (l *Ledger) ResultsStream() string { return l.opts.ResultsStream }
 
