@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/sendworker/sendworker/results"
 )
 
 // The account breakers' state: one small hash per account, "{prefix}:breaker:<account>",
@@ -42,85 +40,25 @@ type BreakerPolicy struct {
 // breakerCheckScript reads an account's breaker and, when it is open and the last probe is
 // older than the probe interval, claims the probe for the caller.
 //
-//	KEYS[1] breaker   ARGV[1] now (ms)   ARGV[2] probe interval (ms)   ARGV[3] key TTL (ms)
-//
-// Reply {0} closed; {1, status, since_ms} open; {2, status, since_ms} open and the caller probes.
-var breakerCheckScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'open') ~= '1' then return {0} end
-local h = redis.call('HMGET', KEYS[1], 'status', 'since_ms', 'probe_ms')
-local now = tonumber(ARGV[1])
-local probe = tonumber(h[3]) or 0
-if now - probe >= tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], 'probe_ms', ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  return {2, h[1] or '', h[2] or '0'}
-end
-return {1, h[1] or '', h[2] or '0'}
-`)
-
-// luaBreakerOpen opens the breaker of KEYS[1] and appends the event to KEYS[2].
-// ARGV[1] now (ms), ARGV[2] status, ARGV[3] account, ARGV[4] now (RFC 3339), ARGV[5] TTL (ms).
-const luaBreakerOpen = `
-local function open_breaker()
-  redis.call('HSET', KEYS[1], 'open', '1', 'status', ARGV[2], 'since_ms', ARGV[1], 'probe_ms', ARGV[1])
-  redis.call('HDEL', KEYS[1], 'd401_ms', 'd401_n')
-  redis.call('PEXPIRE', KEYS[1], ARGV[5])
-  redis.call('XADD', KEYS[2], '*', '` + results.FieldEvent + `', '` + results.EventAccountBreakerOpen + `',
-    '` + results.FieldAccountID + `', ARGV[3], '` + results.FieldStatus + `', ARGV[2], '` + results.FieldAt + `', ARGV[4])
-end
-`
+// KEYS, ARGV and reply: lua/breaker_check.lua.
+var breakerCheckScript = script("breaker_check")
 
 // breakerOpenScript opens an account's breaker (an unhealthy status was seen). Already open: the
 // status is updated, nothing announced.
 //
-//	KEYS[1] breaker   KEYS[2] results stream   ARGV: see luaBreakerOpen
-//
-// Reply 1 opened (the caller announces), 0 already open.
-var breakerOpenScript = redis.NewScript(luaBreakerOpen + `
-if redis.call('HGET', KEYS[1], 'open') == '1' then
-  redis.call('HSET', KEYS[1], 'status', ARGV[2])
-  return 0
-end
-open_breaker()
-return 1
-`)
+// KEYS, ARGV and reply: lua/breaker_open.lua.
+var breakerOpenScript = script("breaker_open")
 
 // breakerRefusedScript counts an account-level refusal of a sending call and opens the
 // breaker at the ARGV[7]-th within ARGV[6] ms (status ARGV[2], the slug of that last one).
 //
-//	KEYS[1] breaker   KEYS[2] results stream   ARGV[1..5]: see luaBreakerOpen
-//	ARGV[6] window (ms)   ARGV[7] trips
-//
-// Reply 1 opened, 0 not (counted, or already open).
-var breakerRefusedScript = redis.NewScript(luaBreakerOpen + `
-if redis.call('HGET', KEYS[1], 'open') == '1' then return 0 end
-local now = tonumber(ARGV[1])
-local start = tonumber(redis.call('HGET', KEYS[1], 'd401_ms'))
-local n = 1
-if start and now - start <= tonumber(ARGV[6]) then
-  n = redis.call('HINCRBY', KEYS[1], 'd401_n', 1)
-else
-  redis.call('HSET', KEYS[1], 'd401_ms', ARGV[1], 'd401_n', 1)
-  redis.call('PEXPIRE', KEYS[1], ARGV[6])
-end
-if n < tonumber(ARGV[7]) then return 0 end
-open_breaker()
-return 1
-`)
+// KEYS, ARGV and reply: lua/breaker_refused.lua.
+var breakerRefusedScript = script("breaker_refused")
 
 // breakerCloseScript closes an account's breaker (a probe found it healthy).
 //
-//	KEYS[1] breaker   KEYS[2] results stream
-//	ARGV[1] status   ARGV[2] account   ARGV[3] now (RFC 3339)
-//
-// Reply 1 closed (the caller announces), 0 was not open.
-var breakerCloseScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'open') ~= '1' then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('XADD', KEYS[2], '*', '` + results.FieldEvent + `', '` + results.EventAccountBreakerClosed + `',
-  '` + results.FieldAccountID + `', ARGV[2], '` + results.FieldStatus + `', ARGV[1], '` + results.FieldAt + `', ARGV[3])
-return 1
-`)
+// KEYS, ARGV and reply: lua/breaker_close.lua.
+var breakerCloseScript = script("breaker_close")
 
 // BreakerOpen reports whether the account's breaker is open: one plain read, far cheaper for
 // Redis than CheckBreaker's script, for the usual case of a closed breaker.

@@ -67,52 +67,13 @@ func sendContacts(req *tasks.SendRequest) []string {
 	return out
 }
 
-// luaInboundSeen marks an inbound event's dedupe key; ARGV[7] key ("" none),
-// ARGV[8] TTL ms. seen() is true when the event was processed before.
-const luaInboundSeen = `
-local function seen()
-  if ARGV[7] == '' then return false end
-  return redis.call('SET', P .. 'inbound:seen:' .. ARGV[7], '1', 'NX', 'PX', ARGV[8]) == false
-end
-`
-
 // replyScript ends, skipped/contact_replied, every send of the account
 // addressed to one of the contact ids that is pending_approval, approved or
 // waiting and whose stop_if_replied_since is before the reply, and appends
 // the contact_replied event entry for the reply itself.
 //
-//	KEYS[1] results stream
-//	ARGV[7] dedupe key  ARGV[8] TTL ms  ARGV[9] account  ARGV[10] reply ms  ARGV[11] reply (RFC 3339)
-//	ARGV[12] chat id  ARGV[13] message id  ARGV[14] sender id  ARGV[15..] contact ids
-//
-// Reply: {"duplicate"} | {"ok", skipped send ids...}.
-var replyScript = script(luaInboundSeen + `
-if seen() then return {'duplicate'} end
-local acct = ARGV[9]
-local skipped = {}
-for i = 15, #ARGV do
-  local ck = k_contact(ARGV[i])
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', ck, 0, '(' .. ARGV[10])) do
-    local rk = k_send(id)
-    local r = hmget(rk, FINISH_FIELDS)
-    local st = get(r, 'state')
-    if st == '' or is_terminal(st) then
-      redis.call('ZREM', ck, id)
-    elseif get(r, 'account') == acct and (st == 'pending_approval' or st == 'approved' or st == 'waiting') then
-      finish(id, r, 'skipped', 'contact_replied', 'the contact wrote at ' .. ARGV[11] .. ' (provider event)', {}, 'provider')
-      audit('skipped', {'send_id', id, 'by', 'provider', 'account_id', acct, 'note', 'contact_replied'})
-      redis.call('ZREM', ck, id)
-      skipped[#skipped + 1] = id
-    end
-  end
-end
-redis.call('XADD', RESULTS, 'MAXLEN', '~', RESULTS_MAXLEN, '*', 'event', 'contact_replied', 'account_id', acct,
-  'chat_id', ARGV[12], 'message_id', ARGV[13], 'contact_id', ARGV[14], 'at', ARGV[11],
-  'send_ids', table.concat(skipped, ','))
-local out = {'ok'}
-for _, id in ipairs(skipped) do out[#out + 1] = id end
-return out
-`)
+// KEYS, ARGV and reply: lua/reply.lua.
+var replyScript = script("reply")
 
 // optOutPutScript puts a contact on the opt-out list with its details and
 // ends, skipped/opted_out, every send addressed to it (or to the other
@@ -120,99 +81,21 @@ return out
 // approved or waiting, whatever its account; then announces it (event entry
 // contact_opted_out) when anything changed.
 //
-//	KEYS[1] results stream
-//	ARGV[7] dedupe key  ARGV[8] TTL ms  ARGV[9] contact  ARGV[10] info JSON  ARGV[11] by  ARGV[12] reason
-//	ARGV[13] source  ARGV[14] keyword  ARGV[15] account ("" none)  ARGV[16] chat id
-//	ARGV[17] the contact's id form ("phone", "lid" or "")  ARGV[18..] more contact ids
-//
-// Reply: {"duplicate"} | {"ok", "1" added / "0" already there, skipped send ids...}.
-var optOutPutScript = script(luaInboundSeen + `
-if seen() then return {'duplicate'} end
-local contact, by = ARGV[9], ARGV[11]
-local added, linked = optout_put(k_optout(), contact, ARGV[17])
-if added == 1 then
-  redis.call('HSET', k_optout_info(), contact, ARGV[10])
-  local fields = {'contact_id', contact, 'by', by, 'reason', ARGV[12], 'source', ARGV[13], 'keyword', ARGV[14]}
-  if linked then fields[#fields + 1] = 'linked_id'; fields[#fields + 1] = linked end
-  audit('optout_added', fields)
-end
-local skipped = {}
-local contacts = {contact}
-if linked then contacts[#contacts + 1] = linked end
-for i = 18, #ARGV do contacts[#contacts + 1] = ARGV[i] end
-for _, c in ipairs(contacts) do
-  local ck = k_contact(c)
-  for _, id in ipairs(redis.call('ZRANGE', ck, 0, -1)) do
-    local rk = k_send(id)
-    local r = hmget(rk, FINISH_FIELDS)
-    local st = get(r, 'state')
-    if st == '' or is_terminal(st) then
-      redis.call('ZREM', ck, id)
-    elseif st == 'pending_approval' or st == 'approved' or st == 'waiting' then
-      finish(id, r, 'skipped', 'opted_out', 'the contact opted out (' .. ARGV[13] .. ')', {}, by)
-      audit('skipped', {'send_id', id, 'by', by, 'account_id', get(r, 'account'), 'note', 'opted_out'})
-      redis.call('ZREM', ck, id)
-      skipped[#skipped + 1] = id
-    end
-  end
-end
-if added == 1 or #skipped > 0 then
-  redis.call('XADD', RESULTS, 'MAXLEN', '~', RESULTS_MAXLEN, '*', 'event', 'contact_opted_out',
-    'account_id', ARGV[15], 'chat_id', ARGV[16], 'contact_id', contact, 'status', ARGV[14], 'at', NOW_ISO,
-    'detail', ARGV[13], 'send_ids', table.concat(skipped, ','))
-end
-local out = {'ok', tostring(added)}
-for _, id in ipairs(skipped) do out[#out + 1] = id end
-return out
-`)
+// KEYS, ARGV and reply: lua/opt_out_put.lua.
+var optOutPutScript = script("opt_out_put")
 
 // optOutDelScript takes a contact off the opt-out list with its details.
 //
-//	ARGV[7] contact  ARGV[8] by  ARGV[9] reason  ARGV[10] the contact's id form ("phone", "lid" or "")
-//
-// Reply: 1 if the list changed.
-var optOutDelScript = script(`
-local contact, by = ARGV[7], ARGV[8]
-local removed, linked = optout_del(k_optout(), contact, ARGV[10])
-redis.call('HDEL', k_optout_info(), contact)
-if linked then redis.call('HDEL', k_optout_info(), linked) end
-if removed == 1 then
-  local fields = {'contact_id', contact, 'by', by, 'reason', ARGV[9]}
-  if linked then fields[#fields + 1] = 'linked_id'; fields[#fields + 1] = linked end
-  audit('optout_removed', fields)
-end
-return removed
-`)
+// KEYS, ARGV and reply: lua/opt_out_del.lua.
+var optOutDelScript = script("opt_out_del")
 
 // receiptScript writes a delivery status reported by the provider (delivered,
 // read, reaction, edited, deleted) on the send whose message it concerns:
 // record fields, a history event (state unchanged) and an event entry
 // message_<kind> in the results stream.
 //
-//	KEYS[1] results stream
-//	ARGV[7] dedupe key  ARGV[8] TTL ms  ARGV[9] message id  ARGV[10] kind  ARGV[11] value (a reaction)
-//	ARGV[12] at (RFC 3339)  ARGV[13] at ms
-//
-// Reply: {"duplicate"} | {"no_match"} | {"ok", send id}.
-var receiptScript = script(luaInboundSeen + `
-if seen() then return {'duplicate'} end
-local id = redis.call('GET', k_msg(ARGV[9]))
-if not id then return {'no_match'} end
-local rk = k_send(id)
-local r = hmget(rk, {'state', 'account', 'chat_id', 'attempts'})
-if missing(rk, r) then return {'no_match'} end
-local kind, value = ARGV[10], ARGV[11]
-local kv = {kind .. '_ms', ARGV[13], 'updated_ms', NOW_S}
-if kind == 'reaction' then kv[#kv + 1] = 'reaction'; kv[#kv + 1] = value end
-hset(rk, r, kv)
-local detail = 'provider: message ' .. kind .. ' at ' .. ARGV[12]
-if value ~= '' then detail = detail .. ' (' .. value .. ')' end
-event(id, get(r, 'state'), '', 'provider', 0, detail)
-redis.call('XADD', RESULTS, 'MAXLEN', '~', RESULTS_MAXLEN, '*', 'event', 'message_' .. kind,
-  'account_id', get(r, 'account'), 'send_id', id, 'chat_id', get(r, 'chat_id'), 'message_id', ARGV[9],
-  'status', value, 'at', ARGV[12])
-return {'ok', id}
-`)
+// KEYS, ARGV and reply: lua/receipt.lua.
+var receiptScript = script("receipt")
 
 // ReplyEvent is a message a contact wrote, as an inbound provider event.
 type ReplyEvent struct {

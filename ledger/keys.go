@@ -4,7 +4,7 @@ import "github.com/sendworker/sendworker/tasks"
 
 // Keys builds every Redis key name of a ledger. All of them start with the
 // hash tag "{prefix}:" so they share one Redis Cluster slot. The Lua twins of
-// these functions are luaKeys below; keep both in step (TestKeysMatchLua).
+// these functions are the k_* builders of lua/lib.lua; keep both in step (TestKeysMatchLua).
 //
 // Send ids may contain ':', so a per-send key never ends with a suffix after
 // the id (the history is "history:<id>", not "send:<id>:history", which could
@@ -120,36 +120,3 @@ func (k Keys) Claimed(chatID string) string { return k.tag + "claimed:" + chatID
 
 // Msg maps a provider message id to the send that produced it.
 func (k Keys) Msg(messageID string) string { return k.tag + "msg:" + messageID }
-
-// luaKeys is the Lua twin of Keys, the first definitions of luaLib (a script
-// gets those it uses). ARGV[1] is always the tag "{prefix}:"; every key a script
-// touches is built from it, so all are in the slot of the script's declared
-// KEYS.
-const luaKeys = `
-local P = ARGV[1]
-local function k_send(id) return P .. 'send:' .. id end
-local function k_history(id) return P .. 'history:' .. id end
-local function k_seq() return P .. 'seq' end
-local function k_all() return P .. 'idx:all' end
-local function k_state(s) return P .. 'idx:state:' .. s end
-local function k_acct(a, s) return P .. 'idx:acct:' .. a .. ':' .. s end
-local function k_acct_all(a) return P .. 'idx:acctall:' .. a end
-local function k_deadlines() return P .. 'deadlines' end
-local function k_outbox() return P .. 'outbox' end
-local function k_watch() return P .. 'watch' end
-local function k_leases() return P .. 'leases' end
-local function k_finished() return P .. 'finished' end
-local function k_held_global() return P .. 'held:global' end
-local function k_held_acct(a) return P .. 'held:acct:' .. a end
-local function k_held_accounts() return P .. 'held:accounts' end
-local function k_paused_global() return P .. 'paused:global' end
-local function k_paused_accounts() return P .. 'paused:accounts' end
-local function k_optout() return P .. 'optout' end
-local function k_idlink() return P .. 'idlink' end
-local function k_optout_unlinked(form) return P .. 'optout:unlinked:' .. form end
-local function k_optout_info() return P .. 'optout:info' end
-local function k_contact(c) return P .. 'contact:' .. c end
-local function k_audit() return P .. 'audit' end
-local function k_claimed(chat) return P .. 'claimed:' .. chat end
-local function k_msg(mid) return P .. 'msg:' .. mid end
-`

@@ -2,29 +2,59 @@ package ledger
 
 import (
 	"context"
+	"io/fs"
+	"path"
 	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sendworker/sendworker/tasks"
 )
 
-// TestScriptsCompile loads every script: each body with the definitions the
-// library gave it must compile. (A definition the library failed to give
-// would be a global, which Redis refuses only when the script runs: the tests
-// of each transition catch that.)
+// TestScriptsCompile loads every script, found from the files of lua/: each
+// body with the definitions the library gave it must compile, and every
+// file but the library must have been built by a Go variable (a variable
+// without its file fails when the package loads). (A definition the library
+// failed to give would be a global, which Redis refuses only when the script
+// runs: the tests of each transition catch that.)
 func TestScriptsCompile(t *testing.T) {
 	t.Parallel()
 	rdb := redis.NewClient(&redis.Options{Addr: sharedAddr})
 	t.Cleanup(func() { _ = rdb.Close() })
-	scripts := []*redis.Script{createScript, approveScript, stopScript, expireScript, dueScript,
-		markReleasedScript, unfinishedResumesScript, pauseScript, resumeScript, optOutScript, finishScript, deferScript,
-		resolveScript, isoScript, trimScript, dropDanglingScript, keysScript}
-	for _, ls := range []leaseScript{beginScript, endCallScript, recoverScript, expiredLeasesScript} {
-		scripts = append(scripts, ls.redisClock, ls.callerClock)
+	files, err := fs.Glob(luaFiles, "lua/*.lua")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("lua files %v, %v", files, err)
 	}
-	for _, s := range scripts {
-		if err := s.Load(context.Background(), rdb).Err(); err != nil {
-			t.Fatal(err)
+	seen := map[string]bool{}
+	for _, f := range files {
+		name := strings.TrimSuffix(path.Base(f), ".lua")
+		seen[name] = true
+		src := luaSource(name)
+		if !strings.HasPrefix(src, "-- ") {
+			t.Errorf("%s: no header comment", f)
+		}
+		if name == luaLibFile {
+			continue
+		}
+		for _, want := range []string{"KEYS", "ARGV", "Reply"} {
+			if !strings.Contains(src, want) {
+				t.Errorf("%s: the header does not tell %s", f, want)
+			}
+		}
+		builds := luaBuilt[name]
+		if len(builds) == 0 {
+			t.Errorf("%s: no Go variable builds it (script or leaseScriptOf)", f)
+		}
+		for _, s := range builds {
+			if err := s.Load(context.Background(), rdb).Err(); err != nil {
+				t.Errorf("%s: %v", f, err)
+			}
+		}
+	}
+	for name := range luaBuilt {
+		if !seen[name] {
+			t.Errorf("script %s built from no file", name)
 		}
 	}
 }
@@ -70,5 +100,51 @@ func TestPreludeDefinesEveryName(t *testing.T) {
 	}
 	if strings.Contains(p, "iso_ms") || strings.Contains(p, "expire_pending") {
 		t.Errorf("prelude of finish holds unused definitions")
+	}
+}
+
+// TestGeneratedLua: the Lua constants generated from Go answer as Go does:
+// is_terminal for every state, new_message_op for every operation, and the
+// results stream names are the results package's.
+func TestGeneratedLua(t *testing.T) {
+	t.Parallel()
+	rdb := redis.NewClient(&redis.Options{Addr: sharedAddr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := context.Background()
+	run := func(body string, args ...any) []any {
+		t.Helper()
+		v, err := redis.NewScript(luaLib.prelude(body)+body).Run(ctx, rdb, []string{"{t}:x"}, args...).Slice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	var states []any
+	for _, s := range tasks.States {
+		states = append(states, string(s))
+	}
+	got := run("local out = {}\nfor i = 1, #ARGV do out[i] = is_terminal(ARGV[i]) and 1 or 0 end\nreturn out", states...)
+	for i, s := range tasks.States {
+		if want := map[bool]int64{true: 1}[s.Terminal()]; got[i] != want {
+			t.Errorf("is_terminal(%s) = %v, Go says %v", s, got[i], s.Terminal())
+		}
+	}
+	var ops []any
+	for _, op := range tasks.Operations {
+		ops = append(ops, string(op))
+	}
+	got = run("local out = {}\nfor i = 1, #ARGV do out[i] = new_message_op(ARGV[i]) and 1 or 0 end\nreturn out", ops...)
+	for i, op := range tasks.Operations {
+		if want := map[bool]int64{true: 1}[op.SendsNewMessage()]; got[i] != want {
+			t.Errorf("new_message_op(%s) = %v, Go says %v", op, got[i], op.SendsNewMessage())
+		}
+	}
+	for _, c := range luaResultsNames() {
+		if got := run("return {" + c[0] + "}"); got[0] != c[1] {
+			t.Errorf("%s = %v, want %q", c[0], got[0], c[1])
+		}
+	}
+	if got := run("return {HISTORY_MAX, RECOVERED_BY}"); got[0] != int64(historyMax) || got[1] != RecoveredBy {
+		t.Errorf("HISTORY_MAX, RECOVERED_BY = %v", got)
 	}
 }

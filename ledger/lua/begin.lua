@@ -1,0 +1,101 @@
+-- beginScript re-checks everything at the moment of sending and starts (or
+-- takes over) an attempt.
+--
+--  KEYS[1] results stream  KEYS[2] record
+--  ARGV[7] send_id  ARGV[8] gen  ARGV[9] digest  ARGV[10] token  ARGV[11] lease ms
+--  ARGV[12] "1" = the caller expects a send in state sending (else stale)
+--  ARGV[13] the attempt's watermark (JSON, "" = none)  ARGV[14..] contact ids
+--
+-- An approved or waiting send with a stop request (see stopScript) is ended
+-- as requested instead: reply final.
+--
+-- A new attempt's start is on the lease clock (Redis's own, see lease_now),
+-- like its lease: how long ago an attempt began is judged on one clock
+-- whichever replica asks. It stores the watermark and clears the previous
+-- attempt's reconciliation fields.
+--
+-- Reply: {code[, ...]}; code ok | not_found | final | stale | held |
+-- opted_out | in_flight | reconcile. ok and reconcile add the attempt
+-- number, its start (ms) and the lease end (ms); in_flight adds the lease
+-- end (ms).
+
+local id, digest, token, lease = ARGV[7], ARGV[9], ARGV[10], tonumber(ARGV[11])
+local rk = KEYS[2]
+local r = hmget(rk, {'state', 'gen', 'digest', 'approved_digest', 'account', 'seq', 'lease_until_ms', 'attempts',
+  'attempt_started_ms', 'wait_until_ms', 'wait_reason', 'stop_state', 'stop_by', 'stop_note', 'stop_ms',
+  'attempt_watermark', 'reconcile_absent', 'reconcile_lands_ms', 'reconcile_next_ms', 'reconcile_why'})
+if missing(rk, r) then return {'not_found'} end
+local st = get(r, 'state')
+if is_terminal(st) then return {'final'} end
+if st == 'pending_approval' then return {'stale'} end
+if num(r, 'gen') ~= tonumber(ARGV[8]) or get(r, 'digest') ~= digest
+  or get(r, 'approved_digest') ~= digest then
+  return {'stale'}
+end
+local acct, seq = get(r, 'account'), get(r, 'seq')
+local lnow = lease_now()
+local lease_end = str(lnow + lease)
+-- a caller that skipped the guards because the send was sending must not start a new attempt
+if ARGV[12] == '1' and st ~= 'sending' then return {'stale'} end
+if st == 'sending' then
+  if num(r, 'lease_until_ms') > lnow then return {'in_flight', get(r, 'lease_until_ms')} end
+  redis.call('HSET', rk, 'attempt_token', token, 'lease_until_ms', lease_end, 'updated_ms', NOW_S)
+  -- the entry of a RecoverStuck release that began before MarkReleased
+  redis.call('ZREM', k_outbox(), id)
+  redis.call('ZADD', k_watch(), lease_end, id)
+  redis.call('ZADD', k_leases(), lease_end, id)
+  event(id, 'sending', '', '', num(r, 'attempts'), 'lease expired: reconciling')
+  return {'reconcile', str(num(r, 'attempts')), get(r, 'attempt_started_ms'), lease_end}
+end
+if st ~= 'approved' and st ~= 'waiting' then return {'stale'} end
+if get(r, 'stop_state') ~= '' then
+  -- a stop request the send left sending with (defensive: Defer and
+  -- ResolveReconciled already honour it)
+  finish_stopped(id, rk, r, 'stop requested while sending')
+  return {'final'}
+end
+
+local held
+if redis.call('EXISTS', k_paused_global()) == 1 then
+  held = k_held_global()
+elseif redis.call('SISMEMBER', k_paused_accounts(), acct) == 1 then
+  held = k_held_acct(acct)
+  redis.call('SADD', k_held_accounts(), acct)
+end
+if held then
+  hset(rk, r, {'state', 'waiting', 'wait_reason', 'paused', 'updated_ms', NOW_S})
+  hdel(rk, r, {'wait_until_ms'})
+  set_state(id, acct, seq, st, 'waiting')
+  redis.call('ZREM', k_outbox(), id)
+  unpark(id, acct, st)
+  redis.call('SADD', held, id)
+  redis.call('ZREM', k_watch(), id)
+  event(id, 'waiting', 'paused', '', 0, 'held by pause')
+  return {'held'}
+end
+
+if #ARGV >= 14 then
+  local hits = redis.call('SMISMEMBER', k_optout(), unpack(ARGV, 14, #ARGV))
+  for i = 1, #hits do
+    if hits[i] == 1 then
+      finish(id, hmget(rk, FINISH_FIELDS), 'skipped', 'opted_out', 'a contact is on the opt-out list', {}, '')
+      return {'opted_out'}
+    end
+  end
+end
+
+local attempt = num(r, 'attempts') + 1
+local started = str(lnow)
+hset(rk, r, {'state', 'sending', 'attempt_token', token, 'attempt_started_ms', started,
+  'lease_until_ms', lease_end, 'updated_ms', NOW_S, 'attempts', attempt})
+hdel(rk, r, {'wait_until_ms', 'wait_reason', 'attempt_watermark', 'reconcile_absent', 'reconcile_lands_ms',
+  'reconcile_next_ms', 'reconcile_why'})
+if ARGV[13] ~= '' then hset(rk, r, {'attempt_watermark', ARGV[13]}) end
+set_state(id, acct, seq, st, 'sending')
+-- still there when the task began before MarkReleased
+redis.call('ZREM', k_outbox(), id)
+redis.call('ZADD', k_watch(), lease_end, id)
+redis.call('ZADD', k_leases(), lease_end, id)
+unpark(id, acct, st)
+event(id, 'sending', '', '', attempt, 'attempt started')
+return {'ok', str(attempt), started, lease_end}

@@ -1,0 +1,33 @@
+-- finishScript ends a send with the worker's outcome. A sent new message
+-- (new_message_op) whose id another send already owns ({p}:msg:<id> names
+-- another send, or the chat's claimed set holds it) is refused, nothing
+-- changed: one provider message is never attributed to two sends.
+--
+--  KEYS[1] results stream  KEYS[2] record
+--  ARGV[7] send_id  ARGV[8] token ("" = no attempt)  ARGV[9] state  ARGV[10] reason  ARGV[11] detail
+--  ARGV[12] message_id  ARGV[13] chat_id  ARGV[14] dry run "1"/"0"
+--
+-- Reply: {code}; code ok | not_found | final | stale_attempt |
+-- message_claimed. ok adds the result JSON and the attempts.
+
+local id, token = ARGV[7], ARGV[8]
+local rk = KEYS[2]
+local r = hmget(rk, FINISH_FIELDS)
+if missing(rk, r) then return {'not_found'} end
+local st = get(r, 'state')
+if is_terminal(st) then return {'final'} end
+if not attempt_owner(r, token, true) then return {'stale_attempt'} end
+local mid = ARGV[12]
+if ARGV[9] == 'sent' and mid ~= '' and new_message_op(get(r, 'op')) then
+  local chat = ARGV[13]
+  if chat == '' then chat = get(r, 'chat_id') end
+  local owner = redis.call('GET', k_msg(mid))
+  if (owner and owner ~= id)
+    or (not owner and chat ~= '' and redis.call('SISMEMBER', k_claimed(chat), mid) == 1) then
+    return {'message_claimed'}
+  end
+end
+local extra = {'dry_run', ARGV[14]}
+if ARGV[12] ~= '' then extra[#extra + 1] = 'message_id'; extra[#extra + 1] = ARGV[12] end
+if ARGV[13] ~= '' then extra[#extra + 1] = 'chat_id'; extra[#extra + 1] = ARGV[13] end
+return {'ok', finish(id, r, ARGV[9], ARGV[10], ARGV[11], extra, ''), str(num(r, 'attempts'))}

@@ -1,0 +1,375 @@
+-- The ledger's Lua library: every definition a script (the other files of
+-- this folder) may use. It is not run as one: when a script is built,
+-- lualib.go gives it only the definitions its body uses, directly or through
+-- other definitions, in this file's order, after the constants generated from
+-- Go (luaGenerated: HISTORY_MAX, RECOVERED_BY, is_terminal, new_message_op,
+-- the results stream's names R_* and EV_*).
+--
+-- Rules the linker relies on: a definition starts at a line "local ..." in
+-- column 0 with the comment lines ("--" in column 0) just above it, and runs
+-- to the next one; each uses only definitions above it; every name is
+-- defined once (TestPreludeDefinesEveryName).
+--
+-- Every ledger script takes the common ARGV[1..6] (Ledger.argv):
+--   ARGV[1] key tag "{prefix}:"   ARGV[2] now (Unix ms)        ARGV[3] now (RFC 3339, ms)
+--   ARGV[4] retention (ms)        ARGV[5] results stream MAXLEN ARGV[6] audit stream MAXLEN
+-- (the breaker and queue_after scripts excepted: their headers say theirs).
+
+-- The key builders, the Lua twin of Keys (keys.go; TestKeysMatchLua). ARGV[1] is always the tag "{prefix}:"; every key a script
+-- touches is built from it, so all are in the slot of the script's declared
+-- KEYS.
+local P = ARGV[1]
+local function k_send(id) return P .. 'send:' .. id end
+local function k_history(id) return P .. 'history:' .. id end
+local function k_seq() return P .. 'seq' end
+local function k_all() return P .. 'idx:all' end
+local function k_state(s) return P .. 'idx:state:' .. s end
+local function k_acct(a, s) return P .. 'idx:acct:' .. a .. ':' .. s end
+local function k_acct_all(a) return P .. 'idx:acctall:' .. a end
+local function k_deadlines() return P .. 'deadlines' end
+local function k_outbox() return P .. 'outbox' end
+local function k_watch() return P .. 'watch' end
+local function k_leases() return P .. 'leases' end
+local function k_finished() return P .. 'finished' end
+local function k_held_global() return P .. 'held:global' end
+local function k_held_acct(a) return P .. 'held:acct:' .. a end
+local function k_held_accounts() return P .. 'held:accounts' end
+local function k_paused_global() return P .. 'paused:global' end
+local function k_paused_accounts() return P .. 'paused:accounts' end
+local function k_optout() return P .. 'optout' end
+local function k_idlink() return P .. 'idlink' end
+local function k_optout_unlinked(form) return P .. 'optout:unlinked:' .. form end
+local function k_optout_info() return P .. 'optout:info' end
+local function k_contact(c) return P .. 'contact:' .. c end
+local function k_audit() return P .. 'audit' end
+local function k_claimed(chat) return P .. 'claimed:' .. chat end
+local function k_msg(mid) return P .. 'msg:' .. mid end
+
+-- Clock, field access, index moves, history, audit.
+local NOW = tonumber(ARGV[2])
+-- NOW as Redis arguments take it (a Lua number is formatted on every call)
+local NOW_S = ARGV[2]
+local NOW_ISO = ARGV[3]
+local RETENTION = ARGV[4]
+local RESULTS_MAXLEN = ARGV[5]
+local AUDIT_MAXLEN = ARGV[6]
+
+-- the record fields names, read with one HMGET into a table r (field =
+-- value string, absent fields nil)
+local function hmget(rk, names)
+  local vals = redis.call('HMGET', rk, unpack(names))
+  local r = {}
+  for i = 1, #names do
+    if vals[i] then r[names[i]] = vals[i] end
+  end
+  return r
+end
+
+local function get(r, f)
+  return r[f] or ''
+end
+
+local function num(r, f)
+  return tonumber(r[f]) or 0
+end
+
+-- a value as Redis stores it (the numbers the scripts write are integers)
+local function str(v)
+  if type(v) == 'number' then return string.format('%d', v) end
+  return v
+end
+
+-- the send does not exist: r (read by hmget, state among its fields) has no
+-- state and the key is missing (a record always has a state; EXISTS only
+-- tells a malformed record from none)
+local function missing(rk, r)
+  return r.state == nil and redis.call('EXISTS', rk) == 0
+end
+
+-- the attempt-token guard: whether token owns the send's current attempt (r
+-- read with state and attempt_token), i.e. the send is sending under that
+-- token. With no_attempt_ok, an empty token also owns an approved or waiting
+-- send (a send ended before any attempt began, e.g. by a guard).
+local function attempt_owner(r, token, no_attempt_ok)
+  if token == '' then
+    local st = get(r, 'state')
+    return no_attempt_ok and (st == 'approved' or st == 'waiting')
+  end
+  return get(r, 'state') == 'sending' and get(r, 'attempt_token') == token
+end
+
+-- HSET rk with the flat name/value list kv, in one command, and keep r in step
+local function hset(rk, r, kv)
+  for i = 2, #kv, 2 do
+    kv[i] = str(kv[i])
+    r[kv[i - 1]] = kv[i]
+  end
+  redis.call('HSET', rk, unpack(kv))
+end
+
+-- HDEL the fields of names that r holds (none: no command); r must have been
+-- read with every field of names
+local function hdel(rk, r, names)
+  local present = {}
+  for _, f in ipairs(names) do
+    if r[f] then
+      present[#present + 1] = f
+      r[f] = nil
+    end
+  end
+  if #present > 0 then redis.call('HDEL', rk, unpack(present)) end
+end
+
+-- move the send between the state indexes (global and per account)
+local function set_state(id, acct, seq, from, to)
+  if from == to then return end
+  if from ~= '' then
+    redis.call('ZREM', k_state(from), id)
+    redis.call('ZREM', k_acct(acct, from), id)
+  end
+  redis.call('ZADD', k_state(to), seq, id)
+  redis.call('ZADD', k_acct(acct, to), seq, id)
+end
+
+-- the clock of attempt leases (ms): Redis's own when LEASE_CLOCK_REDIS, so
+-- that every replica judges a lease by one clock; else NOW (the caller's).
+-- LEASE_CLOCK_REDIS is set by the script's build (see leaseScript).
+local function lease_now()
+  if LEASE_CLOCK_REDIS then
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return NOW
+end
+
+-- append a tasks.Event to the send's history, keeping the newest HISTORY_MAX
+local function event(id, state, reason, by, attempt, detail)
+  local ev = {at = NOW_ISO, state = state}
+  if reason ~= '' then ev.reason = reason end
+  if by ~= '' then ev.by = by end
+  if attempt > 0 then ev.attempt = attempt end
+  if detail ~= '' then ev.detail = detail end
+  local hk = k_history(id)
+  if redis.call('RPUSH', hk, cjson.encode(ev)) > HISTORY_MAX then
+    redis.call('LTRIM', hk, -HISTORY_MAX, -1)
+  end
+end
+
+-- append a decision to the audit stream; fields is a flat name/value list
+-- keep in the opt-out set one marker member per WhatsApp id form ('?unlinked:phone',
+-- '?unlinked:lid') while some opt-out of that form is linked to no one: a send whose
+-- recipient lacks that form lists the marker among its contact ids, so BeginAttempt's
+-- opt-out check refuses it if such an opt-out appears after the worker's guards ran.
+local function mark_unlinked(optout)
+  for _, form in ipairs({'phone', 'lid'}) do
+    if redis.call('SCARD', k_optout_unlinked(form)) > 0 then
+      redis.call('SADD', optout, '?unlinked:' .. form)
+    else
+      redis.call('SREM', optout, '?unlinked:' .. form)
+    end
+  end
+end
+
+-- put a contact on the opt-out set under every known id of the person: the id given and,
+-- for a WhatsApp id (form 'phone' or 'lid'), its linked id of the other form; an id whose
+-- other form is unknown is kept in its form's unlinked set. Returns whether the id was
+-- added and the linked id (or false).
+local function optout_put(optout, contact, form)
+  local linked = false
+  if form ~= '' then linked = redis.call('HGET', k_idlink(), contact) end
+  local added = redis.call('SADD', optout, contact)
+  if linked then
+    redis.call('SADD', optout, linked)
+  elseif form ~= '' then
+    redis.call('SADD', k_optout_unlinked(form), contact)
+  end
+  mark_unlinked(optout)
+  return added, linked
+end
+
+-- take a contact, and its linked id of the other form, off the opt-out set. Returns 1 if
+-- either was on it, and the linked id (or false).
+local function optout_del(optout, contact, form)
+  local linked = false
+  if form ~= '' then linked = redis.call('HGET', k_idlink(), contact) end
+  local removed = redis.call('SREM', optout, contact)
+  if form ~= '' then redis.call('SREM', k_optout_unlinked(form), contact) end
+  if linked then
+    removed = math.max(removed, redis.call('SREM', optout, linked))
+    redis.call('SREM', k_optout_unlinked('phone'), linked)
+    redis.call('SREM', k_optout_unlinked('lid'), linked)
+  end
+  mark_unlinked(optout)
+  return removed, linked
+end
+
+local function audit(name, fields)
+  local args = {'XADD', k_audit(), 'MAXLEN', '~', AUDIT_MAXLEN, '*', 'event', name, 'at', NOW_ISO}
+  for i = 1, #fields do args[#args + 1] = fields[i] end
+  redis.call(unpack(args))
+end
+
+-- take the send out of the held sets; only a waiting send can be in one
+local function unpark(id, acct, from)
+  if from ~= 'waiting' then return end
+  redis.call('SREM', k_held_global(), id)
+  if acct ~= '' then redis.call('SREM', k_held_acct(acct), id) end
+end
+
+-- remove id from a zset only if it is still the entry of that record (seq)
+local function zrem_if(key, id, seq)
+  local s = redis.call('ZSCORE', key, id)
+  if s and tonumber(s) == tonumber(seq) then redis.call('ZREM', key, id) end
+end
+
+-- The terminal transition (finish). Requires KEYS[1] = results stream.
+local RESULTS = KEYS[1]
+
+-- the fields finish reads: the r given to finish is read with these (hmget)
+local FINISH_FIELDS = {'state', 'account', 'seq', 'op', 'attempts', 'digest', 'message_id', 'chat_id',
+  'metadata', 'dry_run', 'approved_by', 'attempt_token', 'lease_until_ms', 'wait_until_ms', 'wait_reason',
+  'revision', 'revised_by'}
+
+-- the tasks.Result JSON; strings escaped by cjson, metadata copied verbatim
+local function result_json(id, rec)
+  local r = {'{"send_id":', cjson.encode(id),
+    ',"operation":', cjson.encode(get(rec, 'op')),
+    ',"account_id":', cjson.encode(get(rec, 'account')),
+    ',"state":', cjson.encode(get(rec, 'state'))}
+  local function opt(name, v)
+    if v ~= '' then
+      r[#r + 1] = ',"' .. name .. '":'
+      r[#r + 1] = cjson.encode(v)
+    end
+  end
+  opt('reason', get(rec, 'reason'))
+  opt('message_id', get(rec, 'message_id'))
+  opt('chat_id', get(rec, 'chat_id'))
+  r[#r + 1] = ',"attempts":' .. string.format('%d', num(rec, 'attempts'))
+  opt('approved_by', get(rec, 'approved_by'))
+  r[#r + 1] = ',"finished_at":' .. cjson.encode(NOW_ISO)
+  if get(rec, 'dry_run') == '1' then r[#r + 1] = ',"dry_run":true' end
+  local meta = get(rec, 'metadata')
+  if meta ~= '' then r[#r + 1] = ',"metadata":' .. meta end
+  if get(rec, 'revision') ~= '' then
+    r[#r + 1] = ',"revision":' .. string.format('%d', num(rec, 'revision'))
+    opt('revised_by', get(rec, 'revised_by'))
+  end
+  r[#r + 1] = '}'
+  return table.concat(r)
+end
+
+-- finish: set the final state (and extra hash fields), move indexes, drop
+-- the work-list entries the send can have in its state (deadlines while
+-- pending; outbox and watch after approval, leases while sending, held sets
+-- while waiting), append history, write the result, claim the message id
+-- (sends of a new message only), start the retention clock. r is the record
+-- read with FINISH_FIELDS; it is kept up to date. Returns the result JSON.
+local function finish(id, r, state, reason, detail, extra, by)
+  local rk, hk = k_send(id), k_history(id)
+  local from, acct, seq = get(r, 'state'), get(r, 'account'), get(r, 'seq')
+  local kv = {'state', state, 'reason', reason, 'detail', detail, 'updated_ms', NOW_S, 'finished_ms', NOW_S}
+  for i = 1, #extra do kv[#kv + 1] = extra[i] end
+  hset(rk, r, kv)
+  hdel(rk, r, {'attempt_token', 'lease_until_ms', 'wait_until_ms', 'wait_reason'})
+  set_state(id, acct, seq, from, state)
+  if from == 'pending_approval' then
+    redis.call('ZREM', k_deadlines(), id)
+  else
+    -- approved, waiting or sending: possibly in the outbox, watched unless held
+    redis.call('ZREM', k_outbox(), id)
+    redis.call('ZREM', k_watch(), id)
+    if from == 'sending' then redis.call('ZREM', k_leases(), id) end
+    unpark(id, acct, from)
+  end
+  redis.call('ZADD', k_finished(), NOW_S, state .. '\n' .. seq .. '\n' .. id .. '\n' .. acct)
+  local attempts = num(r, 'attempts')
+  event(id, state, reason, by, attempts, detail)
+
+  local mid, chat, op = get(r, 'message_id'), get(r, 'chat_id'), get(r, 'op')
+  local meta = get(r, 'metadata')
+  if meta == '' then meta = '{}' end
+  local result = result_json(id, r)
+  local dry = 'false'
+  if get(r, 'dry_run') == '1' then dry = 'true' end
+  redis.call('XADD', RESULTS, 'MAXLEN', '~', RESULTS_MAXLEN, '*',
+    'send_id', id, 'operation', op, 'account_id', acct,
+    'state', state, 'reason', reason, 'message_id', mid, 'chat_id', chat,
+    'attempts', string.format('%d', attempts), 'approved_by', get(r, 'approved_by'),
+    'finished_at', NOW_ISO, 'metadata', meta, 'dry_run', dry,
+    'result', result)
+
+  if state == 'sent' and mid ~= '' and new_message_op(op) then
+    if chat ~= '' then
+      redis.call('SADD', k_claimed(chat), mid)
+      redis.call('PEXPIRE', k_claimed(chat), RETENTION)
+    end
+    redis.call('SET', k_msg(mid), id, 'PX', RETENTION)
+  end
+  redis.call('PEXPIRE', rk, RETENTION)
+  redis.call('PEXPIRE', hk, RETENTION)
+  return result
+end
+
+local function expire_pending(id, r)
+  finish(id, r, 'expired', 'approval_expired', '', {}, '')
+  audit('expired', {'send_id', id, 'by', 'system', 'digest', get(r, 'digest'),
+    'account_id', get(r, 'account')})
+end
+
+-- finish_stopped: end a not-final send that carries a stop request as the
+-- requested state (canceled/rejected, the reason of the same name), as
+-- stopScript would have; rk is its record key, stop a table holding the
+-- request's fields (stop_state, stop_by, stop_note, stop_ms).
+local function finish_stopped(id, rk, stop, detail)
+  local r = hmget(rk, FINISH_FIELDS)
+  local state, by, note = get(stop, 'stop_state'), get(stop, 'stop_by'), get(stop, 'stop_note')
+  finish(id, r, state, state, detail,
+    {'decided_by', by, 'decided_ms', get(stop, 'stop_ms'), 'decision_note', note}, by)
+  audit(state, {'send_id', id, 'by', by, 'digest', get(r, 'digest'),
+    'account_id', get(r, 'account'), 'note', note})
+end
+
+-- iso_ms(ms), the Lua twin of isoMs (RFC 3339 UTC, milliseconds
+-- shown as Go's RFC3339Nano shows them); Redis's Lua has no os.date. The
+-- date is Howard Hinnant's civil_from_days; TestISOMatchesLua checks it.
+local function iso_ms(ms)
+  local secs = math.floor(ms / 1000)
+  local frac = ms - secs * 1000
+  local days = math.floor(secs / 86400)
+  local sod = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp + 3
+  if mp >= 10 then m = mp - 9 end
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  local s = string.format('%04d-%02d-%02dT%02d:%02d:%02d', y, m, d,
+    math.floor(sod / 3600), math.floor(sod / 60) % 60, sod % 60)
+  if frac > 0 then
+    s = s .. (string.gsub(string.format('.%03d', frac), '0+$', ''))
+  end
+  return s .. 'Z'
+end
+
+-- seen() marks an inbound event's dedupe key; ARGV[7] key ("" none),
+-- ARGV[8] TTL ms. seen() is true when the event was processed before.
+local function seen()
+  if ARGV[7] == '' then return false end
+  return redis.call('SET', P .. 'inbound:seen:' .. ARGV[7], '1', 'NX', 'PX', ARGV[8]) == false
+end
+
+-- open_breaker() opens the breaker of KEYS[1] and appends the event to KEYS[2].
+-- ARGV[1] now (ms), ARGV[2] status, ARGV[3] account, ARGV[4] now (RFC 3339), ARGV[5] TTL (ms).
+local function open_breaker()
+  redis.call('HSET', KEYS[1], 'open', '1', 'status', ARGV[2], 'since_ms', ARGV[1], 'probe_ms', ARGV[1])
+  redis.call('HDEL', KEYS[1], 'd401_ms', 'd401_n')
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  redis.call('XADD', KEYS[2], '*', R_EVENT, EV_ACCOUNT_BREAKER_OPEN,
+    R_ACCOUNT_ID, ARGV[3], R_STATUS, ARGV[2], R_AT, ARGV[4])
+end

@@ -1,0 +1,28 @@
+-- receiptScript writes a delivery status reported by the provider (delivered,
+-- read, reaction, edited, deleted) on the send whose message it concerns:
+-- record fields, a history event (state unchanged) and an event entry
+-- message_<kind> in the results stream.
+--
+--  KEYS[1] results stream
+--  ARGV[7] dedupe key  ARGV[8] TTL ms  ARGV[9] message id  ARGV[10] kind  ARGV[11] value (a reaction)
+--  ARGV[12] at (RFC 3339)  ARGV[13] at ms
+--
+-- Reply: {"duplicate"} | {"no_match"} | {"ok", send id}.
+
+if seen() then return {'duplicate'} end
+local id = redis.call('GET', k_msg(ARGV[9]))
+if not id then return {'no_match'} end
+local rk = k_send(id)
+local r = hmget(rk, {'state', 'account', 'chat_id', 'attempts'})
+if missing(rk, r) then return {'no_match'} end
+local kind, value = ARGV[10], ARGV[11]
+local kv = {kind .. '_ms', ARGV[13], 'updated_ms', NOW_S}
+if kind == 'reaction' then kv[#kv + 1] = 'reaction'; kv[#kv + 1] = value end
+hset(rk, r, kv)
+local detail = 'provider: message ' .. kind .. ' at ' .. ARGV[12]
+if value ~= '' then detail = detail .. ' (' .. value .. ')' end
+event(id, get(r, 'state'), '', 'provider', 0, detail)
+redis.call('XADD', RESULTS, 'MAXLEN', '~', RESULTS_MAXLEN, '*', 'event', 'message_' .. kind,
+  'account_id', get(r, 'account'), 'send_id', id, 'chat_id', get(r, 'chat_id'), 'message_id', ARGV[9],
+  'status', value, 'at', ARGV[12])
+return {'ok', id}

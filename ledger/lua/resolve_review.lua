@@ -1,0 +1,41 @@
+-- resolveReviewScript resolves a needs_review send.
+--
+--  KEYS[1] results stream  KEYS[2] record
+--  ARGV[7] send_id  ARGV[8] resolution  ARGV[9] message id (sent)  ARGV[10] by  ARGV[11] note
+--
+-- Reply: {code}; code ok | not_found | not_in_review | message_claimed.
+
+local id, res, mid, by, note = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local rk = KEYS[2]
+local r = hmget(rk, FINISH_FIELDS)
+if missing(rk, r) then return {'not_found'} end
+if get(r, 'state') ~= 'needs_review' then return {'not_in_review'} end
+local seq, acct, chat = get(r, 'seq'), get(r, 'account'), get(r, 'chat_id')
+if res == 'sent' then
+  local owner = redis.call('GET', k_msg(mid))
+  if owner and owner ~= id then return {'message_claimed'} end
+  if not owner and chat ~= '' and redis.call('SISMEMBER', k_claimed(chat), mid) == 1 then return {'message_claimed'} end
+end
+redis.call('ZREM', k_finished(), 'needs_review\n' .. seq .. '\n' .. id .. '\n' .. acct)
+local decided = {'decided_by', by, 'decided_ms', NOW_S, 'decision_note', note}
+if res == 'sent' then
+  decided[#decided + 1] = 'message_id'
+  decided[#decided + 1] = mid
+  finish(id, r, 'sent', 'marked_sent', '', decided, by)
+  audit('marked_sent', {'send_id', id, 'by', by, 'account_id', acct, 'message_id', mid, 'note', note})
+elseif res == 'cancel' then
+  finish(id, r, 'canceled', 'canceled', '', decided, by)
+  audit('canceled', {'send_id', id, 'by', by, 'account_id', acct, 'note', note})
+else
+  redis.call('PERSIST', rk)
+  redis.call('PERSIST', k_history(id))
+  local gen = tonumber(redis.call('HGET', rk, 'gen') or '0') + 1
+  redis.call('HSET', rk, 'state', 'approved', 'reason', '', 'detail', '', 'updated_ms', NOW_S, 'gen', str(gen))
+  redis.call('HDEL', rk, 'finished_ms', 'message_id')
+  set_state(id, acct, seq, 'needs_review', 'approved')
+  redis.call('ZADD', k_outbox(), NOW_S, id)
+  redis.call('ZADD', k_watch(), NOW_S, id)
+  event(id, 'approved', 'marked_not_sent', by, 0, note)
+  audit('marked_not_sent', {'send_id', id, 'by', by, 'account_id', acct, 'note', note})
+end
+return {'ok'}
