@@ -29,6 +29,7 @@ import (
 	"github.com/sendworker/sendworker/console"
 	"github.com/sendworker/sendworker/inbound"
 	"github.com/sendworker/sendworker/internal/logthrottle"
+	"github.com/sendworker/sendworker/internal/maintenance"
 	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/metrics"
 	"github.com/sendworker/sendworker/provider"
@@ -70,6 +71,9 @@ type App struct {
 	registry *prometheus.Registry
 	server   *http.Server
 	console  *console.Console
+
+	// maintenance re-releases crashed and stuck sends and trims the indexes (every replica).
+	maintenance *maintenance.Service
 
 	mu       sync.Mutex
 	listener net.Listener
@@ -158,6 +162,12 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	if err := a.ledger.Validate(); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
+	a.maintenance = maintenance.New(a.ledger, maintenance.Options{
+		RecoveryGrace: cfg.Worker.RecoveryGrace,
+		Now:           opts.Now,
+		Log:           a.log,
+		Throttle:      a.logs,
+	})
 	originAllowed := originChecker(cfg.Attachments.Origins)
 	a.approval = approval.New(a.ledger, a.asynqCli, approval.Options{
 		DefaultDeadline:    cfg.ApprovalDeadline,
@@ -464,7 +474,9 @@ func (a *App) startRunning(runCtx context.Context) error {
 		a.goLoop("provider-credentials", func() error { return a.credentialsLoop(runCtx) })
 	}
 	a.goLoop("approval", func() error { return a.approval.Run(runCtx) })
-	a.goLoop("ledger-maintenance", func() error { return a.maintenanceLoop(runCtx) })
+	if err := a.maintenance.Start(runCtx); err != nil {
+		return fmt.Errorf("app: maintenance: %w", err)
+	}
 	if a.webhook != nil {
 		a.goLoop("webhook", func() error { return a.webhook.Run(runCtx) })
 	}
@@ -522,6 +534,9 @@ func (a *App) Stop(ctx context.Context) error {
 	if a.cancel != nil {
 		a.cancel()
 	}
+	if err := a.maintenance.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("maintenance: %w", err))
+	}
 	if err := a.server.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("admin server: %w", err))
 	}
@@ -550,45 +565,6 @@ func (a *App) goLoop(name string, run func() error) {
 			a.mu.Unlock()
 		}
 	}()
-}
-
-// maintenanceLoop re-releases sends whose asynq task was lost (the
-// watchdog) and drops index entries of records whose retention ran out. Every
-// replica runs it; both operations are single scripts, safe concurrently.
-func (a *App) maintenanceLoop(ctx context.Context) error {
-	const leaseGrace = 5 * time.Second
-	grace := a.cfg.Worker.RecoveryGrace
-	every := min(max(grace/10, time.Second), 5*time.Second)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	lastTrim := a.opts.Now()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		// A lease always outlives its sending call, so a lease that ended a
-		// few seconds ago means the execution died (kill -9): re-release now
-		// instead of waiting for asynq's own lease recovery (60-85 s).
-		ids, err := a.ledger.RecoverExpiredLeases(ctx, leaseGrace, 500)
-		a.logRecovery(ctx, "crashed attempts re-released for reconciliation", ids, err)
-		ids, err = a.ledger.RecoverStuck(ctx, grace, 500)
-		a.logRecovery(ctx, "watchdog re-released sends that showed no progress", ids, err)
-		// Held sends whose pause was lifted by a resume that failed half-way (Redis down).
-		switch n, err := a.ledger.FinishResumes(ctx); {
-		case err != nil && ctx.Err() == nil:
-			a.logs.Warn(a.log, "finishing an interrupted resume failed", zap.Error(err))
-		case n > 0:
-			a.log.Warn("an interrupted resume is finished: held sends released", zap.Int("count", n))
-		}
-		if a.opts.Now().Sub(lastTrim) >= time.Minute {
-			lastTrim = a.opts.Now()
-			if _, err := a.ledger.Trim(ctx); err != nil && ctx.Err() == nil {
-				a.logs.Warn(a.log, "ledger trim failed", zap.Error(err))
-			}
-		}
-	}
 }
 
 // warnFewReplicas says at start when SENDWORKER_WAIT_REPLICAS asks for more replicas than the
@@ -628,15 +604,6 @@ func (a *App) warnDurability(ctx context.Context) {
 		a.log.Warn("at-most-once not guaranteed through a Redis crash: "+w,
 			zap.String("appendonly", d.AppendOnly), zap.String("appendfsync", d.AppendFsync),
 			zap.Int("connected_replicas", d.Replicas), zap.Int("wait_replicas", a.cfg.Worker.WaitReplicas))
-	}
-}
-
-func (a *App) logRecovery(ctx context.Context, msg string, ids []string, err error) {
-	switch {
-	case err != nil && ctx.Err() == nil:
-		a.logs.Warn(a.log, "ledger recovery failed", zap.Error(err))
-	case len(ids) > 0:
-		a.log.Warn(msg, zap.Int("count", len(ids)), zap.Strings("send_ids", ids))
 	}
 }
 

@@ -18,20 +18,21 @@ const module = "github.com/sendworker/sendworker/"
 // they may import (a name ending in "/" allows that tree). Packages not listed are bound only
 // by the rules of TestImportRules that apply to everyone.
 var mayImport = map[string][]string{
-	"tasks":              {"internal/suggest"},
-	"provider":           {"tasks"},
-	"provider/wasim":     {"provider", "tasks"},
-	"results":            {"tasks"},
-	"config":             {"tasks"},
-	"ledger":             {"tasks", "results"},
-	"ratelimit":          {"tasks", "config"},
-	"approval":           {"tasks", "ledger"},
-	"inbound":            {"tasks", "ledger", "results"},
-	"webhook":            {"tasks", "results", "internal/logthrottle"},
-	"metrics":            {"tasks", "ledger", "provider"},
-	"worker":             {"tasks", "ledger", "results", "provider", "ratelimit", "metrics", "worker/", "internal/logthrottle"},
-	"worker/attachments": {"tasks", "provider"},
-	"adminapi/wire":      {"tasks"},
+	"tasks":                {"internal/suggest"},
+	"provider":             {"tasks"},
+	"provider/wasim":       {"provider", "tasks"},
+	"results":              {"tasks"},
+	"config":               {"tasks"},
+	"ledger":               {"tasks", "results"},
+	"ratelimit":            {"tasks", "config"},
+	"approval":             {"tasks", "ledger"},
+	"inbound":              {"tasks", "ledger", "results"},
+	"webhook":              {"tasks", "results", "internal/logthrottle"},
+	"metrics":              {"tasks", "ledger", "provider"},
+	"worker":               {"tasks", "ledger", "results", "provider", "ratelimit", "metrics", "worker/", "internal/logthrottle"},
+	"worker/attachments":   {"tasks", "provider"},
+	"adminapi/wire":        {"tasks"},
+	"internal/maintenance": {"ledger", "internal/logthrottle"},
 }
 
 // imports returns, for each package directory of the module (relative, slash-separated), the
