@@ -293,11 +293,11 @@ local function finish(id, r, state, reason, detail, extra, by)
   local dry = 'false'
   if get(r, 'dry_run') == '1' then dry = 'true' end
   redis.call('XADD', RESULTS, 'MAXLEN', '~', RESULTS_MAXLEN, '*',
-    'send_id', id, 'operation', op, 'account_id', acct,
-    'state', state, 'reason', reason, 'message_id', mid, 'chat_id', chat,
-    'attempts', string.format('%d', attempts), 'approved_by', get(r, 'approved_by'),
-    'finished_at', NOW_ISO, 'metadata', meta, 'dry_run', dry,
-    'result', result)
+    R_SEND_ID, id, R_OPERATION, op, R_ACCOUNT_ID, acct,
+    R_STATE, state, R_REASON, reason, R_MESSAGE_ID, mid, R_CHAT_ID, chat,
+    R_ATTEMPTS, string.format('%d', attempts), R_APPROVED_BY, get(r, 'approved_by'),
+    R_FINISHED_AT, NOW_ISO, R_METADATA, meta, R_DRY_RUN, dry,
+    R_RESULT, result)
 
   if state == 'sent' and mid ~= '' and new_message_op(op) then
     if chat ~= '' then

@@ -41,9 +41,9 @@ for _, c in ipairs(contacts) do
   end
 end
 if added == 1 or #skipped > 0 then
-  redis.call('XADD', RESULTS, 'MAXLEN', '~', RESULTS_MAXLEN, '*', 'event', 'contact_opted_out',
-    'account_id', ARGV[15], 'chat_id', ARGV[16], 'contact_id', contact, 'status', ARGV[14], 'at', NOW_ISO,
-    'detail', ARGV[13], 'send_ids', table.concat(skipped, ','))
+  redis.call('XADD', RESULTS, 'MAXLEN', '~', RESULTS_MAXLEN, '*', R_EVENT, EV_CONTACT_OPTED_OUT,
+    R_ACCOUNT_ID, ARGV[15], R_CHAT_ID, ARGV[16], R_CONTACT_ID, contact, R_STATUS, ARGV[14], R_AT, NOW_ISO,
+    R_DETAIL, ARGV[13], R_SEND_IDS, table.concat(skipped, ','))
 end
 local out = {'ok', tostring(added)}
 for _, id in ipairs(skipped) do out[#out + 1] = id end

@@ -22,7 +22,7 @@ hset(rk, r, kv)
 local detail = 'provider: message ' .. kind .. ' at ' .. ARGV[12]
 if value ~= '' then detail = detail .. ' (' .. value .. ')' end
 event(id, get(r, 'state'), '', 'provider', 0, detail)
-redis.call('XADD', RESULTS, 'MAXLEN', '~', RESULTS_MAXLEN, '*', 'event', 'message_' .. kind,
-  'account_id', get(r, 'account'), 'send_id', id, 'chat_id', get(r, 'chat_id'), 'message_id', ARGV[9],
-  'status', value, 'at', ARGV[12])
+redis.call('XADD', RESULTS, 'MAXLEN', '~', RESULTS_MAXLEN, '*', R_EVENT, 'message_' .. kind,
+  R_ACCOUNT_ID, get(r, 'account'), R_SEND_ID, id, R_CHAT_ID, get(r, 'chat_id'), R_MESSAGE_ID, ARGV[9],
+  R_STATUS, value, R_AT, ARGV[12])
 return {'ok', id}

@@ -28,9 +28,9 @@ for i = 15, #ARGV do
     end
   end
 end
-redis.call('XADD', RESULTS, 'MAXLEN', '~', RESULTS_MAXLEN, '*', 'event', 'contact_replied', 'account_id', acct,
-  'chat_id', ARGV[12], 'message_id', ARGV[13], 'contact_id', ARGV[14], 'at', ARGV[11],
-  'send_ids', table.concat(skipped, ','))
+redis.call('XADD', RESULTS, 'MAXLEN', '~', RESULTS_MAXLEN, '*', R_EVENT, EV_CONTACT_REPLIED, R_ACCOUNT_ID, acct,
+  R_CHAT_ID, ARGV[12], R_MESSAGE_ID, ARGV[13], R_CONTACT_ID, ARGV[14], R_AT, ARGV[11],
+  R_SEND_IDS, table.concat(skipped, ','))
 local out = {'ok'}
 for _, id in ipairs(skipped) do out[#out + 1] = id end
 return out
