@@ -4,6 +4,9 @@
 // pages, by state and by account+state), each beside a bare asynq baseline on
 // the same Redis in the same run (asynq.Client.Enqueue of a small task with
 // the same parallelism; Inspector.ListPendingTasks over a queue of N tasks).
+// It also reports Redis memory per pending send beside asynq's per pending
+// task carrying the same request bytes (INFO used_memory delta ÷ N around
+// each seeding), with a breakdown of one send's keys.
 //
 //	go run ./bench/approval -n 1000000
 package main
@@ -11,6 +14,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -35,6 +39,10 @@ const baselineQueue = "bench-baseline"
 
 type config struct {
 	n, ops, conc, accounts, reps int
+	// listpackValue, when > 0, sets Redis's hash-max-listpack-value before
+	// seeding: an experiment that shows what a record kept in listpack
+	// encoding would take (the daemon does not change Redis's config).
+	listpackValue int
 }
 
 func main() {
@@ -44,6 +52,7 @@ func main() {
 	flag.IntVar(&c.conc, "c", 32, "parallel callers")
 	flag.IntVar(&c.accounts, "accounts", 100, "accounts the sends are spread over")
 	flag.IntVar(&c.reps, "reps", 200, "repetitions of each list query")
+	flag.IntVar(&c.listpackValue, "hash-listpack-value", 0, "experiment: CONFIG SET hash-max-listpack-value to this before seeding (0 = Redis's default, as deployed)")
 	flag.Parse()
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -74,6 +83,11 @@ func run(c config) error {
 	defer insp.Close()
 	svc := approval.New(l, client, approval.Options{DefaultDeadline: 7 * 24 * time.Hour})
 
+	if c.listpackValue > 0 {
+		if err := rdb.ConfigSet(ctx, "hash-max-listpack-value", strconv.Itoa(c.listpackValue)).Err(); err != nil {
+			return fmt.Errorf("experiment hash-max-listpack-value: %w", err)
+		}
+	}
 	version := rdb.InfoMap(ctx, "server").Item("Server", "redis_version")
 	fmt.Printf("sendworker approval benchmark: %d pending sends over %d accounts, %d ops per phase, %d parallel callers, GOMAXPROCS=%d, redis %s\n\n",
 		c.n, c.accounts, c.ops, c.conc, runtime.GOMAXPROCS(0), version)
@@ -85,23 +99,47 @@ func run(c config) error {
 			return err
 		}
 	}
-	payload := []byte(`{"send_id":"bench-0000000","digest":"` + strings.Repeat("0", 64) + `","gen":1}`)
+	// The baseline task carries what a pending send holds: the request as JSON
+	// (text, metadata, ids), so the memory per item compares like with like.
+	payload, err := json.Marshal(sendRequest("bench", 0, c.accounts))
+	if err != nil {
+		return err
+	}
 	enqueueTask := func(int) error {
 		_, err := client.EnqueueContext(ctx, asynq.NewTask("bench:noop", payload), asynq.Queue(baselineQueue))
 		return err
 	}
 
+	mem0, err := usedMemory(ctx, rdb)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(os.Stderr, "seeding %d sends...\n", c.n)
 	seed, err := measure(c.n, c.conc, enqueueSend("seed"))
 	if err != nil {
 		return fmt.Errorf("seed sends: %w", err)
+	}
+	mem1, err := usedMemory(ctx, rdb)
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(os.Stderr, "seeding %d asynq tasks...\n", c.n)
 	seedBase, err := measure(c.n, c.conc, enqueueTask)
 	if err != nil {
 		return fmt.Errorf("seed asynq: %w", err)
 	}
+	mem2, err := usedMemory(ctx, rdb)
+	if err != nil {
+		return err
+	}
 	rows = append(rows, row{fmt.Sprintf("enqueue, seeding 0→%d", c.n), seed.rate(), seedBase.rate()})
+	perSend, perTask := float64(mem1-mem0)/float64(c.n), float64(mem2-mem1)/float64(c.n)
+	rows = append(rows, row{"Redis memory per pending item (used_memory delta ÷ n)",
+		fmt.Sprintf("%.0f B per send", perSend), fmt.Sprintf("%.0f B per task (%.1f× less)", perTask, perSend/perTask)})
+	breakdown, err := sendBreakdown(ctx, rdb, l.Keys(), sendRequest("seed", c.n/2, c.accounts).SendID, perSend)
+	if err != nil {
+		return err
+	}
 
 	enq, err := measure(c.ops, c.conc, enqueueSend("more"))
 	if err != nil {
@@ -112,6 +150,8 @@ func run(c config) error {
 		return err
 	}
 	rows = append(rows, row{fmt.Sprintf("enqueue (Service.Enqueue) at %d", c.n), enq.rate(), enqBase.rate()})
+	rows = append(rows, row{fmt.Sprintf("enqueue rate at %d, sendworker ÷ asynq", c.n),
+		fmt.Sprintf("%.0f%%", 100*enq.perSecond()/enqBase.perSecond()), ""})
 
 	approve := func(i int) error {
 		// The sends of the enqueue phase: the seeded ones stay pending for the list queries.
@@ -184,9 +224,46 @@ func run(c config) error {
 
 	mem := rdb.InfoMap(ctx, "memory").Item("Memory", "used_memory_human")
 	printTable(rows)
-	fmt.Printf("\nbaseline: asynq.Client.Enqueue of a %d-byte task; list baseline: Inspector.ListPendingTasks, page of 50, first page and page %d of a %d-task queue.\nredis used_memory after the run: %s\n",
-		len(payload), deepBase, baseQueueLen, mem)
+	fmt.Printf("\nbaseline: asynq.Client.Enqueue of a %d-byte task (the send's request as JSON, %d-character text); list baseline: Inspector.ListPendingTasks, page of 50, first page and page %d of a %d-task queue.\nredis used_memory after the run: %s\n",
+		len(payload), len(sendRequest("bench", 0, c.accounts).Text), deepBase, baseQueueLen, mem)
+	fmt.Printf("\none pending send's keys (MEMORY USAGE, encoding):\n%s", breakdown)
 	return nil
+}
+
+// usedMemory is Redis's used_memory in bytes.
+func usedMemory(ctx context.Context, rdb *redis.Client) (int64, error) {
+	v := rdb.InfoMap(ctx, "memory").Item("Memory", "used_memory")
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("used_memory %q: %w", v, err)
+	}
+	return n, nil
+}
+
+// sendBreakdown says where a pending send's bytes go: its record and history
+// keys as MEMORY USAGE counts them, and the rest of the measured bytes per
+// send (index entries of the zsets it is a member of, shared structures).
+func sendBreakdown(ctx context.Context, rdb *redis.Client, keys ledger.Keys, id string, perSend float64) (string, error) {
+	var b strings.Builder
+	var own int64
+	for _, k := range []struct{ name, key string }{{"record hash", keys.Send(id)}, {"history list", keys.History(id)}} {
+		usage, err := rdb.MemoryUsage(ctx, k.key, 0).Result()
+		if err == redis.Nil {
+			fmt.Fprintf(&b, "  %-14s absent\n", k.name)
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("memory usage %s: %w", k.key, err)
+		}
+		enc, err := rdb.ObjectEncoding(ctx, k.key).Result()
+		if err != nil {
+			return "", fmt.Errorf("object encoding %s: %w", k.key, err)
+		}
+		own += usage
+		fmt.Fprintf(&b, "  %-14s %5d B  %s\n", k.name, usage, enc)
+	}
+	fmt.Fprintf(&b, "  %-14s %5.0f B  (per-send bytes not in the two keys above: index zset entries, contact index)\n", "the rest", perSend-float64(own))
+	return b.String(), nil
 }
 
 // sendRequest is the i-th send of a run: a chats_messages_send of one of
@@ -197,9 +274,16 @@ func sendRequest(prefix string, i, accounts int) tasks.SendRequest {
 		Operation: tasks.OpSendMessage,
 		AccountID: accountOf(i, accounts),
 		ChatID:    fmt.Sprintf("chat-%07d", i),
-		Text:      "Hello " + strconv.Itoa(i) + ", following up on our conversation about the offer: are you still interested?",
+		Text:      benchText(i),
 		Metadata:  []byte(`{"sequence":"seq-42","step":3,"contact_id":"c-` + strconv.Itoa(i) + `"}`),
 	}
+}
+
+// benchText is a 200-character message, the size the memory target is stated for.
+func benchText(i int) string {
+	t := "Hello " + strconv.Itoa(i) + ", following up on our conversation about the offer we discussed last week: " +
+		"are you still interested? I can send the updated pricing and book a short call on Thursday if that suits you."
+	return (t + strings.Repeat(".", 200))[:200]
 }
 
 func accountOf(i, accounts int) string { return fmt.Sprintf("acc-%03d", i%accounts) }
@@ -225,6 +309,8 @@ type result struct {
 func (r result) rate() string {
 	return fmt.Sprintf("%s/s (p50 %s, p99 %s)", group(int(float64(r.n)/r.took.Seconds())), ms(r.pct(50)), ms(r.pct(99)))
 }
+
+func (r result) perSecond() float64 { return float64(r.n) / r.took.Seconds() }
 
 func (r result) latency() string {
 	return fmt.Sprintf("p50 %s, p99 %s", ms(r.pct(50)), ms(r.pct(99)))
