@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sendworker/sendworker/results"
 	"github.com/sendworker/sendworker/tasks"
 )
 
@@ -258,14 +259,23 @@ type Receipt struct {
 	At        time.Time
 }
 
+// receiptEvents is the results stream event of each receipt kind: package
+// results names them, the receipt script writes the one given.
+var receiptEvents = map[string]string{
+	"delivered": results.EventMessageDelivered,
+	"read":      results.EventMessageRead,
+	"reaction":  results.EventMessageReaction,
+	"edited":    results.EventMessageEdited,
+	"deleted":   results.EventMessageDeleted,
+}
+
 // RecordReceipt writes a receipt on the send whose message it concerns (the
 // message index of End(sent)): record fields <kind>_ms (and reaction), a
 // history event with the state unchanged, and an event entry message_<kind>
 // in the results stream. A message that is not ours: Matched false, nothing written.
 func (l *Ledger) RecordReceipt(ctx context.Context, r Receipt) (InboundOutcome, error) {
-	switch r.Kind {
-	case "delivered", "read", "reaction", "edited", "deleted":
-	default:
+	event, ok := receiptEvents[r.Kind]
+	if !ok {
 		return InboundOutcome{}, fmt.Errorf("ledger: receipt: unknown kind %q", r.Kind)
 	}
 	if r.MessageID == "" || r.At.IsZero() {
@@ -273,7 +283,7 @@ func (l *Ledger) RecordReceipt(ctx context.Context, r Receipt) (InboundOutcome, 
 	}
 	ms := r.At.UnixMilli()
 	v, err := l.run(ctx, receiptScript, l.nowMs(), []string{l.opts.ResultsStream},
-		r.Key, InboundDedupeTTL.Milliseconds(), r.MessageID, r.Kind, r.Value, isoMs(ms), ms)
+		r.Key, InboundDedupeTTL.Milliseconds(), r.MessageID, r.Kind, r.Value, isoMs(ms), ms, event)
 	if err != nil {
 		return InboundOutcome{}, err
 	}

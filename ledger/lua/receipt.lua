@@ -1,11 +1,11 @@
 -- receiptScript writes a delivery status reported by the provider (delivered,
 -- read, reaction, edited, deleted) on the send whose message it concerns:
 -- record fields, a history event (state unchanged) and an event entry
--- message_<kind> in the results stream.
+-- (ARGV[14], named by package results for the kind) in the results stream.
 --
 --  KEYS[1] results stream
 --  ARGV[7] dedupe key  ARGV[8] TTL ms  ARGV[9] message id  ARGV[10] kind  ARGV[11] value (a reaction)
---  ARGV[12] at (RFC 3339)  ARGV[13] at ms
+--  ARGV[12] at (RFC 3339)  ARGV[13] at ms  ARGV[14] results event type
 --
 -- Reply: {"duplicate"} | {"no_match"} | {"ok", send id}.
 
@@ -22,7 +22,7 @@ hset(rk, r, kv)
 local detail = 'provider: message ' .. kind .. ' at ' .. ARGV[12]
 if value ~= '' then detail = detail .. ' (' .. value .. ')' end
 event(id, get(r, 'state'), '', 'provider', 0, detail)
-redis.call('XADD', RESULTS, 'MAXLEN', '~', RESULTS_MAXLEN, '*', R_EVENT, 'message_' .. kind,
+redis.call('XADD', RESULTS, 'MAXLEN', '~', RESULTS_MAXLEN, '*', R_EVENT, ARGV[14],
   R_ACCOUNT_ID, get(r, 'account'), R_SEND_ID, id, R_CHAT_ID, get(r, 'chat_id'), R_MESSAGE_ID, ARGV[9],
   R_STATUS, value, R_AT, ARGV[12])
 return {'ok', id}
