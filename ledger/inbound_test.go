@@ -1,10 +1,12 @@
 package ledger
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/sendworker/sendworker/results"
 	"github.com/sendworker/sendworker/tasks"
 )
 
@@ -158,5 +160,35 @@ func TestRecordReceiptOnOurMessage(t *testing.T) {
 	other, err := e.l.RecordReceipt(e.ctx, Receipt{Key: "r2", MessageID: "not-ours", Kind: "read", At: e.clock.Now()})
 	if err != nil || other.Matched {
 		t.Fatalf("receipt of another message %+v %v", other, err)
+	}
+}
+
+// Every receipt kind lands in the results stream under the event type package
+// results names for it (the decoder of results readers matches on those).
+func TestReceiptKindsUseTheResultsEventTypes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, token := e.sending("s1", "acc")
+	if _, err := e.l.Finish(e.ctx, "s1", token, Outcome{State: tasks.StateSent, MessageID: "mid-1"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct{ kind, value, event string }{
+		{"delivered", "", results.EventMessageDelivered},
+		{"read", "", results.EventMessageRead},
+		{"reaction", "👍", results.EventMessageReaction},
+		{"edited", "", results.EventMessageEdited},
+		{"deleted", "", results.EventMessageDeleted},
+	} {
+		out, err := e.l.RecordReceipt(e.ctx, Receipt{Key: fmt.Sprint("k", i), MessageID: "mid-1", Kind: tc.kind, Value: tc.value, At: e.clock.Now()})
+		if err != nil || !out.Matched {
+			t.Fatalf("%s: %+v %v", tc.kind, out, err)
+		}
+		msgs := e.results()
+		if m := msgs[len(msgs)-1]; m.Values["event"] != tc.event || m.Values["status"] != tc.value {
+			t.Errorf("%s: last stream entry %v, want event %s", tc.kind, m.Values, tc.event)
+		}
+	}
+	if _, err := e.l.RecordReceipt(e.ctx, Receipt{Key: "kx", MessageID: "mid-1", Kind: "bounced", At: e.clock.Now()}); err == nil {
+		t.Fatal("unknown receipt kind accepted")
 	}
 }
