@@ -19,7 +19,7 @@ import (
 // idx:acctall:<account> index), sorted, at most max of them. The ledger keeps
 // no list of accounts, so this SCANs: callers cache it.
 func (l *Ledger) KnownAccounts(ctx context.Context, max int) ([]string, error) {
-	prefix := l.keys.tag + "idx:acctall:"
+	prefix := l.keys.accountAllPrefix()
 	var out []string
 	iter := l.rdb.Scan(ctx, 0, escapeGlob(prefix)+"*", 1000).Iterator()
 	for iter.Next(ctx) && len(out) < max {
@@ -61,7 +61,7 @@ type SessionStore struct {
 
 // Sessions returns the console's store.
 func (l *Ledger) Sessions() *SessionStore {
-	return &SessionStore{rdb: l.rdb, prefix: l.keys.tag + "console:"}
+	return &SessionStore{rdb: l.rdb, prefix: l.keys.consolePrefix()}
 }
 
 // Put stores value under name for ttl.

@@ -302,7 +302,7 @@ func (l *Ledger) RecordReceipt(ctx context.Context, r Receipt) (InboundOutcome, 
 
 // InboundSeen reports whether an inbound event's dedupe key was marked.
 func (l *Ledger) InboundSeen(ctx context.Context, key string) (bool, error) {
-	n, err := l.rdb.Exists(ctx, l.keys.tag+"inbound:seen:"+key).Result()
+	n, err := l.rdb.Exists(ctx, l.keys.InboundSeen(key)).Result()
 	if err != nil {
 		return false, fmt.Errorf("ledger: inbound seen: %w", err)
 	}
@@ -313,7 +313,7 @@ func (l *Ledger) InboundSeen(ctx context.Context, key string) (bool, error) {
 // is not a ledger script (account status: the breaker's own scripts, which are
 // idempotent). It reports whether this call marked it.
 func (l *Ledger) MarkInboundSeen(ctx context.Context, key string) (bool, error) {
-	ok, err := l.rdb.SetNX(ctx, l.keys.tag+"inbound:seen:"+key, "1", InboundDedupeTTL).Result()
+	ok, err := l.rdb.SetNX(ctx, l.keys.InboundSeen(key), "1", InboundDedupeTTL).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return false, fmt.Errorf("ledger: inbound seen: %w", err)
 	}

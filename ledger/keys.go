@@ -43,7 +43,19 @@ func (k Keys) Account(account string, s tasks.State) string {
 }
 
 // AccountAll is the zset (score seq) of every record of one account.
-func (k Keys) AccountAll(account string) string { return k.tag + "idx:acctall:" + account }
+func (k Keys) AccountAll(account string) string { return k.accountAllPrefix() + account }
+
+// accountAllPrefix is what every AccountAll key starts with (KnownAccounts
+// scans for it).
+func (k Keys) accountAllPrefix() string { return k.tag + "idx:acctall:" }
+
+// InboundSeen marks an inbound provider event processed (dedupe key, with a
+// TTL of InboundDedupeTTL).
+func (k Keys) InboundSeen(key string) string { return k.tag + "inbound:seen:" + key }
+
+// consolePrefix is what every key of the review console's session store
+// starts with.
+func (k Keys) consolePrefix() string { return k.tag + "console:" }
 
 // Deadlines is the zset (score deadline ms) of pending sends.
 func (k Keys) Deadlines() string { return k.tag + "deadlines" }

@@ -44,6 +44,7 @@ local function k_contact(c) return P .. 'contact:' .. c end
 local function k_audit() return P .. 'audit' end
 local function k_claimed(chat) return P .. 'claimed:' .. chat end
 local function k_msg(mid) return P .. 'msg:' .. mid end
+local function k_inbound_seen(key) return P .. 'inbound:seen:' .. key end
 
 -- Clock, field access, index moves, history, audit.
 local NOW = tonumber(ARGV[2])
@@ -361,7 +362,7 @@ end
 -- ARGV[8] TTL ms. seen() is true when the event was processed before.
 local function seen()
   if ARGV[7] == '' then return false end
-  return redis.call('SET', P .. 'inbound:seen:' .. ARGV[7], '1', 'NX', 'PX', ARGV[8]) == false
+  return redis.call('SET', k_inbound_seen(ARGV[7]), '1', 'NX', 'PX', ARGV[8]) == false
 end
 
 -- open_breaker() opens the breaker of KEYS[1] and appends the event to KEYS[2].
