@@ -473,7 +473,9 @@ func (a *App) startRunning(runCtx context.Context) error {
 	if a.cfg.Provider.Auth == config.AuthOAuth2 || a.cfg.Provider.APIKey.Reveal() != "" {
 		a.goLoop("provider-credentials", func() error { return a.credentialsLoop(runCtx) })
 	}
-	a.goLoop("approval", func() error { return a.approval.Run(runCtx) })
+	if err := a.approval.Start(runCtx); err != nil {
+		return fmt.Errorf("app: approval: %w", err)
+	}
 	if err := a.maintenance.Start(runCtx); err != nil {
 		return fmt.Errorf("app: maintenance: %w", err)
 	}
@@ -533,6 +535,9 @@ func (a *App) Stop(ctx context.Context) error {
 	}
 	if a.cancel != nil {
 		a.cancel()
+	}
+	if err := a.approval.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("approval: %w", err))
 	}
 	if err := a.maintenance.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("maintenance: %w", err))

@@ -116,6 +116,11 @@ type Service struct {
 	log    *zap.Logger
 	// kick wakes the releaser after an approval or a resume in this process.
 	kick chan struct{}
+
+	// the loops of Start, while they run
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // New returns a Service over the ledger l, releasing approved sends with

@@ -1,6 +1,7 @@
 package approval_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -504,5 +505,58 @@ func TestPauseHoldsReleasedSendAndResumeReleasesANewGeneration(t *testing.T) {
 	}
 	if got := begin(2); got != ledger.BeginOK {
 		t.Fatalf("new task after resume = %v, want BeginOK", got)
+	}
+}
+
+// waitReleased waits until the task of send id (generation 1) is in asynq.
+func (e *env) waitReleased(t *testing.T, id string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := e.insp.GetTaskInfo(testQueue, id+"/r1"); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s was not released", id)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Start runs the loops in the background, refuses a second Start, and Stop
+// ends them (nothing is released while stopped) and allows a new Start.
+func TestStartReleasesStopEndsAndRestarts(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Start(ctx); !errors.Is(err, approval.ErrStarted) {
+		t.Fatalf("second Start = %v, want ErrStarted", err)
+	}
+	e.enqueue("s-1", "sequencer")
+	e.approve("s-1")
+	e.waitReleased(t, "s-1")
+
+	stopCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := e.svc.Stop(stopCtx); err != nil {
+		t.Fatalf("Stop = %v", err)
+	}
+	if err := e.svc.Stop(stopCtx); err != nil {
+		t.Fatalf("second Stop = %v", err)
+	}
+	e.enqueue("s-2", "sequencer")
+	e.approve("s-2")
+	time.Sleep(3 * approval.DefaultReleaseInterval)
+	if _, err := e.insp.GetTaskInfo(testQueue, "s-2/r1"); err == nil {
+		t.Fatal("a send was released after Stop")
+	}
+	if err := e.svc.Start(ctx); err != nil {
+		t.Fatalf("Start after Stop = %v", err)
+	}
+	e.waitReleased(t, "s-2")
+	if err := e.svc.Stop(stopCtx); err != nil {
+		t.Fatal(err)
 	}
 }

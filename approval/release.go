@@ -14,8 +14,50 @@ import (
 	"github.com/sendworker/sendworker/tasks"
 )
 
+// ErrStarted is returned by Start on a Service whose loops already run.
+var ErrStarted = errors.New("approval: already started")
+
+// Start runs the releaser and the expiry sweeper (Run) in the background
+// until Stop or until ctx ends.
+func (s *Service) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancel != nil {
+		return ErrStarted
+	}
+	ctx, s.cancel = context.WithCancel(ctx)
+	done := make(chan struct{})
+	s.done = done
+	go func() {
+		defer close(done)
+		_ = s.Run(ctx) // Run logs its own errors and always returns nil
+	}()
+	return nil
+}
+
+// Stop ends the loops of Start and waits for the batch in progress, or
+// until ctx ends. Stopping a Service that is not running does nothing; it
+// may be started again afterwards.
+func (s *Service) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	cancel, done := s.cancel, s.done
+	s.cancel, s.done = nil, nil
+	s.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Run runs the releaser (outbox → asynq) and the expiry sweeper until ctx is
-// done, then returns nil. Every replica may run it: both loops are safe
+// done, then returns nil: the blocking form of Start, for a caller that owns
+// the goroutine. Every replica may run it: both loops are safe
 // concurrently (see ReleaseOnce and SweepOnce). Errors are logged and the
 // loops go on at their next tick: the outbox and the deadline index keep
 // the work, so nothing is lost while Redis is away.
