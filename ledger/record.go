@@ -182,12 +182,16 @@ func decodeRecord(h map[string]string) (stored, error) {
 	return s, nil
 }
 
-// decodeHistory decodes the JSON events of a history list.
-func decodeHistory(items []string) ([]tasks.Event, error) {
-	if len(items) == 0 {
-		return nil, nil
-	}
-	events := make([]tasks.Event, 0, len(items))
+// createdDetail is the detail of a send's first event.
+const createdDetail = "enqueued"
+
+// decodeHistory decodes the JSON events of rec's history list, after the
+// event of its creation. Create stores no event (a pending send then has no
+// history list at all, the biggest part of its memory after the record): the
+// record's created_ms and requester say all it would. A list written before
+// that, which starts with the creation event, is shown as it is.
+func decodeHistory(rec *tasks.Record, items []string) ([]tasks.Event, error) {
+	events := make([]tasks.Event, 0, len(items)+1)
 	for i, item := range items {
 		var ev tasks.Event
 		if err := json.Unmarshal([]byte(item), &ev); err != nil {
@@ -195,5 +199,10 @@ func decodeHistory(items []string) ([]tasks.Event, error) {
 		}
 		events = append(events, ev)
 	}
-	return events, nil
+	if len(events) > 0 && events[0].State == tasks.StatePendingApproval && events[0].Detail == createdDetail {
+		return events, nil
+	}
+	created := tasks.Event{At: rec.CreatedAt, State: tasks.StatePendingApproval, By: rec.Request.RequestedBy,
+		Detail: createdDetail}
+	return append([]tasks.Event{created}, events...), nil
 }

@@ -81,8 +81,13 @@ func TestCreate(t *testing.T) {
 		!rec.ApprovalDeadline.Equal(deadline) || !rec.CreatedAt.Equal(e.clock.Now()) || rec.Attempts != 0 {
 		t.Fatalf("record: %+v", rec)
 	}
-	if len(rec.History) != 1 || rec.History[0].Detail != "enqueued" || rec.History[0].By != "scheduler" {
+	if len(rec.History) != 1 || rec.History[0].Detail != "enqueued" || rec.History[0].By != "scheduler" ||
+		rec.History[0].State != tasks.StatePendingApproval || !rec.History[0].At.Equal(e.clock.Now()) {
 		t.Fatalf("history: %+v", rec.History)
+	}
+	// The creation event comes from the record: a pending send has no history list.
+	if n, err := e.rdb.Exists(e.ctx, e.l.Keys().History("s1")).Result(); err != nil || n != 0 {
+		t.Fatalf("history list of a pending send: exists=%d err=%v", n, err)
 	}
 
 	// Same id, same digest: the same record, not created.
@@ -357,5 +362,25 @@ func TestRecordGen(t *testing.T) {
 	page, err := e.l.List(e.ctx, Query{State: tasks.StateWaiting})
 	if err != nil || len(page.Records) != 1 || page.Records[0].Gen != 2 {
 		t.Fatalf("list %+v %v", page, err)
+	}
+}
+
+// TestHistoryWrittenWithItsCreationEvent: a history list written before
+// Create stopped storing the creation event (it starts with it) is shown as
+// it is, not with a second creation event.
+func TestHistoryWrittenWithItsCreationEvent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.create("old", "acct-1")
+	stored := `{"at":"2030-01-02T03:04:05Z","state":"pending_approval","by":"scheduler","detail":"enqueued"}`
+	if err := e.rdb.RPush(e.ctx, e.l.Keys().History("old"), stored).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := e.l.Approve(e.ctx, "old", e.get("old").Digest, "approver", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.History) != 2 || rec.History[0].Detail != "enqueued" || rec.History[1].State != tasks.StateApproved {
+		t.Fatalf("history: %+v", rec.History)
 	}
 }

@@ -1,6 +1,6 @@
 -- createScript stores a new pending record, or answers for an existing one.
 --
---  KEYS[1] record  KEYS[2] history
+--  KEYS[1] record
 --  ARGV[7] send_id  ARGV[8] digest  ARGV[9] request JSON  ARGV[10] metadata JSON ("" if none)
 --  ARGV[11] account  ARGV[12] operation  ARGV[13] requested_by  ARGV[14] deadline ms  ARGV[15] chat_id
 --  ARGV[16] stop_if_replied_since ms (-1: none)  ARGV[17..] contact ids (Keys.Contact)
@@ -32,6 +32,6 @@ for i = 17, #ARGV do
   redis.call('ZADD', k_contact(ARGV[i]), ARGV[16], id)
   redis.call('PEXPIRE', k_contact(ARGV[i]), RETENTION)
 end
-event(id, 'pending_approval', '', by, 0, 'enqueued')
+-- no history event: the record tells its creation (decodeHistory)
 audit('enqueued', {'send_id', id, 'by', by, 'digest', digest, 'account_id', acct})
 return {'created'}
