@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/sendworker/sendworker/tasks"
 )
@@ -89,8 +90,12 @@ func decodeRecord(h map[string]string) (stored, error) {
 		ints[f] = n
 	}
 
+	body, err := joinLong(h, fReq)
+	if err != nil {
+		return bad(fReq, err)
+	}
 	var req tasks.SendRequest
-	if err := json.Unmarshal([]byte(h[fReq]), &req); err != nil {
+	if err := json.Unmarshal([]byte(body), &req); err != nil {
 		return bad(fReq, err)
 	}
 	if req.SendID == "" {
@@ -180,6 +185,33 @@ func decodeRecord(h map[string]string) (stored, error) {
 	s.attemptStartedMs = ints[fAttemptStartedMs]
 	s.leaseUntilMs = ints[fLeaseUntilMs]
 	return s, nil
+}
+
+// longChunkMax is the most chunks a long value is kept in (put_long in
+// lua/lib.lua: LONG_MAX / LONG).
+const longChunkMax = 1024 / 64
+
+// joinLong returns the value of field name as put_long stored it: whole, or
+// in chunks name, name.1, ... whose count is name.n.
+func joinLong(h map[string]string, name string) (string, error) {
+	count, ok := h[name+".n"]
+	if !ok {
+		return h[name], nil
+	}
+	n, err := strconv.Atoi(count)
+	if err != nil || n < 2 || n > longChunkMax {
+		return "", fmt.Errorf("chunk count %q", count)
+	}
+	var b strings.Builder
+	b.WriteString(h[name])
+	for i := 1; i < n; i++ {
+		c, ok := h[name+"."+strconv.Itoa(i)]
+		if !ok {
+			return "", fmt.Errorf("chunk %d of %d missing", i, n)
+		}
+		b.WriteString(c)
+	}
+	return b.String(), nil
 }
 
 // createdDetail is the detail of a send's first event.

@@ -1,9 +1,12 @@
 package ledger
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -382,5 +385,80 @@ func TestHistoryWrittenWithItsCreationEvent(t *testing.T) {
 	}
 	if len(rec.History) != 2 || rec.History[0].Detail != "enqueued" || rec.History[1].State != tasks.StateApproved {
 		t.Fatalf("history: %+v", rec.History)
+	}
+}
+
+// TestRequestKeptInChunks: a request longer than 64 bytes is stored in
+// chunks, so the record hash stays a listpack (Redis's compact encoding);
+// it reads back whole; a revision to a shorter or a much longer request
+// drops the chunks it no longer uses; a request over 1 KiB stays whole.
+func TestRequestKeptInChunks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	encoding := func() string {
+		t.Helper()
+		enc, err := e.rdb.ObjectEncoding(e.ctx, e.l.Keys().Send("s1")).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return enc
+	}
+	fields := func() []string {
+		t.Helper()
+		keys, err := e.rdb.HKeys(e.ctx, e.l.Keys().Send("s1")).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var req []string
+		for _, k := range keys {
+			if k == fReq || strings.HasPrefix(k, fReq+".") {
+				req = append(req, k)
+			}
+		}
+		sort.Strings(req)
+		return req
+	}
+	req := request("s1", "acct-1")
+	req.Text = strings.Repeat("Ünïcode follow-up, ", 10) // 200 characters, multi-byte ones among them
+	rec, created, err := e.l.Create(e.ctx, req, req.Digest(), e.clock.Now().Add(time.Hour))
+	if err != nil || !created {
+		t.Fatalf("create: %v %v", created, err)
+	}
+	if rec.Request.Text != req.Text || rec.Digest != req.Digest() {
+		t.Fatalf("request read back: %q", rec.Request.Text)
+	}
+	if enc := encoding(); enc != "listpack" && enc != "ziplist" {
+		t.Fatalf("record encoding %s, want listpack", enc)
+	}
+	chunks := fields()
+	if len(chunks) < 4 || chunks[len(chunks)-1] != fReq+".n" {
+		t.Fatalf("request fields %v", chunks)
+	}
+
+	for _, c := range []struct {
+		name      string
+		text      string
+		wantWhole bool
+	}{
+		{"shorter", "short", false},
+		{"longer than 1 KiB", strings.Repeat("x", 1100), true},
+		{"back to chunks", strings.Repeat("y", 300), false},
+	} {
+		shown := e.get("s1").Digest
+		next := request("s1", "acct-1")
+		next.Text = c.text
+		rec, err := e.l.Revise(e.ctx, "s1", shown, next, next.Digest(), "editor")
+		if err != nil {
+			t.Fatalf("%s: revise: %v", c.name, err)
+		}
+		if rec.Request.Text != c.text || e.get("s1").Request.Text != c.text {
+			t.Fatalf("%s: text read back %q", c.name, rec.Request.Text)
+		}
+		got := fields()
+		body, _ := json.Marshal(next)
+		whole := len(got) == 1 && got[0] == fReq
+		if c.wantWhole != whole || (!whole && len(got) != (len(body)+63)/64+1) {
+			t.Fatalf("%s: request fields %v for %d bytes", c.name, got, len(body))
+		}
 	}
 }

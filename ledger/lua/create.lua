@@ -17,10 +17,14 @@ if redis.call('EXISTS', rk) == 1 then
   return {'conflict', existing}
 end
 local seq = str(redis.call('INCR', k_seq()))
-local kv = {'HSET', rk, 'req', ARGV[9], 'digest', digest, 'state', 'pending_approval',
+local kv = {'HSET', rk}
+put_long(kv, {}, 'req', ARGV[9], '')
+for _, v in ipairs({'digest', digest, 'state', 'pending_approval',
   'account', acct, 'op', ARGV[12], 'requested_by', by,
   'created_ms', NOW_S, 'updated_ms', NOW_S, 'deadline_ms', ARGV[14], 'seq', seq,
-  'gen', '0', 'attempts', '0'}
+  'gen', '0', 'attempts', '0'}) do
+  kv[#kv + 1] = v
+end
 if ARGV[10] ~= '' then kv[#kv + 1] = 'metadata'; kv[#kv + 1] = ARGV[10] end
 if ARGV[15] ~= '' then kv[#kv + 1] = 'chat_id'; kv[#kv + 1] = ARGV[15] end
 redis.call(unpack(kv))
