@@ -4,8 +4,8 @@
 // account's breaker opening or closing) are POSTed the same way, with their
 // own X-Sendworker-Event (EventHeader) and a results.Event as body.
 //
-// The dispatcher is one more consumer group (default "sendworker-webhook") on
-// the results stream the ledger writes. It never blocks the send path: the
+// The dispatcher (Start, Stop) is one more consumer group (default
+// "sendworker-webhook") on the results stream the ledger writes. It never blocks the send path: the
 // worker only appends to the stream and never waits for, or knows about, the
 // webhook; a receiver that is down only makes the group's pending list grow.
 //
