@@ -9,9 +9,9 @@
 // the provider retries an event not answered 200 within 30 s. The Processor (Start, Stop), run
 // by every replica as one consumer group, acts on each entry, acknowledges and deletes it (its
 // body holds message text) and logs the outcome to a capped log stream. A consumer that dies
-// leaves its entries pending; another claims them after MinIdle, and the same consumer re-reads its own
-// after a restart. Every effect is one ledger script deduped by the event's key (or idempotent:
-// breakers), so retries and re-deliveries are processed once.
+// leaves its entries pending; another claims them after MinIdle, and the same consumer re-reads
+// its own after a restart. Every effect is one ledger script deduped by the event's key (or
+// idempotent: breakers), so retries and re-deliveries are processed once.
 //
 // The package never sends anything to the provider, never logs message text, and never decides
 // anything the ledger's scripts do not re-check atomically.
