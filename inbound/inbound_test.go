@@ -199,7 +199,10 @@ func TestStartProcessesStopEndsAndRestarts(t *testing.T) {
 	if code, body := e.post(message("acc", "chat-1", "m1", "33611@s.whatsapp.net", "hi", false), secret); code != 200 {
 		t.Fatalf("answer %d %s", code, body)
 	}
-	eventually(t, 5*time.Second, "the first send skipped", func() bool { return e.state("first") == tasks.StateSkipped })
+	eventually(t, 5*time.Second, "the first event processed and acknowledged", func() bool {
+		n, err := e.rdb.XLen(ctx, e.logs).Result()
+		return err == nil && n == 1 && e.state("first") == tasks.StateSkipped
+	})
 
 	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
