@@ -391,7 +391,7 @@ func (l *Ledger) Defer(ctx context.Context, sendID, token string, until time.Tim
 		return nil, errors.New("ledger: defer: until and reason are required")
 	}
 	ms := until.UnixMilli()
-	r, err := l.runRecord(ctx, deferScript, sendID, []string{l.opts.ResultsStream, l.keys.Send(sendID), l.keys.Outbox()},
+	r, err := l.runRecord(ctx, deferScript, sendID, []string{l.opts.ResultsStream, l.keys.Send(sendID)},
 		sendID, token, ms, string(reason), isoMs(ms))
 	return recordOrError(r, err, sendID)
 }
@@ -405,7 +405,7 @@ func (l *Ledger) Defer(ctx context.Context, sendID, token string, until time.Tim
 // the same, and the caller's next BeginAttempt answers BeginFinal (a fresh
 // Get shows the final record).
 func (l *Ledger) ResolveReconciled(ctx context.Context, sendID, token string) error {
-	r, err := l.runRecord(ctx, resolveScript, sendID, []string{l.opts.ResultsStream, l.keys.Send(sendID), l.keys.Outbox()},
+	r, err := l.runRecord(ctx, resolveScript, sendID, []string{l.opts.ResultsStream, l.keys.Send(sendID)},
 		sendID, token)
 	_, err = recordOrError(r, err, sendID)
 	return err

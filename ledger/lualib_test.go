@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sendworker/sendworker/internal/luakeys"
 	"github.com/sendworker/sendworker/tasks"
 )
 
@@ -146,5 +147,26 @@ func TestGeneratedLua(t *testing.T) {
 	}
 	if got := run("return {HISTORY_MAX, RECOVERED_BY}"); got[0] != int64(historyMax) || got[1] != RecoveredBy {
 		t.Errorf("HISTORY_MAX, RECOVERED_BY = %v", got)
+	}
+}
+
+// TestScriptHeadersDeclareTheirKeys: every script declares in its header
+// exactly the KEYS its code (body and the library definitions it gets) reads
+// (luakeys.Check, the rule ratelimit's scripts follow too).
+func TestScriptHeadersDeclareTheirKeys(t *testing.T) {
+	t.Parallel()
+	files, err := fs.Glob(luaFiles, "lua/*.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(path.Base(f), ".lua")
+		if name == luaLibFile {
+			continue
+		}
+		body := luaSource(name)
+		for _, p := range luakeys.Check(body, luaLib.prelude(body)+body) {
+			t.Errorf("%s: %s", name, p)
+		}
 	}
 }

@@ -44,6 +44,10 @@ const (
 // variable built.
 var luaBuilt = map[string]*redis.Script{}
 
+// luaCode is the whole code of every script, by file name, as Redis runs it
+// (TestScriptHeadersDeclareTheirKeys reads it).
+var luaCode = map[string]string{}
+
 // luaSource returns the text of lua/<name>.lua. A missing file is a
 // programming error, found when the package loads.
 func luaSource(name string) string {
@@ -62,6 +66,7 @@ func newScript(name string, kind scriptKind) *redis.Script {
 	}
 	s := redis.NewScript(src)
 	luaBuilt[name] = s
+	luaCode[name] = src
 	return s
 }
 

@@ -6,6 +6,8 @@ import (
 	"path"
 	"strings"
 	"testing"
+
+	"github.com/sendworker/sendworker/internal/luakeys"
 )
 
 // TestScriptsCompile loads every script, found from the files of lua/: each
@@ -46,6 +48,27 @@ func TestScriptsCompile(t *testing.T) {
 	for name := range luaBuilt {
 		if !seen[name] {
 			t.Errorf("script %s built from no file", name)
+		}
+	}
+}
+
+// TestScriptHeadersDeclareTheirKeys: every script declares in its header
+// exactly the KEYS its code (with lua/common.lua where it gets it) reads
+// (luakeys.Check, the rule the ledger's scripts follow too).
+func TestScriptHeadersDeclareTheirKeys(t *testing.T) {
+	t.Parallel()
+	files, err := fs.Glob(luaFiles, "lua/*.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(path.Base(f), ".lua")
+		if name == luaCommonFile {
+			continue
+		}
+		src := luaSource(name)
+		for _, p := range luakeys.Check(src, luaCode[name]) {
+			t.Errorf("%s: %s", name, p)
 		}
 	}
 }

@@ -45,8 +45,8 @@ func TestPipelineCostShort(t *testing.T) {
 	if got := lv.Sendworker.States["sent"]; got != n || len(lv.Sendworker.States) != 1 {
 		t.Fatalf("final states %v, want %d sent", lv.Sendworker.States, n)
 	}
-	t.Logf("per send: %.1f Redis commands, %.2f scripts, %.2f provider requests; bare asynq %.1f commands per task",
-		lv.SendworkerTot, lv.SendworkerScripts, lv.ProviderReqsPer, lv.AsynqTotal)
+	t.Logf("per send: %.1f Redis commands, %.2f scripts, %.2f provider requests; bare asynq %.1f commands per task\n%s",
+		lv.SendworkerTot, lv.SendworkerScripts, lv.ProviderReqsPer, lv.AsynqTotal, topCommands(lv.SendworkerCmds, 40))
 	if lv.SendworkerTot > maxCommandsPerSend {
 		t.Errorf("%.1f Redis commands per send, budget %d: %s", lv.SendworkerTot, maxCommandsPerSend, topCommands(lv.SendworkerCmds, 20))
 	}

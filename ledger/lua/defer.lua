@@ -2,7 +2,7 @@
 -- a new release generation; a send with a stop request (see stopScript) is
 -- ended as requested instead (the reply is ok all the same).
 --
---  KEYS[1] results stream  KEYS[2] record  KEYS[3] outbox
+--  KEYS[1] results stream  KEYS[2] record
 --  ARGV[7] send_id  ARGV[8] token ("" = no attempt)  ARGV[9] until ms  ARGV[10] reason  ARGV[11] until RFC 3339
 --
 -- Reply: {code}; code ok | not_found | final | stale_attempt.

@@ -5,7 +5,7 @@
 -- with a stop request (see stopScript) is ended as requested instead (reply
 -- ok all the same).
 --
---  KEYS[1] results stream  KEYS[2] record  KEYS[3] outbox
+--  KEYS[1] results stream  KEYS[2] record
 --  ARGV[7] send_id  ARGV[8] token
 --
 -- Reply: {code}; code ok | not_found | final | stale_attempt.
