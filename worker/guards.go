@@ -306,10 +306,10 @@ func (x *execution) chatError(err error, notFound tasks.Reason) outcome {
 func (x *execution) readError(err error, what string) outcome {
 	now := x.w.opts.Now()
 	n := waitsFor(x.rec, tasks.ReasonWaitProvider)
-	var ge *globalWaitError
-	if errors.As(err, &ge) {
+	var pe *provider.PaceError
+	if errors.As(err, &pe) {
 		// The read did not happen: the global rate limiter is unavailable, or the worker stops.
-		return retryAfter(5*time.Second, what+": "+ge.Error())
+		return retryAfter(5*time.Second, what+": global provider rate: "+pe.Err.Error())
 	}
 	if provider.ScopeOf(err) == provider.ScopeAccount {
 		// The account or its session refused (401 disconnected_account, 503 no_client_session...)
