@@ -10,6 +10,11 @@
 // account_breaker_open, whose series exists only while that account is
 // unhealthy.
 //
+// Provider requests are observed by the provider client: ObserveProvider is
+// its Observer, so every request of the process (the worker's, the admin
+// API's and console's look-ups, the rate limiter's) is counted under the
+// operation the client names.
+//
 // A nil *Metrics is valid and records nothing, so every part can take an
 // optional one without checks at the call sites.
 package metrics
