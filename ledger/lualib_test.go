@@ -92,7 +92,7 @@ func TestPreludeDefinesEveryName(t *testing.T) {
 		t.Fatalf("prelude:\n%s", p)
 	}
 	p = luaLib.prelude("finish(id, r, 'sent', '', '', {}, '')")
-	for _, want := range []string{"local RESULTS", "local function result_json(", "local function set_state(",
+	for _, want := range []string{"local RESULTS", "local function result_json(", "local function move(",
 		"local function new_message_op(", "local function k_claimed(", "local function event(", "local HISTORY_MAX"} {
 		if !strings.Contains(p, want) {
 			t.Errorf("prelude of finish lacks %q", want)

@@ -21,10 +21,7 @@ if get(r, 'requested_by') == by then return {'self_approval'} end
 redis.call('HSET', rk, 'state', 'approved', 'approved_by', by, 'approved_ms', NOW_S,
   'approved_digest', digest, 'approved_note', note, 'updated_ms', NOW_S, 'gen', str(num(r, 'gen') + 1))
 local acct = get(r, 'account')
-set_state(id, acct, get(r, 'seq'), st, 'approved')
-redis.call('ZREM', k_deadlines(), id)
-redis.call('ZADD', k_outbox(), NOW_S, id)
-redis.call('ZADD', k_watch(), NOW_S, id)
+move(id, acct, get(r, 'seq'), st, 'approved', {outbox = NOW_S, watch = NOW_S})
 event(id, 'approved', '', by, 0, 'approved')
 audit('approved', {'send_id', id, 'by', by, 'digest', digest, 'account_id', acct, 'note', note})
 return {'ok'}

@@ -40,10 +40,8 @@ if ARGV[12] == '1' and st ~= 'sending' then return {'stale'} end
 if st == 'sending' then
   if num(r, 'lease_until_ms') > lnow then return {'in_flight', get(r, 'lease_until_ms')} end
   redis.call('HSET', rk, 'attempt_token', token, 'lease_until_ms', lease_end, 'updated_ms', NOW_S)
-  -- the entry of a RecoverStuck release that began before MarkReleased
-  redis.call('ZREM', k_outbox(), id)
-  redis.call('ZADD', k_watch(), lease_end, id)
-  redis.call('ZADD', k_leases(), lease_end, id)
+  -- out of the outbox: the entry of a RecoverStuck release that began before MarkReleased
+  move(id, acct, seq, st, 'sending', {watch = lease_end, leases = lease_end})
   event(id, 'sending', '', '', num(r, 'attempts'), 'lease expired: reconciling')
   return {'reconcile', str(num(r, 'attempts')), get(r, 'attempt_started_ms'), lease_end}
 end
@@ -65,11 +63,7 @@ end
 if held then
   hset(rk, r, {'state', 'waiting', 'wait_reason', 'paused', 'updated_ms', NOW_S})
   hdel(rk, r, {'wait_until_ms'})
-  set_state(id, acct, seq, st, 'waiting')
-  redis.call('ZREM', k_outbox(), id)
-  unpark(id, acct, st)
-  redis.call('SADD', held, id)
-  redis.call('ZREM', k_watch(), id)
+  move(id, acct, seq, st, 'waiting', {held = held})
   event(id, 'waiting', 'paused', '', 0, 'held by pause')
   return {'held'}
 end
@@ -91,11 +85,7 @@ hset(rk, r, {'state', 'sending', 'attempt_token', token, 'attempt_started_ms', s
 hdel(rk, r, {'wait_until_ms', 'wait_reason', 'attempt_watermark', 'reconcile_absent', 'reconcile_lands_ms',
   'reconcile_next_ms', 'reconcile_why'})
 if ARGV[13] ~= '' then hset(rk, r, {'attempt_watermark', ARGV[13]}) end
-set_state(id, acct, seq, st, 'sending')
--- still there when the task began before MarkReleased
-redis.call('ZREM', k_outbox(), id)
-redis.call('ZADD', k_watch(), lease_end, id)
-redis.call('ZADD', k_leases(), lease_end, id)
-unpark(id, acct, st)
+-- out of the outbox too: still there when the task began before MarkReleased
+move(id, acct, seq, st, 'sending', {watch = lease_end, leases = lease_end})
 event(id, 'sending', '', '', attempt, 'attempt started')
 return {'ok', str(attempt), started, lease_end}

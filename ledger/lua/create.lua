@@ -26,8 +26,7 @@ if ARGV[15] ~= '' then kv[#kv + 1] = 'chat_id'; kv[#kv + 1] = ARGV[15] end
 redis.call(unpack(kv))
 redis.call('ZADD', k_all(), seq, id)
 redis.call('ZADD', k_acct_all(acct), seq, id)
-set_state(id, acct, seq, '', 'pending_approval')
-redis.call('ZADD', k_deadlines(), ARGV[14], id)
+move(id, acct, seq, '', 'pending_approval', {deadlines = ARGV[14]})
 -- the contact index (inbound.go): ARGV[16] stop_if_replied_since ms (-1: none), ARGV[17..] contact ids
 for i = 17, #ARGV do
   redis.call('ZADD', k_contact(ARGV[i]), ARGV[16], id)

@@ -23,10 +23,6 @@ local acct = get(r, 'account')
 hset(rk, r, {'gen', num(r, 'gen') + 1, 'state', 'waiting', 'wait_until_ms', ARGV[9], 'wait_reason', ARGV[10],
   'updated_ms', NOW_S})
 hdel(rk, r, {'attempt_token', 'lease_until_ms'})
-set_state(id, acct, get(r, 'seq'), st, 'waiting')
-redis.call('ZADD', KEYS[3], ARGV[9], id)
-redis.call('ZADD', k_watch(), ARGV[9], id)
-if st == 'sending' then redis.call('ZREM', k_leases(), id) end
-unpark(id, acct, st)
+move(id, acct, get(r, 'seq'), st, 'waiting', {outbox = ARGV[9], watch = ARGV[9]})
 event(id, 'waiting', ARGV[10], '', 0, 'until ' .. ARGV[11])
 return {'ok'}

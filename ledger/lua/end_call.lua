@@ -20,7 +20,6 @@ local s = str(lease_until)
 redis.call('HSET', rk, 'lease_until_ms', s, 'updated_ms', NOW_S)
 -- a send the watchdog re-scheduled is in the outbox, not in leases: its
 -- watch score is its outbox time, and it stays out of leases
-if not redis.call('ZSCORE', k_outbox(), id) then redis.call('ZADD', k_watch(), s, id) end
-redis.call('ZADD', k_leases(), 'XX', s, id)
+relet(id, s)
 event(id, 'sending', ARGV[10], '', num(r, 'attempts'), 'reconcile at ' .. iso_ms(lease_until))
 return {'ok'}

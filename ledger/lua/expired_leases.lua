@@ -16,7 +16,7 @@ local late = redis.call('ZRANGE', KEYS[1], '-inf', string.format('(%d', cutoff),
 local out = {}
 for _, id in ipairs(late) do
   local rk = k_send(id)
-  local r = hmget(rk, {'state', 'lease_until_ms', 'gen', 'attempts'})
+  local r = hmget(rk, {'state', 'lease_until_ms', 'gen', 'attempts', 'account', 'seq'})
   local lease_until = num(r, 'lease_until_ms')
   if get(r, 'state') ~= 'sending' or lease_until == 0
     or redis.call('ZSCORE', KEYS[2], id) then
@@ -27,9 +27,7 @@ for _, id in ipairs(late) do
     redis.call('ZADD', KEYS[1], lease_until, id)
   else
     hset(rk, r, {'gen', num(r, 'gen') + 1, 'updated_ms', NOW_S})
-    redis.call('ZADD', KEYS[2], NOW_S, id)
-    redis.call('ZADD', k_watch(), NOW_S, id)
-    redis.call('ZREM', KEYS[1], id)
+    move(id, get(r, 'account'), get(r, 'seq'), 'sending', 'sending', {outbox = NOW_S, watch = NOW_S})
     event(id, 'sending', '', RECOVERED_BY, num(r, 'attempts'),
       'recovered: lease expired at ' .. iso_ms(lease_until))
     out[#out + 1] = id

@@ -121,15 +121,71 @@ local function hdel(rk, r, names)
   if #present > 0 then redis.call('HDEL', rk, unpack(present)) end
 end
 
--- move the send between the state indexes (global and per account)
-local function set_state(id, acct, seq, from, to)
-  if from == to then return end
-  if from ~= '' then
-    redis.call('ZREM', k_state(from), id)
-    redis.call('ZREM', k_acct(acct, from), id)
+-- The work lists a send is on, by state: the one table every transition
+-- follows (move), so that no script keeps set membership by hand. Besides
+-- these, every send is in its state's index, global and per account
+-- (idx:state:<s>, idx:acct:<a>:<s>, scored by seq).
+--   deadlines  pending_approval          score: the approval deadline
+--   outbox     approved/waiting/sending  while a task is to be released; score: release time
+--   watch      approved/waiting/sending  unless held by a pause; score: when it must have moved
+--   held       waiting                   while a pause holds it (held:global or held:acct:<a>)
+--   leases     sending                   while its attempt lease runs; score: lease end
+--   finished   a terminal state          member state\nseq\nid\nacct; score: when it ended
+local LISTS = {
+  pending_approval = {deadlines = true},
+  approved = {outbox = true, watch = true},
+  waiting = {outbox = true, watch = true, held = true},
+  sending = {outbox = true, watch = true, leases = true},
+}
+local TERMINAL_LISTS = {finished = true}
+-- the sorted-set work lists, in the order move visits them
+local ZLISTS = {{'deadlines', k_deadlines()}, {'outbox', k_outbox()}, {'watch', k_watch()}, {'leases', k_leases()}}
+local NO_LISTS = {}
+
+local function lists_of(state)
+  if state == '' then return NO_LISTS end
+  if is_terminal(state) then return TERMINAL_LISTS end
+  return LISTS[state] or NO_LISTS
+end
+
+-- move the send from state from to state to ('' from: a new send), in the
+-- state indexes and in the work lists of LISTS. at gives the score of each
+-- list the send is to be on in state to (deadlines, outbox, watch, leases;
+-- held: the held set's key); a list of from's state that at does not name is
+-- left. The record's fields are the caller's.
+local function move(id, acct, seq, from, to, at)
+  if from ~= to then
+    if from ~= '' then
+      redis.call('ZREM', k_state(from), id)
+      redis.call('ZREM', k_acct(acct, from), id)
+    end
+    redis.call('ZADD', k_state(to), seq, id)
+    redis.call('ZADD', k_acct(acct, to), seq, id)
   end
-  redis.call('ZADD', k_state(to), seq, id)
-  redis.call('ZADD', k_acct(acct, to), seq, id)
+  local was, now = lists_of(from), lists_of(to)
+  for _, l in ipairs(ZLISTS) do
+    local name, key = l[1], l[2]
+    if now[name] and at[name] then
+      redis.call('ZADD', key, at[name], id)
+    elseif was[name] then
+      redis.call('ZREM', key, id)
+    end
+  end
+  if was.held then
+    redis.call('SREM', k_held_global(), id)
+    if acct ~= '' then redis.call('SREM', k_held_acct(acct), id) end
+  end
+  if now.held and at.held then redis.call('SADD', at.held, id) end
+  if was.finished then redis.call('ZREM', k_finished(), from .. '\n' .. seq .. '\n' .. id .. '\n' .. acct) end
+  if now.finished then redis.call('ZADD', k_finished(), NOW_S, to .. '\n' .. seq .. '\n' .. id .. '\n' .. acct) end
+end
+
+-- the attempt lease of a sending send now ends at s (ms): the leases entry
+-- follows, and the watch too unless the send is queued in the outbox (the
+-- watchdog re-scheduled it: its watch score is its outbox time)
+local function relet(id, s)
+  if not redis.call('ZSCORE', k_outbox(), id) then redis.call('ZADD', k_watch(), s, id) end
+  redis.call('ZADD', k_leases(), 'XX', s, id)
 end
 
 -- the clock of attempt leases (ms): Redis's own when LEASE_CLOCK_REDIS, so
@@ -210,13 +266,6 @@ local function audit(name, fields)
   redis.call(unpack(args))
 end
 
--- take the send out of the held sets; only a waiting send can be in one
-local function unpark(id, acct, from)
-  if from ~= 'waiting' then return end
-  redis.call('SREM', k_held_global(), id)
-  if acct ~= '' then redis.call('SREM', k_held_acct(acct), id) end
-end
-
 -- remove id from a zset only if it is still the entry of that record (seq)
 local function zrem_if(key, id, seq)
   local s = redis.call('ZSCORE', key, id)
@@ -260,10 +309,8 @@ local function result_json(id, rec)
   return table.concat(r)
 end
 
--- finish: set the final state (and extra hash fields), move indexes, drop
--- the work-list entries the send can have in its state (deadlines while
--- pending; outbox and watch after approval, leases while sending, held sets
--- while waiting), append history, write the result, claim the message id
+-- finish: set the final state (and extra hash fields), move indexes and work
+-- lists (move), append history, write the result, claim the message id
 -- (sends of a new message only), start the retention clock. r is the record
 -- read with FINISH_FIELDS; it is kept up to date. Returns the result JSON.
 local function finish(id, r, state, reason, detail, extra, by)
@@ -273,17 +320,7 @@ local function finish(id, r, state, reason, detail, extra, by)
   for i = 1, #extra do kv[#kv + 1] = extra[i] end
   hset(rk, r, kv)
   hdel(rk, r, {'attempt_token', 'lease_until_ms', 'wait_until_ms', 'wait_reason'})
-  set_state(id, acct, seq, from, state)
-  if from == 'pending_approval' then
-    redis.call('ZREM', k_deadlines(), id)
-  else
-    -- approved, waiting or sending: possibly in the outbox, watched unless held
-    redis.call('ZREM', k_outbox(), id)
-    redis.call('ZREM', k_watch(), id)
-    if from == 'sending' then redis.call('ZREM', k_leases(), id) end
-    unpark(id, acct, from)
-  end
-  redis.call('ZADD', k_finished(), NOW_S, state .. '\n' .. seq .. '\n' .. id .. '\n' .. acct)
+  move(id, acct, seq, from, state, {})
   local attempts = num(r, 'attempts')
   event(id, state, reason, by, attempts, detail)
 

@@ -22,7 +22,6 @@ local absent = num(r, 'reconcile_absent')
 if ARGV[11] == '1' then absent = absent + 1 end
 redis.call('HSET', rk, 'lease_until_ms', s, 'updated_ms', NOW_S, 'reconcile_absent', str(absent),
   'reconcile_lands_ms', ARGV[10], 'reconcile_next_ms', s, 'reconcile_why', ARGV[12])
-if not redis.call('ZSCORE', k_outbox(), id) then redis.call('ZADD', k_watch(), s, id) end
-redis.call('ZADD', k_leases(), 'XX', s, id)
+relet(id, s)
 event(id, 'sending', ARGV[13], '', num(r, 'attempts'), ARGV[12])
 return {'ok', s}

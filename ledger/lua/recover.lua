@@ -18,7 +18,7 @@ local out = {}
 for i = 1, #late, 2 do
   local id, since = late[i], tonumber(late[i + 1])
   local rk = k_send(id)
-  local r = hmget(rk, {'state', 'account', 'lease_until_ms', 'gen', 'attempts'})
+  local r = hmget(rk, {'state', 'account', 'seq', 'lease_until_ms', 'gen', 'attempts'})
   local st, acct = get(r, 'state'), get(r, 'account')
   if st ~= 'approved' and st ~= 'waiting' and st ~= 'sending' then
     -- final, pending or gone: not watched
@@ -38,13 +38,9 @@ for i = 1, #late, 2 do
       redis.call('ZADD', KEYS[1], math.max(num(r, 'lease_until_ms'), cutoff), id)
     else
       hset(rk, r, {'gen', num(r, 'gen') + 1, 'updated_ms', NOW_S})
-      redis.call('ZADD', KEYS[2], NOW_S, id)
-      redis.call('ZADD', KEYS[1], NOW_S, id)
+      move(id, acct, get(r, 'seq'), st, st, {outbox = NOW_S, watch = NOW_S})
       local attempt = 0
-      if st == 'sending' then
-        redis.call('ZREM', k_leases(), id)
-        attempt = num(r, 'attempts')
-      end
+      if st == 'sending' then attempt = num(r, 'attempts') end
       event(id, st, '', RECOVERED_BY, attempt, 'recovered: no progress since ' .. iso_ms(since))
       out[#out + 1] = id
     end

@@ -25,9 +25,6 @@ end
 local lease_until = str(num(r, 'lease_until_ms'))
 hset(rk, r, {'state', 'approved', 'updated_ms', NOW_S})
 hdel(rk, r, {'attempt_token', 'lease_until_ms'})
-set_state(id, get(r, 'account'), get(r, 'seq'), st, 'approved')
-redis.call('ZADD', KEYS[3], lease_until, id)
-redis.call('ZADD', k_watch(), lease_until, id)
-redis.call('ZREM', k_leases(), id)
+move(id, get(r, 'account'), get(r, 'seq'), st, 'approved', {outbox = lease_until, watch = lease_until})
 event(id, 'approved', '', '', num(r, 'attempts'), 'reconciled: not sent')
 return {'ok'}

@@ -16,7 +16,6 @@ if res == 'sent' then
   if owner and owner ~= id then return {'message_claimed'} end
   if not owner and chat ~= '' and redis.call('SISMEMBER', k_claimed(chat), mid) == 1 then return {'message_claimed'} end
 end
-redis.call('ZREM', k_finished(), 'needs_review\n' .. seq .. '\n' .. id .. '\n' .. acct)
 local decided = {'decided_by', by, 'decided_ms', NOW_S, 'decision_note', note}
 if res == 'sent' then
   decided[#decided + 1] = 'message_id'
@@ -32,9 +31,7 @@ else
   local gen = tonumber(redis.call('HGET', rk, 'gen') or '0') + 1
   redis.call('HSET', rk, 'state', 'approved', 'reason', '', 'detail', '', 'updated_ms', NOW_S, 'gen', str(gen))
   redis.call('HDEL', rk, 'finished_ms', 'message_id')
-  set_state(id, acct, seq, 'needs_review', 'approved')
-  redis.call('ZADD', k_outbox(), NOW_S, id)
-  redis.call('ZADD', k_watch(), NOW_S, id)
+  move(id, acct, seq, 'needs_review', 'approved', {outbox = NOW_S, watch = NOW_S})
   event(id, 'approved', 'marked_not_sent', by, 0, note)
   audit('marked_not_sent', {'send_id', id, 'by', by, 'account_id', acct, 'note', note})
 end
