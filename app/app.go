@@ -485,10 +485,14 @@ func (a *App) startRunning(runCtx context.Context) error {
 		return fmt.Errorf("app: maintenance: %w", err)
 	}
 	if a.webhook != nil {
-		a.goLoop("webhook", func() error { return a.webhook.Run(runCtx) })
+		if err := a.webhook.Start(runCtx); err != nil {
+			return fmt.Errorf("app: webhook: %w", err)
+		}
 	}
 	if a.inbound != nil {
-		a.goLoop("inbound", func() error { return a.inbound.Run(runCtx) })
+		if err := a.inbound.Start(runCtx); err != nil {
+			return fmt.Errorf("app: inbound: %w", err)
+		}
 	}
 	a.running = true
 	a.log.Info("sendworker started",
@@ -524,7 +528,9 @@ func (a *App) Registry() *prometheus.Registry { return a.registry }
 
 // Stop ends the daemon: readiness turns false, the worker stops taking tasks
 // and lets running sends finish (within the shutdown timeout), then the
-// loops and the listener stop. Safe to call more than once.
+// services (approval, maintenance, the inbound processor, the webhook), the
+// other loops and the listener stop, and Redis is closed last. Safe to call
+// more than once.
 func (a *App) Stop(ctx context.Context) error {
 	a.mu.Lock()
 	if a.stopped || !a.started {
@@ -546,6 +552,16 @@ func (a *App) Stop(ctx context.Context) error {
 	}
 	if err := a.maintenance.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("maintenance: %w", err))
+	}
+	if a.inbound != nil {
+		if err := a.inbound.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("inbound: %w", err))
+		}
+	}
+	if a.webhook != nil {
+		if err := a.webhook.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("webhook: %w", err))
+		}
 	}
 	if err := a.server.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("admin server: %w", err))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -79,10 +80,14 @@ func newEnv(t *testing.T, run bool) *env {
 	t.Cleanup(e.srv.Close)
 	e.proc = e.processor("p1", time.Minute)
 	if run {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); _ = e.proc.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
+		if err := e.proc.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := e.proc.Stop(context.Background()); err != nil {
+				t.Errorf("Stop: %v", err)
+			}
+		})
 	}
 	return e
 }
@@ -173,6 +178,77 @@ func (e *env) results(event string) []redis.XMessage {
 		}
 	}
 	return out
+}
+
+// TestStartProcessesStopEndsAndRestarts: a started Processor acts on an event; a second Start is
+// refused; Stop ends it (an event accepted then waits in the stream); a new Start processes that
+// event. Stopping a stopped Processor does nothing.
+func TestStartProcessesStopEndsAndRestarts(t *testing.T) {
+	e := newEnv(t, false)
+	ctx := context.Background()
+	if err := e.proc.Stop(ctx); err != nil {
+		t.Fatalf("Stop before Start = %v", err)
+	}
+	if err := e.proc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.proc.Start(ctx); !errors.Is(err, inbound.ErrStarted) {
+		t.Fatalf("second Start = %v, want ErrStarted", err)
+	}
+	e.create("first", "acc", "chat-1")
+	if code, body := e.post(message("acc", "chat-1", "m1", "33611@s.whatsapp.net", "hi", false), secret); code != 200 {
+		t.Fatalf("answer %d %s", code, body)
+	}
+	eventually(t, 5*time.Second, "the first event processed and acknowledged", func() bool {
+		n, err := e.rdb.XLen(ctx, e.logs).Result()
+		return err == nil && n == 1 && e.state("first") == tasks.StateSkipped
+	})
+
+	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := e.proc.Stop(stopCtx); err != nil {
+		t.Fatalf("Stop = %v", err)
+	}
+	if err := e.proc.Stop(stopCtx); err != nil {
+		t.Fatalf("second Stop = %v", err)
+	}
+	e.create("second", "acc", "chat-2")
+	if code, body := e.post(message("acc", "chat-2", "m2", "33622@s.whatsapp.net", "hi", false), secret); code != 200 {
+		t.Fatalf("answer %d %s", code, body)
+	}
+	<-time.After(200 * time.Millisecond) // four reads' Block: a loop still running would have acted
+	if n, err := e.rdb.XLen(ctx, e.stream).Result(); err != nil || n != 1 || e.state("second") != tasks.StatePendingApproval {
+		t.Fatalf("after Stop: %d entries (err %v), second %s; want the event waiting", n, err, e.state("second"))
+	}
+
+	if err := e.proc.Start(ctx); err != nil {
+		t.Fatalf("Start after Stop = %v", err)
+	}
+	t.Cleanup(func() { _ = e.proc.Stop(context.Background()) })
+	eventually(t, 5*time.Second, "the second send skipped", func() bool { return e.state("second") == tasks.StateSkipped })
+}
+
+// TestStopIsBoundedByItsContext: Stop with a context already ended returns its error at once; the
+// loop still ends, and Start works again once it has.
+func TestStopIsBoundedByItsContext(t *testing.T) {
+	e := newEnv(t, false)
+	if err := e.proc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := e.proc.Stop(ended); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Stop with an ended context = %v, want context.Canceled", err)
+	}
+	if err := e.proc.Stop(context.Background()); err != nil {
+		t.Fatalf("Stop = %v", err)
+	}
+	if err := e.proc.Start(context.Background()); err != nil {
+		t.Fatalf("Start after Stop = %v", err)
+	}
+	if err := e.proc.Stop(context.Background()); err != nil {
+		t.Fatalf("Stop = %v", err)
+	}
 }
 
 func TestReplySkipsPendingApprovedAndWaitingSendsWithinTwoSeconds(t *testing.T) {

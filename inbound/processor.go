@@ -51,10 +51,13 @@ type ProcessorOptions struct {
 	SelfIDs func(ctx context.Context, accountID string) ([]string, error)
 	Metrics *Metrics
 	Logger  *zap.Logger
-	Now     func() time.Time
+	// Now: the clock of the log's timestamps, of the claim cadence (every MinIdle/2) and of the
+	// cache of an account's own ids; default time.Now.
+	Now func() time.Time
 }
 
-// Processor consumes the accepted-events stream and acts on each event once.
+// Processor consumes the accepted-events stream and acts on each event once. Start runs it in
+// the background, Stop ends it.
 type Processor struct {
 	rdb  redis.UniversalClient
 	l    *ledger.Ledger
@@ -63,10 +66,13 @@ type Processor struct {
 	pendingFrom string // own pending entries still to re-read after a restart ("" when done)
 	claimFrom   string
 
-	failures map[string]int // consecutive failures of an entry (Run's goroutine only)
+	failures map[string]int // consecutive failures of an entry (the loop's goroutine only)
 
 	mu   sync.Mutex
 	self map[string]selfEntry
+
+	runMu sync.Mutex
+	run   *processorRun // the run of Start; nil when stopped
 }
 
 type selfEntry struct {
@@ -115,17 +121,85 @@ func (p *Processor) EnsureGroup(ctx context.Context) error {
 	return nil
 }
 
-// Run processes events until ctx ends.
-func (p *Processor) Run(ctx context.Context) error {
+// ErrStarted is returned by Start on a Processor whose loop already runs (or has not ended yet
+// after a Stop that gave up waiting).
+var ErrStarted = errors.New("inbound: processor already started")
+
+// processorRun is one run of Start: its cancel, done closed when the loop has ended, and the
+// error it ended with (read only after done).
+type processorRun struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// Start processes events in the background until Stop or until ctx ends. It creates the
+// consumer group first (in the background too): a failure there ends the loop, is logged, and is
+// what Stop returns; Redis errors later are logged and retried with backoff.
+func (p *Processor) Start(ctx context.Context) error {
+	p.runMu.Lock()
+	defer p.runMu.Unlock()
+	if r := p.run; r != nil {
+		select {
+		case <-r.done: // ended on its own: a new run may start
+		default:
+			return ErrStarted
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	r := &processorRun{cancel: cancel, done: make(chan struct{})}
+	p.run = r
+	go func() {
+		defer close(r.done)
+		if r.err = p.loop(ctx); r.err != nil {
+			p.opts.Logger.Error("inbound events: processor stopped", zap.Error(r.err))
+		}
+	}()
+	return nil
+}
+
+// Stop ends the loop of Start and waits for the event in progress, or until ctx ends (then it
+// returns ctx's error and Start refuses until the loop has ended). It returns the error the loop
+// ended with, if any. Stopping a Processor that is not running does nothing; it may be started
+// again afterwards.
+func (p *Processor) Stop(ctx context.Context) error {
+	p.runMu.Lock()
+	r := p.run
+	p.runMu.Unlock()
+	if r == nil {
+		return nil
+	}
+	r.cancel()
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	p.runMu.Lock()
+	if p.run == r {
+		p.run = nil
+	}
+	p.runMu.Unlock()
+	return r.err
+}
+
+// loop processes events until ctx ends. It claims entries idle in other consumers every
+// MinIdle/2 of the Now clock; its waits (a read's Block, the backoff after an error) are real
+// time.
+func (p *Processor) loop(ctx context.Context) error {
 	if err := p.EnsureGroup(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before the group was made: not a failure
+		}
 		return err
 	}
 	lastClaim := time.Time{}
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
-		claim := time.Since(lastClaim) >= p.opts.MinIdle/2
+		now := p.opts.Now()
+		claim := now.Sub(lastClaim) >= p.opts.MinIdle/2
 		if claim {
-			lastClaim = time.Now()
+			lastClaim = now
 		}
 		_, err := p.step(ctx, claim, p.opts.Block)
 		if err == nil {
@@ -148,7 +222,8 @@ func (p *Processor) Run(ctx context.Context) error {
 }
 
 // ProcessOnce does one round without waiting: this consumer's pending entries, then entries
-// idle for MinIdle in other consumers, then new ones. It returns how many it processed.
+// idle for MinIdle in other consumers, then new ones. It returns how many it processed. It
+// shares the loop's position in the stream: call it only while the Processor is not started.
 func (p *Processor) ProcessOnce(ctx context.Context) (int, error) {
 	if err := p.EnsureGroup(ctx); err != nil {
 		return 0, err
@@ -456,7 +531,7 @@ func (p *Processor) selfIDs(ctx context.Context, account string) ([]string, erro
 	p.mu.Lock()
 	e, ok := p.self[account]
 	p.mu.Unlock()
-	if ok && time.Since(e.at) < selfTTL {
+	if ok && p.opts.Now().Sub(e.at) < selfTTL {
 		return e.ids, nil
 	}
 	ids, err := p.opts.SelfIDs(ctx, account)
@@ -464,7 +539,7 @@ func (p *Processor) selfIDs(ctx context.Context, account string) ([]string, erro
 		return nil, err
 	}
 	p.mu.Lock()
-	p.self[account] = selfEntry{ids: ids, at: time.Now()}
+	p.self[account] = selfEntry{ids: ids, at: p.opts.Now()}
 	p.mu.Unlock()
 	return ids, nil
 }

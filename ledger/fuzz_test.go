@@ -45,6 +45,12 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(fReq + "\n{}\n" + fState + "\nnope")
 	f.Add(fAttempts + "\n-1")
 	f.Add(fMetadata + "\n{")
+	chunked := strings.Join([]string{
+		fReq, `{"send_id":"s1","operation":`, fReq + ".1", `"chats_messages_send","account_id":"a","text":"hi"}`,
+		fReq + ".n", "2", fState, "approved",
+	}, "\n")
+	f.Add(chunked)
+	f.Add(strings.Replace(chunked, fReq+".n\n2", fReq+".n\n3", 1))
 	f.Fuzz(func(t *testing.T, s string) {
 		lines := strings.Split(s, "\n")
 		h := map[string]string{}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/sendworker/sendworker/tasks"
 )
@@ -89,8 +90,12 @@ func decodeRecord(h map[string]string) (stored, error) {
 		ints[f] = n
 	}
 
+	body, err := joinLong(h, fReq)
+	if err != nil {
+		return bad(fReq, err)
+	}
 	var req tasks.SendRequest
-	if err := json.Unmarshal([]byte(h[fReq]), &req); err != nil {
+	if err := json.Unmarshal([]byte(body), &req); err != nil {
 		return bad(fReq, err)
 	}
 	if req.SendID == "" {
@@ -182,12 +187,43 @@ func decodeRecord(h map[string]string) (stored, error) {
 	return s, nil
 }
 
-// decodeHistory decodes the JSON events of a history list.
-func decodeHistory(items []string) ([]tasks.Event, error) {
-	if len(items) == 0 {
-		return nil, nil
+// longChunkMax is the most chunks a long value is kept in (put_long in
+// lua/lib.lua: LONG_MAX / LONG).
+const longChunkMax = 1024 / 64
+
+// joinLong returns the value of field name as put_long stored it: whole, or
+// in chunks name, name.1, ... whose count is name.n.
+func joinLong(h map[string]string, name string) (string, error) {
+	count, ok := h[name+".n"]
+	if !ok {
+		return h[name], nil
 	}
-	events := make([]tasks.Event, 0, len(items))
+	n, err := strconv.Atoi(count)
+	if err != nil || n < 2 || n > longChunkMax {
+		return "", fmt.Errorf("chunk count %q", count)
+	}
+	var b strings.Builder
+	b.WriteString(h[name])
+	for i := 1; i < n; i++ {
+		c, ok := h[name+"."+strconv.Itoa(i)]
+		if !ok {
+			return "", fmt.Errorf("chunk %d of %d missing", i, n)
+		}
+		b.WriteString(c)
+	}
+	return b.String(), nil
+}
+
+// createdDetail is the detail of a send's first event.
+const createdDetail = "enqueued"
+
+// decodeHistory decodes the JSON events of rec's history list, after the
+// event of its creation. Create stores no event (a pending send then has no
+// history list at all, the biggest part of its memory after the record): the
+// record's created_ms and requester say all it would. A list written before
+// that, which starts with the creation event, is shown as it is.
+func decodeHistory(rec *tasks.Record, items []string) ([]tasks.Event, error) {
+	events := make([]tasks.Event, 0, len(items)+1)
 	for i, item := range items {
 		var ev tasks.Event
 		if err := json.Unmarshal([]byte(item), &ev); err != nil {
@@ -195,5 +231,10 @@ func decodeHistory(items []string) ([]tasks.Event, error) {
 		}
 		events = append(events, ev)
 	}
-	return events, nil
+	if len(events) > 0 && events[0].State == tasks.StatePendingApproval && events[0].Detail == createdDetail {
+		return events, nil
+	}
+	created := tasks.Event{At: rec.CreatedAt, State: tasks.StatePendingApproval, By: rec.Request.RequestedBy,
+		Detail: createdDetail}
+	return append([]tasks.Event{created}, events...), nil
 }

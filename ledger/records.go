@@ -46,7 +46,7 @@ func (l *Ledger) Create(ctx context.Context, req *tasks.SendRequest, digest stri
 	args := []any{id, digest, body, metadata, req.AccountID, string(req.Operation), req.RequestedBy,
 		deadline.UnixMilli(), req.ChatID}
 	args = append(args, contactIndexArgs(req)...)
-	r, err := l.runRecord(ctx, createScript, id, []string{l.keys.Send(id), l.keys.History(id)}, args...)
+	r, err := l.runRecord(ctx, createScript, id, []string{l.keys.Send(id)}, args...)
 	if err != nil {
 		return nil, false, err
 	}
@@ -75,7 +75,7 @@ func (l *Ledger) Get(ctx context.Context, sendID string) (*tasks.Record, error) 
 	if err != nil {
 		return nil, fmt.Errorf("send %s: %w", sendID, err)
 	}
-	if st.rec.History, err = decodeHistory(lcmd.Val()); err != nil {
+	if st.rec.History, err = decodeHistory(st.rec, lcmd.Val()); err != nil {
 		return nil, fmt.Errorf("send %s: %w", sendID, err)
 	}
 	return st.rec, nil

@@ -1,9 +1,12 @@
 package ledger
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -81,8 +84,13 @@ func TestCreate(t *testing.T) {
 		!rec.ApprovalDeadline.Equal(deadline) || !rec.CreatedAt.Equal(e.clock.Now()) || rec.Attempts != 0 {
 		t.Fatalf("record: %+v", rec)
 	}
-	if len(rec.History) != 1 || rec.History[0].Detail != "enqueued" || rec.History[0].By != "scheduler" {
+	if len(rec.History) != 1 || rec.History[0].Detail != "enqueued" || rec.History[0].By != "scheduler" ||
+		rec.History[0].State != tasks.StatePendingApproval || !rec.History[0].At.Equal(e.clock.Now()) {
 		t.Fatalf("history: %+v", rec.History)
+	}
+	// The creation event comes from the record: a pending send has no history list.
+	if n, err := e.rdb.Exists(e.ctx, e.l.Keys().History("s1")).Result(); err != nil || n != 0 {
+		t.Fatalf("history list of a pending send: exists=%d err=%v", n, err)
 	}
 
 	// Same id, same digest: the same record, not created.
@@ -357,5 +365,100 @@ func TestRecordGen(t *testing.T) {
 	page, err := e.l.List(e.ctx, Query{State: tasks.StateWaiting})
 	if err != nil || len(page.Records) != 1 || page.Records[0].Gen != 2 {
 		t.Fatalf("list %+v %v", page, err)
+	}
+}
+
+// TestHistoryWrittenWithItsCreationEvent: a history list written before
+// Create stopped storing the creation event (it starts with it) is shown as
+// it is, not with a second creation event.
+func TestHistoryWrittenWithItsCreationEvent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.create("old", "acct-1")
+	stored := `{"at":"2030-01-02T03:04:05Z","state":"pending_approval","by":"scheduler","detail":"enqueued"}`
+	if err := e.rdb.RPush(e.ctx, e.l.Keys().History("old"), stored).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := e.l.Approve(e.ctx, "old", e.get("old").Digest, "approver", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.History) != 2 || rec.History[0].Detail != "enqueued" || rec.History[1].State != tasks.StateApproved {
+		t.Fatalf("history: %+v", rec.History)
+	}
+}
+
+// TestRequestKeptInChunks: a request longer than 64 bytes is stored in
+// chunks, so the record hash stays a listpack (Redis's compact encoding);
+// it reads back whole; a revision to a shorter or a much longer request
+// drops the chunks it no longer uses; a request over 1 KiB stays whole.
+func TestRequestKeptInChunks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	encoding := func() string {
+		t.Helper()
+		enc, err := e.rdb.ObjectEncoding(e.ctx, e.l.Keys().Send("s1")).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return enc
+	}
+	fields := func() []string {
+		t.Helper()
+		keys, err := e.rdb.HKeys(e.ctx, e.l.Keys().Send("s1")).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var req []string
+		for _, k := range keys {
+			if k == fReq || strings.HasPrefix(k, fReq+".") {
+				req = append(req, k)
+			}
+		}
+		sort.Strings(req)
+		return req
+	}
+	req := request("s1", "acct-1")
+	req.Text = strings.Repeat("Ünïcode follow-up, ", 10) // 200 characters, multi-byte ones among them
+	rec, created, err := e.l.Create(e.ctx, req, req.Digest(), e.clock.Now().Add(time.Hour))
+	if err != nil || !created {
+		t.Fatalf("create: %v %v", created, err)
+	}
+	if rec.Request.Text != req.Text || rec.Digest != req.Digest() {
+		t.Fatalf("request read back: %q", rec.Request.Text)
+	}
+	if enc := encoding(); enc != "listpack" && enc != "ziplist" {
+		t.Fatalf("record encoding %s, want listpack", enc)
+	}
+	chunks := fields()
+	if len(chunks) < 4 || chunks[len(chunks)-1] != fReq+".n" {
+		t.Fatalf("request fields %v", chunks)
+	}
+
+	for _, c := range []struct {
+		name      string
+		text      string
+		wantWhole bool
+	}{
+		{"shorter", "short", false},
+		{"longer than 1 KiB", strings.Repeat("x", 1100), true},
+		{"back to chunks", strings.Repeat("y", 300), false},
+	} {
+		shown := e.get("s1").Digest
+		next := request("s1", "acct-1")
+		next.Text = c.text
+		rec, err := e.l.Revise(e.ctx, "s1", shown, next, next.Digest(), "editor")
+		if err != nil {
+			t.Fatalf("%s: revise: %v", c.name, err)
+		}
+		if rec.Request.Text != c.text || e.get("s1").Request.Text != c.text {
+			t.Fatalf("%s: text read back %q", c.name, rec.Request.Text)
+		}
+		got := fields()
+		body, _ := json.Marshal(next)
+		whole := len(got) == 1 && got[0] == fReq
+		if c.wantWhole != whole || (!whole && len(got) != (len(body)+63)/64+1) {
+			t.Fatalf("%s: request fields %v for %d bytes", c.name, got, len(body))
+		}
 	}
 }

@@ -4,8 +4,8 @@
 // account's breaker opening or closing) are POSTed the same way, with their
 // own X-Sendworker-Event (EventHeader) and a results.Event as body.
 //
-// The dispatcher is one more consumer group (default "sendworker-webhook") on
-// the results stream the ledger writes. It never blocks the send path: the
+// The dispatcher (Start, Stop) is one more consumer group (default
+// "sendworker-webhook") on the results stream the ledger writes. It never blocks the send path: the
 // worker only appends to the stream and never waits for, or knows about, the
 // webhook; a receiver that is down only makes the group's pending list grow.
 //
@@ -40,7 +40,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -90,7 +89,7 @@ type Options struct {
 	// ClaimMinIdle/4. Default 2m; keep it well above Timeout.
 	ClaimMinIdle time.Duration
 	// PollInterval is how long one read waits for new results; it also
-	// bounds how long Run takes to return after its context ends. Default 1s.
+	// bounds how long Stop waits for the reading to end. Default 1s.
 	PollInterval time.Duration
 	// DeadLetterMaxLen trims the dead-letter stream approximately; default
 	// 100000.
@@ -100,7 +99,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// Logger; default none.
 	Logger *zap.Logger
-	// Now is the clock of the signature timestamps; default time.Now.
+	// Now is the clock of the signature timestamps, of the dead letters'
+	// times and of the takeover cadence (every ClaimMinIdle/2); default
+	// time.Now.
 	Now func() time.Time
 	// Registerer receives the deliveries counter; nil registers nothing.
 	Registerer prometheus.Registerer
@@ -124,7 +125,7 @@ const (
 	// maxRetryAfter caps a receiver's Retry-After.
 	maxRetryAfter = 5 * time.Minute
 	// bookkeepingTimeout bounds the Redis writes after an outcome is known;
-	// they run even when Run is stopping, so a 2xx is not delivered twice.
+	// they run even when Stop is ending the run, so a 2xx is not delivered twice.
 	bookkeepingTimeout = 5 * time.Second
 	// readBatch is the most entries one read asks for.
 	readBatch = 32
@@ -192,8 +193,8 @@ func classify(status int, err error) outcome {
 	}
 }
 
-// Dispatcher delivers the results stream to the webhook URL. Start it with
-// Run.
+// Dispatcher delivers the results stream to the webhook URL. Start runs it
+// in the background, Stop ends it.
 type Dispatcher struct {
 	rdb        redis.UniversalClient
 	opts       Options
@@ -203,14 +204,15 @@ type Dispatcher struct {
 	deliveries *prometheus.CounterVec
 	deadStream string
 
-	running atomic.Bool
+	runMu sync.Mutex
+	run   *dispatchRun // the run of Start; nil when stopped
 	// pending bounds the results held (MaxPending); posts bounds the
 	// requests in flight (Concurrency).
 	pending chan struct{}
 	posts   chan struct{}
 
 	mu sync.Mutex
-	// active holds the entries being delivered by this Run, with the
+	// active holds the entries being delivered by the run of Start, with the
 	// cancel of each delivery (used when another consumer took it over).
 	active map[string]context.CancelFunc
 
@@ -374,17 +376,80 @@ func newDeliveriesCounter(reg prometheus.Registerer) (*prometheus.CounterVec, er
 	return c, nil
 }
 
-// Run delivers results until ctx ends, then waits for the deliveries in
-// flight to stop and returns nil. Results not yet acked stay pending in the
-// group and are delivered after a restart. It returns an error only when the
-// consumer group cannot be created; Redis errors later are logged and
-// retried. Run may not be called twice at once.
-func (d *Dispatcher) Run(ctx context.Context) error {
-	if !d.running.CompareAndSwap(false, true) {
-		return errors.New("webhook: Run is already running")
+// ErrStarted is returned by Start on a Dispatcher already running (or whose
+// run has not ended yet after a Stop that gave up waiting).
+var ErrStarted = errors.New("webhook: already started")
+
+// dispatchRun is one run of Start: its cancel, done closed when the run has
+// ended, and the error it ended with (read only after done).
+type dispatchRun struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// Start delivers results in the background until Stop or until ctx ends. It
+// creates the consumer group first (in the background too): a failure there
+// ends the run, is logged, and is what Stop returns; Redis errors later are
+// logged and retried.
+func (d *Dispatcher) Start(ctx context.Context) error {
+	d.runMu.Lock()
+	defer d.runMu.Unlock()
+	if r := d.run; r != nil {
+		select {
+		case <-r.done: // ended on its own: a new run may start
+		default:
+			return ErrStarted
+		}
 	}
-	defer d.running.Store(false)
+	ctx, cancel := context.WithCancel(ctx)
+	r := &dispatchRun{cancel: cancel, done: make(chan struct{})}
+	d.run = r
+	go func() {
+		defer close(r.done)
+		if r.err = d.dispatch(ctx); r.err != nil {
+			d.log.Error("webhook stopped", zap.Error(r.err))
+		}
+	}()
+	return nil
+}
+
+// Stop ends the run of Start and waits for the deliveries in flight to stop
+// (results not yet acked stay pending in the group and are delivered after a
+// restart), or until ctx ends (then it returns ctx's error and Start refuses
+// until the run has ended). It returns the error the run ended with, if any.
+// Stopping a Dispatcher that is not running does nothing; it may be started
+// again afterwards.
+func (d *Dispatcher) Stop(ctx context.Context) error {
+	d.runMu.Lock()
+	r := d.run
+	d.runMu.Unlock()
+	if r == nil {
+		return nil
+	}
+	r.cancel()
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	d.runMu.Lock()
+	if d.run == r {
+		d.run = nil
+	}
+	d.runMu.Unlock()
+	return r.err
+}
+
+// dispatch delivers results until ctx ends, then waits for the deliveries
+// in flight to stop and returns nil. It returns an error only when the
+// consumer group cannot be created. It takes over entries idle in other
+// consumers every ClaimMinIdle/2 of the Now clock; its waits are real time.
+func (d *Dispatcher) dispatch(ctx context.Context) error {
 	if err := d.reader.EnsureGroup(ctx, d.opts.StartID); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before the group was made: not a failure
+		}
 		return fmt.Errorf("webhook: %w", err)
 	}
 
@@ -401,10 +466,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 		var entries []results.Entry
 		var err error
-		if time.Since(lastClaim) >= claimEvery {
+		if d.opts.Now().Sub(lastClaim) >= claimEvery {
 			entries, err = d.reader.Claim(ctx, d.opts.ClaimMinIdle, n)
 			if len(entries) < n {
-				lastClaim = time.Now() // the walk of the pending list is done for now
+				lastClaim = d.opts.Now() // the walk of the pending list is done for now
 			}
 		}
 		if err == nil && len(entries) == 0 {
@@ -414,7 +479,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		for _, e := range entries {
 			dctx, ok := d.track(ctx, e.ID)
 			if !ok {
-				continue // a claim handed back an entry this Run already works on
+				continue // a claim handed back an entry this run already works on
 			}
 			started++
 			wg.Go(func() {
@@ -484,7 +549,7 @@ func (d *Dispatcher) untrack(id string) {
 	<-d.pending
 }
 
-// keepAlive touches the entries this Run is delivering (including those
+// keepAlive touches the entries this run is delivering (including those
 // waiting for a retry), so other consumers of the group do not take them
 // over as if this one were dead. An entry another consumer took over anyway
 // (this one stalled for longer than ClaimMinIdle) is abandoned here: the

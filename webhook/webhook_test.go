@@ -169,22 +169,15 @@ func start(t *testing.T, rdb redis.UniversalClient, url string, edit func(*webho
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	var once sync.Once
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("Run did not return after its context ended")
-			}
-		})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := d.Stop(ctx); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
 	}
 	t.Cleanup(stop)
 	waitFor(t, "the consumer group", func() bool { return hasGroup(rdb, opts.Group) })
@@ -608,11 +601,48 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	}
 }
 
-func TestRunTwiceAtOnceIsRefused(t *testing.T) {
+// TestStartDeliversStopEndsAndRestarts: a started Dispatcher delivers; a
+// second Start is refused; after Stop a new result waits in the stream; a new
+// Start delivers it. Stop on a stopped Dispatcher does nothing, and Stop with
+// an ended context returns its error without waiting.
+func TestStartDeliversStopEndsAndRestarts(t *testing.T) {
 	rdb := redistest.Start(t).Client(t)
-	run := start(t, rdb, "http://127.0.0.1:1/hook", nil)
-	if err := run.d.Run(context.Background()); err == nil || errors.Is(err, context.Canceled) {
-		t.Fatalf("second Run = %v, want a refusal", err)
+	rc := newReceiver(t, ok)
+	run := start(t, rdb, rc.srv.URL, nil)
+	ctx := context.Background()
+	if err := run.d.Start(ctx); !errors.Is(err, webhook.ErrStarted) {
+		t.Fatalf("second Start = %v, want ErrStarted", err)
+	}
+	first := add(t, rdb, result("first"))
+	waitFor(t, "the first delivery", func() bool { _, got := rc.counts(first); return got == 1 })
+	settled(t, rdb)
+
+	run.stop()
+	if err := run.d.Stop(ctx); err != nil {
+		t.Fatalf("second Stop = %v", err)
+	}
+	second := add(t, rdb, result("second"))
+	time.Sleep(100 * time.Millisecond) // five reads' PollInterval: a run still going would have posted
+	if req, _ := rc.counts(second); req != 0 {
+		t.Fatalf("%d requests after Stop, want 0", req)
+	}
+
+	if err := run.d.Start(ctx); err != nil {
+		t.Fatalf("Start after Stop = %v", err)
+	}
+	waitFor(t, "the second delivery", func() bool { _, got := rc.counts(second); return got == 1 })
+	settled(t, rdb)
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := run.d.Stop(ended); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Stop with an ended context = %v, want context.Canceled", err)
+	}
+	// The run still ends (the cleanup's Stop waits for it); requests stay one each.
+	run.stop()
+	for _, id := range []string{first, second} {
+		if req, got := rc.counts(id); req != 1 || got != 1 {
+			t.Errorf("delivery %s: %d requests, %d delivered; want 1, 1", id, req, got)
+		}
 	}
 }
 

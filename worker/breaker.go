@@ -216,7 +216,7 @@ func (x *execution) accountBreaker(ctx context.Context) (outcome, bool) {
 	if st.probe {
 		acct, err := x.w.health.refresh(ctx, x.w.p, account)
 		if err != nil {
-			return x.accountError(err), true
+			return x.failedRead(ctx, phaseAccount, err), true
 		}
 		if acct.Healthy() && provider.IsAccountLevel(st.status) {
 			// Opened by sending calls refused while the account looked healthy: its status

@@ -23,6 +23,14 @@
 //
 // and a redelivered or duplicated task meets the ledger's attempt lease: a live lease means
 // "come back later", an expired one means "reconcile against the chat before anything else".
+//
+// A failed provider call or attachment fetch is decided in one place (classify.go): classify
+// maps the phase that failed (account, chat, chats, messages, attachments, sending call), the
+// operation and the error to a decision, a plain value with the outcome and its side effects
+// (penalize the account after a 429, count an account-level refusal toward the breaker, end
+// the call and reconcile after an unknown outcome, which only the sending call can have), and
+// decided applies them.
+//
 // Every stage answers with a small outcome vocabulary (sent, skipped, failed, needs_review,
 // wait, retry, drop) that one switch (apply) maps to ledger calls and asynq return values.
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -130,11 +131,25 @@ func TestTamperedContentIsNotSent(t *testing.T) {
 	ctx := context.Background()
 	id := newID("tampered")
 	e.submit(message(id, accA, chatA1))
-	raw, err := e.rdb.HGet(ctx, e.ledger.Keys().Send(id), "req").Result()
+	// The request is stored in chunks req, req.1, ... (count in req.n): join
+	// them, edit, and store it back whole (also a valid form).
+	h, err := e.rdb.HGetAll(ctx, e.ledger.Keys().Send(id)).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
+	raw, chunks := h["req"], []string{"req.n"}
+	n, _ := strconv.Atoi(h["req.n"])
+	for i := 1; i < n; i++ {
+		raw += h["req."+strconv.Itoa(i)]
+		chunks = append(chunks, "req."+strconv.Itoa(i))
+	}
 	evil := strings.Replace(raw, "Following up on our call", "Click this link", 1)
+	if evil == raw {
+		t.Fatalf("the request holds no text to tamper with: %s", raw)
+	}
+	if err := e.rdb.HDel(ctx, e.ledger.Keys().Send(id), chunks...).Err(); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.rdb.HSet(ctx, e.ledger.Keys().Send(id), "req", evil).Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/provider"
 	"github.com/sendworker/sendworker/tasks"
-	"github.com/sendworker/sendworker/worker/attachments"
 )
 
 // WhatsApp's windows for changing a sent message, with the safety margins we keep: an edit or
@@ -54,7 +52,7 @@ func (x *execution) guards(ctx context.Context) (outcome, bool) {
 		acct, err = x.w.health.refresh(ctx, x.w.p, req.AccountID)
 	}
 	if err != nil {
-		return x.accountError(err), true
+		return x.failedRead(ctx, phaseAccount, err), true
 	}
 	if !acct.Healthy() {
 		if err := x.w.breaker.open(ctx, req.AccountID, acct.Status()); err != nil {
@@ -87,7 +85,7 @@ func (x *execution) guards(ctx context.Context) (outcome, bool) {
 	if len(req.Attachments) > 0 {
 		files, err := x.w.fetcher.FetchAll(ctx, req.Attachments)
 		if err != nil {
-			return x.attachmentError(err), true
+			return x.failedRead(ctx, phaseAttachments, err), true
 		}
 		x.files = files
 	}
@@ -99,7 +97,7 @@ func (x *execution) guardChat(ctx context.Context) (outcome, bool) {
 	req := &x.rec.Request
 	chat, err := x.w.p.GetChat(ctx, req.ChatID, req.AccountID)
 	if err != nil {
-		return x.chatError(err, tasks.ReasonChatNotFound), true
+		return x.failedRead(ctx, phaseChat, err), true
 	}
 	if chat.AccountID != "" && chat.AccountID != req.AccountID {
 		return skipped(tasks.ReasonAccountMismatch, "the chat belongs to another account"), true
@@ -137,7 +135,7 @@ func (x *execution) guardAttendees(ctx context.Context) (outcome, bool) {
 		}
 		chat, ok, err := x.w.known.lookup(ctx, x.w.p, req.AccountID, id, false)
 		if err != nil {
-			return x.readError(err, "chats"), true
+			return x.failedRead(ctx, phaseChats, err), true
 		}
 		if !ok {
 			return skipped(tasks.ReasonColdRecipient, fmt.Sprintf("attendees_ids[%d] has no chat with the account", i)), true
@@ -227,14 +225,14 @@ func (x *execution) locateMessage(ctx context.Context) (*provider.Chat, *provide
 	}
 	chat, err := x.w.p.GetChat(ctx, chatID, req.AccountID)
 	if err != nil {
-		return nil, nil, x.chatError(err, tasks.ReasonMessageNotFound), true
+		return nil, nil, x.failedRead(ctx, phaseChat, err), true
 	}
 	if chat.AccountID != "" && chat.AccountID != req.AccountID {
 		return nil, nil, skipped(tasks.ReasonAccountMismatch, "the chat belongs to another account"), true
 	}
 	msg, found, err := x.findMessage(ctx, chat.ID, req.MessageID)
 	if err != nil {
-		return nil, nil, x.readError(err, "messages"), true
+		return nil, nil, x.failedRead(ctx, phaseMessages, err), true
 	}
 	if !found {
 		return nil, nil, skipped(tasks.ReasonMessageNotFound, "the message is not in the chat"), true
@@ -267,7 +265,7 @@ func (x *execution) guardReplied(ctx context.Context) (outcome, bool) {
 	}
 	for m, err := range x.w.p.Messages(ctx, x.chat.ID, provider.ListMessagesParams{After: *since, Limit: 250}) {
 		if err != nil {
-			return x.readError(err, "messages"), true
+			return x.failedRead(ctx, phaseMessages, err), true
 		}
 		if !m.Timestamp.After(*since) {
 			break // newest first: the rest is older
@@ -277,80 +275,6 @@ func (x *execution) guardReplied(ctx context.Context) (outcome, bool) {
 		}
 	}
 	return outcome{}, false
-}
-
-// accountError maps a failed accounts_get: an account the provider does not know fails the
-// send (account_disconnected); anything else is a read error.
-func (x *execution) accountError(err error) outcome {
-	if provider.StatusOf(err) == http.StatusNotFound || provider.SlugOf(err) == provider.SlugResourceNotFound {
-		return failed(tasks.ReasonAccountDisconnected, "the provider does not know the account")
-	}
-	return x.readError(err, "account")
-}
-
-// chatError maps a failed chats_get: a missing chat ends the send with notFound, a chat of
-// another account with account_mismatch; anything else is a read error.
-func (x *execution) chatError(err error, notFound tasks.Reason) outcome {
-	switch {
-	case provider.SlugOf(err) == provider.SlugAccountMismatch:
-		return skipped(tasks.ReasonAccountMismatch, "the chat belongs to another account")
-	case provider.SlugOf(err) == provider.SlugResourceNotFound || provider.StatusOf(err) == http.StatusNotFound:
-		return skipped(notFound, "the provider does not know the chat")
-	}
-	return x.readError(err, "chat")
-}
-
-// readError maps a failed read of a guard. Nothing was sent: a provider that is unavailable,
-// slow or rate limiting makes the send wait (provider_backoff, not a failure, not counted);
-// a refusal that waiting cannot fix fails the send with the slug in the detail.
-func (x *execution) readError(err error, what string) outcome {
-	now := x.w.opts.Now()
-	n := waitsFor(x.rec, tasks.ReasonWaitProvider)
-	var pe *provider.PaceError
-	if errors.As(err, &pe) {
-		// The read did not happen: the global rate limiter is unavailable, or the worker stops.
-		return retryAfter(5*time.Second, what+": global provider rate: "+pe.Err.Error())
-	}
-	if provider.ScopeOf(err) == provider.ScopeAccount {
-		// The account or its session refused (401 disconnected_account, 503 no_client_session...)
-		// since its status was read: counted toward its breaker like a sending call's refusal;
-		// the send waits.
-		return x.accountRefused(err)
-	}
-	switch provider.ClassOf(err) {
-	case provider.ClassRateLimited:
-		d := provider.RetryAfterOf(err)
-		if d <= 0 {
-			d = x.w.backoff(n)
-		}
-		x.penalize(context.Background(), now.Add(d))
-		return wait(now.Add(d), tasks.ReasonWaitProvider, what+": rate limited")
-	case provider.ClassTransient, provider.ClassUnknownOutcome:
-		return wait(now.Add(x.w.backoff(n)), tasks.ReasonWaitProvider, what+": provider unavailable")
-	}
-	switch provider.ScopeOf(err) {
-	case provider.ScopeCredentials:
-		// Our credentials, not the send: wait for ops to fix them.
-		return wait(now.Add(x.w.backoff(n)), tasks.ReasonWaitProvider, what+": provider credentials refused")
-	}
-	return failed(tasks.ReasonProviderRejected, fmt.Sprintf("%s: provider refused the read (%s)", what, slugOrStatus(err)))
-}
-
-// attachmentError maps a refused or failed fetch.
-func (x *execution) attachmentError(err error) outcome {
-	switch attachments.KindOf(err) {
-	case attachments.KindOrigin:
-		return failed(tasks.ReasonAttachmentOrigin, err.Error())
-	case attachments.KindTooLarge:
-		return failed(tasks.ReasonAttachmentTooLarge, err.Error())
-	case attachments.KindHashMismatch:
-		return failed(tasks.ReasonAttachmentMismatch, err.Error())
-	}
-	if n := waitsFor(x.rec, tasks.ReasonWaitTransient); n+1 >= x.w.opts.MaxTransientAttempts {
-		return failed(tasks.ReasonAttachmentFetch, err.Error())
-	} else {
-		return wait(x.w.opts.Now().Add(x.w.backoff(n)), tasks.ReasonWaitTransient, err.Error())
-	}
 }
 
 // contactIDs are the ids of a chat checked against the opt-out list, normalized: the chat id as
@@ -370,18 +294,4 @@ func addContact(ids []string, id string) []string {
 		return ids
 	}
 	return append(ids, id)
-}
-
-func slugOrStatus(err error) string {
-	if s := provider.SlugOf(err); s != "" {
-		return s
-	}
-	if st := provider.StatusOf(err); st != 0 {
-		return fmt.Sprintf("status %d", st)
-	}
-	var pe *provider.Error
-	if errors.As(err, &pe) && errors.Is(pe.Err, provider.ErrInvalidArgument) {
-		return "invalid argument"
-	}
-	return "error"
 }

@@ -128,16 +128,15 @@ func run(c config) error {
 	c.events = c.events / 2 * 2
 
 	// The consumer group drains the accepted backlog.
-	pctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range c.replicas {
 		p := inbound.NewProcessor(rdb, l, inbound.ProcessorOptions{Stream: stream, LogStream: logs,
 			Consumer: fmt.Sprintf("replica-%d", i), Block: 100 * time.Millisecond, Metrics: metrics})
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = p.Run(pctx) }()
+		if err := p.Start(ctx); err != nil {
+			return err
+		}
+		defer func() { _ = p.Stop(context.WithoutCancel(ctx)) }()
 	}
-	defer func() { cancel(); wg.Wait() }()
 	for {
 		n, err := rdb.XLen(ctx, logs).Result()
 		if err != nil {

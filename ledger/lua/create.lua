@@ -1,6 +1,6 @@
 -- createScript stores a new pending record, or answers for an existing one.
 --
---  KEYS[1] record  KEYS[2] history
+--  KEYS[1] record
 --  ARGV[7] send_id  ARGV[8] digest  ARGV[9] request JSON  ARGV[10] metadata JSON ("" if none)
 --  ARGV[11] account  ARGV[12] operation  ARGV[13] requested_by  ARGV[14] deadline ms  ARGV[15] chat_id
 --  ARGV[16] stop_if_replied_since ms (-1: none)  ARGV[17..] contact ids (Keys.Contact)
@@ -17,10 +17,14 @@ if redis.call('EXISTS', rk) == 1 then
   return {'conflict', existing}
 end
 local seq = str(redis.call('INCR', k_seq()))
-local kv = {'HSET', rk, 'req', ARGV[9], 'digest', digest, 'state', 'pending_approval',
+local kv = {'HSET', rk}
+put_long(kv, {}, 'req', ARGV[9], '')
+for _, v in ipairs({'digest', digest, 'state', 'pending_approval',
   'account', acct, 'op', ARGV[12], 'requested_by', by,
   'created_ms', NOW_S, 'updated_ms', NOW_S, 'deadline_ms', ARGV[14], 'seq', seq,
-  'gen', '0', 'attempts', '0'}
+  'gen', '0', 'attempts', '0'}) do
+  kv[#kv + 1] = v
+end
 if ARGV[10] ~= '' then kv[#kv + 1] = 'metadata'; kv[#kv + 1] = ARGV[10] end
 if ARGV[15] ~= '' then kv[#kv + 1] = 'chat_id'; kv[#kv + 1] = ARGV[15] end
 redis.call(unpack(kv))
@@ -32,6 +36,6 @@ for i = 17, #ARGV do
   redis.call('ZADD', k_contact(ARGV[i]), ARGV[16], id)
   redis.call('PEXPIRE', k_contact(ARGV[i]), RETENTION)
 end
-event(id, 'pending_approval', '', by, 0, 'enqueued')
+-- no history event: the record tells its creation (decodeHistory)
 audit('enqueued', {'send_id', id, 'by', by, 'digest', digest, 'account_id', acct})
 return {'created'}

@@ -108,6 +108,35 @@ local function hset(rk, r, kv)
   redis.call('HSET', rk, unpack(kv))
 end
 
+-- Long values (the request JSON) are kept in chunks of at most LONG bytes,
+-- fields name, name.1, name.2, ... with their count in name.n, when the whole
+-- value is at most LONG_MAX: Redis keeps a hash whose every value is at most
+-- hash-max-listpack-value (64 bytes by default) as one listpack, about 60% of
+-- the memory of a hash table; one value over it converts the whole hash.
+-- Longer values stay whole (more chunks than that would cost more than they
+-- save). decodeRecord joins them (joinLong in record.go).
+local LONG, LONG_MAX = 64, 1024
+
+-- the HSET name/value pairs (appended to kv) that store v under field name,
+-- and the HDEL names (appended to del) of the chunks of its old value
+-- (old_n: its name.n, '' if none) that the new one does not overwrite
+local function put_long(kv, del, name, v, old_n)
+  local n = 1
+  if #v > LONG and #v <= LONG_MAX then n = math.ceil(#v / LONG) end
+  if n == 1 then
+    kv[#kv + 1] = name; kv[#kv + 1] = v
+  else
+    kv[#kv + 1] = name; kv[#kv + 1] = string.sub(v, 1, LONG)
+    for i = 1, n - 1 do
+      kv[#kv + 1] = name .. '.' .. i; kv[#kv + 1] = string.sub(v, i * LONG + 1, (i + 1) * LONG)
+    end
+    kv[#kv + 1] = name .. '.n'; kv[#kv + 1] = tostring(n)
+  end
+  local old = tonumber(old_n) or 1
+  for i = n, old - 1 do del[#del + 1] = name .. '.' .. i end
+  if n == 1 and old > 1 then del[#del + 1] = name .. '.n' end
+end
+
 -- HDEL the fields of names that r holds (none: no command); r must have been
 -- read with every field of names
 local function hdel(rk, r, names)
