@@ -1,6 +1,7 @@
 package adminapi_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sendworker/sendworker/adminapi"
+	"github.com/sendworker/sendworker/provider"
 	"github.com/sendworker/sendworker/tasks"
 )
 
@@ -461,6 +463,18 @@ func TestProviderLookups(t *testing.T) {
 
 	none := newEnv(t, func(o *adminapi.Options) { o.Provider = nil })
 	wantStatus(t, none.do("GET", "/v1/provider/accounts/acc-paris", tokAppr, nil), http.StatusServiceUnavailable, "unavailable")
+
+	// The global request rate cannot be waited for: no request goes out, and the answer is
+	// 503 (ours), not 502 (the provider's).
+	unpaced := newEnv(t, func(o *adminapi.Options) {
+		pc, err := provider.New(provider.Options{BaseURL: "http://127.0.0.1:1", APIKey: simKey,
+			Pacer: func(context.Context) error { return errors.New("redis down") }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Provider = pc
+	})
+	wantStatus(t, unpaced.do("GET", "/v1/provider/accounts/acc-paris", tokAppr, nil), http.StatusServiceUnavailable, "unavailable")
 }
 
 func TestHealthReadyMetrics(t *testing.T) {

@@ -108,7 +108,8 @@ func classify(err error) apiError {
 
 // classifyProvider maps a provider look-up failure: the caller's mistake is
 // 400, an unknown account or chat 404, a provider asking us to slow down 503
-// with Retry-After, anything else the provider did wrong 502.
+// with Retry-After, a look-up not made because the global request rate could
+// not be waited for 503, anything else the provider did wrong 502.
 func classifyProvider(pe *provider.Error) apiError {
 	msg := pe.Error() // names op, path, status and slug; never secrets or message text
 	switch {
@@ -118,6 +119,10 @@ func classifyProvider(pe *provider.Error) apiError {
 		return apiError{status: http.StatusNotFound, code: "not_found", message: msg}
 	case pe.Class == provider.ClassRateLimited:
 		return apiError{status: http.StatusServiceUnavailable, code: "unavailable", message: msg, retryAfter: pe.RetryAfter}
+	case errors.As(pe, new(*provider.PaceError)):
+		// The look-up was not made: our own global request rate could not be waited for
+		// (Redis unavailable). Nothing the provider did.
+		return apiError{status: http.StatusServiceUnavailable, code: "unavailable", message: msg}
 	}
 	return apiError{status: http.StatusBadGateway, code: "provider_error", message: msg}
 }

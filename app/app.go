@@ -123,7 +123,11 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	if transport == nil {
 		transport = providerTransport(cfg.Worker.Concurrency)
 	}
-	pc, err := newProviderClient(cfg, &http.Client{Transport: a.metrics.InstrumentProvider(transport)})
+	// Every provider request of the process (the worker's reads, the admin API's and the
+	// console's look-ups, the limiter's account-age look-up) waits for the global request rate
+	// and is observed in the metrics. The limiter is built below, and used only once New returns.
+	pace := func(ctx context.Context) error { return a.opts.Limiter.WaitGlobal(ctx) }
+	pc, err := newProviderClient(cfg, &http.Client{Transport: transport}, pace, a.metrics.ObserveProvider)
 	if err != nil {
 		return nil, err
 	}
@@ -339,8 +343,9 @@ func forecaster(l *ratelimit.Limiter) adminapi.Forecaster {
 	return l
 }
 
-func newProviderClient(cfg *config.Config, hc *http.Client) (*provider.Client, error) {
-	po := provider.Options{BaseURL: cfg.Provider.BaseURL, Timeout: cfg.Provider.Timeout, UserAgent: "sendworker", HTTPClient: hc}
+func newProviderClient(cfg *config.Config, hc *http.Client, pace func(context.Context) error, observe func(provider.Exchange)) (*provider.Client, error) {
+	po := provider.Options{BaseURL: cfg.Provider.BaseURL, Timeout: cfg.Provider.Timeout, UserAgent: "sendworker", HTTPClient: hc,
+		Pacer: pace, Observer: observe}
 	switch {
 	case cfg.Provider.Auth == config.AuthOAuth2:
 		po.OAuth = &provider.OAuthOptions{

@@ -10,13 +10,17 @@
 // account_breaker_open, whose series exists only while that account is
 // unhealthy.
 //
+// Provider requests are observed by the provider client: ObserveProvider is
+// its Observer, so every request of the process (the worker's, the admin
+// API's and console's look-ups, the rate limiter's) is counted under the
+// operation the client names.
+//
 // A nil *Metrics is valid and records nothing, so every part can take an
 // optional one without checks at the call sites.
 package metrics
 
 import (
 	"errors"
-	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -88,7 +92,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"account_id"})),
 		providerErrors: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "provider_errors_total",
-			Help: "Failed provider calls by operation and class (permanent, transient, rate_limited, unknown_outcome).",
+			Help: "Failed provider requests by operation and class (permanent, transient, rate_limited, unknown_outcome).",
 		}, []string{"operation", "class"})),
 	}
 }
@@ -149,41 +153,6 @@ func (m *Metrics) SetBreaker(accountID string, open bool) {
 		return
 	}
 	m.breakerOpen.DeleteLabelValues(accountID)
-}
-
-// ProviderError counts a failed provider call: op is a provider operation
-// (provider.Error.Op), class a provider.Class as a string
-// (provider.Error.Class.String()). Values outside those sets count as "other".
-func (m *Metrics) ProviderError(op string, class string) {
-	if m == nil {
-		return
-	}
-	if !providerOps[op] {
-		op = other
-	}
-	if !providerClasses[class] {
-		class = other
-	}
-	m.providerErrors.WithLabelValues(op, class).Inc()
-}
-
-// InstrumentProvider wraps rt (nil: http.DefaultTransport) so that every
-// provider request is observed in provider_request_duration_seconds, labelled
-// with the provider operation its method and path name (see routeOperation)
-// and its status. Plug it in as the provider client's transport:
-//
-//	provider.Options{HTTPClient: &http.Client{Transport: m.InstrumentProvider(nil)}}
-//
-// The duration runs to the response headers (reading the body is the
-// caller's). On a nil *Metrics it returns rt unwrapped.
-func (m *Metrics) InstrumentProvider(rt http.RoundTripper) http.RoundTripper {
-	if rt == nil {
-		rt = http.DefaultTransport
-	}
-	if m == nil {
-		return rt
-	}
-	return &instrumentedTransport{next: rt, latency: m.providerLatency}
 }
 
 func seconds(d time.Duration) float64 { return max(d, 0).Seconds() }

@@ -3,7 +3,6 @@ package metrics
 import (
 	"fmt"
 	"maps"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -117,12 +116,17 @@ func TestSetBreaker(t *testing.T) {
 func TestProviderError(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	m := New(reg)
-	m.ProviderError(provider.OpChatsMessagesSend, provider.ClassUnknownOutcome.String())
-	m.ProviderError(provider.OpChatsMessagesSend, provider.ClassUnknownOutcome.String())
-	m.ProviderError(provider.OpAccountsGet, provider.ClassRateLimited.String())
-	m.ProviderError(provider.OpChatsList, provider.ClassTransient.String())
-	m.ProviderError(provider.OpMessagesEdit, provider.ClassPermanent.String())
-	m.ProviderError("/api/v1/chats/secret-id", "class(9)")
+	fail := func(op string, status int, class provider.Class) provider.Exchange {
+		return provider.Exchange{Op: op, Status: status, Err: &provider.Error{Op: op, Status: status, Class: class}}
+	}
+	m.ObserveProvider(fail(provider.OpChatsMessagesSend, 504, provider.ClassUnknownOutcome))
+	m.ObserveProvider(fail(provider.OpChatsMessagesSend, 0, provider.ClassUnknownOutcome))
+	m.ObserveProvider(fail(provider.OpAccountsGet, 429, provider.ClassRateLimited))
+	m.ObserveProvider(fail(provider.OpChatsList, 503, provider.ClassTransient))
+	m.ObserveProvider(fail(provider.OpMessagesEdit, 400, provider.ClassPermanent))
+	m.ObserveProvider(fail("/api/v1/chats/secret-id", 500, provider.Class(9)))
+	// A request that succeeded is no error.
+	m.ObserveProvider(provider.Exchange{Op: provider.OpChatsList, Status: 200})
 
 	const name = "sendworker_provider_errors_total"
 	for _, tc := range []struct {
@@ -150,17 +154,12 @@ func TestNames(t *testing.T) {
 	m.ApprovalWait(time.Minute)
 	m.Deferred(tasks.ReasonWaitRateLimit, time.Second)
 	m.SetBreaker("acc", true)
-	m.ProviderError(provider.OpChatsGet, provider.ClassTransient.String())
-	rt := m.InstrumentProvider(roundTripFunc(func(*http.Request) (*http.Response, error) {
-		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
-	}))
-	req, _ := http.NewRequest(http.MethodGet, "http://p/api/v1/chats", nil)
-	if _, err := rt.RoundTrip(req); err != nil {
-		t.Fatal(err)
-	}
+	m.ObserveProvider(provider.Exchange{Op: provider.OpChatsList, Status: 200, Duration: time.Millisecond})
+	m.ObserveProvider(provider.Exchange{Op: provider.OpChatsGet, Err: &provider.Error{Class: provider.ClassTransient}})
 	want := map[string]float64{
 		"sendworker_sends_finished_total{operation=chats_messages_send,reason=,state=sent}": 1,
 		"sendworker_provider_request_duration_seconds{operation=chats_list,status=200}":     1,
+		"sendworker_provider_request_duration_seconds{operation=chats_get,status=error}":    1,
 		"sendworker_approval_wait_seconds{}":                                                1,
 		"sendworker_wait_seconds{reason=rate_limit}":                                        1,
 		"sendworker_account_breaker_open{account_id=acc}":                                   1,
@@ -199,22 +198,5 @@ func TestNilMetricsIsSafe(t *testing.T) {
 	m.Deferred(tasks.ReasonWaitRateLimit, time.Second)
 	m.SetBreaker("acc", true)
 	m.SetBreaker("acc", false)
-	m.ProviderError(provider.OpChatsGet, "transient")
-
-	if rt := m.InstrumentProvider(nil); rt != http.DefaultTransport {
-		t.Errorf("nil Metrics, nil transport: got %T, want http.DefaultTransport", rt)
-	}
-	base := roundTripFunc(func(*http.Request) (*http.Response, error) {
-		return &http.Response{StatusCode: 204, Body: http.NoBody}, nil
-	})
-	rt := m.InstrumentProvider(base)
-	req, _ := http.NewRequest(http.MethodGet, "http://p/api/v1/chats", nil)
-	resp, err := rt.RoundTrip(req)
-	if err != nil || resp.StatusCode != 204 {
-		t.Errorf("nil Metrics transport: %v, %v", resp, err)
-	}
+	m.ObserveProvider(provider.Exchange{Op: provider.OpChatsGet, Err: &provider.Error{Class: provider.ClassTransient}})
 }
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

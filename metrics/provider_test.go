@@ -16,68 +16,11 @@ import (
 	"github.com/sendworker/sendworker/provider"
 )
 
-func TestRouteOperation(t *testing.T) {
-	for _, tc := range []struct {
-		method, path, want string
-	}{
-		// The 11 operations.
-		{"GET", "/api/v1/accounts/acc-1", provider.OpAccountsGet},
-		{"GET", "/api/v1/accounts/acc-1/sync", provider.OpAccountsSync},
-		{"GET", "/api/v1/chats", provider.OpChatsList},
-		{"GET", "/api/v1/chats/c1", provider.OpChatsGet},
-		{"GET", "/api/v1/chats/c1/messages", provider.OpChatsMessagesList},
-		{"GET", "/api/v1/chats/c1/attendees", provider.OpChatsAttendeesList},
-		{"POST", "/api/v1/chats/c1/messages", provider.OpChatsMessagesSend},
-		{"POST", "/api/v1/chats", provider.OpChatsCreate},
-		{"POST", "/api/v1/messages/m1/reaction", provider.OpMessagesReaction},
-		{"POST", "/api/v1/messages/m1/reactions", provider.OpMessagesReaction},
-		{"PATCH", "/api/v1/messages/m1", provider.OpMessagesEdit},
-		{"DELETE", "/api/v1/messages/m1", provider.OpMessagesDelete},
-
-		// A base URL with a path of its own.
-		{"GET", "/tenant/x/api/v1/chats/c1/messages", provider.OpChatsMessagesList},
-		{"POST", "/api/v1/api/v1/chats", provider.OpChatsCreate},
-		// Ids are one escaped segment, whatever they contain.
-		{"POST", "/api/v1/chats/a%2Fb%40s.whatsapp.net/messages", provider.OpChatsMessagesSend},
-		{"GET", "/api/v1/chats/api%2Fv1/attendees", provider.OpChatsAttendeesList},
-		{"GET", "/api/v1/chats/messages", provider.OpChatsGet}, // a chat whose id is "messages"
-		{"DELETE", "/api/v1/messages/api", provider.OpMessagesDelete},
-
-		// Unknown → other.
-		{"GET", "/", other},
-		{"GET", "", other},
-		{"GET", "/api/v1", other},
-		{"GET", "/api/v1/", other},
-		{"GET", "/api/v2/chats", other},
-		{"GET", "/chats", other},
-		{"GET", "/api/v1/users/me", other},
-		{"GET", "/api/v1/accounts", other},
-		{"GET", "/api/v1/accounts/acc-1/checkpoint", other},
-		{"POST", "/api/v1/accounts/acc-1/sync", other},
-		{"DELETE", "/api/v1/chats", other},
-		{"PUT", "/api/v1/chats/c1/messages", other},
-		{"POST", "/api/v1/chats/c1/attendees", other},
-		{"GET", "/api/v1/chats/c1/messages/m1", other},
-		{"GET", "/api/v1/messages/m1", other},
-		{"POST", "/api/v1/messages/m1", other},
-		{"GET", "/api/v1/messages/m1/reaction", other},
-		{"POST", "/api/v1/messages/m1/forward", other},
-		{"GET", "/api/v1/chats//messages", other},
-		{"PATCH", "/api/v1/messages/", other},
-		{"GET", "/api/v1/chats/", other},
-		{"POST", "/oauth/token", other},
-	} {
-		if got := routeOperation(tc.method, tc.path); got != tc.want {
-			t.Errorf("routeOperation(%s %s) = %q, want %q", tc.method, tc.path, got, tc.want)
-		}
-	}
-}
-
-// TestInstrumentProviderWithClient drives every call of the real provider
-// client through the instrumented transport: each of the 11 operations gets
-// its series, nothing lands in "other", and no id of the calls shows up in
-// any label.
-func TestInstrumentProviderWithClient(t *testing.T) {
+// TestObserveProviderWithClient drives every call of the real provider
+// client with ObserveProvider as its observer: each of the 11 operations gets
+// its series in both metrics, nothing lands in "other", and no id of the
+// calls shows up in any label.
+func TestObserveProviderWithClient(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -97,7 +40,7 @@ func TestInstrumentProviderWithClient(t *testing.T) {
 		BaseURL:     srv.URL + "/tenant",
 		APIKey:      "k",
 		ReadRetries: -1,
-		HTTPClient:  &http.Client{Transport: m.InstrumentProvider(nil)},
+		Observer:    m.ObserveProvider,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -159,6 +102,11 @@ func TestInstrumentProviderWithClient(t *testing.T) {
 	if _, ok := series(t, reg, name, lbl("operation", other, "status", "400")); ok {
 		t.Errorf("a client call was labelled %q; requests: %v", other, seen)
 	}
+	for op := range calls {
+		if v := mustSeries(t, reg, "sendworker_provider_errors_total", lbl("operation", op, "class", "permanent")).value; v != 1 {
+			t.Errorf("%s: %v errors counted, want 1", op, v)
+		}
+	}
 	for _, v := range labelValues(t, reg) {
 		if strings.Contains(v, "secret") || strings.Contains(v, "/") {
 			t.Errorf("label value %q comes from a request path", v)
@@ -166,7 +114,9 @@ func TestInstrumentProviderWithClient(t *testing.T) {
 	}
 }
 
-func TestInstrumentProviderErrorStatuses(t *testing.T) {
+// TestObserveProviderErrorStatuses: a request cut by the client's timeout is
+// labelled timeout, a refused connection error; both count as transient errors.
+func TestObserveProviderErrorStatuses(t *testing.T) {
 	// A server that never answers: the client's timeout cuts the request.
 	release := make(chan struct{})
 	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -191,7 +141,7 @@ func TestInstrumentProviderErrorStatuses(t *testing.T) {
 	client := func(base string) *provider.Client {
 		pc, err := provider.New(provider.Options{
 			BaseURL: base, APIKey: "k", ReadRetries: -1, Timeout: 100 * time.Millisecond,
-			HTTPClient: &http.Client{Transport: m.InstrumentProvider(nil)},
+			Observer: m.ObserveProvider,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -214,20 +164,9 @@ func TestInstrumentProviderErrorStatuses(t *testing.T) {
 	if s := mustSeries(t, reg, name, lbl("operation", provider.OpMessagesDelete, "status", "error")); s.count != 1 {
 		t.Errorf("refused: count %d, want 1", s.count)
 	}
-}
-
-func TestInstrumentProviderPassesThrough(t *testing.T) {
-	m := New(prometheus.NewPedanticRegistry())
-	want := &http.Response{StatusCode: 201, Body: http.NoBody}
-	wantErr := errors.New("boom")
-	var got *http.Request
-	rt := m.InstrumentProvider(roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		got = r
-		return want, wantErr
-	}))
-	req, _ := http.NewRequest(http.MethodPost, "http://p/api/v1/chats", strings.NewReader("body"))
-	resp, err := rt.RoundTrip(req)
-	if resp != want || err != wantErr || got != req {
-		t.Errorf("transport changed the round trip: %v %v (request passed: %v)", resp, err, got == req)
+	for _, op := range []string{provider.OpChatsGet, provider.OpMessagesDelete} {
+		if v := mustSeries(t, reg, "sendworker_provider_errors_total", lbl("operation", op, "class", "transient")).value; v != 1 {
+			t.Errorf("%s: %v errors counted, want 1", op, v)
+		}
 	}
 }

@@ -80,6 +80,52 @@ type Options struct {
 	ReadRetries int
 	// UserAgent is sent with every request. Default "sendworker-provider/1".
 	UserAgent string
+	// Pacer, when set, is waited for before every HTTP request to the API: each attempt of a
+	// read (its retries too), each page of a listing, and a sending call unless its context
+	// says WithoutPacing. When it fails nothing is sent and the call fails with an *Error of
+	// class ClassTransient wrapping a *PaceError; a read is then not retried. The requests
+	// for OAuth tokens are not paced: they go to the token endpoint, not to the API, whose
+	// request rate is what a Pacer spreads, and they are rare (one per token lifetime).
+	Pacer func(ctx context.Context) error
+	// Observer, when set, is called once per attempt of a call that passed its Pacer, when the
+	// attempt has ended (see Exchange). It must not block.
+	Observer func(Exchange)
+}
+
+// Exchange is one attempt of a call, as Options.Observer sees it: one HTTP request to the API
+// and its answer.
+type Exchange struct {
+	Op string // the operation (see the Op constants)
+	// Status is the HTTP status of the answer; 0 when none came (a transport failure, or
+	// credentials that could not be had, in which case no request went out).
+	Status int
+	// Err is nil when the attempt succeeded, else its *Error (Class says how it failed).
+	Err *Error
+	// Duration runs from the attempt's start (after pacing) to the response headers, or to
+	// the failure when no answer came. Reading the body is not counted.
+	Duration time.Duration
+}
+
+// PaceError is the failure of Options.Pacer: the call was not made. It is the Err of the
+// call's *Error; find it with errors.As.
+type PaceError struct{ Err error }
+
+func (e *PaceError) Error() string { return "not paced: " + e.Err.Error() }
+func (e *PaceError) Unwrap() error { return e.Err }
+
+// unpacedKey marks a context whose calls skip Options.Pacer.
+type unpacedKey struct{}
+
+// WithoutPacing returns a context whose calls are not paced by Options.Pacer: for a caller
+// that waited for its rate itself before the call (the worker waits before it starts an
+// attempt, so that it never waits with an attempt lease running).
+func WithoutPacing(ctx context.Context) context.Context {
+	return context.WithValue(ctx, unpacedKey{}, true)
+}
+
+func unpaced(ctx context.Context) bool {
+	v, _ := ctx.Value(unpacedKey{}).(bool)
+	return v
 }
 
 // String describes the options without their secrets, so that logging them is safe.
@@ -135,6 +181,8 @@ type Client struct {
 	timeout     time.Duration
 	readRetries int
 	userAgent   string
+	pacer       func(ctx context.Context) error // nil: no pacing
+	observer    func(Exchange)                  // nil: not observed
 
 	// Injected for tests: the clock (Retry-After dates) and the wait between read retries.
 	now   func() time.Time
@@ -194,6 +242,8 @@ func New(opts Options) (*Client, error) {
 		timeout:      opts.Timeout,
 		readRetries:  opts.ReadRetries,
 		userAgent:    opts.UserAgent,
+		pacer:        opts.Pacer,
+		observer:     opts.Observer,
 		now:          time.Now,
 		sleep:        sleepCtx,
 		retryBase:    200 * time.Millisecond,
@@ -268,6 +318,11 @@ func (c *Client) do(ctx context.Context, r *request) ([]byte, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, c.newError(r, ClassTransient, context.Cause(ctx))
 		}
+		if c.pacer != nil && !unpaced(ctx) {
+			if err := c.pacer(ctx); err != nil {
+				return nil, c.newError(r, ClassTransient, &PaceError{Err: err})
+			}
+		}
 		data, e := c.attempt(ctx, r)
 		if e == nil {
 			return data, nil
@@ -302,8 +357,31 @@ func (c *Client) newError(r *request, class Class, err error) *Error {
 	return &Error{Op: r.op, Method: r.method, Path: apiPrefix + r.path, Class: class, Err: err}
 }
 
-// attempt sends r once.
+// attempt sends r once, and reports it to the observer.
 func (c *Client) attempt(ctx context.Context, r *request) ([]byte, *Error) {
+	var t trip
+	if c.observer == nil {
+		return c.roundTrip(ctx, r, &t)
+	}
+	start := time.Now()
+	data, e := c.roundTrip(ctx, r, &t)
+	end := t.headers
+	if end.IsZero() {
+		end = time.Now()
+	}
+	c.observer(Exchange{Op: r.op, Status: t.status, Err: e, Duration: end.Sub(start)})
+	return data, e
+}
+
+// trip is what a round trip learned besides its result: the status of the answer and when
+// its headers came (both zero when no answer came).
+type trip struct {
+	status  int
+	headers time.Time
+}
+
+// roundTrip sends r once.
+func (c *Client) roundTrip(ctx context.Context, r *request, t *trip) ([]byte, *Error) {
 	e := c.newError(r, ClassPermanent, nil)
 	fail := func(class Class, err error) ([]byte, *Error) {
 		e.Class, e.Err = class, err
@@ -387,6 +465,9 @@ func (c *Client) attempt(ctx context.Context, r *request) ([]byte, *Error) {
 	}
 
 	resp, err := c.http.Do(req)
+	if err == nil {
+		t.status, t.headers = resp.StatusCode, time.Now()
+	}
 	producerErr := finish()
 	if err != nil {
 		class := classifyTransport(r.op, written.Load())

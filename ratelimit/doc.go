@@ -14,8 +14,10 @@
 // other accounts, and waiting costs nothing.
 //
 // The worker calls Reserve right before BeginAttempt (ReserveSlot adds which
-// limit decided, for the wait's detail), WaitGlobal before each provider
-// request, Penalize on a provider 429 (until its Retry-After), Cancel when
+// limit decided, for the wait's detail), WaitGlobal before its sending call
+// (every other provider request of the process, the account-age look-up of
+// the warm-up included, waits for it in the provider client, as its Pacer),
+// Penalize on a provider 429 (until its Retry-After), Cancel when
 // a send holding a future slot will not go, and Refund when a guard refuses a
 // send after it took its slot (nothing was sent: the slot, even a consumed
 // one, is given back and does not count against the caps). Forecast answers the admin API's

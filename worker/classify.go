@@ -147,10 +147,10 @@ func targetsMessage(op tasks.Operation) bool {
 // slow or rate limiting makes the send wait (provider_backoff, not a failure, not counted); a
 // refusal that waiting cannot fix fails the send with the slug in the detail.
 func readFailed(what string, err error) decision {
-	var ge *globalWaitError
-	if errors.As(err, &ge) {
+	var pe *provider.PaceError
+	if errors.As(err, &pe) {
 		// The read did not happen: the global rate limiter is unavailable, or the worker stops.
-		return decision{kind: kindRetry, after: 5 * time.Second, detail: what + ": " + ge.Error()}
+		return decision{kind: kindRetry, after: 5 * time.Second, detail: what + ": global provider rate: " + pe.Err.Error()}
 	}
 	if provider.ScopeOf(err) == provider.ScopeAccount {
 		// The account or its session refused (401 disconnected_account, 503 no_client_session...)

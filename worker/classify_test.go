@@ -59,8 +59,10 @@ var reconcileD = decision{kind: kindRetry, reconcile: true}
 func TestClassify(t *testing.T) {
 	const send = provider.OpChatsMessagesSend
 	const read = provider.OpChatsGet
-	redisDown := &globalWaitError{err: errors.New("redis: connection refused")}
-	stopped := &globalWaitError{err: context.Canceled}
+	// A read whose wait for the global rate failed, as the client returns it (provider.Options.Pacer).
+	redisDown := &provider.Error{Op: read, Class: provider.ClassTransient,
+		Err: &provider.PaceError{Err: errors.New("redis: connection refused")}}
+	stopped := &provider.Error{Op: read, Class: provider.ClassTransient, Err: &provider.PaceError{Err: context.Canceled}}
 	clientRefused := &provider.Error{Op: send, Class: provider.ClassPermanent,
 		Err: fmt.Errorf("%w: chat id is required", provider.ErrInvalidArgument)}
 	ctxInCall := &provider.Error{Op: read, Class: provider.ClassTransient, Err: context.DeadlineExceeded}
@@ -191,10 +193,10 @@ func TestClassify(t *testing.T) {
 
 		// The global rate wait before a read failed: the read did not happen.
 		{name: "global rate limiter down", err: redisDown,
-			read: decision{kind: kindRetry, after: 5 * time.Second, detail: "%s: " + redisDown.Error()},
-			send: finishD(tasks.StateFailed, tasks.ReasonProviderRejected, "provider: error")},
+			read: decision{kind: kindRetry, after: 5 * time.Second, detail: "%s: global provider rate: redis: connection refused"},
+			send: transientD("transient provider error: error", "transient provider errors: error")},
 		{name: "stopped while waiting for the global rate", err: stopped,
-			read: decision{kind: kindRetry, after: 5 * time.Second, detail: "%s: " + stopped.Error()},
+			read: decision{kind: kindRetry, after: 5 * time.Second, detail: "%s: global provider rate: context canceled"},
 			send: transientD("transient provider error: error", "transient provider errors: error")},
 
 		// Attachments.

@@ -10,6 +10,11 @@
 //	ledger.BeginAttempt (atomic re-check of approval, generation, pause and opt-outs) → one
 //	provider call → ledger.End / Defer
 //
+// Provider reads are paced by the provider client itself (provider.Options.Pacer, the limiter's
+// WaitGlobal as the app wires it), like every provider request of the process; the global
+// request rate stage waits for the sending call's turn before BeginAttempt, so that no wait runs
+// with an attempt lease, and the call then goes out with provider.WithoutPacing.
+//
 // A send deferred for its slot costs one limiter call and no provider read: it comes back
 // SlotLead before its slot, reads the provider then, and sends at its slot. An account that
 // turns unhealthy trips its breaker (breaker.go): its sends wait without attempts, one probe per

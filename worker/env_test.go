@@ -136,7 +136,13 @@ func newEnv(t *testing.T, mod func(*envConfig)) *env {
 	}
 	t.Cleanup(func() { _ = sim.Close() })
 	e.sim = sim
-	e.client, err = provider.New(provider.Options{BaseURL: sim.URL(), NoAuth: true, Timeout: testProviderTimeout})
+	// As the app wires it: every request waits for the global rate (the sending call excepted,
+	// which the worker waits for itself) and is observed in the metrics.
+	po := provider.Options{BaseURL: sim.URL(), NoAuth: true, Timeout: testProviderTimeout, Observer: cfg.opts.Metrics.ObserveProvider}
+	if cfg.opts.Limiter != nil {
+		po.Pacer = cfg.opts.Limiter.WaitGlobal
+	}
+	e.client, err = provider.New(po)
 	if err != nil {
 		t.Fatal(err)
 	}

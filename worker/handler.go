@@ -290,7 +290,9 @@ func (x *execution) begin(ctx context.Context, skippedGuards bool) (outcome, boo
 		if res.Attempt == 1 && x.rec.Approval != nil {
 			x.w.opts.Metrics.ApprovalWait(x.rec.Approval.At.Sub(x.rec.CreatedAt))
 		}
-		return x.send(ctx, started), false
+		// The global request rate was waited for before BeginAttempt (waitGlobal): the
+		// sending call does not wait again, with the lease running.
+		return x.send(provider.WithoutPacing(ctx), started), false
 	case ledger.BeginReconcile:
 		x.token = token
 		x.logger().Info("reconciling an attempt whose outcome is unknown", zap.String("state", string(tasks.StateSending)),

@@ -50,10 +50,6 @@ func TestWorkerProcess(t *testing.T) {
 	}
 	addr, url := os.Getenv(procRedisEnv), os.Getenv(procWasimEnv)
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	client, err := provider.New(provider.Options{BaseURL: url, NoAuth: true, Timeout: procProviderTimeout})
-	if err != nil {
-		t.Fatal(err)
-	}
 	opts := Options{
 		Concurrency:              8,
 		Lease:                    procLease,
@@ -68,6 +64,15 @@ func TestWorkerProcess(t *testing.T) {
 		opts.Limiter = procLimiter(rdb, log)
 		opts.AccountHealthTTL = 30 * time.Second
 		opts.Logger = log
+	}
+	po := provider.Options{BaseURL: url, NoAuth: true, Timeout: procProviderTimeout}
+	if opts.Limiter != nil {
+		// As the daemon wires it: every provider read waits for the global request rate.
+		po.Pacer = opts.Limiter.WaitGlobal
+	}
+	client, err := provider.New(po)
+	if err != nil {
+		t.Fatal(err)
 	}
 	w := New(asynq.RedisClientOpt{Addr: addr}, ledger.New(rdb, ledger.Options{}), client, opts)
 	if err := w.Start(context.Background()); err != nil {

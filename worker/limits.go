@@ -2,15 +2,11 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"iter"
 	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/sendworker/sendworker/metrics"
-	"github.com/sendworker/sendworker/provider"
 	"github.com/sendworker/sendworker/ratelimit"
 	"github.com/sendworker/sendworker/tasks"
 )
@@ -131,139 +127,16 @@ func (x *execution) penalize(ctx context.Context, until time.Time) {
 }
 
 // waitGlobal waits for the global provider request rate before the sending call. It is called
-// before BeginAttempt, never with an attempt lease running.
+// before BeginAttempt, never with an attempt lease running; the sending call then goes out
+// with provider.WithoutPacing, so the client does not wait a second time. The provider reads
+// are paced by the client itself (provider.Options.Pacer, wired by the app to the same
+// WaitGlobal); a read whose wait failed returns a *provider.PaceError (see readError).
 func (x *execution) waitGlobal(ctx context.Context) (outcome, bool) {
-	g, ok := x.w.p.(*gatedProvider)
-	if !ok || g.wait == nil {
-		return outcome{}, false
-	}
-	if err := g.wait(ctx); err != nil {
+	if err := x.w.opts.Limiter.WaitGlobal(ctx); err != nil {
 		if ctx.Err() != nil {
 			return retryAfter(time.Second, "stopped while waiting for the global request rate"), true
 		}
 		return retryAfter(5*time.Second, "global rate limiter unavailable: "+err.Error()), true
 	}
 	return outcome{}, false
-}
-
-// globalWaitError is a provider read that did not happen: the wait for the global request rate
-// failed (Redis unavailable, or the handler's context ended).
-type globalWaitError struct{ err error }
-
-func (e *globalWaitError) Error() string { return "global provider rate: " + e.err.Error() }
-func (e *globalWaitError) Unwrap() error { return e.err }
-
-// gatedProvider is the worker's view of the provider: every read first waits for the global
-// request rate (the limiter's WaitGlobal), and every failed call is counted in the
-// metrics. Sending calls are not gated here: the worker waits before BeginAttempt instead.
-// Listings wait before their first page and before each further full page (Limit items, 100
-// when 0): the iterator does not say when it fetches.
-type gatedProvider struct {
-	p    Provider
-	wait func(ctx context.Context) error // nil: no global rate
-	m    *metrics.Metrics
-}
-
-func (g *gatedProvider) gate(ctx context.Context) error {
-	if g.wait == nil {
-		return nil
-	}
-	if err := g.wait(ctx); err != nil {
-		return &globalWaitError{err: err}
-	}
-	return nil
-}
-
-// observe counts a failed provider call.
-func (g *gatedProvider) observe(err error) {
-	var pe *provider.Error
-	if err != nil && errors.As(err, &pe) {
-		g.m.ProviderError(pe.Op, pe.Class.String())
-	}
-}
-
-func (g *gatedProvider) GetAccount(ctx context.Context, accountID string) (*provider.Account, error) {
-	if err := g.gate(ctx); err != nil {
-		return nil, err
-	}
-	a, err := g.p.GetAccount(ctx, accountID)
-	g.observe(err)
-	return a, err
-}
-
-func (g *gatedProvider) GetChat(ctx context.Context, chatID, accountID string) (*provider.Chat, error) {
-	if err := g.gate(ctx); err != nil {
-		return nil, err
-	}
-	c, err := g.p.GetChat(ctx, chatID, accountID)
-	g.observe(err)
-	return c, err
-}
-
-func (g *gatedProvider) Chats(ctx context.Context, p provider.ListChatsParams) iter.Seq2[provider.Chat, error] {
-	return gatedPages(ctx, g, p.Limit, g.p.Chats(ctx, p))
-}
-
-func (g *gatedProvider) Messages(ctx context.Context, chatID string, p provider.ListMessagesParams) iter.Seq2[provider.Message, error] {
-	return gatedPages(ctx, g, p.Limit, g.p.Messages(ctx, chatID, p))
-}
-
-func gatedPages[T any](ctx context.Context, g *gatedProvider, limit int, seq iter.Seq2[T, error]) iter.Seq2[T, error] {
-	if limit <= 0 {
-		limit = 100
-	}
-	return func(yield func(T, error) bool) {
-		var zero T
-		if err := g.gate(ctx); err != nil {
-			yield(zero, err)
-			return
-		}
-		n := 0
-		var gateErr error
-		for v, err := range seq {
-			g.observe(err)
-			if !yield(v, err) {
-				return
-			}
-			if n++; err == nil && n%limit == 0 {
-				// A full page: the next item may need another request.
-				if gateErr = g.gate(ctx); gateErr != nil {
-					break
-				}
-			}
-		}
-		if gateErr != nil {
-			yield(zero, gateErr)
-		}
-	}
-}
-
-func (g *gatedProvider) SendMessage(ctx context.Context, chatID string, p provider.SendMessageParams) (*provider.MessageSent, error) {
-	res, err := g.p.SendMessage(ctx, chatID, p)
-	g.observe(err)
-	return res, err
-}
-
-func (g *gatedProvider) StartChat(ctx context.Context, p provider.StartChatParams) (*provider.ChatStarted, error) {
-	res, err := g.p.StartChat(ctx, p)
-	g.observe(err)
-	return res, err
-}
-
-func (g *gatedProvider) AddReaction(ctx context.Context, messageID, reaction string) error {
-	err := g.p.AddReaction(ctx, messageID, reaction)
-	g.observe(err)
-	return err
-}
-
-func (g *gatedProvider) EditMessage(ctx context.Context, messageID, text string) error {
-	err := g.p.EditMessage(ctx, messageID, text)
-	g.observe(err)
-	return err
-}
-
-func (g *gatedProvider) DeleteMessage(ctx context.Context, messageID string) error {
-	err := g.p.DeleteMessage(ctx, messageID)
-	g.observe(err)
-	return err
 }

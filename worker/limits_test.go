@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ type fakeLimiter struct {
 	cancels   []string
 	penalties map[string]time.Time
 	globals   atomic.Int64
+	globalErr error // WaitGlobal's answer; set before the test's first task
 }
 
 func newFakeLimiter(answer func(rec *tasks.Record, now time.Time, n int) ratelimit.Slot) *fakeLimiter {
@@ -61,7 +63,7 @@ func (f *fakeLimiter) Penalize(_ context.Context, account string, until time.Tim
 
 func (f *fakeLimiter) WaitGlobal(context.Context) error {
 	f.globals.Add(1)
-	return nil
+	return f.globalErr
 }
 
 func (f *fakeLimiter) canceled() []string {
@@ -203,6 +205,34 @@ func TestLimiterFirst(t *testing.T) {
 			t.Fatalf("penalty %v (set %v), want about 2s from now", until, ok)
 		}
 	})
+}
+
+// TestGlobalRateUnavailable: when the wait for the global request rate fails, the provider
+// client makes no request (the read comes back as a *provider.PaceError) and the send is tried
+// again in 5 s, without a wait or a failure recorded.
+func TestGlobalRateUnavailable(t *testing.T) {
+	t.Parallel()
+	fl := newFakeLimiter(func(_ *tasks.Record, now time.Time, _ int) ratelimit.Slot {
+		return ratelimit.Slot{At: now, Go: true}
+	})
+	fl.globalErr = errors.New("redis down")
+	e, counter := newCountingEnv(t, fl)
+	id := newID("global-down")
+	e.submit(message(id, accA, chatA1))
+	err := e.worker.Handler().ProcessTask(context.Background(), e.releaseTask(id))
+	var re *retryError
+	if !errors.As(err, &re) || re.delay != 5*time.Second || !strings.Contains(re.why, "global provider rate: redis down") {
+		t.Fatalf("ProcessTask: %v, want a retry in 5s for the global rate", err)
+	}
+	if reads, globals := counter.reads.Load(), fl.globals.Load(); reads != 1 || globals != 1 {
+		t.Errorf("%d reads asked, %d global waits; want 1 and 1", reads, globals)
+	}
+	if n := len(e.sim.Sim().Stats().Requests[provider.OpAccountsGet]); n != 0 {
+		t.Errorf("the provider saw accounts_get: %v", e.sim.Sim().Stats().Requests)
+	}
+	if rec := e.get(id); rec.State != tasks.StateApproved {
+		t.Errorf("state %s %s, want approved", rec.State, rec.Reason)
+	}
 }
 
 // TestSlotDeliveredAtItsSlot: with a real clock and SlotLead, sends deferred for their slots

@@ -49,8 +49,10 @@ type Provider interface {
 // it; Refund gives back the slot it took, even one already consumed, when a guard refused the
 // send before any sending call. Penalize forbids an account's slots before a time, on every
 // replica (a provider 429). WaitGlobal blocks briefly until this process may make one provider
-// request (the cluster-wide rate); the worker calls it before every provider read, and before
-// BeginAttempt for the sending call, so that it never waits with an attempt lease running.
+// request (the cluster-wide rate): the worker calls it before BeginAttempt for the sending call,
+// so that it never waits with an attempt lease running, and makes that call WithoutPacing. Its
+// provider reads are paced by the client (provider.Options.Pacer, which the app sets to the
+// same WaitGlobal), like every other provider request of the process.
 type Limiter interface {
 	ReserveSlot(ctx context.Context, rec *tasks.Record, now time.Time) (ratelimit.Slot, error)
 	Cancel(ctx context.Context, rec *tasks.Record) (freed bool, err error)
@@ -137,8 +139,9 @@ type Options struct {
 	// so two sends of an account could reach the provider closer than the limiter spaced them.
 	// Default 500ms; negative: no lead (a send comes back at its slot and goes after its reads).
 	SlotLead time.Duration
-	// Metrics records sends finished, deferrals, approval waits, provider errors and account
-	// breakers; nil records nothing.
+	// Metrics records sends finished, deferrals, approval waits and account breakers; nil
+	// records nothing. Provider requests are observed by the provider client
+	// (provider.Options.Observer), not here.
 	Metrics *metrics.Metrics
 	// BackoffBase and BackoffMax shape the waits after provider errors and unhealthy accounts:
 	// base·2^n, capped, with jitter.
@@ -289,12 +292,7 @@ func New(redis asynq.RedisConnOpt, l *ledger.Ledger, p Provider, opts Options) *
 		// after it ends).
 		opts.Lease = max(DefaultLease, opts.ProviderTimeout+15*time.Second)
 	}
-	w := &Worker{redis: redis, l: l, opts: opts, log: opts.Logger.Named("worker")}
-	if p != nil {
-		// Every provider read waits for the global request rate; every error is counted.
-		g := &gatedProvider{p: p, m: opts.Metrics, wait: opts.Limiter.WaitGlobal}
-		w.p = g
-	}
+	w := &Worker{redis: redis, l: l, p: p, opts: opts, log: opts.Logger.Named("worker")}
 	var errs []error
 	if l == nil {
 		errs = append(errs, errors.New("worker: a ledger is required"))
