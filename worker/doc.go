@@ -21,8 +21,8 @@
 // AccountHealthTTL across replicas, and the results stream gets account_breaker_open/closed
 // events.
 //
-// and a redelivered or duplicated task meets the ledger's attempt lease: a live lease means
-// "come back later", an expired one means "reconcile against the chat before anything else".
+// A redelivered or duplicated task meets the ledger's attempt lease: a live lease means "come
+// back later", an expired one means "reconcile against the chat before anything else".
 //
 // A failed provider call or attachment fetch is decided in one place (classify.go): classify
 // maps the phase that failed (account, chat, chats, messages, attachments, sending call), the
