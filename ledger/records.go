@@ -46,18 +46,55 @@ func (l *Ledger) Create(ctx context.Context, req *tasks.SendRequest, digest stri
 	args := []any{id, digest, body, metadata, req.AccountID, string(req.Operation), req.RequestedBy,
 		deadline.UnixMilli(), req.ChatID}
 	args = append(args, contactIndexArgs(req)...)
-	r, err := l.runRecord(ctx, createScript, id, []string{l.keys.Send(id)}, args...)
+	now := l.nowMs()
+	v, err := l.run(ctx, createScript, now, []string{l.keys.Send(id)}, args...)
 	if err != nil {
 		return nil, false, err
 	}
-	switch r.code {
-	case "created", "exists":
-		return r.st.rec, r.code == "created", nil
+	reply, err := stringList(v)
+	if err != nil || len(reply) == 0 {
+		return nil, false, fmt.Errorf("ledger: create: unexpected reply %v: %w", v, err)
+	}
+	switch reply[0] {
+	case "created":
+		// The record is what the script stored: decoded from the same fields, it is the
+		// record a Get would return, without reading it back (the enqueue's costliest part).
+		rec, err := createdRecord(req, string(body), metadata, digest, now, deadline.UnixMilli())
+		return rec, true, err
+	case "exists":
+		rec, err := l.Get(ctx, id)
+		return rec, false, err
 	case "conflict":
-		existing, _ := r.raw[1].(string)
+		var existing string
+		if len(reply) > 1 {
+			existing = reply[1]
+		}
 		return nil, false, &ConflictError{SendID: id, ExistingDigest: existing}
 	}
-	return nil, false, refusal(r.code, id, nil)
+	return nil, false, refusal(reply[0], id, nil)
+}
+
+// createdRecord is the record createScript stores for req at now (ms): the
+// fields it writes, decoded as Get decodes them.
+func createdRecord(req *tasks.SendRequest, body, metadata, digest string, now, deadline int64) (*tasks.Record, error) {
+	ms := strconv.FormatInt(now, 10)
+	h := map[string]string{fReq: body, fDigest: digest, fState: string(tasks.StatePendingApproval),
+		fAccount: req.AccountID, fOp: string(req.Operation), fRequestedBy: req.RequestedBy,
+		fCreatedMs: ms, fUpdatedMs: ms, fDeadlineMs: strconv.FormatInt(deadline, 10), fGen: "0", fAttempts: "0"}
+	if metadata != "" {
+		h[fMetadata] = metadata
+	}
+	if req.ChatID != "" {
+		h[fChatID] = req.ChatID
+	}
+	st, err := decodeRecord(h)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: create: %w", err)
+	}
+	if st.rec.History, err = decodeHistory(st.rec, nil); err != nil {
+		return nil, fmt.Errorf("ledger: create: %w", err)
+	}
+	return st.rec, nil
 }
 
 // Get returns one record with its history, or ErrNotFound.

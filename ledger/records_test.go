@@ -462,3 +462,48 @@ func TestRequestKeptInChunks(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateReturnsTheStoredRecord: the record Create returns (built from the
+// fields the script stores, without reading it back) is the one Get reads,
+// for requests of every shape; a repeated Create returns the stored record.
+func TestCreateReturnsTheStoredRecord(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	since := e.clock.Now().Add(-time.Hour)
+	withMeta := request("meta", "acct-1")
+	withMeta.Metadata = json.RawMessage("{ \"sequence\": \"s-1\",\n \"step\": 3 }")
+	withMeta.Text = strings.Repeat("long text ", 40)
+	create := request("create", "acct-1")
+	create.Operation, create.ChatID, create.Text = tasks.OpCreateChat, "", "hello"
+	create.AttendeeIDs = []string{"att-1"}
+	react := request("react", "acct-2")
+	react.Operation, react.Text, react.MessageID, react.Reaction = tasks.OpReaction, "", "m-1", "👍"
+	react.Metadata, react.RequestedBy = nil, ""
+	window := request("window", "acct-2")
+	window.StopIfRepliedSince = &since
+	window.Window = &tasks.Window{Timezone: "Europe/Paris", Days: []string{"mon"}, From: "09:00", To: "18:00"}
+	for _, req := range []*tasks.SendRequest{request("plain", "acct-1"), withMeta, create, react, window} {
+		rec, created, err := e.l.Create(e.ctx, req, req.Digest(), e.clock.Now().Add(time.Hour))
+		if err != nil || !created {
+			t.Fatalf("%s: create: %v %v", req.SendID, created, err)
+		}
+		got, err := json.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(e.get(req.SendID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("%s: Create returned\n%s\nGet reads\n%s", req.SendID, got, want)
+		}
+		again, created, err := e.l.Create(e.ctx, req, req.Digest(), e.clock.Now().Add(2*time.Hour))
+		if err != nil || created {
+			t.Fatalf("%s: create again: %v %v", req.SendID, created, err)
+		}
+		if b, _ := json.Marshal(again); string(b) != string(want) {
+			t.Errorf("%s: repeated Create returned\n%s", req.SendID, b)
+		}
+	}
+}
