@@ -80,11 +80,18 @@ end
 
 local attempt = num(r, 'attempts') + 1
 local started = str(lnow)
-hset(rk, r, {'state', 'sending', 'attempt_token', token, 'attempt_started_ms', started,
-  'lease_until_ms', lease_end, 'updated_ms', NOW_S, 'attempts', attempt})
-hdel(rk, r, {'wait_until_ms', 'wait_reason', 'attempt_watermark', 'reconcile_absent', 'reconcile_lands_ms',
-  'reconcile_next_ms', 'reconcile_why'})
-if ARGV[13] ~= '' then hset(rk, r, {'attempt_watermark', ARGV[13]}) end
+local kv = {'state', 'sending', 'attempt_token', token, 'attempt_started_ms', started,
+  'lease_until_ms', lease_end, 'updated_ms', NOW_S, 'attempts', attempt}
+local gone = {'wait_until_ms', 'wait_reason', 'reconcile_absent', 'reconcile_lands_ms', 'reconcile_next_ms',
+  'reconcile_why'}
+if ARGV[13] ~= '' then
+  kv[#kv + 1] = 'attempt_watermark'
+  kv[#kv + 1] = ARGV[13]
+else
+  gone[#gone + 1] = 'attempt_watermark'
+end
+hset(rk, r, kv)
+hdel(rk, r, gone)
 -- out of the outbox too: still there when the task began before MarkReleased
 move(id, acct, seq, st, 'sending', {watch = lease_end, leases = lease_end})
 event(id, 'sending', '', '', attempt, 'attempt started')
