@@ -136,7 +136,7 @@ func run(c config) error {
 	perSend, perTask := float64(mem1-mem0)/float64(c.n), float64(mem2-mem1)/float64(c.n)
 	rows = append(rows, row{"Redis memory per pending item (used_memory delta ÷ n)",
 		fmt.Sprintf("%.0f B per send", perSend), fmt.Sprintf("%.0f B per task (%.1f× less)", perTask, perSend/perTask)})
-	breakdown, err := sendBreakdown(ctx, rdb, l.Keys(), sendRequest("seed", c.n/2, c.accounts).SendID, perSend)
+	breakdown, err := sendBreakdown(ctx, rdb, l.Keys(), sendRequest("seed", c.n/2, c.accounts), c.n, c.accounts, perSend)
 	if err != nil {
 		return err
 	}
@@ -241,28 +241,68 @@ func usedMemory(ctx context.Context, rdb *redis.Client) (int64, error) {
 }
 
 // sendBreakdown says where a pending send's bytes go: its record and history
-// keys as MEMORY USAGE counts them, and the rest of the measured bytes per
-// send (index entries of the zsets it is a member of, shared structures).
-func sendBreakdown(ctx context.Context, rdb *redis.Client, keys ledger.Keys, id string, perSend float64) (string, error) {
+// keys and its contact index key as MEMORY USAGE counts them, its share of the
+// index zsets and of the audit stream (their MEMORY USAGE ÷ n, right after
+// seeding n sends over accounts), and the rest of the measured bytes per send
+// (the keyspace's own tables: a dict and an expires entry per key).
+func sendBreakdown(ctx context.Context, rdb *redis.Client, keys ledger.Keys, req tasks.SendRequest, n, accounts int, perSend float64) (string, error) {
 	var b strings.Builder
-	var own int64
-	for _, k := range []struct{ name, key string }{{"record hash", keys.Send(id)}, {"history list", keys.History(id)}} {
-		usage, err := rdb.MemoryUsage(ctx, k.key, 0).Result()
+	var own float64
+	usage := func(key string) (int64, error) {
+		u, err := rdb.MemoryUsage(ctx, key, 0).Result()
 		if err == redis.Nil {
-			fmt.Fprintf(&b, "  %-14s absent\n", k.name)
-			continue
+			return 0, nil
 		}
 		if err != nil {
-			return "", fmt.Errorf("memory usage %s: %w", k.key, err)
+			return 0, fmt.Errorf("memory usage %s: %w", key, err)
+		}
+		return u, nil
+	}
+	for _, k := range []struct{ name, key string }{
+		{"record hash", keys.Send(req.SendID)}, {"history list", keys.History(req.SendID)},
+		{"contact index", keys.Contact(req.ChatID)},
+	} {
+		u, err := usage(k.key)
+		if err != nil {
+			return "", err
+		}
+		if u == 0 {
+			fmt.Fprintf(&b, "  %-16s absent\n", k.name)
+			continue
 		}
 		enc, err := rdb.ObjectEncoding(ctx, k.key).Result()
 		if err != nil {
 			return "", fmt.Errorf("object encoding %s: %w", k.key, err)
 		}
-		own += usage
-		fmt.Fprintf(&b, "  %-14s %5d B  %s\n", k.name, usage, enc)
+		own += float64(u)
+		fmt.Fprintf(&b, "  %-16s %5d B  %s\n", k.name, u, enc)
 	}
-	fmt.Fprintf(&b, "  %-14s %5.0f B  (per-send bytes not in the two keys above: index zset entries, contact index)\n", "the rest", perSend-float64(own))
+	pending := tasks.StatePendingApproval
+	shared := []struct {
+		name string
+		keys []string
+	}{
+		{"index entries", []string{keys.All(), keys.State(pending), keys.Deadlines()}},
+		{"audit entry", []string{keys.Audit()}},
+	}
+	for a := range accounts {
+		acct := accountOf(a, accounts)
+		shared[0].keys = append(shared[0].keys, keys.Account(acct, pending), keys.AccountAll(acct))
+	}
+	for _, sh := range shared {
+		var total int64
+		for _, key := range sh.keys {
+			u, err := usage(key)
+			if err != nil {
+				return "", err
+			}
+			total += u
+		}
+		share := float64(total) / float64(n)
+		own += share
+		fmt.Fprintf(&b, "  %-16s %5.0f B  (share of %d keys ÷ %d sends)\n", sh.name, share, len(sh.keys), n)
+	}
+	fmt.Fprintf(&b, "  %-16s %5.0f B  (the keyspace's tables: dict and expires entries of the keys above)\n", "the rest", perSend-own)
 	return b.String(), nil
 }
 
