@@ -9,21 +9,33 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sendworker/sendworker/tasks"
 )
 
 // The console's reads of the ledger that no other caller needs, and the
 // small store of its sign-in sessions: every {prefix}:* key stays the
 // ledger's, the console only calls these methods.
 
-// KnownAccounts lists the accounts that have sends (those with an
-// idx:acctall:<account> index), sorted, at most max of them. The ledger keeps
+// KnownAccounts lists the accounts that have sends (those with a state index
+// idx:acct:<account>:<state>), sorted, at most max of them. The ledger keeps
 // no list of accounts, so this SCANs: callers cache it.
 func (l *Ledger) KnownAccounts(ctx context.Context, max int) ([]string, error) {
-	prefix := l.keys.accountAllPrefix()
+	prefix := l.keys.accountPrefix()
+	seen := map[string]bool{}
 	var out []string
 	iter := l.rdb.Scan(ctx, 0, escapeGlob(prefix)+"*", 1000).Iterator()
 	for iter.Next(ctx) && len(out) < max {
-		out = append(out, strings.TrimPrefix(iter.Val(), prefix))
+		// The state is the name's last part (states hold no ':'; account ids may).
+		rest := strings.TrimPrefix(iter.Val(), prefix)
+		i := strings.LastIndexByte(rest, ':')
+		if i <= 0 || !tasks.State(rest[i+1:]).Valid() {
+			continue
+		}
+		if acct := rest[:i]; !seen[acct] {
+			seen[acct] = true
+			out = append(out, acct)
+		}
 	}
 	if err := iter.Err(); err != nil {
 		return nil, fmt.Errorf("ledger: accounts: %w", err)

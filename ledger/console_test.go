@@ -13,15 +13,20 @@ func TestConsoleReads(t *testing.T) {
 	e.create("s1", "acc-b")
 	e.create("s2", "acc-a")
 	e.create("s3", "acc-*")
+	e.create("s4", "acc:c")
+	e.create("s5", "acc-b")
+	if _, err := e.l.Reject(e.ctx, "s5", "approver", ""); err != nil { // acc-b in two state indexes
+		t.Fatal(err)
+	}
 	accts, err := e.l.KnownAccounts(e.ctx, 10)
-	if err != nil || fmt.Sprint(accts) != "[acc-* acc-a acc-b]" {
+	if err != nil || fmt.Sprint(accts) != "[acc-* acc-a acc-b acc:c]" {
 		t.Fatalf("accounts %v, %v", accts, err)
 	}
 	if accts, err := e.l.KnownAccounts(e.ctx, 1); err != nil || len(accts) != 1 {
 		t.Fatalf("bounded accounts %v, %v", accts, err)
 	}
 	latest, err := e.l.LatestAudit(e.ctx, 2)
-	if err != nil || len(latest) != 2 || latest[0].SendID != "s3" || latest[1].SendID != "s2" {
+	if err != nil || len(latest) != 2 || latest[0].SendID != "s5" || latest[1].SendID != "s5" {
 		t.Fatalf("latest audit %+v, %v", latest, err)
 	}
 }

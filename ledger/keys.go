@@ -29,7 +29,8 @@ func (k Keys) History(id string) string { return k.tag + "history:" + id }
 // Seq is the counter giving each record its unique, increasing seq.
 func (k Keys) Seq() string { return k.tag + "seq" }
 
-// All is the zset (score seq) of every record.
+// All is the zset (score seq) of every record that was created before List
+// merged the state indexes: nothing adds to it any more, Trim drains it.
 func (k Keys) All() string { return k.tag + "idx:all" }
 
 // State is the zset (score seq) of the records in one state.
@@ -39,15 +40,17 @@ func (k Keys) State(s tasks.State) string { return k.tag + "idx:state:" + string
 // States contain no ':', so the name is unambiguous even if the account id
 // contains ':'.
 func (k Keys) Account(account string, s tasks.State) string {
-	return k.tag + "idx:acct:" + account + ":" + string(s)
+	return k.accountPrefix() + account + ":" + string(s)
 }
 
-// AccountAll is the zset (score seq) of every record of one account.
-func (k Keys) AccountAll(account string) string { return k.accountAllPrefix() + account }
+// accountPrefix is what every Account key starts with (KnownAccounts scans
+// for it).
+func (k Keys) accountPrefix() string { return k.tag + "idx:acct:" }
 
-// accountAllPrefix is what every AccountAll key starts with (KnownAccounts
-// scans for it).
-func (k Keys) accountAllPrefix() string { return k.tag + "idx:acctall:" }
+// AccountAll is the zset (score seq) of every record of one account that was
+// created before List merged the state indexes: nothing adds to it any more,
+// Trim drains it.
+func (k Keys) AccountAll(account string) string { return k.tag + "idx:acctall:" + account }
 
 // InboundSeen marks an inbound provider event processed (dedupe key, with a
 // TTL of InboundDedupeTTL).

@@ -2,10 +2,12 @@ package ledger
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -133,12 +135,14 @@ type Page struct {
 	NextCursor string // "" = last page
 }
 
-// List returns one page of records (without history) from an index zset,
-// scored by the records' seq: one ZRANGE BYSCORE LIMIT and one pipelined
-// round of HGETALL, whatever the size of the index. A page may hold fewer
-// than Limit records when some expired meanwhile; their index entries are
-// dropped on the way. Records added while paging appear (oldest first) or
-// not (newest first), but never twice, and no record is skipped.
+// List returns one page of records (without history) from the index zsets,
+// scored by the records' seq: one ZRANGE BYSCORE LIMIT of the state's index
+// (global or the account's; of every state's, pipelined and merged, when the
+// query names no state) and one pipelined round of HGETALL, whatever the size
+// of the indexes. A page may hold fewer than Limit records when some expired
+// meanwhile; their index entries are dropped on the way. Records added while
+// paging appear (oldest first) or not (newest first), but never twice, and no
+// record is skipped.
 func (l *Ledger) List(ctx context.Context, q Query) (Page, error) {
 	if q.State != "" && !q.State.Valid() {
 		return Page{}, fmt.Errorf("%w: unknown state %q", ErrBadQuery, q.State)
@@ -149,8 +153,7 @@ func (l *Ledger) List(ctx context.Context, q Query) (Page, error) {
 	if q.Limit < 1 || q.Limit > 1000 {
 		return Page{}, fmt.Errorf("%w: limit must be 1..1000", ErrBadQuery)
 	}
-	key := l.indexKey(q.State, q.AccountID)
-	rng := redis.ZRangeArgs{Key: key, ByScore: true, Count: int64(q.Limit) + 1}
+	rng := redis.ZRangeArgs{ByScore: true, Count: int64(q.Limit) + 1}
 	var after int64
 	if q.Cursor != "" {
 		seq, err := decodeCursor(q.Cursor)
@@ -169,14 +172,14 @@ func (l *Ledger) List(ctx context.Context, q Query) (Page, error) {
 	default:
 		rng.Start, rng.Stop, rng.Rev = "+inf", "-inf", true
 	}
-	entries, err := l.rdb.ZRangeArgsWithScores(ctx, rng).Result()
+	entries, err := l.indexPage(ctx, l.indexKeys(q.State, q.AccountID), rng)
 	if err != nil {
 		return Page{}, fmt.Errorf("ledger: list: %w", err)
 	}
 	var page Page
 	if len(entries) > q.Limit {
 		entries = entries[:q.Limit]
-		page.NextCursor = encodeCursor(int64(entries[len(entries)-1].Score))
+		page.NextCursor = encodeCursor(entries[len(entries)-1].seq)
 	}
 	if len(entries) == 0 {
 		return page, nil
@@ -185,43 +188,90 @@ func (l *Ledger) List(ctx context.Context, q Query) (Page, error) {
 	pipe := l.rdb.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, len(entries))
 	for i, e := range entries {
-		cmds[i] = pipe.HGetAll(ctx, l.keys.Send(e.Member.(string)))
+		cmds[i] = pipe.HGetAll(ctx, l.keys.Send(e.id))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return Page{}, fmt.Errorf("ledger: list: %w", err)
 	}
-	var dangling []any
+	dangling := map[string][]any{}
 	page.Records = make([]*tasks.Record, 0, len(entries))
 	for i, cmd := range cmds {
 		h := cmd.Val()
 		if len(h) == 0 {
-			dangling = append(dangling, entries[i].Member, int64(entries[i].Score))
+			dangling[entries[i].key] = append(dangling[entries[i].key], entries[i].id, entries[i].seq)
 			continue
 		}
 		st, err := decodeRecord(h)
 		if err != nil {
-			return Page{}, fmt.Errorf("send %v: %w", entries[i].Member, err)
+			return Page{}, fmt.Errorf("send %v: %w", entries[i].id, err)
 		}
 		page.Records = append(page.Records, st.rec)
 	}
-	if len(dangling) > 0 {
-		if _, err := l.run(ctx, dropDanglingScript, l.nowMs(), []string{key}, dangling...); err != nil {
+	for key, pairs := range dangling {
+		if _, err := l.run(ctx, dropDanglingScript, l.nowMs(), []string{key}, pairs...); err != nil {
 			return Page{}, err
 		}
 	}
 	return page, nil
 }
 
-func (l *Ledger) indexKey(state tasks.State, account string) string {
-	switch {
-	case account != "" && state != "":
-		return l.keys.Account(account, state)
-	case account != "":
-		return l.keys.AccountAll(account)
-	case state != "":
-		return l.keys.State(state)
+// indexEntry is one member of an index zset: a send and its seq.
+type indexEntry struct {
+	key string // the index it was read from
+	id  string
+	seq int64
+}
+
+// indexPage reads rng (its Key aside) from every index of keys and returns
+// the first rng.Count entries in rng's order over all of them: one ZRANGE for
+// one index, one pipelined round of them for several (every state's index, for
+// a page of every state). Seqs are unique, so the merged order is exact.
+func (l *Ledger) indexPage(ctx context.Context, keys []string, rng redis.ZRangeArgs) ([]indexEntry, error) {
+	pipe := l.rdb.Pipeline()
+	cmds := make([]*redis.ZSliceCmd, len(keys))
+	for i, key := range keys {
+		r := rng
+		r.Key = key
+		cmds[i] = pipe.ZRangeArgsWithScores(ctx, r)
 	}
-	return l.keys.All()
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	var out []indexEntry
+	for i, c := range cmds {
+		for _, z := range c.Val() {
+			id, _ := z.Member.(string)
+			out = append(out, indexEntry{key: keys[i], id: id, seq: int64(z.Score)})
+		}
+	}
+	slices.SortFunc(out, func(a, b indexEntry) int {
+		if rng.Rev {
+			return cmp.Compare(b.seq, a.seq)
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+	if int64(len(out)) > rng.Count {
+		out = out[:rng.Count]
+	}
+	return out, nil
+}
+
+// indexKeys are the indexes a query reads: its state's (global or the
+// account's), or every state's when it names none.
+func (l *Ledger) indexKeys(state tasks.State, account string) []string {
+	states := []tasks.State{state}
+	if state == "" {
+		states = tasks.States
+	}
+	keys := make([]string, len(states))
+	for i, s := range states {
+		if account != "" {
+			keys[i] = l.keys.Account(account, s)
+		} else {
+			keys[i] = l.keys.State(s)
+		}
+	}
+	return keys
 }
 
 // Counts returns the number of records in each state (ZCARD of each state

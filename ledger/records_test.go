@@ -143,7 +143,7 @@ func TestCreateConcurrent(t *testing.T) {
 	if got := e.auditEvents(); !slices.Equal(got, []string{"enqueued"}) {
 		t.Fatalf("audit %v", got)
 	}
-	if n := e.rdb.ZCard(e.ctx, e.l.Keys().All()).Val(); n != 1 {
+	if n := e.rdb.ZCard(e.ctx, e.l.Keys().State(tasks.StatePendingApproval)).Val(); n != 1 {
 		t.Fatalf("index holds %d, want 1", n)
 	}
 	if h := e.get("dup").History; len(h) != 1 {
@@ -220,6 +220,33 @@ func TestList(t *testing.T) {
 	if _, err := e.l.List(e.ctx, Query{Cursor: "!!"}); !errors.Is(err, ErrBadCursor) {
 		t.Errorf("bad cursor: %v", err)
 	}
+
+	// Pages of every state (merged from the state indexes) follow one another
+	// by cursor, in both orders, with every record once.
+	for _, q := range []Query{{Limit: 4}, {Limit: 4, Oldest: true}, {Limit: 2, AccountID: "acct-b"}} {
+		var got []string
+		for {
+			page, err := e.l.List(e.ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, ids(page.Records)...)
+			if page.NextCursor == "" {
+				break
+			}
+			q.Cursor = page.NextCursor
+		}
+		want := []string{"a9", "b4", "a4", "b3", "a3", "b2", "a2", "b1", "a1", "b0", "a0"}
+		if q.AccountID != "" {
+			want = []string{"b4", "b3", "b2", "b1", "b0"}
+		}
+		if q.Oldest {
+			slices.Reverse(want)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("paged %+v: got %v, want %v", q, got, want)
+		}
+	}
 }
 
 // TestListPaginationWhileAdding pages through an index, both directions,
@@ -288,7 +315,7 @@ func TestListDropsExpiredRecords(t *testing.T) {
 	if got := ids(page.Records); !slices.Equal(got, []string{"s0", "s3"}) {
 		t.Fatalf("got %v", got)
 	}
-	if n := e.rdb.ZCard(e.ctx, e.l.Keys().All()).Val(); n != 2 {
+	if n := e.rdb.ZCard(e.ctx, e.l.Keys().State(tasks.StatePendingApproval)).Val(); n != 2 {
 		t.Fatalf("index still holds %d entries, want 2", n)
 	}
 }
@@ -306,15 +333,24 @@ func TestTrim(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.clock.Advance(testRetention/2 + time.Second)
+	// Records created before List merged the state indexes are also in the
+	// every-state indexes: Trim drains those too.
+	k := e.l.Keys()
+	for _, key := range []string{k.All(), k.AccountAll("acct")} {
+		if err := e.rdb.ZAdd(e.ctx, key, redis.Z{Score: 1, Member: "old"}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	n, err := e.l.Trim(e.ctx)
 	if err != nil || n != 1 {
 		t.Fatalf("trim = %d, %v", n, err)
 	}
-	k := e.l.Keys()
 	for _, key := range []string{k.All(), k.State(tasks.StateCanceled), k.Account("acct", tasks.StateCanceled), k.AccountAll("acct")} {
 		if _, ok := e.zscore(key, "old"); ok {
 			t.Errorf("%s still lists old", key)
 		}
+	}
+	for _, key := range []string{k.State(tasks.StateCanceled), k.Account("acct", tasks.StateCanceled)} {
 		if _, ok := e.zscore(key, "young"); !ok {
 			t.Errorf("%s lost young", key)
 		}
@@ -339,7 +375,7 @@ func TestTrim(t *testing.T) {
 	if _, err := e.l.Trim(e.ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := e.zscore(k.All(), "young2"); !ok {
+	if _, ok := e.zscore(k.State(tasks.StatePendingApproval), "young2"); !ok {
 		t.Fatal("trim removed the new record's entry")
 	}
 	if rec := e.get("young2"); rec.State != tasks.StatePendingApproval {

@@ -282,12 +282,12 @@ func sendBreakdown(ctx context.Context, rdb *redis.Client, keys ledger.Keys, req
 		name string
 		keys []string
 	}{
-		{"index entries", []string{keys.All(), keys.State(pending), keys.Deadlines()}},
+		{"index entries", []string{keys.State(pending), keys.Deadlines()}},
 		{"audit entry", []string{keys.Audit()}},
 	}
 	for a := range accounts {
 		acct := accountOf(a, accounts)
-		shared[0].keys = append(shared[0].keys, keys.Account(acct, pending), keys.AccountAll(acct))
+		shared[0].keys = append(shared[0].keys, keys.Account(acct, pending))
 	}
 	for _, sh := range shared {
 		var total int64

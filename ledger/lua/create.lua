@@ -28,8 +28,6 @@ end
 if ARGV[10] ~= '' then kv[#kv + 1] = 'metadata'; kv[#kv + 1] = ARGV[10] end
 if ARGV[15] ~= '' then kv[#kv + 1] = 'chat_id'; kv[#kv + 1] = ARGV[15] end
 redis.call(unpack(kv))
-redis.call('ZADD', k_all(), seq, id)
-redis.call('ZADD', k_acct_all(acct), seq, id)
 move(id, acct, seq, '', 'pending_approval', {deadlines = ARGV[14]})
 -- the contact index (inbound.go): ARGV[16] stop_if_replied_since ms (-1: none), ARGV[17..] contact ids
 for i = 17, #ARGV do

@@ -16,8 +16,10 @@ for _, m in ipairs(members) do
     local id, acct = string.sub(m, b + 1, c - 1), string.sub(m, c + 1)
     zrem_if(k_state(state), id, seq)
     zrem_if(k_acct(acct, state), id, seq)
-    zrem_if(k_all(), id, seq)
-    zrem_if(k_acct_all(acct), id, seq)
+    -- the every-state indexes that records created before List merged the state
+    -- indexes were also put in; nothing adds to them any more
+    redis.call('ZREM', k_all(), id)
+    redis.call('ZREM', k_acct_all(acct), id)
     if redis.call('HGET', k_send(id), 'seq') == seq then
       redis.call('DEL', k_send(id), k_history(id))
     end
