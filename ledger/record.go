@@ -69,6 +69,46 @@ type stored struct {
 // errBadRecord marks a record hash that cannot be decoded.
 var errBadRecord = errors.New("ledger: malformed record")
 
+// The record's integer fields (Unix milliseconds, counters): decodeRecord keeps their values in
+// an array at these indexes.
+const (
+	iCreatedMs = iota
+	iUpdatedMs
+	iDeadlineMs
+	iSeq
+	iApprovedMs
+	iDecidedMs
+	iAttempts
+	iAttemptStartedMs
+	iLeaseUntilMs
+	iGen
+	iWaitUntilMs
+	iFinishedMs
+	iReconcileAbsent
+	iReconcileLandsMs
+	iReconcileNextMs
+	numIntFields
+)
+
+// intFields names the integer field of each index.
+var intFields = [numIntFields]string{
+	iCreatedMs:        fCreatedMs,
+	iUpdatedMs:        fUpdatedMs,
+	iDeadlineMs:       fDeadlineMs,
+	iSeq:              fSeq,
+	iApprovedMs:       fApprovedMs,
+	iDecidedMs:        fDecidedMs,
+	iAttempts:         fAttempts,
+	iAttemptStartedMs: fAttemptStartedMs,
+	iLeaseUntilMs:     fLeaseUntilMs,
+	iGen:              fGen,
+	iWaitUntilMs:      fWaitUntilMs,
+	iFinishedMs:       fFinishedMs,
+	iReconcileAbsent:  fReconcileAbsent,
+	iReconcileLandsMs: fReconcileLandsMs,
+	iReconcileNextMs:  fReconcileNextMs,
+}
+
 // decodeRecord turns a record hash into a Record (without History). It never
 // panics, whatever the map holds: a malformed field is an error naming it.
 func decodeRecord(h map[string]string) (stored, error) {
@@ -76,9 +116,10 @@ func decodeRecord(h map[string]string) (stored, error) {
 	bad := func(field string, err error) (stored, error) {
 		return stored{}, fmt.Errorf("%w: field %s: %v", errBadRecord, field, err)
 	}
-	ints := map[string]int64{}
-	for _, f := range []string{fCreatedMs, fUpdatedMs, fDeadlineMs, fSeq, fApprovedMs, fDecidedMs, fAttempts,
-		fAttemptStartedMs, fLeaseUntilMs, fGen, fWaitUntilMs, fFinishedMs, fReconcileAbsent, fReconcileLandsMs, fReconcileNextMs} {
+	// The integer fields, by position in intFields (0 when absent): an array, not a map, since
+	// every task's record is decoded at least once.
+	var ints [numIntFields]int64
+	for i, f := range intFields {
 		v, ok := h[f]
 		if !ok || v == "" {
 			continue
@@ -87,7 +128,7 @@ func decodeRecord(h map[string]string) (stored, error) {
 		if err != nil || n < 0 {
 			return bad(f, fmt.Errorf("not a non-negative integer: %q", v))
 		}
-		ints[f] = n
+		ints[i] = n
 	}
 
 	body, err := joinLong(h, fReq)
@@ -112,7 +153,7 @@ func decodeRecord(h map[string]string) (stored, error) {
 		}
 		metadata = json.RawMessage(m)
 	}
-	attempts := ints[fAttempts]
+	attempts := ints[iAttempts]
 	if attempts > 1<<31 {
 		return bad(fAttempts, errors.New("out of range"))
 	}
@@ -124,11 +165,11 @@ func decodeRecord(h map[string]string) (stored, error) {
 		State:            state,
 		Reason:           tasks.Reason(h[fReason]),
 		Detail:           h[fDetail],
-		CreatedAt:        msTime(ints[fCreatedMs]),
-		UpdatedAt:        msTime(ints[fUpdatedMs]),
-		ApprovalDeadline: msTime(ints[fDeadlineMs]),
+		CreatedAt:        msTime(ints[iCreatedMs]),
+		UpdatedAt:        msTime(ints[iUpdatedMs]),
+		ApprovalDeadline: msTime(ints[iDeadlineMs]),
 		Attempts:         int(attempts),
-		Gen:              ints[fGen],
+		Gen:              ints[iGen],
 	}
 	rev, err := revisionOf(h)
 	if err != nil {
@@ -137,20 +178,20 @@ func decodeRecord(h map[string]string) (stored, error) {
 	rec.Revision = rev
 	rec.RevisedBy = h[fRevisedBy]
 	if by := h[fApprovedBy]; by != "" {
-		rec.Approval = &tasks.Decision{By: by, At: msTime(ints[fApprovedMs]), Digest: h[fApprovedDigest], Note: h[fApprovedNote]}
+		rec.Approval = &tasks.Decision{By: by, At: msTime(ints[iApprovedMs]), Digest: h[fApprovedDigest], Note: h[fApprovedNote]}
 	}
 	if by := h[fDecidedBy]; by != "" {
-		rec.Decision = &tasks.Decision{By: by, At: msTime(ints[fDecidedMs]), Note: h[fDecisionNote]}
+		rec.Decision = &tasks.Decision{By: by, At: msTime(ints[iDecidedMs]), Note: h[fDecisionNote]}
 	}
 	if state == tasks.StateWaiting && h[fWaitReason] != "" {
-		rec.Wait = &tasks.Wait{Until: msTime(ints[fWaitUntilMs]), Reason: tasks.Reason(h[fWaitReason])}
+		rec.Wait = &tasks.Wait{Until: msTime(ints[iWaitUntilMs]), Reason: tasks.Reason(h[fWaitReason])}
 	}
 	if state == tasks.StateSending {
 		rc := &tasks.Reconcile{
-			AttemptStartedAt: msTime(ints[fAttemptStartedMs]),
-			AbsentReads:      int(min(ints[fReconcileAbsent], 1<<31)),
-			LandsUntil:       msTime(ints[fReconcileLandsMs]),
-			NextCheck:        msTime(ints[fReconcileNextMs]),
+			AttemptStartedAt: msTime(ints[iAttemptStartedMs]),
+			AbsentReads:      int(min(ints[iReconcileAbsent], 1<<31)),
+			LandsUntil:       msTime(ints[iReconcileLandsMs]),
+			NextCheck:        msTime(ints[iReconcileNextMs]),
 			Why:              h[fReconcileWhy],
 		}
 		if wm := h[fAttemptWatermark]; wm != "" {
@@ -172,7 +213,7 @@ func decodeRecord(h map[string]string) (stored, error) {
 			ChatID:     h[fChatID],
 			Attempts:   rec.Attempts,
 			ApprovedBy: h[fApprovedBy],
-			FinishedAt: msTime(ints[fFinishedMs]),
+			FinishedAt: msTime(ints[iFinishedMs]),
 			DryRun:     h[fDryRun] == "1",
 			Metadata:   metadata,
 			Revision:   rec.Revision,
@@ -180,10 +221,10 @@ func decodeRecord(h map[string]string) (stored, error) {
 		}
 	}
 	s.rec = rec
-	s.seq = ints[fSeq]
+	s.seq = ints[iSeq]
 	s.token = h[fAttemptToken]
-	s.attemptStartedMs = ints[fAttemptStartedMs]
-	s.leaseUntilMs = ints[fLeaseUntilMs]
+	s.attemptStartedMs = ints[iAttemptStartedMs]
+	s.leaseUntilMs = ints[iLeaseUntilMs]
 	return s, nil
 }
 

@@ -3,6 +3,7 @@ package tasks
 import (
 	"encoding/json"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -71,4 +72,27 @@ func FuzzDecodePayload(f *testing.F) {
 			t.Fatalf("round trip: %+v -> %s -> %+v, %v", p, b, q, err)
 		}
 	})
+}
+
+// TestIDGrammars checks ValidSendID and ValidDigest (byte by byte) against the regular
+// expressions of their grammars.
+func TestIDGrammars(t *testing.T) {
+	sendID := regexp.MustCompile(`^[A-Za-z0-9._:-]+$`)
+	digest := regexp.MustCompile(`^[0-9a-f]{64}$`)
+	hex64 := strings.Repeat("0123456789abcdef", 4)
+	cases := []string{
+		"", ".", "..", "...", "a", "A.b_c:d-e", ".a", "a.", "seq:42", "a b", "a/b", "a\x00", "é", "a+b",
+		"_", "-", ":", strings.Repeat("x", MaxSendIDLen), strings.Repeat("x", MaxSendIDLen+1),
+		strings.Repeat(".", MaxSendIDLen), hex64, strings.ToUpper(hex64), hex64[:63], hex64 + "0",
+		hex64[:63] + "g", hex64[:63] + " ",
+	}
+	for _, s := range cases {
+		wantID := sendID.MatchString(s) && len(s) <= MaxSendIDLen && strings.Trim(s, ".") != ""
+		if got := ValidSendID(s); got != wantID {
+			t.Errorf("ValidSendID(%q) = %v, want %v", s, got, wantID)
+		}
+		if got, want := ValidDigest(s), digest.MatchString(s); got != want {
+			t.Errorf("ValidDigest(%q) = %v, want %v", s, got, want)
+		}
+	}
 }

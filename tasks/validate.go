@@ -87,7 +87,7 @@ func (r *SendRequest) Validate(opts ValidateOptions) error {
 		v.add("send_id", "required", "required")
 	case len(r.SendID) > MaxSendIDLen:
 		v.add("send_id", "too_long", "at most %d characters", MaxSendIDLen)
-	case !sendIDPattern.MatchString(r.SendID):
+	case !sendIDChars(r.SendID):
 		v.add("send_id", "invalid", "only letters, digits and . _ : - are allowed")
 	case strings.Trim(r.SendID, ".") == "":
 		// "." and ".." are path segments: the API's URLs could never name the send.
