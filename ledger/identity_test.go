@@ -188,3 +188,38 @@ func TestOptOutOfAPhoneNumber(t *testing.T) {
 		t.Fatal("PutOptOut: a +33 number did not opt out its phone-form id")
 	}
 }
+
+// TestIdentityOf answers as LinkedID and UnlinkedOptOuts do, in one round trip.
+func TestIdentityOf(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const phone, lid = "33611111111@s.whatsapp.net", "123456789@lid"
+	check := func(step, id string, missing tasks.IDForm) {
+		t.Helper()
+		linked, unlinked, err := e.l.IdentityOf(e.ctx, id, missing)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		wantLinked, _ := e.l.LinkedID(e.ctx, id)
+		wantUnlinked, _ := e.l.UnlinkedOptOuts(e.ctx, missing)
+		if linked != wantLinked || unlinked != wantUnlinked {
+			t.Fatalf("%s: IdentityOf = %q, %d; LinkedID %q, UnlinkedOptOuts %d", step, linked, unlinked, wantLinked, wantUnlinked)
+		}
+	}
+	check("nothing known", phone, tasks.FormLID)
+	if err := e.l.AddOptOut(e.ctx, lid, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	check("an unlinked opt-out", phone, tasks.FormLID)
+	if linked, n, _ := e.l.IdentityOf(e.ctx, phone, tasks.FormLID); linked != "" || n != 1 {
+		t.Fatalf("unlinked opt-out: %q %d", linked, n)
+	}
+	if err := e.l.LinkIdentity(e.ctx, phone, lid); err != nil {
+		t.Fatal(err)
+	}
+	check("linked", phone, tasks.FormLID)
+	if linked, n, _ := e.l.IdentityOf(e.ctx, phone, tasks.FormLID); linked != lid || n != 0 {
+		t.Fatalf("linked: %q %d", linked, n)
+	}
+	check("no WhatsApp form", "someone@example.com", tasks.FormOther)
+}

@@ -54,17 +54,13 @@ func (x *execution) guardIdentity(ctx context.Context, person tasks.Person) (out
 		return outcome{}, false // no WhatsApp person (a group, another provider's ids)
 	}
 	known := person.ID(missing.Other())
-	other, err := x.w.l.LinkedID(ctx, known)
+	other, n, err := x.w.l.IdentityOf(ctx, known, missing)
 	if err != nil {
 		return infraError(err), true
 	}
 	if other != "" {
 		x.contacts = addContact(x.contacts, other)
 		return outcome{}, false
-	}
-	n, err := x.w.l.UnlinkedOptOuts(ctx, missing)
-	if err != nil {
-		return infraError(err), true
 	}
 	if n == 0 {
 		// Nothing to rule out now. BeginAttempt also checks the marker the opt-out set holds
