@@ -23,8 +23,8 @@ const (
 	auditPage       = 200              // audit entries read for the activity page
 )
 
-// accountList knows the accounts that have sends: the ledger keeps one index
-// per account (idx:acctall:<account>), found by SCAN and cached, since the
+// accountList knows the accounts that have sends: found by the ledger
+// (KnownAccounts scans the accounts' state indexes) and cached, since the
 // ledger keeps no list of accounts.
 type accountList struct {
 	ledger *ledger.Ledger

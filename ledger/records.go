@@ -227,7 +227,9 @@ type indexEntry struct {
 // one index, one pipelined round of them for several (every state's index, for
 // a page of every state). Seqs are unique, so the merged order is exact.
 func (l *Ledger) indexPage(ctx context.Context, keys []string, rng redis.ZRangeArgs) ([]indexEntry, error) {
-	pipe := l.rdb.Pipeline()
+	// One MULTI: the indexes as of one moment, so a send moving between two states
+	// is on the page once or not at all, never twice (all keys share the hash tag).
+	pipe := l.rdb.TxPipeline()
 	cmds := make([]*redis.ZSliceCmd, len(keys))
 	for i, key := range keys {
 		r := rng

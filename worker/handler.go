@@ -290,9 +290,7 @@ func (x *execution) begin(ctx context.Context, skippedGuards bool) (outcome, boo
 		if res.Attempt == 1 && x.rec.Approval != nil {
 			x.w.opts.Metrics.ApprovalWait(x.rec.Approval.At.Sub(x.rec.CreatedAt))
 		}
-		// The global request rate was waited for before BeginAttempt (waitGlobal): the
-		// sending call does not wait again, with the lease running.
-		return x.send(provider.WithoutPacing(ctx), started), false
+		return x.send(ctx, started), false
 	case ledger.BeginReconcile:
 		x.token = token
 		x.logger().Info("reconciling an attempt whose outcome is unknown", zap.String("state", string(tasks.StateSending)),

@@ -317,3 +317,59 @@ func TestGuardRefusalGivesSlotBack(t *testing.T) {
 		t.Fatalf("%s: %s %s (%s), want sent at once", next, rec.State, rec.Reason, historyString(rec))
 	}
 }
+
+// unnamedSendProvider delivers sends but answers without the new message's id, as a provider
+// may: the worker then looks the message up in the chat.
+type unnamedSendProvider struct{ *countingProvider }
+
+func (p unnamedSendProvider) SendMessage(ctx context.Context, chatID string, params provider.SendMessageParams) (*provider.MessageSent, error) {
+	res, err := p.countingProvider.SendMessage(ctx, chatID, params)
+	if res != nil {
+		res.MessageID = nil
+	}
+	return res, err
+}
+
+// TestMessageLookupIsPaced: only the sending call skips the client's pacer (it was paced before
+// BeginAttempt); the look-up of a message the provider accepted without naming it is paced like
+// any read.
+func TestMessageLookupIsPaced(t *testing.T) {
+	t.Parallel()
+	fl := newFakeLimiter(func(_ *tasks.Record, now time.Time, _ int) ratelimit.Slot {
+		return ratelimit.Slot{At: now, Go: true}
+	})
+	e := newEnv(t, func(c *envConfig) {
+		c.noStart = true
+		c.opts.Limiter = fl
+		c.provider = func(cl *provider.Client, _ *wasim.Sim) Provider {
+			return unnamedSendProvider{&countingProvider{Client: cl}}
+		}
+	})
+	id := newID("unnamed")
+	e.submit(message(id, accA, chatA1))
+	if err := e.worker.Handler().ProcessTask(context.Background(), e.releaseTask(id)); err != nil {
+		t.Fatalf("ProcessTask: %v", err)
+	}
+	rec := e.get(id)
+	if rec.State != tasks.StateSent || rec.Result == nil || rec.Result.MessageID == "" {
+		t.Fatalf("state %s %s, result %+v: want sent with the looked-up message id", rec.State, rec.Reason, rec.Result)
+	}
+	// Every request the provider saw but the sending call waited for the global rate through
+	// the client's pacer, and the sending call once before BeginAttempt.
+	requests := e.sim.Sim().Stats().Requests
+	if len(requests[provider.OpChatsMessagesList]) == 0 {
+		t.Fatalf("no message listing: %v", requests)
+	}
+	var reads int64
+	for op, byStatus := range requests {
+		if op == provider.OpChatsMessagesSend {
+			continue
+		}
+		for _, n := range byStatus {
+			reads += int64(n)
+		}
+	}
+	if globals := fl.globals.Load(); globals != reads+1 {
+		t.Errorf("%d global waits for %d reads and one send; provider saw %v", globals, reads, requests)
+	}
+}

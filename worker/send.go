@@ -31,9 +31,11 @@ func (x *execution) send(ctx context.Context, started time.Time) outcome {
 	}
 
 	// The call ends before the lease does, whatever the client's timeout: another execution
-	// may reconcile only after the lease, and must not meet a call still in flight.
+	// may reconcile only after the lease, and must not meet a call still in flight. The global
+	// request rate was waited for before BeginAttempt (waitGlobal): the sending call alone does
+	// not wait again, with the lease running; the reads after it (the message look-up) are paced.
 	lease := x.w.opts.Lease
-	callCtx, cancel := context.WithDeadline(ctx, started.Add(lease-leaseMargin(lease)))
+	callCtx, cancel := context.WithDeadline(provider.WithoutPacing(ctx), started.Add(lease-leaseMargin(lease)))
 	defer cancel()
 
 	var messageID, chatID string
