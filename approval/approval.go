@@ -6,8 +6,9 @@
 //
 // It never sends anything and never decides who may approve (roles are the
 // admin API's job): every state change is one atomic ledger transition, and
-// the only thing it gives asynq is an identifier (send_id, digest, gen) that
-// the worker checks against the ledger again before sending.
+// the only thing it gives asynq is an identifier (send_id, digest, gen, and the
+// account as a hint) that the worker checks against the ledger again before
+// sending.
 package approval
 
 import (

@@ -241,7 +241,7 @@ func TestReleaseEnqueuesOneTaskWithIdentifiersOnly(t *testing.T) {
 	var p tasks.Payload
 	dec := json.NewDecoder(bytesReader(info.Payload))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil || p != (tasks.Payload{SendID: "s-1", Digest: digest("s-1"), Gen: 1}) {
+	if err := dec.Decode(&p); err != nil || p != (tasks.Payload{SendID: "s-1", Digest: digest("s-1"), Gen: 1, AccountID: "acc-a"}) {
 		t.Fatalf("payload %s = %+v, %v", info.Payload, p, err)
 	}
 	if e.outbox() != 0 {

@@ -110,7 +110,7 @@ func (s *Service) loop(ctx context.Context, name string, every time.Duration, ki
 // ReleaseOnce hands at most one batch of due outbox entries to asynq and
 // returns how many it released. For each entry it enqueues task
 // whatsapp:<op> with id tasks.TaskID(send_id, gen) and payload {send_id, digest,
-// gen}; then it removes the entries enqueued, in one script
+// gen, account_id}; then it removes the entries enqueued, in one script
 // (ledger.MarkAllReleased, each only if its gen is still current). An entry
 // whose task id already exists was released by another replica or before a
 // crash: it is marked released without a second task. An entry that fails
@@ -165,7 +165,7 @@ func (s *Service) ReleaseOnce(ctx context.Context) (int, error) {
 
 // enqueue makes the asynq task of one release; an existing task of the same id is success.
 func (s *Service) enqueue(ctx context.Context, r ledger.Release) error {
-	p := tasks.Payload{SendID: r.SendID, Digest: r.Digest, Gen: r.Gen}
+	p := tasks.Payload{SendID: r.SendID, Digest: r.Digest, Gen: r.Gen, AccountID: r.AccountID}
 	payload, err := p.Encode()
 	if err != nil {
 		return fmt.Errorf("release %s: %w", r.SendID, err)

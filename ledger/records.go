@@ -101,23 +101,45 @@ func createdRecord(req *tasks.SendRequest, body, metadata, digest string, now, d
 
 // Get returns one record with its history, or ErrNotFound.
 func (l *Ledger) Get(ctx context.Context, sendID string) (*tasks.Record, error) {
+	rec, _, err := l.get(ctx, sendID, "")
+	return rec, err
+}
+
+// GetWithBreaker returns one record with its history, and whether the breaker
+// of account is open (as BreakerOpen), read in the same MULTI: the worker's
+// first round trip of an execution, with the account its task names. The
+// caller checks that the record's account is that account before relying on
+// the breaker's answer.
+func (l *Ledger) GetWithBreaker(ctx context.Context, sendID, account string) (*tasks.Record, bool, error) {
+	return l.get(ctx, sendID, account)
+}
+
+func (l *Ledger) get(ctx context.Context, sendID, breakerAccount string) (*tasks.Record, bool, error) {
 	pipe := l.rdb.TxPipeline() // record and history from the same moment
 	hcmd := pipe.HGetAll(ctx, l.keys.Send(sendID))
 	lcmd := pipe.LRange(ctx, l.keys.History(sendID), 0, -1)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("ledger: get %s: %w", sendID, err)
+	var bcmd *redis.StringCmd
+	if breakerAccount != "" {
+		bcmd = pipe.HGet(ctx, l.keys.Breaker(breakerAccount), "open")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, false, fmt.Errorf("ledger: get %s: %w", sendID, err)
+	}
+	if err := hcmd.Err(); err != nil {
+		return nil, false, fmt.Errorf("ledger: get %s: %w", sendID, err)
 	}
 	if len(hcmd.Val()) == 0 {
-		return nil, fmt.Errorf("send %s: %w", sendID, ErrNotFound)
+		return nil, false, fmt.Errorf("send %s: %w", sendID, ErrNotFound)
 	}
 	st, err := decodeRecord(hcmd.Val())
 	if err != nil {
-		return nil, fmt.Errorf("send %s: %w", sendID, err)
+		return nil, false, fmt.Errorf("send %s: %w", sendID, err)
 	}
 	if st.rec.History, err = decodeHistory(st.rec, lcmd.Val()); err != nil {
-		return nil, fmt.Errorf("send %s: %w", sendID, err)
+		return nil, false, fmt.Errorf("send %s: %w", sendID, err)
 	}
-	return st.rec, nil
+	open := bcmd != nil && bcmd.Val() == "1"
+	return st.rec, open, nil
 }
 
 // Query selects records for List. An empty State means every state.

@@ -543,3 +543,34 @@ func TestCreateReturnsTheStoredRecord(t *testing.T) {
 		}
 	}
 }
+
+// TestGetWithBreaker: the record as Get reads it, with the named account's breaker (open or
+// not) read in the same MULTI; an unknown send is ErrNotFound.
+func TestGetWithBreaker(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.create("s1", "acct-1")
+	policy := BreakerPolicy{ProbeEvery: time.Minute, TTL: time.Hour, Window: time.Minute, Trips: 1}
+	if _, err := e.l.OpenBreaker(e.ctx, "acct-2", "CREDENTIALS", e.clock.Now(), policy); err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.Marshal(e.get("s1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		account string
+		open    bool
+	}{{"acct-1", false}, {"acct-2", true}} {
+		rec, open, err := e.l.GetWithBreaker(e.ctx, "s1", c.account)
+		if err != nil || open != c.open {
+			t.Fatalf("%s: open %v, %v; want %v", c.account, open, err, c.open)
+		}
+		if got, _ := json.Marshal(rec); string(got) != string(want) {
+			t.Fatalf("%s: record %s, want %s", c.account, got, want)
+		}
+	}
+	if _, _, err := e.l.GetWithBreaker(e.ctx, "nope", "acct-1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown send: %v", err)
+	}
+}

@@ -61,6 +61,11 @@ type Payload struct {
 	// Gen is the release generation: the worker drops a task whose Gen is
 	// not the record's current one (a stale re-run).
 	Gen int64 `json:"gen"`
+	// AccountID is the send's account, a hint only: with it the worker reads the
+	// account's breaker in the same round trip as the record, and it uses the
+	// record's account whatever the hint says. Optional (tasks released by
+	// earlier versions have none).
+	AccountID string `json:"account_id,omitempty"`
 }
 
 // TaskID is the asynq task id of one release of a send: send_id + "/r" + gen. asynq refuses a
@@ -84,9 +89,10 @@ func (p Payload) Encode() ([]byte, error) {
 var ErrBadPayload = errors.New("invalid task payload")
 
 // DecodePayload strictly decodes a task payload: one JSON object with exactly send_id, digest
-// and gen, no unknown fields, no trailing data, a send_id of the SendRequest grammar, a digest of
-// 64 lowercase hex characters and a positive gen. The payload is never trusted beyond naming a
-// send: everything sent comes from the ledger record.
+// and gen, and optionally account_id, no unknown fields, no trailing data, a send_id of the
+// SendRequest grammar, a digest of 64 lowercase hex characters, a positive gen and an account id
+// of the provider id grammar. The payload is never trusted beyond naming a send: everything sent
+// comes from the ledger record.
 func DecodePayload(data []byte) (Payload, error) {
 	var p Payload
 	if len(data) > maxPayloadBytes {
@@ -95,9 +101,10 @@ func DecodePayload(data []byte) (Payload, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var raw struct {
-		SendID *string `json:"send_id"`
-		Digest *string `json:"digest"`
-		Gen    *int64  `json:"gen"`
+		SendID    *string `json:"send_id"`
+		Digest    *string `json:"digest"`
+		Gen       *int64  `json:"gen"`
+		AccountID *string `json:"account_id"`
 	}
 	if err := dec.Decode(&raw); err != nil {
 		return p, fmt.Errorf("%w: %v", ErrBadPayload, err)
@@ -112,6 +119,12 @@ func DecodePayload(data []byte) (Payload, error) {
 		return p, fmt.Errorf("%w: digest", ErrBadPayload)
 	case raw.Gen == nil || *raw.Gen <= 0:
 		return p, fmt.Errorf("%w: gen", ErrBadPayload)
+	case raw.AccountID != nil && !validProviderID(*raw.AccountID, MaxAccountIDLen):
+		return p, fmt.Errorf("%w: account_id", ErrBadPayload)
 	}
-	return Payload{SendID: *raw.SendID, Digest: *raw.Digest, Gen: *raw.Gen}, nil
+	p = Payload{SendID: *raw.SendID, Digest: *raw.Digest, Gen: *raw.Gen}
+	if raw.AccountID != nil {
+		p.AccountID = *raw.AccountID
+	}
+	return p, nil
 }

@@ -25,7 +25,17 @@ func TestDecodePayload(t *testing.T) {
 	if b, err := p.Encode(); err != nil || string(b) != good {
 		t.Fatalf("encode: %s, %v", b, err)
 	}
+	// The account hint: optional, encoded when set, of the provider id grammar.
+	hinted := `{"send_id":"s-1","digest":"` + testDigest + `","gen":2,"account_id":"acc_1-A"}`
+	if p, err := DecodePayload([]byte(hinted)); err != nil || p.AccountID != "acc_1-A" || p.Gen != 2 {
+		t.Fatalf("payload with account: %+v, %v", p, err)
+	} else if b, err := p.Encode(); err != nil || string(b) != hinted {
+		t.Fatalf("encode with account: %s, %v", b, err)
+	}
 	bad := []string{
+		`{"send_id":"a","digest":"` + testDigest + `","gen":1,"account_id":""}`,
+		`{"send_id":"a","digest":"` + testDigest + `","gen":1,"account_id":"a b"}`,
+		`{"send_id":"a","digest":"` + testDigest + `","gen":1,"account_id":"` + strings.Repeat("a", 257) + `"}`,
 		`{"send_id":"..","digest":"` + testDigest + `","gen":1}`,
 		``, `null`, `[]`, `{}`, `"x"`,
 		`{"send_id":"a","digest":"` + testDigest + `"}`,
@@ -54,6 +64,7 @@ func FuzzDecodePayload(f *testing.F) {
 	f.Add([]byte(`{"send_id":"\u0000","digest":"","gen":1e300}`))
 	f.Add([]byte(`{"send_id":"a","send_id":"b","digest":"` + testDigest + `","gen":1}`))
 	f.Add([]byte(`{`))
+	f.Add([]byte(`{"send_id":"s-1","digest":"` + testDigest + `","gen":1,"account_id":"acc-1"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := DecodePayload(data)
 		if err != nil {

@@ -320,6 +320,11 @@ func ValidProviderID(id string) bool {
 	return id != "" && len(id) <= MaxIDLen && providerIDPattern.MatchString(id)
 }
 
+// validProviderID reports whether id is a non-empty provider id of at most maxLen bytes.
+func validProviderID(id string, maxLen int) bool {
+	return id != "" && len(id) <= maxLen && providerIDPattern.MatchString(id)
+}
+
 func checkID(v *ValidationError, field, id string, required bool, maxLen int) {
 	switch {
 	case id == "":

@@ -75,12 +75,18 @@ type breakerState struct {
 	since  time.Time
 }
 
-// check reads the account's breaker, claiming the probe when one is due.
-func (b *breaker) check(ctx context.Context, account string) (breakerState, error) {
+// check reads the account's breaker, claiming the probe when one is due. read is its open flag
+// when the caller already read it (with the record), nil otherwise.
+func (b *breaker) check(ctx context.Context, account string, read *bool) (breakerState, error) {
 	// Almost always closed: a plain read answers that, and costs Redis far less than the script.
-	open, err := b.l.BreakerOpen(ctx, account)
-	if err != nil {
-		return breakerState{}, fmt.Errorf("account breaker: %w", err)
+	var open bool
+	if read != nil {
+		open = *read
+	} else {
+		var err error
+		if open, err = b.l.BreakerOpen(ctx, account); err != nil {
+			return breakerState{}, fmt.Errorf("account breaker: %w", err)
+		}
 	}
 	if !open {
 		b.mark(account, false)
@@ -205,7 +211,7 @@ func (b *breaker) runSync(ctx context.Context) {
 // account, closing the breaker when it is healthy again.
 func (x *execution) accountBreaker(ctx context.Context) (outcome, bool) {
 	account := x.rec.Request.AccountID
-	st, err := x.w.breaker.check(ctx, account)
+	st, err := x.w.breaker.check(ctx, account, x.breaker)
 	if err != nil {
 		return infraError(err), true
 	}

@@ -2,10 +2,12 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zapcore"
 
@@ -300,5 +302,45 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestBreakerReadWithTheRecord: a task that names its send's account has the account's breaker
+// read with the record (one round trip) and waits while it is open; a task naming another
+// account (forged, or stale) cannot hide an open breaker: the record's account is what counts,
+// and its breaker is read on its own.
+func TestBreakerReadWithTheRecord(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *envConfig) { c.noStart = true })
+	ctx := context.Background()
+	// An open breaker whose probe is not due: the execution waits without reading the provider.
+	policy := ledger.BreakerPolicy{ProbeEvery: time.Hour, TTL: time.Hour, Window: time.Minute, Trips: 1}
+	if _, err := e.ledger.OpenBreaker(ctx, accA, "CREDENTIALS", time.Now(), policy); err != nil {
+		t.Fatal(err)
+	}
+	for _, hint := range []string{accA, accB} {
+		id := newID("hint")
+		e.submit(message(id, accA, chatA1))
+		task := e.releaseTask(id)
+		p, err := tasks.DecodePayload(task.Payload())
+		if err != nil || p.AccountID != accA {
+			t.Fatalf("released payload %+v, %v: want the account named", p, err)
+		}
+		p.AccountID = hint
+		b, _ := p.Encode()
+		err = e.worker.Handler().ProcessTask(ctx, asynq.NewTask(task.Type(), b))
+		if err != nil && !isFailure(err) {
+			var re *retryError
+			if !errors.As(err, &re) {
+				t.Fatalf("hint %s: ProcessTask: %v", hint, err)
+			}
+		}
+		rec := e.get(id)
+		if rec.State != tasks.StateWaiting || rec.Wait == nil || rec.Wait.Reason != tasks.ReasonWaitAccountDown || rec.Attempts != 0 {
+			t.Errorf("hint %s: %s %s %+v attempts %d, want waiting for the account", hint, rec.State, rec.Reason, rec.Wait, rec.Attempts)
+		}
+	}
+	if n := len(e.sim.Sim().Deliveries()); n != 0 {
+		t.Fatalf("%d deliveries while the breaker is open", n)
 	}
 }

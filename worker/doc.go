@@ -2,9 +2,11 @@
 // warm-only, and with every result written back.
 //
 // A task is a pointer (send_id, digest, release generation) to a ledger record; the handler
-// never trusts it beyond that. Each execution, first or not, goes through the same stages:
+// never trusts it beyond that. It also names the send's account, a hint that lets the record
+// and the account's breaker be read in one round trip; the hint counts only when it is the
+// record's account. Each execution, first or not, goes through the same stages:
 //
-//	load the record → send window → account breaker (Redis, shared by the replicas) →
+//	load the record (and the account's breaker) → send window → account breaker (Redis, shared by the replicas) →
 //	rate-limit slot (before any provider read) → guards (account health, warm recipient,
 //	contact replied, attachments) → wait for a near slot → global request rate →
 //	ledger.BeginAttempt (atomic re-check of approval, generation, pause and opt-outs) → one

@@ -39,6 +39,10 @@ type execution struct {
 	// account breaker: its delivery closes the breaker.
 	trial string
 
+	// breaker is the account's breaker as read with the record (the task named the record's
+	// account); nil when it was not read then.
+	breaker *bool
+
 	// log is logger()'s logger for the fields it was built with.
 	log        *zap.Logger
 	logAccount string
@@ -108,7 +112,7 @@ func (x *execution) round(ctx context.Context) (o outcome, again bool) {
 	x.files.Release()
 	x.files = nil
 
-	rec, err := x.w.l.Get(ctx, x.p.SendID)
+	rec, err := x.load(ctx)
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
 		return done("no such send", nil), false
@@ -162,6 +166,21 @@ func (x *execution) round(ctx context.Context) (o outcome, again bool) {
 		return o, false
 	}
 	return x.begin(ctx, false)
+}
+
+// load reads the record. When the task names the send's account (tasks released since the
+// payload carries it), the account's breaker is read in the same round trip; the hint is used
+// only if it is the record's account.
+func (x *execution) load(ctx context.Context) (*tasks.Record, error) {
+	x.breaker = nil
+	if x.p.AccountID == "" {
+		return x.w.l.Get(ctx, x.p.SendID)
+	}
+	rec, open, err := x.w.l.GetWithBreaker(ctx, x.p.SendID, x.p.AccountID)
+	if err == nil && rec.Request.AccountID == x.p.AccountID {
+		x.breaker = &open
+	}
+	return rec, err
 }
 
 // precheck drops tasks that cannot be the current release of an approved send, before any
