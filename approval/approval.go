@@ -21,6 +21,7 @@ import (
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
+	"github.com/sendworker/sendworker/internal/service"
 	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/tasks"
 )
@@ -118,10 +119,7 @@ type Service struct {
 	// kick wakes the releaser after an approval or a resume in this process.
 	kick chan struct{}
 
-	// the loops of Start, while they run
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	runner service.Loop // the loops of Start
 }
 
 // New returns a Service over the ledger l, releasing approved sends with

@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
+	"github.com/sendworker/sendworker/internal/service"
 	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/tasks"
 )
@@ -20,40 +21,18 @@ var ErrStarted = errors.New("approval: already started")
 // Start runs the releaser and the expiry sweeper (Run) in the background
 // until Stop or until ctx ends.
 func (s *Service) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cancel != nil {
+	err := s.runner.Start(ctx, s.Run) // Run logs its own errors and always returns nil
+	if errors.Is(err, service.ErrRunning) {
 		return ErrStarted
 	}
-	ctx, s.cancel = context.WithCancel(ctx)
-	done := make(chan struct{})
-	s.done = done
-	go func() {
-		defer close(done)
-		_ = s.Run(ctx) // Run logs its own errors and always returns nil
-	}()
-	return nil
+	return err
 }
 
 // Stop ends the loops of Start and waits for the batch in progress, or
-// until ctx ends. Stopping a Service that is not running does nothing; it
+// until ctx ends (then it returns ctx's error and Start refuses until the
+// loops have ended). Stopping a Service that is not running does nothing; it
 // may be started again afterwards.
-func (s *Service) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	cancel, done := s.cancel, s.done
-	s.cancel, s.done = nil, nil
-	s.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (s *Service) Stop(ctx context.Context) error { return s.runner.Stop(ctx) }
 
 // Run runs the releaser (outbox → asynq) and the expiry sweeper until ctx is
 // done, then returns nil: the blocking form of Start, for a caller that owns

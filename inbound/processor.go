@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/sendworker/sendworker/internal/service"
 	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/tasks"
 )
@@ -71,8 +72,7 @@ type Processor struct {
 	mu   sync.Mutex
 	self map[string]selfEntry
 
-	runMu sync.Mutex
-	run   *processorRun // the run of Start; nil when stopped
+	runner service.Loop // the run of Start
 }
 
 type selfEntry struct {
@@ -125,63 +125,28 @@ func (p *Processor) EnsureGroup(ctx context.Context) error {
 // after a Stop that gave up waiting).
 var ErrStarted = errors.New("inbound: processor already started")
 
-// processorRun is one run of Start: its cancel, done closed when the loop has ended, and the
-// error it ended with (read only after done).
-type processorRun struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error
-}
-
 // Start processes events in the background until Stop or until ctx ends. It creates the
 // consumer group first (in the background too): a failure there ends the loop, is logged, and is
 // what Stop returns; Redis errors later are logged and retried with backoff.
 func (p *Processor) Start(ctx context.Context) error {
-	p.runMu.Lock()
-	defer p.runMu.Unlock()
-	if r := p.run; r != nil {
-		select {
-		case <-r.done: // ended on its own: a new run may start
-		default:
-			return ErrStarted
+	err := p.runner.Start(ctx, func(ctx context.Context) error {
+		err := p.loop(ctx)
+		if err != nil {
+			p.opts.Logger.Error("inbound events: processor stopped", zap.Error(err))
 		}
+		return err
+	})
+	if errors.Is(err, service.ErrRunning) {
+		return ErrStarted
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	r := &processorRun{cancel: cancel, done: make(chan struct{})}
-	p.run = r
-	go func() {
-		defer close(r.done)
-		if r.err = p.loop(ctx); r.err != nil {
-			p.opts.Logger.Error("inbound events: processor stopped", zap.Error(r.err))
-		}
-	}()
-	return nil
+	return err
 }
 
 // Stop ends the loop of Start and waits for the event in progress, or until ctx ends (then it
 // returns ctx's error and Start refuses until the loop has ended). It returns the error the loop
 // ended with, if any. Stopping a Processor that is not running does nothing; it may be started
 // again afterwards.
-func (p *Processor) Stop(ctx context.Context) error {
-	p.runMu.Lock()
-	r := p.run
-	p.runMu.Unlock()
-	if r == nil {
-		return nil
-	}
-	r.cancel()
-	select {
-	case <-r.done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	p.runMu.Lock()
-	if p.run == r {
-		p.run = nil
-	}
-	p.runMu.Unlock()
-	return r.err
-}
+func (p *Processor) Stop(ctx context.Context) error { return p.runner.Stop(ctx) }
 
 // loop processes events until ctx ends. It claims entries idle in other consumers every
 // MinIdle/2 of the Now clock; its waits (a read's Block, the backoff after an error) are real

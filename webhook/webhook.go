@@ -47,6 +47,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sendworker/sendworker/internal/logthrottle"
+	"github.com/sendworker/sendworker/internal/service"
 	"github.com/sendworker/sendworker/results"
 )
 
@@ -204,8 +205,7 @@ type Dispatcher struct {
 	deliveries *prometheus.CounterVec
 	deadStream string
 
-	runMu sync.Mutex
-	run   *dispatchRun // the run of Start; nil when stopped
+	runner service.Loop // the run of Start
 	// pending bounds the results held (MaxPending); posts bounds the
 	// requests in flight (Concurrency).
 	pending chan struct{}
@@ -380,38 +380,22 @@ func newDeliveriesCounter(reg prometheus.Registerer) (*prometheus.CounterVec, er
 // run has not ended yet after a Stop that gave up waiting).
 var ErrStarted = errors.New("webhook: already started")
 
-// dispatchRun is one run of Start: its cancel, done closed when the run has
-// ended, and the error it ended with (read only after done).
-type dispatchRun struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error
-}
-
 // Start delivers results in the background until Stop or until ctx ends. It
 // creates the consumer group first (in the background too): a failure there
 // ends the run, is logged, and is what Stop returns; Redis errors later are
 // logged and retried.
 func (d *Dispatcher) Start(ctx context.Context) error {
-	d.runMu.Lock()
-	defer d.runMu.Unlock()
-	if r := d.run; r != nil {
-		select {
-		case <-r.done: // ended on its own: a new run may start
-		default:
-			return ErrStarted
+	err := d.runner.Start(ctx, func(ctx context.Context) error {
+		err := d.dispatch(ctx)
+		if err != nil {
+			d.log.Error("webhook stopped", zap.Error(err))
 		}
+		return err
+	})
+	if errors.Is(err, service.ErrRunning) {
+		return ErrStarted
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	r := &dispatchRun{cancel: cancel, done: make(chan struct{})}
-	d.run = r
-	go func() {
-		defer close(r.done)
-		if r.err = d.dispatch(ctx); r.err != nil {
-			d.log.Error("webhook stopped", zap.Error(r.err))
-		}
-	}()
-	return nil
+	return err
 }
 
 // Stop ends the run of Start and waits for the deliveries in flight to stop
@@ -420,26 +404,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 // until the run has ended). It returns the error the run ended with, if any.
 // Stopping a Dispatcher that is not running does nothing; it may be started
 // again afterwards.
-func (d *Dispatcher) Stop(ctx context.Context) error {
-	d.runMu.Lock()
-	r := d.run
-	d.runMu.Unlock()
-	if r == nil {
-		return nil
-	}
-	r.cancel()
-	select {
-	case <-r.done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	d.runMu.Lock()
-	if d.run == r {
-		d.run = nil
-	}
-	d.runMu.Unlock()
-	return r.err
-}
+func (d *Dispatcher) Stop(ctx context.Context) error { return d.runner.Stop(ctx) }
 
 // dispatch delivers results until ctx ends, then waits for the deliveries
 // in flight to stop and returns nil. It returns an error only when the

@@ -25,14 +25,14 @@ var mayImport = map[string][]string{
 	"config":               {"tasks"},
 	"ledger":               {"tasks", "results"},
 	"ratelimit":            {"tasks", "config"},
-	"approval":             {"tasks", "ledger"},
-	"inbound":              {"tasks", "ledger", "results"},
-	"webhook":              {"tasks", "results", "internal/logthrottle"},
+	"approval":             {"tasks", "ledger", "internal/service"},
+	"inbound":              {"tasks", "ledger", "results", "internal/service"},
+	"webhook":              {"tasks", "results", "internal/logthrottle", "internal/service"},
 	"metrics":              {"tasks", "ledger", "provider"},
 	"worker":               {"tasks", "ledger", "results", "provider", "ratelimit", "metrics", "worker/", "internal/logthrottle"},
 	"worker/attachments":   {"tasks", "provider"},
 	"adminapi/wire":        {"tasks"},
-	"internal/maintenance": {"ledger", "internal/logthrottle"},
+	"internal/maintenance": {"ledger", "internal/logthrottle", "internal/service"},
 }
 
 // imports returns, for each package directory of the module (relative, slash-separated), the

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sendworker/sendworker/internal/logthrottle"
+	"github.com/sendworker/sendworker/internal/service"
 )
 
 // Ledger is what the repairs need of the send ledger (ledger.Ledger).
@@ -59,9 +60,7 @@ type Service struct {
 	trimMu   sync.Mutex // Pass may be called while the loop runs (tests, tools)
 	lastTrim time.Time
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	runner service.Loop // the loop of Start
 }
 
 // New returns a stopped service over l.
@@ -95,43 +94,24 @@ var ErrStarted = errors.New("maintenance: already started")
 
 // Start runs a pass every Options.Every until Stop or until ctx ends.
 func (s *Service) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cancel != nil {
+	err := s.runner.Start(ctx, s.loop)
+	if errors.Is(err, service.ErrRunning) {
 		return ErrStarted
 	}
-	ctx, s.cancel = context.WithCancel(ctx)
-	s.done = make(chan struct{})
-	go s.loop(ctx, s.done)
-	return nil
+	return err
 }
 
-// Stop ends the loop and waits for the pass in progress, or until ctx ends.
-func (s *Service) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	cancel, done := s.cancel, s.done
-	s.cancel, s.done = nil, nil
-	s.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// Stop ends the loop and waits for the pass in progress, or until ctx ends (then it returns
+// ctx's error and Start refuses until the loop has ended).
+func (s *Service) Stop(ctx context.Context) error { return s.runner.Stop(ctx) }
 
-func (s *Service) loop(ctx context.Context, done chan struct{}) {
-	defer close(done)
+func (s *Service) loop(ctx context.Context) error {
 	t := time.NewTicker(s.opts.Every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 		s.Pass(ctx)
