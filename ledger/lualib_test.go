@@ -155,18 +155,14 @@ func TestGeneratedLua(t *testing.T) {
 // (luakeys.Check, the rule ratelimit's scripts follow too).
 func TestScriptHeadersDeclareTheirKeys(t *testing.T) {
 	t.Parallel()
-	files, err := fs.Glob(luaFiles, "lua/*.lua")
+	problems, err := luakeys.CheckScripts(luaFiles, "lua", luaLibFile, func(name string) string {
+		body := luaSource(name)
+		return luaLib.prelude(body) + body
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range files {
-		name := strings.TrimSuffix(path.Base(f), ".lua")
-		if name == luaLibFile {
-			continue
-		}
-		body := luaSource(name)
-		for _, p := range luakeys.Check(body, luaLib.prelude(body)+body) {
-			t.Errorf("%s: %s", name, p)
-		}
+	for _, p := range problems {
+		t.Error(p)
 	}
 }

@@ -57,18 +57,11 @@ func TestScriptsCompile(t *testing.T) {
 // (luakeys.Check, the rule the ledger's scripts follow too).
 func TestScriptHeadersDeclareTheirKeys(t *testing.T) {
 	t.Parallel()
-	files, err := fs.Glob(luaFiles, "lua/*.lua")
+	problems, err := luakeys.CheckScripts(luaFiles, "lua", luaCommonFile, func(name string) string { return luaCode[name] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range files {
-		name := strings.TrimSuffix(path.Base(f), ".lua")
-		if name == luaCommonFile {
-			continue
-		}
-		src := luaSource(name)
-		for _, p := range luakeys.Check(src, luaCode[name]) {
-			t.Errorf("%s: %s", name, p)
-		}
+	for _, p := range problems {
+		t.Error(p)
 	}
 }

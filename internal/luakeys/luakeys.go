@@ -6,6 +6,8 @@ package luakeys
 
 import (
 	"fmt"
+	"io/fs"
+	"path"
 	"regexp"
 	"sort"
 	"strconv"
@@ -82,4 +84,32 @@ func declared(src string) (fixed, routing map[int]bool, from int) {
 		}
 	}
 	return fixed, routing, from
+}
+
+// CheckScripts runs Check over every script of a package: the files dir/*.lua of fsys but
+// the shared one named shared (without .lua), each with code(name), the code Redis runs for it.
+// Each problem names its script.
+func CheckScripts(fsys fs.FS, dir, shared string, code func(name string) string) ([]string, error) {
+	files, err := fs.Glob(fsys, dir+"/*.lua")
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no scripts in %s", dir)
+	}
+	var problems []string
+	for _, f := range files {
+		name := strings.TrimSuffix(path.Base(f), ".lua")
+		if name == shared {
+			continue
+		}
+		src, err := fs.ReadFile(fsys, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range Check(string(src), code(name)) {
+			problems = append(problems, name+": "+p)
+		}
+	}
+	return problems, nil
 }

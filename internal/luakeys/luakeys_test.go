@@ -3,6 +3,7 @@ package luakeys
 import (
 	"strings"
 	"testing"
+	"testing/fstest"
 )
 
 func TestCheck(t *testing.T) {
@@ -25,5 +26,25 @@ func TestCheck(t *testing.T) {
 		if got != c.want {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}
+	}
+}
+
+func TestCheckScripts(t *testing.T) {
+	t.Parallel()
+	fsys := fstest.MapFS{
+		"lua/lib.lua":  {Data: []byte("-- shared\nlocal function f() return KEYS[9] end\n")},
+		"lua/good.lua": {Data: []byte("--  KEYS[1] record\nreturn KEYS[1]\n")},
+		"lua/bad.lua":  {Data: []byte("--  KEYS[1] record\nreturn KEYS[2]\n")},
+	}
+	problems, err := CheckScripts(fsys, "lua", "lib", func(name string) string {
+		b, _ := fsys.ReadFile("lua/" + name + ".lua")
+		return string(b)
+	})
+	want := "bad: declares KEYS[1] but never reads it; bad: reads KEYS[2], which its header does not declare"
+	if err != nil || strings.Join(problems, "; ") != want {
+		t.Fatalf("problems %q, %v; want %q", problems, err, want)
+	}
+	if _, err := CheckScripts(fsys, "none", "lib", nil); err == nil {
+		t.Fatal("no scripts: no error")
 	}
 }
