@@ -344,12 +344,11 @@ type Ended struct {
 // results stream entry, the claimed message id and the retention expiry.
 //
 // Only a send of a new message (chats_messages_send, chats_create) finished
-// sent indexes its MessageID ({p}:msg:<id> → send, SendByMessage) and claims
-// it in its chat ({p}:claimed:<chat>, ClaimedIn). Its claim is atomic: if
-// another send already owns the id, End refuses with
+// sent claims its MessageID ({p}:msg:<id> → send: SendByMessage, Claimed).
+// Its claim is atomic: if another send already owns the id, End refuses with
 // *StateError{ErrMessageClaimed} and changes nothing. A reaction, edit or
-// delete stores the target's id in the record and result but never indexes or
-// claims it.
+// delete stores the target's id in the record and result but never claims
+// it.
 //
 // End runs the script alone (one EVALSHA, no MULTI and no read back of the
 // record).
@@ -483,15 +482,26 @@ func (l *Ledger) ReconcileLater(ctx context.Context, sendID, token string, u Und
 	return msTime(ints[0]), nil
 }
 
-// ClaimedIn returns the claimed message ids of a chat.
-func (l *Ledger) ClaimedIn(ctx context.Context, chatID string) (map[string]bool, error) {
-	ids, err := l.rdb.SMembers(ctx, l.keys.Claimed(chatID)).Result()
+// Claimed returns which of the provider message ids are attributed to a send
+// (End(sent) of a new message, or an admin's marked_sent): one MGET of their
+// {p}:msg:<id> keys.
+func (l *Ledger) Claimed(ctx context.Context, messageIDs []string) (map[string]bool, error) {
+	out := make(map[string]bool, len(messageIDs))
+	if len(messageIDs) == 0 {
+		return out, nil
+	}
+	keys := make([]string, len(messageIDs))
+	for i, id := range messageIDs {
+		keys[i] = l.keys.Msg(id)
+	}
+	vals, err := l.rdb.MGet(ctx, keys...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("ledger: claimed: %w", err)
 	}
-	out := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		out[id] = true
+	for i, v := range vals {
+		if v != nil {
+			out[messageIDs[i]] = true
+		}
 	}
 	return out, nil
 }

@@ -273,10 +273,10 @@ func TestFinishAndResults(t *testing.T) {
 	}
 
 	// Claimed message id and the reverse index.
-	if yes, _ := e.l.IsClaimed(e.ctx, "chat-s1", "msg-1"); !yes {
+	if yes, _ := e.l.IsClaimed(e.ctx, "msg-1"); !yes {
 		t.Fatal("not claimed")
 	}
-	claimed, _ := e.l.ClaimedIn(e.ctx, "chat-s1")
+	claimed, _ := e.l.Claimed(e.ctx, []string{"msg-1", "msg-2"})
 	if !reflect.DeepEqual(claimed, map[string]bool{"msg-1": true}) {
 		t.Fatalf("claimed %v", claimed)
 	}
@@ -287,9 +287,9 @@ func TestFinishAndResults(t *testing.T) {
 		t.Fatalf("unknown message: %v", err)
 	}
 
-	// Retention: record, history, message index and claimed set expire.
+	// Retention: record, history and message index expire.
 	k := e.l.Keys()
-	for _, key := range []string{k.Send("s1"), k.History("s1"), k.Msg("msg-1"), k.Claimed("chat-s1")} {
+	for _, key := range []string{k.Send("s1"), k.History("s1"), k.Msg("msg-1")} {
 		ttl := e.rdb.PTTL(e.ctx, key).Val()
 		if ttl <= testRetention-time.Minute || ttl > testRetention {
 			t.Errorf("%s ttl %v, want ~%v", key, ttl, testRetention)

@@ -41,9 +41,10 @@ func (e *env) sendingOp(id string, op tasks.Operation, chat, target string) stri
 	return token
 }
 
-func (e *env) claimed(chat string) map[string]bool {
+// claimed returns which of the message ids are claimed, as a set of the claimed ones.
+func (e *env) claimed(ids ...string) map[string]bool {
 	e.t.Helper()
-	c, err := e.l.ClaimedIn(e.ctx, chat)
+	c, err := e.l.Claimed(e.ctx, ids)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestFinishIndexesOnlyNewMessages(t *testing.T) {
 			t.Fatalf("%s indexed its target: %v", op, err)
 		}
 	}
-	if c := e.claimed("chat-1"); !maps.Equal(c, map[string]bool{"m1": true}) {
+	if c := e.claimed("m1", "m-foreign"); !maps.Equal(c, map[string]bool{"m1": true}) {
 		t.Fatalf("claimed %v", c)
 	}
 
@@ -93,7 +94,7 @@ func TestFinishIndexesOnlyNewMessages(t *testing.T) {
 	if got, _ := e.l.SendByMessage(e.ctx, "m2"); got != "create" {
 		t.Fatalf("chats_create not indexed: %q", got)
 	}
-	if c := e.claimed("chat-new"); !maps.Equal(c, map[string]bool{"m2": true}) {
+	if c := e.claimed("m2", "m-none"); !maps.Equal(c, map[string]bool{"m2": true}) {
 		t.Fatalf("claimed %v", c)
 	}
 }
@@ -118,9 +119,6 @@ func TestFinishRefusesClaimedMessage(t *testing.T) {
 			Outcome{State: tasks.StateSent, MessageID: "m1", ChatID: "chat-2"}},
 		{"chats_create", tasks.OpCreateChat, "", nil,
 			Outcome{State: tasks.StateSent, MessageID: "m1", ChatID: "chat-1"}},
-		{"claimed in the chat, message index gone", tasks.OpSendMessage, "chat-1", func(e *env) {
-			e.rdb.Del(e.ctx, e.l.Keys().Msg("m1"))
-		}, Outcome{State: tasks.StateSent, MessageID: "m1", ChatID: "chat-1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,7 +154,7 @@ func TestFinishRefusesClaimedMessage(t *testing.T) {
 			if rec.Result.MessageID != "m2" {
 				t.Fatalf("result %+v", rec.Result)
 			}
-			if c := e.claimed("chat-1"); !maps.Equal(c, map[string]bool{"m1": true, "m2": true}) {
+			if c := e.claimed("m1", "m2", "m3"); !maps.Equal(c, map[string]bool{"m1": true, "m2": true}) {
 				t.Fatalf("claimed %v", c)
 			}
 		})
@@ -179,5 +177,26 @@ func TestFinishRefusesClaimedMessage(t *testing.T) {
 	}
 	if got, _ := e.l.SendByMessage(e.ctx, "m1"); got != "owner" {
 		t.Fatalf("message index repointed to %q", got)
+	}
+}
+
+// TestClaimOutlivesAShortRetention: a message id's claim is kept as long as the record, and at
+// least claimMinTTL even when the retention is shorter, so a reconciliation never meets a
+// recent message whose claim has gone.
+func TestClaimOutlivesAShortRetention(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		retention, want time.Duration
+	}{{time.Minute, claimMinTTL}, {testRetention, testRetention}} {
+		e := newEnv(t)
+		e.l.opts.Retention = c.retention
+		token := e.sendingOp("s1", tasks.OpSendMessage, "chat-1", "")
+		if _, err := e.l.Finish(e.ctx, "s1", token, Outcome{State: tasks.StateSent, MessageID: "m1", ChatID: "chat-1"}); err != nil {
+			t.Fatal(err)
+		}
+		ttl := e.rdb.PTTL(e.ctx, e.l.Keys().Msg("m1")).Val()
+		if ttl <= c.want-time.Minute || ttl > c.want {
+			t.Errorf("retention %v: claim ttl %v, want ~%v", c.retention, ttl, c.want)
+		}
 	}
 }

@@ -27,12 +27,9 @@ func (l *Ledger) MarkReleased(ctx context.Context, sendID string, gen int64) err
 	return l.MarkAllReleased(ctx, []Release{{SendID: sendID, Gen: gen}})
 }
 
-// IsClaimed reports whether a provider message id of a chat is already
-// attributed to a send (of a new message).
-func (l *Ledger) IsClaimed(ctx context.Context, chatID, messageID string) (bool, error) {
-	ok, err := l.rdb.SIsMember(ctx, l.keys.Claimed(chatID), messageID).Result()
-	if err != nil {
-		return false, fmt.Errorf("ledger: claimed: %w", err)
-	}
-	return ok, nil
+// IsClaimed reports whether a provider message id is already attributed to a
+// send (of a new message).
+func (l *Ledger) IsClaimed(ctx context.Context, messageID string) (bool, error) {
+	claimed, err := l.Claimed(ctx, []string{messageID})
+	return claimed[messageID], err
 }

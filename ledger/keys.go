@@ -129,9 +129,5 @@ func (k Keys) Contact(contactID string) string { return k.tag + "contact:" + con
 // Audit is the stream of decisions.
 func (k Keys) Audit() string { return k.tag + "audit" }
 
-// Claimed is the set of provider message ids of a chat already attributed to
-// a send.
-func (k Keys) Claimed(chatID string) string { return k.tag + "claimed:" + chatID }
-
 // Msg maps a provider message id to the send that produced it.
 func (k Keys) Msg(messageID string) string { return k.tag + "msg:" + messageID }

@@ -178,6 +178,10 @@ const (
 
 	auditMaxLen = 1_000_000 // approximate cap of the audit stream
 	historyMax  = 200       // events kept per send (the newest)
+	// claimMinTTL is the least a message id's claim ({p}:msg:<id>) is kept, whatever the
+	// retention: a reconciliation looks at messages from the last minutes (lease and late
+	// completion), so within a day every message it can meet still names its send.
+	claimMinTTL = 24 * time.Hour
 )
 
 // New returns a Ledger over rdb, with Options defaults filled in. Call

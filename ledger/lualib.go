@@ -54,6 +54,7 @@ func luaSource(name string) string {
 //
 //   - HISTORY_MAX: historyMax.
 //   - RECOVERED_BY: RecoveredBy, the "by" of a recovery's history event.
+//   - CLAIM_MIN_MS: claimMinTTL, the least a message id's claim is kept.
 //   - is_terminal(state): tasks.State.Terminal over tasks.States.
 //   - new_message_op(op): tasks.Operation.SendsNewMessage over tasks.Operations
 //     (only those operations produce a message whose id End(sent) indexes and
@@ -64,6 +65,7 @@ func luaGenerated() string {
 	var b strings.Builder
 	b.WriteString("local HISTORY_MAX = " + strconv.Itoa(historyMax) + "\n")
 	b.WriteString("local RECOVERED_BY = " + luaQuote(RecoveredBy) + "\n")
+	b.WriteString("local CLAIM_MIN_MS = " + strconv.FormatInt(claimMinTTL.Milliseconds(), 10) + "\n")
 	var terminal []string
 	for _, s := range tasks.States {
 		if s.Terminal() {

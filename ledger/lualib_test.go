@@ -94,7 +94,7 @@ func TestPreludeDefinesEveryName(t *testing.T) {
 	}
 	p = luaLib.prelude("finish(id, r, 'sent', '', '', {}, '')")
 	for _, want := range []string{"local RESULTS", "local function result_json(", "local function move(",
-		"local function new_message_op(", "local function k_claimed(", "local function event(", "local HISTORY_MAX"} {
+		"local function new_message_op(", "local function k_msg(", "local function event(", "local HISTORY_MAX"} {
 		if !strings.Contains(p, want) {
 			t.Errorf("prelude of finish lacks %q", want)
 		}
@@ -145,8 +145,9 @@ func TestGeneratedLua(t *testing.T) {
 			t.Errorf("%s = %v, want %q", c[0], got[0], c[1])
 		}
 	}
-	if got := run("return {HISTORY_MAX, RECOVERED_BY}"); got[0] != int64(historyMax) || got[1] != RecoveredBy {
-		t.Errorf("HISTORY_MAX, RECOVERED_BY = %v", got)
+	if got := run("return {HISTORY_MAX, RECOVERED_BY, CLAIM_MIN_MS}"); got[0] != int64(historyMax) || got[1] != RecoveredBy ||
+		got[2] != claimMinTTL.Milliseconds() {
+		t.Errorf("HISTORY_MAX, RECOVERED_BY, CLAIM_MIN_MS = %v", got)
 	}
 }
 

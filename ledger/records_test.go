@@ -20,11 +20,11 @@ func TestKeysMatchLua(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	k := e.l.Keys()
-	const id, acct, st, chat, mid, seen = "s:1", "acct:9", tasks.StateWaiting, "chat@x", "m-1", "ev-1"
+	const id, acct, st, mid, seen = "s:1", "acct:9", tasks.StateWaiting, "m-1", "ev-1"
 	want := []string{k.Send(id), k.History(id), k.Seq(), k.All(), k.State(st), k.Account(acct, st), k.AccountAll(acct),
 		k.Deadlines(), k.Outbox(), k.Watch(), k.Leases(), k.Finished(), k.HeldGlobal(), k.HeldAccount(acct), k.PausedGlobal(),
-		k.PausedAccounts(), k.OptOut(), k.Audit(), k.Claimed(chat), k.Msg(mid), k.HeldAccounts(), k.InboundSeen(seen)}
-	v, err := e.l.run(e.ctx, keysScript, e.l.nowMs(), []string{k.Seq()}, id, acct, string(st), chat, mid, seen)
+		k.PausedAccounts(), k.OptOut(), k.Audit(), k.Msg(mid), k.HeldAccounts(), k.InboundSeen(seen)}
+	v, err := e.l.run(e.ctx, keysScript, e.l.nowMs(), []string{k.Seq()}, id, acct, string(st), mid, seen)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -120,8 +120,8 @@ var beginScript = leaseScriptOf("begin")
 
 // finishScript ends a send with the worker's outcome. A sent new message
 // (new_message_op) whose id another send already owns ({p}:msg:<id> names
-// another send, or the chat's claimed set holds it) is refused, nothing
-// changed: one provider message is never attributed to two sends.
+// another send) is refused, nothing changed: one provider message is never
+// attributed to two sends.
 //
 // KEYS, ARGV and reply: lua/finish.lua.
 var finishScript = script("finish")

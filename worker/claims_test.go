@@ -307,7 +307,6 @@ func TestReconcileNeverResendsOverAClaimedMatch(t *testing.T) {
 	if len(ds) != 1 {
 		t.Fatalf("%d deliveries before reconciliation", len(ds))
 	}
-	e.rdb.SAdd(ctx, e.ledger.Keys().Claimed(chatA1), ds[0].MessageID)
 	e.rdb.Set(ctx, e.ledger.Keys().Msg(ds[0].MessageID), "other-send", 0)
 
 	rec := e.waitTerminal(id, 15*time.Second)

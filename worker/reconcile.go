@@ -175,14 +175,15 @@ const maxClaimConflicts = 3
 // one message that matched may have been this send's (never two deliveries).
 func (x *execution) attribute(ctx context.Context, chatID string, av *attemptView, notOurs []string,
 	undecided func(string) (outcome, bool)) (outcome, bool) {
-	claimed, err := x.w.l.ClaimedIn(ctx, chatID)
-	if err != nil {
-		return infraError(err), false
-	}
+	refused := make(map[string]bool, len(notOurs))
 	for _, id := range notOurs {
-		claimed[id] = true
+		refused[id] = true
 	}
-	cands, claimedMatches, seen, err := x.candidates(ctx, chatID, av.watermark, av.startedAt, claimed)
+	cands, claimedMatches, seen, err := x.candidates(ctx, chatID, av.watermark, av.startedAt, refused)
+	var ce *claimsError
+	if errors.As(err, &ce) {
+		return infraError(ce.err), false
+	}
 	av.seen = seen
 	matching := map[string]bool{}
 	for _, m := range cands {
@@ -316,13 +317,14 @@ func watermarkOf(c *provider.Chat) *tasks.Watermark {
 }
 
 // candidates lists the chat's messages newer than the watermark (newest first), and among
-// them ours, not claimed by another send, whose content is the send's; it counts the
-// matching ones another send has claimed. "Newer" is the provider's: the messages listed
+// them ours, not claimed by another send (the ledger's claims, read for the matching ones
+// once the listing is done, and the ids in refused), whose content is the send's; it counts
+// the matching ones another send has claimed. A failed read of the claims is a *claimsError. "Newer" is the provider's: the messages listed
 // before the watermark message; once it is passed (or when the watermark names no message,
 // or another chat), listing stops at the first message stamped before the watermark's time
 // (minus watermarkSlack when no watermark message can be met). Never a replica's clock.
 func (x *execution) candidates(ctx context.Context, chatID string, wm *tasks.Watermark, startedAt time.Time,
-	claimed map[string]bool) (out []provider.Message, claimedMatches int, seen []provider.Message, err error) {
+	refused map[string]bool) (out []provider.Message, claimedMatches int, seen []provider.Message, err error) {
 	var stopBefore time.Time
 	markID := ""
 	switch {
@@ -340,6 +342,7 @@ func (x *execution) candidates(ctx context.Context, chatID string, wm *tasks.Wat
 	passed := false
 	n := 0
 	seen = []provider.Message{}
+	var matches []provider.Message
 	for m, err := range x.w.p.Messages(ctx, chatID, params) {
 		if err != nil {
 			return nil, 0, nil, err
@@ -361,7 +364,18 @@ func (x *execution) candidates(ctx context.Context, chatID string, wm *tasks.Wat
 		if !bool(m.IsSender) || bool(m.IsEvent) || bool(m.Deleted) || !sameContent(&m, &x.rec.Request) {
 			continue
 		}
-		if claimed[m.ID] {
+		matches = append(matches, m)
+	}
+	ids := make([]string, len(matches))
+	for i, m := range matches {
+		ids[i] = m.ID
+	}
+	claimed, err := x.w.l.Claimed(ctx, ids)
+	if err != nil {
+		return nil, 0, nil, &claimsError{err: err}
+	}
+	for _, m := range matches {
+		if claimed[m.ID] || refused[m.ID] {
 			claimedMatches++
 			continue
 		}
@@ -369,6 +383,12 @@ func (x *execution) candidates(ctx context.Context, chatID string, wm *tasks.Wat
 	}
 	return out, claimedMatches, seen, nil
 }
+
+// claimsError is a failed read of the ledger's claims (Redis), not of the chat.
+type claimsError struct{ err error }
+
+func (e *claimsError) Error() string { return "claimed message ids: " + e.err.Error() }
+func (e *claimsError) Unwrap() error { return e.err }
 
 // sameContent compares a listed message with the request: text (as normText sees it) and
 // the attachments by count and, when listed, file names.
@@ -419,11 +439,7 @@ func normText(s string) string {
 // lookupSent finds the id of a message the provider accepted without naming it: exactly one
 // unclaimed message of ours with the send's content after the watermark the guards took.
 func (x *execution) lookupSent(ctx context.Context, chatID string, startedAt time.Time) (string, bool) {
-	claimed, err := x.w.l.ClaimedIn(ctx, chatID)
-	if err != nil {
-		return "", false
-	}
-	cands, _, _, err := x.candidates(ctx, chatID, x.watermark, startedAt, claimed)
+	cands, _, _, err := x.candidates(ctx, chatID, x.watermark, startedAt, nil)
 	if err != nil || len(cands) != 1 {
 		return "", false
 	}

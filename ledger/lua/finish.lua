@@ -1,7 +1,7 @@
 -- finishScript ends a send with the worker's outcome. A sent new message
 -- (new_message_op) whose id another send already owns ({p}:msg:<id> names
--- another send, or the chat's claimed set holds it) is refused, nothing
--- changed: one provider message is never attributed to two sends.
+-- another send) is refused, nothing changed: one provider message is never
+-- attributed to two sends.
 --
 --  KEYS[1] results stream  KEYS[2] record
 --  ARGV[7] send_id  ARGV[8] token ("" = no attempt)  ARGV[9] state  ARGV[10] reason  ARGV[11] detail
@@ -19,13 +19,8 @@ if is_terminal(st) then return {'final'} end
 if not attempt_owner(r, token, true) then return {'stale_attempt'} end
 local mid = ARGV[12]
 if ARGV[9] == 'sent' and mid ~= '' and new_message_op(get(r, 'op')) then
-  local chat = ARGV[13]
-  if chat == '' then chat = get(r, 'chat_id') end
   local owner = redis.call('GET', k_msg(mid))
-  if (owner and owner ~= id)
-    or (not owner and chat ~= '' and redis.call('SISMEMBER', k_claimed(chat), mid) == 1) then
-    return {'message_claimed'}
-  end
+  if owner and owner ~= id then return {'message_claimed'} end
 end
 local extra = {'dry_run', ARGV[14]}
 if ARGV[12] ~= '' then extra[#extra + 1] = 'message_id'; extra[#extra + 1] = ARGV[12] end

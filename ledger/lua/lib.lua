@@ -42,7 +42,6 @@ local function k_optout_unlinked(form) return P .. 'optout:unlinked:' .. form en
 local function k_optout_info() return P .. 'optout:info' end
 local function k_contact(c) return P .. 'contact:' .. c end
 local function k_audit() return P .. 'audit' end
-local function k_claimed(chat) return P .. 'claimed:' .. chat end
 local function k_msg(mid) return P .. 'msg:' .. mid end
 local function k_inbound_seen(key) return P .. 'inbound:seen:' .. key end
 
@@ -367,11 +366,8 @@ local function finish(id, r, state, reason, detail, extra, by)
     R_RESULT, result)
 
   if state == 'sent' and mid ~= '' and new_message_op(op) then
-    if chat ~= '' then
-      redis.call('SADD', k_claimed(chat), mid)
-      redis.call('PEXPIRE', k_claimed(chat), RETENTION)
-    end
-    redis.call('SET', k_msg(mid), id, 'PX', RETENTION)
+    -- the claim: kept as long as the record, and at least CLAIM_MIN_MS
+    redis.call('SET', k_msg(mid), id, 'PX', str(math.max(tonumber(RETENTION), CLAIM_MIN_MS)))
   end
   redis.call('PEXPIRE', rk, RETENTION)
   redis.call('PEXPIRE', hk, RETENTION)

@@ -10,11 +10,10 @@ local rk = KEYS[2]
 local r = hmget(rk, FINISH_FIELDS)
 if missing(rk, r) then return {'not_found'} end
 if get(r, 'state') ~= 'needs_review' then return {'not_in_review'} end
-local seq, acct, chat = get(r, 'seq'), get(r, 'account'), get(r, 'chat_id')
+local seq, acct = get(r, 'seq'), get(r, 'account')
 if res == 'sent' then
   local owner = redis.call('GET', k_msg(mid))
   if owner and owner ~= id then return {'message_claimed'} end
-  if not owner and chat ~= '' and redis.call('SISMEMBER', k_claimed(chat), mid) == 1 then return {'message_claimed'} end
 end
 local decided = {'decided_by', by, 'decided_ms', NOW_S, 'decision_note', note}
 if res == 'sent' then
