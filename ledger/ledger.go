@@ -179,8 +179,9 @@ const (
 	auditMaxLen = 1_000_000 // approximate cap of the audit stream
 	historyMax  = 200       // events kept per send (the newest)
 	// claimMinTTL is the least a message id's claim ({p}:msg:<id>) is kept, whatever the
-	// retention: a reconciliation looks at messages from the last minutes (lease and late
-	// completion), so within a day every message it can meet still names its send.
+	// retention: a reconciliation looks at the chat's messages since its attempt's watermark,
+	// so a claim must outlive the longest a send can stay sending (lease, late completion, an
+	// outage of the workers); a day covers that with room to spare.
 	claimMinTTL = 24 * time.Hour
 )
 
