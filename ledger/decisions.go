@@ -299,20 +299,6 @@ func UnlinkedMarker(f tasks.IDForm) string {
 	return unlinkedMarkerPrefix + f.String()
 }
 
-// UnlinkedOptOuts counts the opted-out ids of form f (tasks.FormPhone or
-// tasks.FormLID) whose other form is not known. A person known only under the
-// other form cannot be ruled out as one of them.
-func (l *Ledger) UnlinkedOptOuts(ctx context.Context, f tasks.IDForm) (int64, error) {
-	if f == tasks.FormOther {
-		return 0, nil
-	}
-	n, err := l.rdb.SCard(ctx, l.keys.OptOutUnlinked(f.String())).Result()
-	if err != nil {
-		return 0, fmt.Errorf("ledger: opt-out: %w", err)
-	}
-	return n, nil
-}
-
 // IdentityOf returns, in one round trip, what the worker's identity guard needs of a
 // recipient known only by id: the id of the other form linked to it ("" if none, as
 // LinkedID) and the number of opt-outs of form missing linked to no one (as

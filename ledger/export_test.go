@@ -33,3 +33,17 @@ func (l *Ledger) IsClaimed(ctx context.Context, messageID string) (bool, error) 
 	claimed, err := l.Claimed(ctx, []string{messageID})
 	return claimed[messageID], err
 }
+
+// UnlinkedOptOuts counts the opted-out ids of form f (tasks.FormPhone or
+// tasks.FormLID) whose other form is not known (production reads it with the
+// linked id: IdentityOf).
+func (l *Ledger) UnlinkedOptOuts(ctx context.Context, f tasks.IDForm) (int64, error) {
+	if f == tasks.FormOther {
+		return 0, nil
+	}
+	n, err := l.rdb.SCard(ctx, l.keys.OptOutUnlinked(f.String())).Result()
+	if err != nil {
+		return 0, fmt.Errorf("ledger: opt-out: %w", err)
+	}
+	return n, nil
+}

@@ -29,9 +29,9 @@ func (k Keys) History(id string) string { return k.tag + "history:" + id }
 // Seq is the counter giving each record its unique, increasing seq.
 func (k Keys) Seq() string { return k.tag + "seq" }
 
-// All is the zset (score seq) of every record that was created before List
+// legacyAll is the zset (score seq) of every record that was created before List
 // merged the state indexes: nothing adds to it any more, Trim drains it.
-func (k Keys) All() string { return k.tag + "idx:all" }
+func (k Keys) legacyAll() string { return k.tag + "idx:all" }
 
 // State is the zset (score seq) of the records in one state.
 func (k Keys) State(s tasks.State) string { return k.tag + "idx:state:" + string(s) }
@@ -47,10 +47,10 @@ func (k Keys) Account(account string, s tasks.State) string {
 // for it).
 func (k Keys) accountPrefix() string { return k.tag + "idx:acct:" }
 
-// AccountAll is the zset (score seq) of every record of one account that was
+// legacyAccountAll is the zset (score seq) of every record of one account that was
 // created before List merged the state indexes: nothing adds to it any more,
 // Trim drains it.
-func (k Keys) AccountAll(account string) string { return k.tag + "idx:acctall:" + account }
+func (k Keys) legacyAccountAll(account string) string { return k.tag + "idx:acctall:" + account }
 
 // InboundSeen marks an inbound provider event processed (dedupe key, with a
 // TTL of InboundDedupeTTL).

@@ -21,7 +21,7 @@ func TestKeysMatchLua(t *testing.T) {
 	e := newEnv(t)
 	k := e.l.Keys()
 	const id, acct, st, mid, seen = "s:1", "acct:9", tasks.StateWaiting, "m-1", "ev-1"
-	want := []string{k.Send(id), k.History(id), k.Seq(), k.All(), k.State(st), k.Account(acct, st), k.AccountAll(acct),
+	want := []string{k.Send(id), k.History(id), k.Seq(), k.legacyAll(), k.State(st), k.Account(acct, st), k.legacyAccountAll(acct),
 		k.Deadlines(), k.Outbox(), k.Watch(), k.Leases(), k.Finished(), k.HeldGlobal(), k.HeldAccount(acct), k.PausedGlobal(),
 		k.PausedAccounts(), k.OptOut(), k.Audit(), k.Msg(mid), k.HeldAccounts(), k.InboundSeen(seen)}
 	v, err := e.l.run(e.ctx, keysScript, e.l.nowMs(), []string{k.Seq()}, id, acct, string(st), mid, seen)
@@ -336,7 +336,7 @@ func TestTrim(t *testing.T) {
 	// Records created before List merged the state indexes are also in the
 	// every-state indexes: Trim drains those too.
 	k := e.l.Keys()
-	for _, key := range []string{k.All(), k.AccountAll("acct")} {
+	for _, key := range []string{k.legacyAll(), k.legacyAccountAll("acct")} {
 		if err := e.rdb.ZAdd(e.ctx, key, redis.Z{Score: 1, Member: "old"}).Err(); err != nil {
 			t.Fatal(err)
 		}
@@ -345,7 +345,7 @@ func TestTrim(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("trim = %d, %v", n, err)
 	}
-	for _, key := range []string{k.All(), k.State(tasks.StateCanceled), k.Account("acct", tasks.StateCanceled), k.AccountAll("acct")} {
+	for _, key := range []string{k.legacyAll(), k.State(tasks.StateCanceled), k.Account("acct", tasks.StateCanceled), k.legacyAccountAll("acct")} {
 		if _, ok := e.zscore(key, "old"); ok {
 			t.Errorf("%s still lists old", key)
 		}

@@ -123,7 +123,7 @@ func TestUnlinkedOptOutFailsClosed(t *testing.T) {
 	if rec.State != tasks.StateSkipped || rec.Reason != tasks.ReasonOptedOut || len(e.deliveries(lina)) != 0 {
 		t.Fatalf("lina: %s %s: %s", rec.State, rec.Reason, historyString(rec))
 	}
-	if n, _ := e.ledger.UnlinkedOptOuts(ctx, tasks.FormPhone); n != 0 {
+	if _, n, _ := e.ledger.IdentityOf(ctx, "123456789@lid", tasks.FormPhone); n != 0 {
 		t.Fatalf("%d unlinked phone opt-outs after the link", n)
 	}
 	// Nothing unlinked is left: the lone contact sends.
