@@ -50,12 +50,17 @@ func TestReserveCommandBudget(t *testing.T) {
 			before: []call{{reply("s1", "steady", "c"), 0}},
 			call:   call{reply("s2", "steady", "c"), 20 * sec}, goes: true,
 			want: map[string]int64{"hmget": 1, "get": 1, "zrevrangebyscore": 1, "zrangebyscore": 1,
-				"zcount": 2, "zadd": 1, "hset": 1, "set": 1, "pexpire": 2}},
+				"zcount": 2, "zadd": 1, "hset": 1, "set": 1}},
+		{name: "a reply goes now an hour after the account's keys' lives were set: set anew, old slots trimmed",
+			lim: defaultish, before: []call{{reply("h1", "hourly", "c"), 0}},
+			call: call{reply("h2", "hourly", "c"), hour + sec}, goes: true,
+			want: map[string]int64{"hmget": 1, "zremrangebyscore": 2, "get": 1, "zrevrangebyscore": 1,
+				"zrangebyscore": 1, "zcount": 2, "zadd": 1, "hset": 1, "set": 1, "pexpire": 2}},
 		{name: "a reply is deferred to a later slot", lim: defaultish,
 			before: []call{{reply("d1", "defer", "c"), 0}},
 			call:   call{reply("d2", "defer", "c"), sec},
 			want: map[string]int64{"hmget": 1, "get": 1, "zrevrangebyscore": 1, "zrangebyscore": 1,
-				"zcount": 2, "zadd": 1, "hset": 1, "set": 1, "pexpire": 2}},
+				"zcount": 2, "zadd": 1, "hset": 1, "set": 1}},
 		{name: "a deferred reply comes back at its slot", lim: defaultish,
 			before: []call{{reply("b1", "back", "c"), 0}, {reply("b2", "back", "c"), sec}},
 			call:   call{reply("b2", "back", "c"), 10 * sec}, goes: true,
@@ -64,12 +69,12 @@ func TestReserveCommandBudget(t *testing.T) {
 			before: []call{{reply("n1", "newchat", "c"), 0}},
 			call:   call{newChat("n2", "newchat", "att"), 20 * sec}, goes: true,
 			want: map[string]int64{"hmget": 1, "get": 1, "zrevrangebyscore": 1, "zrangebyscore": 1,
-				"zrevrange": 1, "zcount": 4, "zadd": 2, "hset": 1, "set": 1, "pexpire": 3}},
+				"zrevrange": 1, "zcount": 4, "zadd": 2, "hset": 1, "set": 1, "pexpire": 1}},
 		{name: "limits off, Redis's clock (the throughput bench's trace)", lim: config.Limits{}, clock: true,
 			before: []call{{reply("o1", "off", "c"), 0}},
 			call:   call{reply("o2", "off", "c"), 0}, goes: true,
 			want: map[string]int64{"time": 1, "hmget": 1, "get": 1, "zrevrangebyscore": 1, "zrangebyscore": 1,
-				"zadd": 1, "hset": 1, "set": 1, "pexpire": 2}},
+				"zadd": 1, "hset": 1, "set": 1}},
 	}
 	// The script is loaded once: every counted call is one EVALSHA.
 	if err := reserveScript.Load(ctx, rdb).Err(); err != nil {
@@ -173,6 +178,54 @@ func TestOldSlotsIgnoredUntilTrimmed(t *testing.T) {
 	if n := card(); n != 4 {
 		t.Fatalf("%d slots after the trim, want 4", n)
 	}
+}
+
+// TestKeyLivesCoverTheLatestSlot: the slots zset and the account hash live at least a day
+// and an hour past the account's latest slot, also when one of them was lost between calls
+// (Reserve sets their lives only now and then).
+func TestKeyLivesCoverTheLatestSlot(t *testing.T) {
+	_, rdb := startRedis(t)
+	ctx := context.Background()
+	l := newLimiter(t, rdb, config.Limits{MinInterval: 10 * sec, NewChatsDailyCap: 1})
+	u, a := l.keys.slots("acct"), l.keys.account("acct")
+	need := func(what string, latest, now time.Time) {
+		t.Helper()
+		min := latest.Sub(now) + day + hour - time.Minute // a minute for the test's own run
+		for _, k := range []string{u, a} {
+			if ttl := rdb.PTTL(ctx, k).Val(); ttl < min {
+				t.Errorf("%s: %s lives %v, under %v", what, k, ttl, min)
+			}
+		}
+	}
+	slotOf(t, l, newChat("n1", "acct", "x"), t0)
+	n2 := slotOf(t, l, newChat("n2", "acct", "y"), t0)
+	if !n2.Held || !n2.At.Equal(t0.Add(day)) {
+		t.Fatalf("n2: %+v, want held a day later", n2)
+	}
+	need("a new chat queued a day ahead", n2.At, t0)
+
+	// The slots zset is lost: the next Reserve makes it anew (ZADD), and gives it a life.
+	if err := rdb.Rename(ctx, u, u+":kept").Err(); err != nil {
+		t.Fatal(err)
+	}
+	slotOf(t, l, reply("r1", "acct", "c"), t0.Add(20*sec))
+	if ttl := rdb.PTTL(ctx, u).Val(); ttl < day {
+		t.Errorf("a slots zset made anew lives %v", ttl)
+	}
+	if err := rdb.Rename(ctx, u+":kept", u).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The account hash is lost while a slot is queued a day ahead: the reply placed before it
+	// sets the lives anew for the latest slot, not for its own.
+	if err := rdb.Del(ctx, a).Err(); err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(time.Minute)
+	if s := slotOf(t, l, reply("r2", "acct", "c"), now); !s.Go {
+		t.Fatalf("r2: %+v", s)
+	}
+	need("a reply before a new chat a day ahead, the hash lost", n2.At, now)
 }
 
 // BenchmarkReserve measures one account's Reserve in a steady state (each send goes now,

@@ -104,9 +104,9 @@ local function daily_cap_at(t)
   return w, true
 end
 
--- nil and the account's earliest slot after t (nil: none) if a send at t
--- breaks no limit; else the next candidate time and the limit broken. U: all
--- slots, C: new-chat slots.
+-- nil, the account's earliest slot after t and its latest at or before t
+-- (each nil: none) if a send at t breaks no limit; else the next candidate
+-- time and the limit broken. U: all slots, C: new-chat slots.
 local function violation(U, C, t, jitter, is_new)
   local mi = L.min_interval
   local p = last_upto(U, t)
@@ -134,15 +134,15 @@ local function violation(U, C, t, jitter, is_new)
     if L.nc_daily > 0 and count_in(C, t, DAY) >= L.nc_daily then
       return kth_upto(C, t, L.nc_daily) + DAY, 'new_chats_daily_cap'
     end
-    return nil, q
+    return nil, q, p
   end
   -- A reply before queued new chats: the windows ending at each of them hold t too.
-  if not q or (L.hourly <= 0 and cap <= 0) then return nil, q end
+  if not q or (L.hourly <= 0 and cap <= 0) then return nil, q, p end
   -- Cheap common case: fewer slots within a window's length on either side of t
   -- than the cap (the cap after t is never lower) means no window holding t is full.
   local check_hour = L.hourly > 0 and count_in(U, t + HOUR - 1, 2 * HOUR - 1) >= L.hourly
   local check_day = cap > 0 and count_in(U, t + DAY - 1, 2 * DAY - 1) >= cap
-  if not check_hour and not check_day then return nil, q end
+  if not check_hour and not check_day then return nil, q, p end
   local span = HOUR
   if check_day then span = DAY end
   local cs = redis.call('ZRANGEBYSCORE', C, '(' .. fmt(t), '(' .. fmt(t + span), 'WITHSCORES', 'LIMIT', 0, FUTURE_MAX + 1)
@@ -160,13 +160,13 @@ local function violation(U, C, t, jitter, is_new)
       end
     end
   end
-  return nil, q
+  return nil, q, p
 end
 
 -- the earliest slot time >= NOW for a new send of the account, the name of
--- the limit that decided it ('none': now) and the account's earliest slot
--- after it (nil: none, the new slot is the latest); nil, reason if the search
--- fails.
+-- the limit that decided it ('none': now), and the account's slots next to
+-- it: the earliest after it and the latest at or before it (each nil: none);
+-- nil, reason if the search fails.
 -- lc is when the account's last slot was consumed (a call went out then): the
 -- planned slots are spaced, and so must the calls be, even when sends consume
 -- their slots late.
@@ -185,8 +185,8 @@ local function earliest(U, C, jitter, is_new, pen, lr, lc)
   end
   local tail = is_new
   for _ = 1, 48 do
-    local nt, w = violation(U, C, t, jitter, is_new)
-    if not nt then return t, why, w end
+    local nt, w, before = violation(U, C, t, jitter, is_new)
+    if not nt then return t, why, w, before end
     if nt < 0 then
       -- too many new chats to weave through: the end of the timeline is always valid
       if tail then return nil, w end

@@ -25,7 +25,7 @@ local NKEYS = #KEYS
 -- hash: the FLOOR of the last trim), not on every call: a zset holds at most
 -- an hour of slots more than its windows, and the common call trims nothing.
 -- A clock behind the last trim's trims too (removing what it ignores is exact).
-local h = redis.call('HMGET', A, 'pen', 'lr', 'lc', 'seq', 'tr')
+local h = redis.call('HMGET', A, 'pen', 'lr', 'lc', 'seq', 'tr', 'xp')
 local pen = tonumber(h[1]) or 0
 local lr = tonumber(h[2])
 local lc = tonumber(h[3])
@@ -93,7 +93,7 @@ if held then
   redis.call('DEL', R)
 end
 
-local t, why, after = earliest(U, C, JITTER, IS_NEW, pen, lr, lc)
+local t, why, after, before = earliest(U, C, JITTER, IS_NEW, pen, lr, lc)
 if not t then return redis.error_reply('ratelimit: slot search failed: ' .. why) end
 if why_new then why = why_new .. ':' .. why end
 if t > NOW + HORIZON then return {2, NOW + HORIZON, why} end
@@ -111,10 +111,37 @@ if rb > t then return {2, rb, 'recipient_cooldown'} end
 local seq = (tonumber(h[4]) or 0) + 1
 local member = SEND .. '#' .. seq
 local life = fmt(t - NOW + DAY + HOUR)
+-- Key lives. The slots zset and the account hash must each live a day and an
+-- hour past the account's latest slot (the hash also past its penalty, which
+-- no slot precedes: t >= pen). They are set together, an hour ahead: to the
+-- life of a slot at xp, an hour after the latest slot, xp kept in the hash.
+-- A later slot at or before xp needs nothing more, so the usual Reserve sets
+-- no life: the keys live at least a day and an hour past every slot (and at
+-- most an hour longer). Lives are set anew when t passes xp, when the hash
+-- has no xp (it is new, or lost its fields), and when the account has no
+-- other live slot (the zset may be new: ZADD gives it no life); xp never
+-- moves back, so a life set anew is never shorter than the one before.
+-- Lives set by different calls compare on one clock: Redis's (RedisClock,
+-- the daemon's), or a caller's clock that does not run slower than Redis's.
+-- Penalize only lengthens the hash's life; Cancel and Refund leave lives alone.
+local xp = tonumber(h[6])
+local relive = not xp or t > xp or (after == nil and before == nil)
+if relive then
+  local top = t
+  if xp and xp - HOUR > top then top = xp - HOUR end
+  if after then
+    -- slots after t (the hash lost its xp): the latest of them
+    local last = last_of(U)
+    if last and last > top then top = last end
+  end
+  xp = top + HOUR
+end
 local hs = {'seq', fmt(seq)}
 redis.call('ZADD', U, fmt(t), member)
 if IS_NEW then
+  -- few calls (the new-chat caps): the new-chat zset's life is set every time
   redis.call('ZADD', C, fmt(t), member)
+  redis.call('PEXPIRE', C, life)
 else
   hs[3], hs[4] = 'lr', fmt(t)
 end
@@ -122,29 +149,15 @@ for i = 6, NKEYS do
   redis.call('SET', KEYS[i], fmt(t), 'PX', fmt(t - NOW + L.cooldown))
 end
 local go = t <= NOW
-if go then
-  consumed(hs, t, seq)
-elseif trimmed then
-  hs[#hs + 1], hs[#hs + 2] = 'tr', trimmed
-end
+if go then consumed(hs, t, seq) end
+local n = #hs
+if trimmed and not go then hs[n + 1], hs[n + 2], n = 'tr', trimmed, n + 2 end
+if relive then hs[n + 1], hs[n + 2] = 'xp', fmt(xp) end
 redis.call('HSET', A, unpack(hs))
--- Key lives: the slots zset, the new-chat zset and the account hash each live
--- at least a day and an hour after the account's latest slot (the hash also
--- after its penalty, which no slot precedes: t >= pen). When t is the latest
--- slot (none after it), that is t's life, set as is: no shorter than any key
--- needs, every other slot (and the penalty) being at or before t. When a slot
--- after t exists, the keys already live its life or longer (set when it was
--- taken as the latest, only lengthened since: Penalize lengthens the hash's,
--- Cancel and Refund leave lives alone), and nothing is set. Lives set by
--- different calls compare on one clock: Redis's (RedisClock, the daemon), or
--- a caller's clock that does not run slower than Redis's.
-if after == nil then
-  redis.call('PEXPIRE', U, life)
-  if IS_NEW then redis.call('PEXPIRE', C, life) end
-  redis.call('PEXPIRE', A, life)
-elseif IS_NEW then
-  -- a new chat goes after every slot; kept should that ever change
-  if redis.call('PTTL', C) < tonumber(life) then redis.call('PEXPIRE', C, life) end
+if relive then
+  local xlife = fmt(xp - NOW + DAY + HOUR)
+  redis.call('PEXPIRE', U, xlife)
+  redis.call('PEXPIRE', A, xlife)
 end
 if go then return {0, t, why} end
 redis.call('SET', R, fmt(t) .. ':' .. seq .. ':' .. ACCT, 'PX', life)
