@@ -92,5 +92,13 @@
 //
 // Every key (keys.go) starts with the hash tag {prefix} and every script
 // (scripts.go) names all its keys in KEYS, so all of it is Redis Cluster safe.
-// Keys expire on their own a day after the account's last slot.
+// Keys expire on their own a day and an hour after the account's last slot
+// (the slots zset and the account hash up to an hour later: Reserve sets
+// their lives an hour ahead, so that its usual call sets none).
+// Slots more than a day old count for nothing: every read of the scripts
+// ignores them, and Reserve removes them once the day's floor has moved an
+// hour past its last removal, so that its usual call removes nothing
+// (TestOldSlotsIgnoredUntilTrimmed). TestReserveCommandBudget counts the
+// commands of each kind of Reserve call: a budget a change cannot exceed
+// unnoticed.
 package ratelimit

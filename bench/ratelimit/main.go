@@ -22,6 +22,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -175,6 +176,7 @@ type windows struct{ interval, hour, day, newHour, newDay int }
 
 type cost struct {
 	calls, roundTrips, commands int64
+	scriptUsec                  int64 // EVALSHA/EVAL usec: the scripts' Redis CPU, their commands included
 }
 
 func (c cost) perCall() (float64, float64) {
@@ -221,7 +223,7 @@ func (e *env) fullDay(ctx context.Context, tag string) (dayResult, error) {
 			at[g.rec.SendID] = g.slot.At
 		}
 	}
-	consumed, c, err := e.reserveAll(ctx, back, func(r *tasks.Record) time.Time { return at[r.SendID] })
+	consumed, c, err := e.comeBack(ctx, back, at)
 	if err != nil {
 		return res, err
 	}
@@ -298,7 +300,7 @@ func (e *env) hotBacklog(ctx context.Context) (hotResult, error) {
 	}
 	res.wall = time.Since(start)
 	res.tail = tc
-	res.all = cost{c.calls + tc.calls, c.roundTrips + tc.roundTrips, c.commands + tc.commands}
+	res.all = cost{c.calls + tc.calls, c.roundTrips + tc.roundTrips, c.commands + tc.commands, c.scriptUsec + tc.scriptUsec}
 	for _, g := range append(grants, tg...) {
 		switch {
 		case g.slot.Held || g.slot.Go:
@@ -395,6 +397,57 @@ func (e *env) reserveAll(ctx context.Context, recs []*tasks.Record, when func(*t
 	return out, diff(before, after, int64(len(recs))), nil
 }
 
+// comeBack brings every held send back at its slot as a real clock would: each account's
+// sends one after the other in slot order (a later slot never comes back before an earlier
+// one went: the limiter spaces the calls too, and forfeits a slot reached after a later
+// one was consumed), accounts in parallel, each call through the next replica.
+func (e *env) comeBack(ctx context.Context, recs []*tasks.Record, at map[string]time.Time) ([]grant, cost, error) {
+	before, err := e.commandStats(ctx)
+	if err != nil {
+		return nil, cost{}, err
+	}
+	byAcct := map[string][]*tasks.Record{}
+	for _, r := range recs {
+		a := r.Request.AccountID
+		byAcct[a] = append(byAcct[a], r)
+	}
+	jobs := make(chan []*tasks.Record)
+	var mu sync.Mutex
+	var out []grant
+	var firstErr error
+	var wg sync.WaitGroup
+	for range len(e.limiter) * e.o.workers {
+		wg.Go(func() {
+			for list := range jobs {
+				for i, rec := range list {
+					s, err := e.limiter[i%len(e.limiter)].ReserveSlot(ctx, rec, at[rec.SendID])
+					mu.Lock()
+					if err != nil && firstErr == nil {
+						firstErr = err
+					}
+					out = append(out, grant{rec, s})
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for _, a := range slices.Sorted(maps.Keys(byAcct)) {
+		list := byAcct[a]
+		slices.SortStableFunc(list, func(x, y *tasks.Record) int { return at[x.SendID].Compare(at[y.SendID]) })
+		jobs <- list
+	}
+	close(jobs)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, cost{}, firstErr
+	}
+	after, err := e.commandStats(ctx)
+	if err != nil {
+		return nil, cost{}, err
+	}
+	return out, diff(before, after, int64(len(recs))), nil
+}
+
 // commandStats reads INFO commandstats: calls per command, scripts' own commands included.
 func (e *env) commandStats(ctx context.Context) (map[string]int64, error) {
 	info, err := e.stats.Info(ctx, "commandstats").Result()
@@ -408,8 +461,18 @@ func (e *env) commandStats(ctx context.Context) (map[string]int64, error) {
 		if !ok {
 			continue
 		}
-		n, _ := strconv.ParseInt(strings.SplitN(rest, ",", 2)[0], 10, 64)
-		out[strings.TrimPrefix(name, "cmdstat_")] = n
+		name = strings.TrimPrefix(name, "cmdstat_")
+		fields := strings.Split(rest, ",")
+		n, _ := strconv.ParseInt(fields[0], 10, 64)
+		out[name] = n
+		if name == "evalsha" || name == "eval" {
+			for _, f := range fields[1:] {
+				if v, ok := strings.CutPrefix(f, "usec="); ok {
+					u, _ := strconv.ParseInt(v, 10, 64)
+					out[name+".usec"] = u
+				}
+			}
+		}
 	}
 	return out, nil
 }
@@ -424,6 +487,8 @@ func diff(before, after map[string]int64, calls int64) cost {
 		case "info":
 		case "evalsha", "eval":
 			c.roundTrips += d
+		case "evalsha.usec", "eval.usec":
+			c.scriptUsec += d
 		default:
 			c.commands += d
 		}
@@ -461,10 +526,10 @@ func (e *env) report(before, after dayResult, hot hotResult, first firstResult) 
 		first.goNow, first.accounts, first.maxDelay, first.p50.Round(time.Microsecond), first.p99.Round(time.Microsecond), first.max.Round(time.Microsecond))
 
 	fmt.Println("\nRedis cost per Reserve call (INFO commandstats deltas)")
-	fmt.Fprintln(w, "phase\tcalls\tround trips/call\tcommands in scripts/call\t")
+	fmt.Fprintln(w, "phase\tcalls\tround trips/call\tcommands in scripts/call\tscript Redis CPU µs/call\t")
 	line := func(name string, c cost) {
 		rt, cmd := c.perCall()
-		fmt.Fprintf(w, "%s\t%d\t%.2f\t%.1f\t\n", name, c.calls, rt, cmd)
+		fmt.Fprintf(w, "%s\t%d\t%.2f\t%.1f\t%.1f\t\n", name, c.calls, rt, cmd, float64(c.scriptUsec)/float64(max(c.calls, 1)))
 	}
 	line("queue a send, no hot backlog", before.reserve)
 	line("come back at the slot, no hot backlog", before.consume)
@@ -475,7 +540,9 @@ func (e *env) report(before, after dayResult, hot hotResult, first firstResult) 
 	line("come back at the slot, with hot backlog", after.consume)
 	w.Flush()
 	total := before.reserve.commands + before.reserve.roundTrips + before.consume.commands + before.consume.roundTrips
-	fmt.Printf("per send made (queue + come back, no hot backlog): %.1f commands\n", float64(total)/float64(before.sends))
+	usec := before.reserve.scriptUsec + before.consume.scriptUsec
+	fmt.Printf("per send made (queue + come back, no hot backlog): %.1f commands, %.1f µs of script Redis CPU\n",
+		float64(total)/float64(before.sends), float64(usec)/float64(before.sends))
 }
 
 func send(id, acct string, newChat bool) *tasks.Record {

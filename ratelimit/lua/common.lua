@@ -29,11 +29,32 @@ if NOW < 0 then
   NOW = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
 end
 
--- integers as plain digits (Lua's tostring switches to exponents past 14 digits)
-local function fmt(n) return string.format('%.0f', n) end
+-- Windows look back at most a day from NOW: a slot at or before FLOOR never
+-- counts again. Reserve trims such slots only now and then (lua/reserve.lua),
+-- so every read of a slot ignores them: the reads below either return the
+-- latest score under a bound (checked against FLOOR here), or look only at
+-- scores after NOW - DAY (a window ending at or after NOW, or after t >= NOW).
+local FLOOR = NOW - DAY
+
+-- integers as plain digits (Lua's tostring switches to exponents past 14
+-- digits), each formatted once per call: string.format costs about as much
+-- as a Redis command from Lua, and the same few times (t, NOW) recur
+local fmts = {}
+local function fmt(n)
+  local s = fmts[n]
+  if not s then
+    s = string.format('%.0f', n)
+    fmts[n] = s
+  end
+  return s
+end
 
 local function score(r)
-  if r[2] then return tonumber(r[2]) end
+  local s = r[2]
+  if s then
+    s = tonumber(s)
+    if s > FLOOR then return s end
+  end
   return nil
 end
 
@@ -57,7 +78,9 @@ local function count_in(key, x, win)
   return redis.call('ZCOUNT', key, '(' .. fmt(x - win), fmt(x))
 end
 
--- the k-th latest score <= x (k >= 1), by rank: O(log n) for any k
+-- the k-th latest score <= x (k >= 1), by rank: O(log n) for any k. Untrimmed
+-- slots before FLOOR only shift the ranks; callers know the window ending at x
+-- (after FLOOR) holds at least k slots.
 local function kth_upto(key, x, k)
   local n = redis.call('ZCOUNT', key, '-inf', fmt(x))
   if n < k then return nil end
@@ -81,8 +104,9 @@ local function daily_cap_at(t)
   return w, true
 end
 
--- nil if a send at t breaks no limit; else the next candidate time and the
--- limit broken. U: all slots, C: new-chat slots.
+-- nil, the account's earliest slot after t and its latest at or before t
+-- (each nil: none) if a send at t breaks no limit; else the next candidate
+-- time and the limit broken. U: all slots, C: new-chat slots.
 local function violation(U, C, t, jitter, is_new)
   local mi = L.min_interval
   local p = last_upto(U, t)
@@ -110,15 +134,15 @@ local function violation(U, C, t, jitter, is_new)
     if L.nc_daily > 0 and count_in(C, t, DAY) >= L.nc_daily then
       return kth_upto(C, t, L.nc_daily) + DAY, 'new_chats_daily_cap'
     end
-    return nil
+    return nil, q, p
   end
   -- A reply before queued new chats: the windows ending at each of them hold t too.
-  if not q or (L.hourly <= 0 and cap <= 0) then return nil end
+  if not q or (L.hourly <= 0 and cap <= 0) then return nil, q, p end
   -- Cheap common case: fewer slots within a window's length on either side of t
   -- than the cap (the cap after t is never lower) means no window holding t is full.
   local check_hour = L.hourly > 0 and count_in(U, t + HOUR - 1, 2 * HOUR - 1) >= L.hourly
   local check_day = cap > 0 and count_in(U, t + DAY - 1, 2 * DAY - 1) >= cap
-  if not check_hour and not check_day then return nil end
+  if not check_hour and not check_day then return nil, q, p end
   local span = HOUR
   if check_day then span = DAY end
   local cs = redis.call('ZRANGEBYSCORE', C, '(' .. fmt(t), '(' .. fmt(t + span), 'WITHSCORES', 'LIMIT', 0, FUTURE_MAX + 1)
@@ -136,11 +160,13 @@ local function violation(U, C, t, jitter, is_new)
       end
     end
   end
-  return nil
+  return nil, q, p
 end
 
--- the earliest slot time >= NOW for a new send of the account, and the name of
--- the limit that decided it ('none': now); nil, reason if the search fails.
+-- the earliest slot time >= NOW for a new send of the account, the name of
+-- the limit that decided it ('none': now), and the account's slots next to
+-- it: the earliest after it and the latest at or before it (each nil: none);
+-- nil, reason if the search fails.
 -- lc is when the account's last slot was consumed (a call went out then): the
 -- planned slots are spaced, and so must the calls be, even when sends consume
 -- their slots late.
@@ -159,8 +185,8 @@ local function earliest(U, C, jitter, is_new, pen, lr, lc)
   end
   local tail = is_new
   for _ = 1, 48 do
-    local nt, w = violation(U, C, t, jitter, is_new)
-    if not nt then return t, why end
+    local nt, w, before = violation(U, C, t, jitter, is_new)
+    if not nt then return t, why, w, before end
     if nt < 0 then
       -- too many new chats to weave through: the end of the timeline is always valid
       if tail then return nil, w end
