@@ -135,7 +135,7 @@ func (l *Ledger) get(ctx context.Context, sendID, breakerAccount string) (*tasks
 	if err != nil {
 		return nil, false, fmt.Errorf("send %s: %w", sendID, err)
 	}
-	if st.rec.History, err = decodeHistory(st.rec, lcmd.Val()); err != nil {
+	if st.rec.History, err = historyOf(hcmd.Val(), st.rec, lcmd.Val()); err != nil {
 		return nil, false, fmt.Errorf("send %s: %w", sendID, err)
 	}
 	open := bcmd != nil && bcmd.Val() == "1"

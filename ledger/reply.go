@@ -80,7 +80,7 @@ func parseRecordReply(v any, h map[string]string, hist []string) (recordReply, e
 	if err != nil {
 		return recordReply{}, err
 	}
-	if st.rec.History, err = decodeHistory(st.rec, hist); err != nil {
+	if st.rec.History, err = historyOf(h, st.rec, hist); err != nil {
 		return recordReply{}, err
 	}
 	r.st = st

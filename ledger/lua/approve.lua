@@ -18,10 +18,15 @@ if num(r, 'deadline_ms') <= NOW then
 end
 if get(r, 'digest') ~= digest then return {'digest_mismatch'} end
 if get(r, 'requested_by') == by then return {'self_approval'} end
-redis.call('HSET', rk, 'state', 'approved', 'approved_by', by, 'approved_ms', NOW_S,
-  'approved_digest', digest, 'approved_note', note, 'updated_ms', NOW_S, 'gen', str(num(r, 'gen') + 1))
+-- a send with no history list so far (not revised) starts an implicit history (hist_flush):
+-- its approval is told by approved_ms and approved_by
+local implicit = redis.call('EXISTS', k_history(id)) == 0
+local kv = {'HSET', rk, 'state', 'approved', 'approved_by', by, 'approved_ms', NOW_S,
+  'approved_digest', digest, 'approved_note', note, 'updated_ms', NOW_S, 'gen', str(num(r, 'gen') + 1)}
+if implicit then kv[#kv + 1] = 'hi'; kv[#kv + 1] = '1' end
+redis.call(unpack(kv))
 local acct = get(r, 'account')
 move(id, acct, get(r, 'seq'), st, 'approved', {outbox = NOW_S, watch = NOW_S})
-event(id, 'approved', '', by, 0, 'approved')
+if not implicit then event(id, nil, 'approved', '', by, 0, 'approved') end
 audit('approved', {'send_id', id, 'by', by, 'digest', digest, 'account_id', acct, 'note', note})
 return {'ok'}

@@ -21,7 +21,7 @@
 
 local id, digest, token, lease = ARGV[7], ARGV[9], ARGV[10], tonumber(ARGV[11])
 local rk = KEYS[2]
-local r = hmget(rk, {'state', 'gen', 'digest', 'approved_digest', 'account', 'seq', 'lease_until_ms', 'attempts',
+local r = hmget(rk, {'hi', 'state', 'gen', 'digest', 'approved_digest', 'account', 'seq', 'lease_until_ms', 'attempts',
   'attempt_started_ms', 'wait_until_ms', 'wait_reason', 'stop_state', 'stop_by', 'stop_note', 'stop_ms',
   'attempt_watermark', 'reconcile_absent', 'reconcile_lands_ms', 'reconcile_next_ms', 'reconcile_why'})
 if missing(rk, r) then return {'not_found'} end
@@ -42,7 +42,7 @@ if st == 'sending' then
   redis.call('HSET', rk, 'attempt_token', token, 'lease_until_ms', lease_end, 'updated_ms', NOW_S)
   -- out of the outbox: the entry of a RecoverStuck release that began before MarkReleased
   move(id, acct, seq, st, 'sending', {watch = lease_end, leases = lease_end})
-  event(id, 'sending', '', '', num(r, 'attempts'), 'lease expired: reconciling')
+  event(id, r.hi, 'sending', '', '', num(r, 'attempts'), 'lease expired: reconciling')
   return {'reconcile', str(num(r, 'attempts')), get(r, 'attempt_started_ms'), lease_end}
 end
 if st ~= 'approved' and st ~= 'waiting' then return {'stale'} end
@@ -64,7 +64,7 @@ if held then
   hset(rk, r, {'state', 'waiting', 'wait_reason', 'paused', 'updated_ms', NOW_S})
   hdel(rk, r, {'wait_until_ms'})
   move(id, acct, seq, st, 'waiting', {held = held})
-  event(id, 'waiting', 'paused', '', 0, 'held by pause')
+  event(id, r.hi, 'waiting', 'paused', '', 0, 'held by pause')
   return {'held'}
 end
 
@@ -82,6 +82,14 @@ local attempt = num(r, 'attempts') + 1
 local started = str(lnow)
 local kv = {'state', 'sending', 'attempt_token', token, 'attempt_started_ms', started,
   'lease_until_ms', lease_end, 'updated_ms', NOW_S, 'attempts', attempt}
+-- the first attempt of an implicit history is told by attempt_at_ms (hist_implicit)
+local implicit = get(r, 'hi') == '1' and attempt == 1
+if implicit then
+  kv[#kv + 1] = 'attempt_at_ms'
+  kv[#kv + 1] = NOW_S
+else
+  hist_flush(id, r.hi)
+end
 local gone = {'wait_until_ms', 'wait_reason', 'reconcile_absent', 'reconcile_lands_ms', 'reconcile_next_ms',
   'reconcile_why'}
 if ARGV[13] ~= '' then
@@ -94,5 +102,5 @@ hset(rk, r, kv)
 hdel(rk, r, gone)
 -- out of the outbox too: still there when the task began before MarkReleased
 move(id, acct, seq, st, 'sending', {watch = lease_end, leases = lease_end})
-event(id, 'sending', '', '', attempt, 'attempt started')
+if not implicit then event(id, nil, 'sending', '', '', attempt, 'attempt started') end
 return {'ok', str(attempt), started, lease_end}

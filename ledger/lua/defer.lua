@@ -9,7 +9,7 @@
 
 local id, token = ARGV[7], ARGV[8]
 local rk = KEYS[2]
-local r = hmget(rk, {'state', 'attempt_token', 'lease_until_ms', 'account', 'seq', 'gen',
+local r = hmget(rk, {'hi', 'state', 'attempt_token', 'lease_until_ms', 'account', 'seq', 'gen',
   'stop_state', 'stop_by', 'stop_note', 'stop_ms'})
 if missing(rk, r) then return {'not_found'} end
 local st = get(r, 'state')
@@ -24,5 +24,5 @@ hset(rk, r, {'gen', num(r, 'gen') + 1, 'state', 'waiting', 'wait_until_ms', ARGV
   'updated_ms', NOW_S})
 hdel(rk, r, {'attempt_token', 'lease_until_ms'})
 move(id, acct, get(r, 'seq'), st, 'waiting', {outbox = ARGV[9], watch = ARGV[9]})
-event(id, 'waiting', ARGV[10], '', 0, 'until ' .. ARGV[11])
+event(id, r.hi, 'waiting', ARGV[10], '', 0, 'until ' .. ARGV[11])
 return {'ok'}

@@ -10,7 +10,7 @@
 
 local id, token = ARGV[7], ARGV[8]
 local rk = KEYS[1]
-local r = hmget(rk, {'state', 'attempt_token', 'lease_until_ms', 'attempts'})
+local r = hmget(rk, {'hi', 'state', 'attempt_token', 'lease_until_ms', 'attempts'})
 if missing(rk, r) then return {'not_found'} end
 local st = get(r, 'state')
 if is_terminal(st) then return {'final'} end
@@ -21,5 +21,5 @@ redis.call('HSET', rk, 'lease_until_ms', s, 'updated_ms', NOW_S)
 -- a send the watchdog re-scheduled is in the outbox, not in leases: its
 -- watch score is its outbox time, and it stays out of leases
 relet(id, s)
-event(id, 'sending', ARGV[10], '', num(r, 'attempts'), 'reconcile at ' .. iso_ms(lease_until))
+event(id, r.hi, 'sending', ARGV[10], '', num(r, 'attempts'), 'reconcile at ' .. iso_ms(lease_until))
 return {'ok'}

@@ -16,7 +16,7 @@ local late = redis.call('ZRANGE', KEYS[1], '-inf', string.format('(%d', cutoff),
 local out = {}
 for _, id in ipairs(late) do
   local rk = k_send(id)
-  local r = hmget(rk, {'state', 'lease_until_ms', 'gen', 'attempts', 'account', 'seq'})
+  local r = hmget(rk, {'hi', 'state', 'lease_until_ms', 'gen', 'attempts', 'account', 'seq'})
   local lease_until = num(r, 'lease_until_ms')
   if get(r, 'state') ~= 'sending' or lease_until == 0
     or redis.call('ZSCORE', KEYS[2], id) then
@@ -28,7 +28,7 @@ for _, id in ipairs(late) do
   else
     hset(rk, r, {'gen', num(r, 'gen') + 1, 'updated_ms', NOW_S})
     move(id, get(r, 'account'), get(r, 'seq'), 'sending', 'sending', {outbox = NOW_S, watch = NOW_S})
-    event(id, 'sending', '', RECOVERED_BY, num(r, 'attempts'),
+    event(id, r.hi, 'sending', '', RECOVERED_BY, num(r, 'attempts'),
       'recovered: lease expired at ' .. iso_ms(lease_until))
     out[#out + 1] = id
   end

@@ -227,15 +227,97 @@ local function lease_now()
   return NOW
 end
 
--- append a tasks.Event to the send's history, keeping the newest HISTORY_MAX
-local function event(id, state, reason, by, attempt, detail)
-  local ev = {at = NOW_ISO, state = state}
+-- iso_ms(ms), the Lua twin of isoMs (RFC 3339 UTC, milliseconds
+-- shown as Go's RFC3339Nano shows them); Redis's Lua has no os.date. The
+-- date is Howard Hinnant's civil_from_days; TestISOMatchesLua checks it.
+local function iso_ms(ms)
+  local secs = math.floor(ms / 1000)
+  local frac = ms - secs * 1000
+  local days = math.floor(secs / 86400)
+  local sod = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp + 3
+  if mp >= 10 then m = mp - 9 end
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  local s = string.format('%04d-%02d-%02dT%02d:%02d:%02d', y, m, d,
+    math.floor(sod / 3600), math.floor(sod / 60) % 60, sod % 60)
+  if frac > 0 then
+    s = s .. (string.gsub(string.format('.%03d', frac), '0+$', ''))
+  end
+  return s .. 'Z'
+end
+
+-- A send's history is the list {p}:history:<id>, or implicit: a send approved
+-- with no history list gets the record field hi = "1", and while it has it,
+-- the routine events of its life are not stored but told by fields the
+-- transitions write anyway (hist_implicit; historyOf in history.go is
+-- the Go twin): approved (approved_ms, approved_by), its first attempt's start
+-- (attempt_at_ms) and its final event (finished_ms, state, reason, detail,
+-- attempts). Any other event first writes those out to the list and drops hi
+-- (hist_flush), so the list is the whole history again. A send that goes
+-- approved → sending → final, the common case, never has a history list.
+local HIST_FIELDS = {'hi', 'approved_ms', 'approved_by', 'attempt_at_ms', 'state', 'reason', 'detail',
+  'finished_ms', 'attempts'}
+
+-- a tasks.Event as its JSON
+local function event_json(at, state, reason, by, attempt, detail)
+  local ev = {at = at, state = state}
   if reason ~= '' then ev.reason = reason end
   if by ~= '' then ev.by = by end
   if attempt > 0 then ev.attempt = attempt end
   if detail ~= '' then ev.detail = detail end
+  return cjson.encode(ev)
+end
+
+-- the implicit events of a record h (read with HIST_FIELDS), as JSON, oldest first
+local function hist_implicit(h)
+  local out = {}
+  if h.approved_ms then
+    out[#out + 1] = event_json(iso_ms(tonumber(h.approved_ms)), 'approved', '', get(h, 'approved_by'), 0, 'approved')
+  end
+  if h.attempt_at_ms then
+    out[#out + 1] = event_json(iso_ms(tonumber(h.attempt_at_ms)), 'sending', '', '', 1, 'attempt started')
+  end
+  if is_terminal(get(h, 'state')) then
+    out[#out + 1] = event_json(iso_ms(num(h, 'finished_ms')), get(h, 'state'), get(h, 'reason'), '',
+      num(h, 'attempts'), get(h, 'detail'))
+  end
+  return out
+end
+
+-- hist_flush: if the send's history is implicit (hi: the record's hi field
+-- as read, or nil), write its implicit events to the list and drop hi. Called
+-- before an event that is not routine, and before the record's fields the
+-- implicit events are told by change. Returns false (the history is now the
+-- list) for the caller's hi.
+local function hist_flush(id, hi)
+  if hi ~= '1' then return false end
+  local rk, hk = k_send(id), k_history(id)
+  local h = hmget(rk, HIST_FIELDS)
+  local evs = hist_implicit(h)
+  if #evs > 0 then
+    redis.call('RPUSH', hk, unpack(evs))
+    local ttl = redis.call('PTTL', rk)
+    if ttl > 0 then redis.call('PEXPIRE', hk, ttl) end
+  end
+  redis.call('HDEL', rk, 'hi', 'attempt_at_ms')
+  return false
+end
+
+-- append a tasks.Event to the send's history, keeping the newest HISTORY_MAX;
+-- hi is the record's hi field as read before this transition (nil if absent):
+-- an implicit history is first written out (hist_flush)
+local function event(id, hi, state, reason, by, attempt, detail)
+  hist_flush(id, hi)
   local hk = k_history(id)
-  if redis.call('RPUSH', hk, cjson.encode(ev)) > HISTORY_MAX then
+  if redis.call('RPUSH', hk, event_json(NOW_ISO, state, reason, by, attempt, detail)) > HISTORY_MAX then
     redis.call('LTRIM', hk, -HISTORY_MAX, -1)
   end
 end
@@ -304,7 +386,7 @@ end
 local RESULTS = KEYS[1]
 
 -- the fields finish reads: the r given to finish is read with these (hmget)
-local FINISH_FIELDS = {'state', 'account', 'seq', 'op', 'attempts', 'digest', 'message_id', 'chat_id',
+local FINISH_FIELDS = {'hi', 'state', 'account', 'seq', 'op', 'attempts', 'digest', 'message_id', 'chat_id',
   'metadata', 'dry_run', 'approved_by', 'attempt_token', 'lease_until_ms', 'wait_until_ms', 'wait_reason',
   'revision', 'revised_by'}
 
@@ -344,13 +426,20 @@ end
 local function finish(id, r, state, reason, detail, extra, by)
   local rk, hk = k_send(id), k_history(id)
   local from, acct, seq = get(r, 'state'), get(r, 'account'), get(r, 'seq')
+  -- the final event is implicit when the history is and the send ends on no one's decision;
+  -- else the implicit history is written out before the fields that tell it change
+  local implicit = get(r, 'hi') == '1' and by == ''
+  if not implicit then
+    hist_flush(id, r.hi)
+    r.hi = nil
+  end
   local kv = {'state', state, 'reason', reason, 'detail', detail, 'updated_ms', NOW_S, 'finished_ms', NOW_S}
   for i = 1, #extra do kv[#kv + 1] = extra[i] end
   hset(rk, r, kv)
   hdel(rk, r, {'attempt_token', 'lease_until_ms', 'wait_until_ms', 'wait_reason'})
   move(id, acct, seq, from, state, {})
   local attempts = num(r, 'attempts')
-  event(id, state, reason, by, attempts, detail)
+  if not implicit then event(id, nil, state, reason, by, attempts, detail) end
 
   local mid, chat, op = get(r, 'message_id'), get(r, 'chat_id'), get(r, 'op')
   local meta = get(r, 'metadata')
@@ -370,7 +459,7 @@ local function finish(id, r, state, reason, detail, extra, by)
     redis.call('SET', k_msg(mid), id, 'PX', str(math.max(tonumber(RETENTION), CLAIM_MIN_MS)))
   end
   redis.call('PEXPIRE', rk, RETENTION)
-  redis.call('PEXPIRE', hk, RETENTION)
+  if not implicit then redis.call('PEXPIRE', hk, RETENTION) end
   return result
 end
 
@@ -391,33 +480,6 @@ local function finish_stopped(id, rk, stop, detail)
     {'decided_by', by, 'decided_ms', get(stop, 'stop_ms'), 'decision_note', note}, by)
   audit(state, {'send_id', id, 'by', by, 'digest', get(r, 'digest'),
     'account_id', get(r, 'account'), 'note', note})
-end
-
--- iso_ms(ms), the Lua twin of isoMs (RFC 3339 UTC, milliseconds
--- shown as Go's RFC3339Nano shows them); Redis's Lua has no os.date. The
--- date is Howard Hinnant's civil_from_days; TestISOMatchesLua checks it.
-local function iso_ms(ms)
-  local secs = math.floor(ms / 1000)
-  local frac = ms - secs * 1000
-  local days = math.floor(secs / 86400)
-  local sod = secs - days * 86400
-  local z = days + 719468
-  local era = math.floor(z / 146097)
-  local doe = z - era * 146097
-  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
-  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
-  local mp = math.floor((5 * doy + 2) / 153)
-  local d = doy - math.floor((153 * mp + 2) / 5) + 1
-  local m = mp + 3
-  if mp >= 10 then m = mp - 9 end
-  local y = yoe + era * 400
-  if m <= 2 then y = y + 1 end
-  local s = string.format('%04d-%02d-%02dT%02d:%02d:%02d', y, m, d,
-    math.floor(sod / 3600), math.floor(sod / 60) % 60, sod % 60)
-  if frac > 0 then
-    s = s .. (string.gsub(string.format('.%03d', frac), '0+$', ''))
-  end
-  return s .. 'Z'
 end
 
 -- seen() marks an inbound event's dedupe key; ARGV[7] key ("" none),

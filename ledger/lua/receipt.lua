@@ -13,7 +13,7 @@ if seen() then return {'duplicate'} end
 local id = redis.call('GET', k_msg(ARGV[9]))
 if not id then return {'no_match'} end
 local rk = k_send(id)
-local r = hmget(rk, {'state', 'account', 'chat_id', 'attempts'})
+local r = hmget(rk, {'hi', 'state', 'account', 'chat_id', 'attempts'})
 if missing(rk, r) then return {'no_match'} end
 local kind, value = ARGV[10], ARGV[11]
 local kv = {kind .. '_ms', ARGV[13], 'updated_ms', NOW_S}
@@ -21,7 +21,7 @@ if kind == 'reaction' then kv[#kv + 1] = 'reaction'; kv[#kv + 1] = value end
 hset(rk, r, kv)
 local detail = 'provider: message ' .. kind .. ' at ' .. ARGV[12]
 if value ~= '' then detail = detail .. ' (' .. value .. ')' end
-event(id, get(r, 'state'), '', 'provider', 0, detail)
+event(id, r.hi, get(r, 'state'), '', 'provider', 0, detail)
 redis.call('XADD', RESULTS, 'MAXLEN', '~', RESULTS_MAXLEN, '*', R_EVENT, ARGV[14],
   R_ACCOUNT_ID, get(r, 'account'), R_SEND_ID, id, R_CHAT_ID, get(r, 'chat_id'), R_MESSAGE_ID, ARGV[9],
   R_STATUS, value, R_AT, ARGV[12])

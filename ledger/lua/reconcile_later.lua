@@ -12,7 +12,7 @@
 
 local id, token = ARGV[7], ARGV[8]
 local rk = KEYS[1]
-local r = hmget(rk, {'state', 'attempt_token', 'attempts', 'reconcile_absent'})
+local r = hmget(rk, {'hi', 'state', 'attempt_token', 'attempts', 'reconcile_absent'})
 if missing(rk, r) then return {'not_found'} end
 local st = get(r, 'state')
 if is_terminal(st) then return {'final'} end
@@ -23,5 +23,5 @@ if ARGV[11] == '1' then absent = absent + 1 end
 redis.call('HSET', rk, 'lease_until_ms', s, 'updated_ms', NOW_S, 'reconcile_absent', str(absent),
   'reconcile_lands_ms', ARGV[10], 'reconcile_next_ms', s, 'reconcile_why', ARGV[12])
 relet(id, s)
-event(id, 'sending', ARGV[13], '', num(r, 'attempts'), ARGV[12])
+event(id, r.hi, 'sending', ARGV[13], '', num(r, 'attempts'), ARGV[12])
 return {'ok', s}

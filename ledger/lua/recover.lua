@@ -18,7 +18,7 @@ local out = {}
 for i = 1, #late, 2 do
   local id, since = late[i], tonumber(late[i + 1])
   local rk = k_send(id)
-  local r = hmget(rk, {'state', 'account', 'seq', 'lease_until_ms', 'gen', 'attempts'})
+  local r = hmget(rk, {'hi', 'state', 'account', 'seq', 'lease_until_ms', 'gen', 'attempts'})
   local st, acct = get(r, 'state'), get(r, 'account')
   if st ~= 'approved' and st ~= 'waiting' and st ~= 'sending' then
     -- final, pending or gone: not watched
@@ -41,7 +41,7 @@ for i = 1, #late, 2 do
       move(id, acct, get(r, 'seq'), st, st, {outbox = NOW_S, watch = NOW_S})
       local attempt = 0
       if st == 'sending' then attempt = num(r, 'attempts') end
-      event(id, st, '', RECOVERED_BY, attempt, 'recovered: no progress since ' .. iso_ms(since))
+      event(id, r.hi, st, '', RECOVERED_BY, attempt, 'recovered: no progress since ' .. iso_ms(since))
       out[#out + 1] = id
     end
   end

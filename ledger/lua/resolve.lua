@@ -12,7 +12,7 @@
 
 local id, token = ARGV[7], ARGV[8]
 local rk = KEYS[2]
-local r = hmget(rk, {'state', 'attempt_token', 'lease_until_ms', 'account', 'seq', 'attempts',
+local r = hmget(rk, {'hi', 'state', 'attempt_token', 'lease_until_ms', 'account', 'seq', 'attempts',
   'stop_state', 'stop_by', 'stop_note', 'stop_ms'})
 if missing(rk, r) then return {'not_found'} end
 local st = get(r, 'state')
@@ -26,5 +26,5 @@ local lease_until = str(num(r, 'lease_until_ms'))
 hset(rk, r, {'state', 'approved', 'updated_ms', NOW_S})
 hdel(rk, r, {'attempt_token', 'lease_until_ms'})
 move(id, get(r, 'account'), get(r, 'seq'), st, 'approved', {outbox = lease_until, watch = lease_until})
-event(id, 'approved', '', '', num(r, 'attempts'), 'reconciled: not sent')
+event(id, r.hi, 'approved', '', '', num(r, 'attempts'), 'reconciled: not sent')
 return {'ok'}

@@ -25,13 +25,15 @@ elseif res == 'cancel' then
   finish(id, r, 'canceled', 'canceled', '', decided, by)
   audit('canceled', {'send_id', id, 'by', by, 'account_id', acct, 'note', note})
 else
+  -- the implicit history (its final event) is written out before the state changes
+  hist_flush(id, r.hi)
   redis.call('PERSIST', rk)
   redis.call('PERSIST', k_history(id))
   local gen = tonumber(redis.call('HGET', rk, 'gen') or '0') + 1
   redis.call('HSET', rk, 'state', 'approved', 'reason', '', 'detail', '', 'updated_ms', NOW_S, 'gen', str(gen))
   redis.call('HDEL', rk, 'finished_ms', 'message_id')
   move(id, acct, seq, 'needs_review', 'approved', {outbox = NOW_S, watch = NOW_S})
-  event(id, 'approved', 'marked_not_sent', by, 0, note)
+  event(id, nil, 'approved', 'marked_not_sent', by, 0, note)
   audit('marked_not_sent', {'send_id', id, 'by', by, 'account_id', acct, 'note', note})
 end
 return {'ok'}

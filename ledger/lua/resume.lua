@@ -26,11 +26,11 @@ end
 local ids = redis.call('SPOP', KEYS[2], tonumber(ARGV[9]))
 for _, id in ipairs(ids) do
   local rk = k_send(id)
-  local r = hmget(rk, {'state', 'gen', 'account', 'seq'})
+  local r = hmget(rk, {'hi', 'state', 'gen', 'account', 'seq'})
   if get(r, 'state') == 'waiting' then
     hset(rk, r, {'gen', num(r, 'gen') + 1, 'wait_until_ms', NOW_S, 'updated_ms', NOW_S})
     move(id, get(r, 'account'), get(r, 'seq'), 'waiting', 'waiting', {outbox = NOW_S, watch = NOW_S})
-    event(id, 'waiting', 'paused', by, 0, 'released by resume')
+    event(id, r.hi, 'waiting', 'paused', by, 0, 'released by resume')
   end
 end
 return #ids

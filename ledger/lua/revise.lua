@@ -7,7 +7,7 @@
 
 local id, shown, digest, body, by = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local rk = KEYS[1]
-local r = hmget(rk, {'state', 'deadline_ms', 'digest', 'account', 'revision', 'orig_digest', 'req.n'})
+local r = hmget(rk, {'hi', 'state', 'deadline_ms', 'digest', 'account', 'revision', 'orig_digest', 'req.n'})
 if missing(rk, r) then return {'not_found'} end
 if get(r, 'state') ~= 'pending_approval' then return {'not_pending'} end
 if num(r, 'deadline_ms') <= NOW then return {'not_pending'} end
@@ -20,7 +20,7 @@ local kv, del = {'HSET', rk, 'digest', digest, 'orig_digest', orig, 'revision', 
 put_long(kv, del, 'req', body, get(r, 'req.n'))
 redis.call(unpack(kv))
 if #del > 0 then redis.call('HDEL', rk, unpack(del)) end
-event(id, 'pending_approval', 'revised', by, 0, 'revision ' .. str(rev))
+event(id, r.hi, 'pending_approval', 'revised', by, 0, 'revision ' .. str(rev))
 audit('revised', {'send_id', id, 'by', by, 'account_id', get(r, 'account'), 'digest', digest,
   'previous_digest', shown, 'revision', str(rev)})
 return {'ok'}

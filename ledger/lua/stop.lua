@@ -21,7 +21,7 @@ if st == 'sending' then
   if get(hmget(rk, {'stop_state'}), 'stop_state') == '' then
     redis.call('HSET', rk, 'stop_state', ARGV[10], 'stop_by', by, 'stop_note', note, 'stop_ms', NOW_S,
       'updated_ms', NOW_S)
-    event(id, 'sending', ARGV[11], by, num(r, 'attempts'),
+    event(id, r.hi, 'sending', ARGV[11], by, num(r, 'attempts'),
       ARGV[12] .. ' requested while sending: takes effect unless the message went out')
     audit(ARGV[12] .. '_requested', {'send_id', id, 'by', by, 'digest', get(r, 'digest'),
       'account_id', get(r, 'account'), 'note', note})
