@@ -21,7 +21,8 @@ import (
 // give one record). Same send_id and digest → (existing, false, nil); same
 // send_id, other digest → *ConflictError. deadline is the effective approval
 // deadline, already resolved by the caller. The request is stored as given
-// (with its RequestedBy).
+// (with its RequestedBy), each of its values once (storedRequest): every
+// read gives it back whole.
 func (l *Ledger) Create(ctx context.Context, req *tasks.SendRequest, digest string, deadline time.Time) (*tasks.Record, bool, error) {
 	if req == nil || req.SendID == "" || strings.Contains(req.SendID, "\n") {
 		return nil, false, errors.New("ledger: create: send_id is empty or malformed")
