@@ -21,6 +21,9 @@ type BeginRequest struct {
 	Token          string // random, unique per execution
 	Lease          time.Duration
 	ContactIDs     []string // checked against the opt-out list atomically
+	// Identities are the recipients as WhatsApp persons (the provider's data
+	// about the chat), checked in the same script: see Identity.
+	Identities []Identity
 	// Watermark is the chat's newest message before the sending call, as the
 	// provider showed it (nil: none taken). Stored with a new attempt; a
 	// reconciliation judges the chat's messages against it, on the provider's
@@ -39,6 +42,38 @@ type BeginRequest struct {
 	NoRecord bool
 }
 
+// Identity is a recipient's WhatsApp ids as the provider showed them, phone
+// form ("<digits>@s.whatsapp.net") and @lid form, "" for a form not shown.
+// BeginAttempt, atomically with its opt-out check: records a pair as one
+// person (as LinkIdentity); checks the other form of an id seen alone when a
+// link is known (an opt-out under either form refuses the send); and when
+// none is, answers BeginIdentityUnresolved if some opt-out of the missing form
+// is linked to no one, since it may be the recipient's. Ids of neither form
+// are ignored.
+type Identity struct{ Phone, LID string }
+
+// identityArgs is ids as beginScript takes them: their count, then a
+// (phone, lid) pair each, normalized; ids that name no WhatsApp person are
+// left out.
+func identityArgs(ids []Identity) []any {
+	out := []any{0}
+	for _, id := range ids {
+		phone, lid := tasks.NormalizeID(id.Phone), tasks.NormalizeID(id.LID)
+		if tasks.FormOf(phone) != tasks.FormPhone {
+			phone = ""
+		}
+		if tasks.FormOf(lid) != tasks.FormLID {
+			lid = ""
+		}
+		if phone == "" && lid == "" {
+			continue
+		}
+		out = append(out, phone, lid)
+	}
+	out[0] = (len(out) - 1) / 2
+	return out
+}
+
 // BeginOutcome says what BeginAttempt decided.
 type BeginOutcome int
 
@@ -55,6 +90,10 @@ const (
 	BeginHeld
 	// BeginOptedOut: a contact is opted out; the send is now skipped (opted_out), result written.
 	BeginOptedOut
+	// BeginIdentityUnresolved: a recipient is known by one id form only, nothing links it to
+	// the other, and UnlinkedOptOuts opt-outs of that form (Unresolved) are linked to no one:
+	// one may be the recipient's. Nothing changed; the caller ends the send for a human.
+	BeginIdentityUnresolved
 	// BeginInFlight: another execution holds a live lease (until LeaseUntil);
 	// nothing changed: retry the task later.
 	BeginInFlight
@@ -67,10 +106,12 @@ const (
 
 var beginOutcomes = map[string]BeginOutcome{
 	"ok": BeginOK, "final": BeginFinal, "stale": BeginStale, "held": BeginHeld,
-	"opted_out": BeginOptedOut, "in_flight": BeginInFlight, "reconcile": BeginReconcile,
+	"opted_out": BeginOptedOut, "identity_unresolved": BeginIdentityUnresolved, "in_flight": BeginInFlight,
+	"reconcile": BeginReconcile,
 }
 
-var beginOutcomeNames = [...]string{"ok", "final", "stale", "held", "opted_out", "in_flight", "reconcile"}
+var beginOutcomeNames = [...]string{"ok", "final", "stale", "held", "opted_out", "identity_unresolved", "in_flight",
+	"reconcile"}
 
 func (o BeginOutcome) String() string {
 	if o >= 0 && int(o) < len(beginOutcomeNames) {
@@ -86,6 +127,10 @@ type BeginResult struct {
 	Attempt          int
 	AttemptStartedAt time.Time // start of the attempt begun or being reconciled, on the lease clock (Redis's)
 	LeaseUntil       time.Time
+	// BeginIdentityUnresolved: the id form the recipient is not known by, and how many
+	// opt-outs of that form are linked to no one.
+	Unresolved      tasks.IDForm
+	UnlinkedOptOuts int64
 }
 
 // BeginAttempt re-checks everything at the moment of sending, in one script:
@@ -111,7 +156,8 @@ func (l *Ledger) BeginAttempt(ctx context.Context, r BeginRequest) (BeginResult,
 		}
 		wm = string(b)
 	}
-	args := []any{r.SendID, r.Gen, r.Digest, r.Token, r.Lease.Milliseconds(), expect, wm}
+	args := append([]any{r.SendID, r.Gen, r.Digest, r.Token, r.Lease.Milliseconds(), expect, wm},
+		identityArgs(r.Identities)...)
 	for _, c := range r.ContactIDs {
 		args = append(args, c)
 	}
@@ -140,12 +186,39 @@ func (l *Ledger) BeginAttempt(ctx context.Context, r BeginRequest) (BeginResult,
 	if !ok || rep.st.rec == nil {
 		return BeginResult{}, refusal(rep.code, r.SendID, nil)
 	}
+	if outcome == BeginIdentityUnresolved {
+		items, err := stringList(rep.raw)
+		if err != nil {
+			return BeginResult{}, err
+		}
+		res, err := unresolvedResult(r.SendID, items)
+		res.Record = rep.st.rec
+		return res, err
+	}
 	res := BeginResult{Outcome: outcome, Record: rep.st.rec, Attempt: rep.st.rec.Attempts}
 	if outcome == BeginOK || outcome == BeginReconcile || outcome == BeginInFlight {
 		res.AttemptStartedAt = msTime(rep.st.attemptStartedMs)
 		res.LeaseUntil = msTime(rep.st.leaseUntilMs)
 	}
 	return res, nil
+}
+
+// unresolvedResult decodes beginScript's {"identity_unresolved", form, count}.
+func unresolvedResult(sendID string, items []string) (BeginResult, error) {
+	if len(items) != 3 {
+		return BeginResult{}, fmt.Errorf("ledger: begin attempt %s: unexpected reply %v", sendID, items)
+	}
+	n, err := strconv.ParseInt(items[2], 10, 64)
+	form := tasks.FormOther
+	for _, f := range []tasks.IDForm{tasks.FormPhone, tasks.FormLID} {
+		if f.String() == items[1] {
+			form = f
+		}
+	}
+	if err != nil || form == tasks.FormOther {
+		return BeginResult{}, fmt.Errorf("ledger: begin attempt %s: unexpected reply %v", sendID, items)
+	}
+	return BeginResult{Outcome: BeginIdentityUnresolved, Unresolved: form, UnlinkedOptOuts: n}, nil
 }
 
 // replicated is the verdict of BeginAttempt's WAIT: acked replicas (-1 when
@@ -243,6 +316,9 @@ func (l *Ledger) beginNoRecord(ctx context.Context, sendID string, keys []string
 	outcome, ok := beginOutcomes[reply[0]]
 	if !ok {
 		return BeginResult{}, refusal(reply[0], sendID, nil)
+	}
+	if outcome == BeginIdentityUnresolved {
+		return unresolvedResult(sendID, reply)
 	}
 	ints, err := replyInts(reply[1:])
 	if err != nil {

@@ -289,39 +289,13 @@ func (l *Ledger) LinkedID(ctx context.Context, id string) (string, error) {
 const unlinkedMarkerPrefix = "?unlinked:"
 
 // UnlinkedMarker is the member the opt-out set holds while some opt-out of form f is linked to
-// no one. A send whose recipient is known without form f lists it among BeginAttempt's contact
-// ids: an unlinked opt-out of that form added after the worker's checks then refuses the send
-// (skipped opted_out) instead of letting it go out. "" for tasks.FormOther.
+// no one. BeginAttempt checks it for a recipient known without form f and nothing links
+// (BeginIdentityUnresolved). "" for tasks.FormOther.
 func UnlinkedMarker(f tasks.IDForm) string {
 	if f == tasks.FormOther {
 		return ""
 	}
 	return unlinkedMarkerPrefix + f.String()
-}
-
-// IdentityOf returns, in one round trip, what the worker's identity guard needs of a
-// recipient known only by id: the id of the other form linked to it ("" if none, as
-// LinkedID) and the number of opt-outs of form missing linked to no one (as
-// UnlinkedOptOuts).
-func (l *Ledger) IdentityOf(ctx context.Context, id string, missing tasks.IDForm) (linked string, unlinked int64, err error) {
-	pipe := l.rdb.Pipeline()
-	hget := pipe.HGet(ctx, l.keys.IDLink(), tasks.NormalizeID(id))
-	var scard *redis.IntCmd
-	if missing != tasks.FormOther {
-		scard = pipe.SCard(ctx, l.keys.OptOutUnlinked(missing.String()))
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return "", 0, fmt.Errorf("ledger: identity: %w", err)
-	}
-	if err := hget.Err(); err != nil && !errors.Is(err, redis.Nil) {
-		return "", 0, fmt.Errorf("ledger: identity link: %w", err)
-	}
-	if scard != nil {
-		if unlinked, err = scard.Result(); err != nil {
-			return "", 0, fmt.Errorf("ledger: opt-out: %w", err)
-		}
-	}
-	return hget.Val(), unlinked, nil
 }
 
 // IsOptedOut reports whether any of the contact ids is on the opt-out list.

@@ -35,8 +35,8 @@ func (l *Ledger) IsClaimed(ctx context.Context, messageID string) (bool, error) 
 }
 
 // UnlinkedOptOuts counts the opted-out ids of form f (tasks.FormPhone or
-// tasks.FormLID) whose other form is not known (production reads it with the
-// linked id: IdentityOf).
+// tasks.FormLID) whose other form is not known (production checks them in
+// BeginAttempt, through the marker of each form).
 func (l *Ledger) UnlinkedOptOuts(ctx context.Context, f tasks.IDForm) (int64, error) {
 	if f == tasks.FormOther {
 		return 0, nil

@@ -121,8 +121,8 @@ func TestOptOutUnderEveryKnownForm(t *testing.T) {
 }
 
 // The opt-out set holds a marker per form while an opt-out of that form is unlinked; a send
-// that lists the marker is refused by BeginAttempt, so an unlinked opt-out added after the
-// worker's checks still stops it. Listings never show the marker, and no one can add it.
+// whose recipient is known without that form is not begun while the marker is there
+// (BeginIdentityUnresolved). Listings never show the marker, and no one can add it.
 func TestUnlinkedMarker(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -141,10 +141,11 @@ func TestUnlinkedMarker(t *testing.T) {
 		t.Fatalf("opt-outs %v", list)
 	}
 	res, err := e.l.BeginAttempt(e.ctx, BeginRequest{SendID: "s1", Digest: rec.Digest, Gen: gen, Token: "t", Lease: time.Minute,
-		ContactIDs: []string{"chat-lone", "555@lid", marker}})
-	if err != nil || res.Outcome != BeginOptedOut {
-		t.Fatalf("begin %v %v", res.Outcome, err)
+		ContactIDs: []string{"chat-lone", "555@lid"}, Identities: []Identity{{LID: "555@lid"}}})
+	if err != nil || res.Outcome != BeginIdentityUnresolved || res.Unresolved != tasks.FormPhone || res.UnlinkedOptOuts != 1 {
+		t.Fatalf("begin %v %v %v %v", res.Outcome, res.Unresolved, res.UnlinkedOptOuts, err)
 	}
+	wantState(t, e.get("s1"), tasks.StateApproved, "")
 	// Linked: no unlinked opt-out of the phone form is left, the marker goes.
 	if err := e.l.LinkIdentity(e.ctx, idPhone, idLID); err != nil {
 		t.Fatal(err)
@@ -189,37 +190,65 @@ func TestOptOutOfAPhoneNumber(t *testing.T) {
 	}
 }
 
-// TestIdentityOf answers as LinkedID and UnlinkedOptOuts do, in one round trip.
-func TestIdentityOf(t *testing.T) {
+// BeginAttempt checks the recipients' identities atomically with the opt-out check: a pair seen
+// together is linked, an id seen alone is checked with its linked id, and an id with no link is
+// not begun while an opt-out of its missing form is linked to no one.
+func TestBeginIdentities(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	const phone, lid = "33611111111@s.whatsapp.net", "123456789@lid"
-	check := func(step, id string, missing tasks.IDForm) {
-		t.Helper()
-		linked, unlinked, err := e.l.IdentityOf(e.ctx, id, missing)
-		if err != nil {
-			t.Fatalf("%s: %v", step, err)
-		}
-		wantLinked, _ := e.l.LinkedID(e.ctx, id)
-		wantUnlinked, _ := e.l.UnlinkedOptOuts(e.ctx, missing)
-		if linked != wantLinked || unlinked != wantUnlinked {
-			t.Fatalf("%s: IdentityOf = %q, %d; LinkedID %q, UnlinkedOptOuts %d", step, linked, unlinked, wantLinked, wantUnlinked)
-		}
+	const other = "33699999999@s.whatsapp.net" // someone's opt-out, linked to no @lid
+	cases := []struct {
+		name     string
+		optOut   []string // before the begin
+		link     bool     // idPhone and idLID linked before the begin
+		ids      []Identity
+		contacts []string
+		want     BeginOutcome
+		linked   bool // idPhone and idLID linked after the begin
+	}{
+		{"pair: linked by the begin", nil, false, []Identity{{Phone: idPhone, LID: idLID}}, []string{idPhone, idLID}, BeginOK, true},
+		{"pair: opted out under one form", []string{idPhone}, false, []Identity{{Phone: idPhone, LID: idLID}},
+			[]string{idPhone, idLID}, BeginOptedOut, true},
+		{"alone: the linked form opted out", []string{idPhone}, true, []Identity{{LID: idLID}}, []string{idLID}, BeginOptedOut, true},
+		{"alone: linked, no opt-out", []string{other}, true, []Identity{{LID: idLID}}, []string{idLID}, BeginOK, true},
+		{"alone: no link, no unlinked opt-out", nil, false, []Identity{{LID: idLID}}, []string{idLID}, BeginOK, false},
+		{"alone: no link, an unlinked opt-out", []string{other}, false, []Identity{{LID: idLID}}, []string{idLID},
+			BeginIdentityUnresolved, false},
+		{"alone: no link, opted out itself", []string{other, idLID}, false, []Identity{{LID: idLID}}, []string{idLID},
+			BeginOptedOut, false},
+		{"not a WhatsApp person", []string{other}, false, []Identity{{Phone: "chat-1", LID: "x@g.us"}}, []string{"chat-1"},
+			BeginOK, false},
 	}
-	check("nothing known", phone, tasks.FormLID)
-	if err := e.l.AddOptOut(e.ctx, lid, "ops"); err != nil {
-		t.Fatal(err)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			if tc.link {
+				if err := e.l.LinkIdentity(e.ctx, idPhone, idLID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, id := range tc.optOut {
+				if err := e.l.AddOptOut(e.ctx, id, "admin"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rec, gen := e.approved("s1", "acct")
+			res, err := e.l.BeginAttempt(e.ctx, BeginRequest{SendID: "s1", Digest: rec.Digest, Gen: gen, Token: "t",
+				Lease: time.Minute, ContactIDs: tc.contacts, Identities: tc.ids, NoRecord: true})
+			if err != nil || res.Outcome != tc.want {
+				t.Fatalf("begin %v %v, want %v", res.Outcome, err, tc.want)
+			}
+			want := map[BeginOutcome]tasks.State{BeginOK: tasks.StateSending, BeginOptedOut: tasks.StateSkipped,
+				BeginIdentityUnresolved: tasks.StateApproved}[tc.want]
+			if got := e.get("s1"); got.State != want || (want == tasks.StateApproved && got.Attempts != 0) {
+				t.Fatalf("state %s attempts %d, want %s", got.State, got.Attempts, want)
+			}
+			if got, _ := e.l.LinkedID(e.ctx, idLID); (got == idPhone) != tc.linked {
+				t.Fatalf("linked id of %s: %q, want linked %v", idLID, got, tc.linked)
+			}
+			if tc.want == BeginIdentityUnresolved && (res.Unresolved != tasks.FormPhone || res.UnlinkedOptOuts != 1) {
+				t.Fatalf("unresolved %v %d", res.Unresolved, res.UnlinkedOptOuts)
+			}
+		})
 	}
-	check("an unlinked opt-out", phone, tasks.FormLID)
-	if linked, n, _ := e.l.IdentityOf(e.ctx, phone, tasks.FormLID); linked != "" || n != 1 {
-		t.Fatalf("unlinked opt-out: %q %d", linked, n)
-	}
-	if err := e.l.LinkIdentity(e.ctx, phone, lid); err != nil {
-		t.Fatal(err)
-	}
-	check("linked", phone, tasks.FormLID)
-	if linked, n, _ := e.l.IdentityOf(e.ctx, phone, tasks.FormLID); linked != lid || n != 0 {
-		t.Fatalf("linked: %q %d", linked, n)
-	}
-	check("no WhatsApp form", "someone@example.com", tasks.FormOther)
 }

@@ -102,21 +102,23 @@ func createdRecord(req *tasks.SendRequest, body, metadata, digest string, now, d
 
 // Get returns one record with its history, or ErrNotFound.
 func (l *Ledger) Get(ctx context.Context, sendID string) (*tasks.Record, error) {
-	rec, _, err := l.get(ctx, sendID, "")
+	rec, _, err := l.get(ctx, l.rdb.TxPipeline(), sendID, "") // record and history from the same moment
 	return rec, err
 }
 
 // GetWithBreaker returns one record with its history, and whether the breaker
-// of account is open (as BreakerOpen), read in the same MULTI: the worker's
-// first round trip of an execution, with the account its task names. The
+// of account is open (as BreakerOpen), read in the same round trip: the
+// worker's first of an execution, with the account its task names. The
 // caller checks that the record's account is that account before relying on
-// the breaker's answer.
+// the breaker's answer. Unlike Get, the reads are not one MULTI: a transition
+// may land between the record's and the history's, and the worker takes
+// nothing from the history but how often the send waited (its backoff); what
+// it sends, BeginAttempt checks against the record as it is then.
 func (l *Ledger) GetWithBreaker(ctx context.Context, sendID, account string) (*tasks.Record, bool, error) {
-	return l.get(ctx, sendID, account)
+	return l.get(ctx, l.rdb.Pipeline(), sendID, account)
 }
 
-func (l *Ledger) get(ctx context.Context, sendID, breakerAccount string) (*tasks.Record, bool, error) {
-	pipe := l.rdb.TxPipeline() // record and history from the same moment
+func (l *Ledger) get(ctx context.Context, pipe redis.Pipeliner, sendID, breakerAccount string) (*tasks.Record, bool, error) {
 	hcmd := pipe.HGetAll(ctx, l.keys.Send(sendID))
 	lcmd := pipe.LRange(ctx, l.keys.History(sendID), 0, -1)
 	var bcmd *redis.StringCmd

@@ -108,7 +108,8 @@ func (x *execution) guardChat(ctx context.Context) (outcome, bool) {
 	x.chat = chat
 	x.contacts = contactIDs(req.ChatID, chat)
 	x.watermark = watermarkOf(chat)
-	return x.guardIdentity(ctx, personOfChat(chat))
+	x.addPerson(personOfChat(chat))
+	return outcome{}, false
 }
 
 // guardCapabilities refuses, before any sending call, what the chat says it does not allow: a
@@ -128,7 +129,7 @@ func (x *execution) guardCapabilities(chat *provider.Chat) (outcome, bool) {
 // numbers and unknown ids are cold: refused before any sending call.
 func (x *execution) guardAttendees(ctx context.Context) (outcome, bool) {
 	req := &x.rec.Request
-	x.contacts = nil
+	x.contacts, x.identities = nil, nil
 	for i, id := range req.AttendeeIDs {
 		if tasks.LooksLikePhone(id) {
 			return skipped(tasks.ReasonColdRecipient, fmt.Sprintf("attendees_ids[%d] is a raw phone number", i)), true
@@ -152,9 +153,7 @@ func (x *execution) guardAttendees(ctx context.Context) (outcome, bool) {
 		for _, c := range contactIDs("", &chat) {
 			x.contacts = addContact(x.contacts, c)
 		}
-		if o, stop := x.guardIdentity(ctx, personOfChat(&chat, id)); stop {
-			return o, true
-		}
+		x.addPerson(personOfChat(&chat, id))
 	}
 	return outcome{}, false
 }
@@ -194,7 +193,8 @@ func (x *execution) guardMessage(ctx context.Context, now time.Time) (outcome, b
 	}
 	x.chat, x.msg = chat, msg
 	x.contacts = contactIDs(req.ChatID, chat)
-	return x.guardIdentity(ctx, personOfChat(chat))
+	x.addPerson(personOfChat(chat))
+	return outcome{}, false
 }
 
 func editable(msg *provider.Message, now time.Time) bool {

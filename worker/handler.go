@@ -27,10 +27,11 @@ type execution struct {
 	attempt int
 
 	// Resolved by the guards, used by the sending call and reconciliation.
-	chat     *provider.Chat    // the chat the send goes into (or the message's chat)
-	msg      *provider.Message // the target of a reaction, edit or delete
-	contacts []string          // ids checked against the opt-out list
-	files    attachments.Set
+	chat       *provider.Chat    // the chat the send goes into (or the message's chat)
+	msg        *provider.Message // the target of a reaction, edit or delete
+	contacts   []string          // ids checked against the opt-out list
+	identities []ledger.Identity // the recipients as WhatsApp persons, checked with them
+	files      attachments.Set
 	// watermark is the chat's newest message as the guards read it, before the sending call
 	// of a new message: stored with the attempt, it is what reconciliation calls "before".
 	watermark *tasks.Watermark
@@ -109,6 +110,7 @@ func (x *execution) run(ctx context.Context) outcome {
 // send must go through the guards again.
 func (x *execution) round(ctx context.Context) (o outcome, again bool) {
 	x.token, x.attempt, x.chat, x.msg, x.contacts, x.trial, x.watermark = "", 0, nil, nil, nil, "", nil
+	x.identities = nil
 	x.files.Release()
 	x.files = nil
 
@@ -279,8 +281,9 @@ func (x *execution) begin(ctx context.Context, skippedGuards bool) (outcome, boo
 	started := time.Now()
 	res, err := x.w.l.BeginAttempt(ctx, ledger.BeginRequest{
 		SendID: x.p.SendID, Digest: x.p.Digest, Gen: x.p.Gen,
-		Token: token, Lease: x.w.opts.Lease, ContactIDs: x.contacts, ExpectSending: skippedGuards,
-		Watermark: x.watermark,
+		Token: token, Lease: x.w.opts.Lease, ContactIDs: x.contacts, Identities: x.identities,
+		ExpectSending: skippedGuards,
+		Watermark:     x.watermark,
 		// What goes out is x.rec (read by Get): the script checks that the send is still
 		// approved with x.rec's digest, so the record need not be read back.
 		NoRecord: true,
@@ -325,6 +328,10 @@ func (x *execution) begin(ctx context.Context, skippedGuards bool) (outcome, boo
 		x.logger().Info("send finished", zap.String("state", string(tasks.StateSkipped)), zap.String("reason", string(tasks.ReasonOptedOut)))
 		x.w.opts.Metrics.SendFinished(x.op, tasks.StateSkipped, tasks.ReasonOptedOut)
 		return done("opted out", res.Record), false
+	case ledger.BeginIdentityUnresolved:
+		// Nothing was sent with the slot (as when a guard stops the send).
+		x.refundSlot(ctx)
+		return x.unresolved(res), false
 	case ledger.BeginHeld:
 		x.logger().Info("send held by a pause", zap.String("state", string(tasks.StateWaiting)), zap.String("reason", string(tasks.ReasonWaitPaused)))
 		x.w.opts.Metrics.Deferred(tasks.ReasonWaitPaused, 0)

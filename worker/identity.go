@@ -1,9 +1,7 @@
 package worker
 
 import (
-	"context"
 	"fmt"
-	"slices"
 
 	"go.uber.org/zap"
 
@@ -23,65 +21,38 @@ func personOfChat(chat *provider.Chat, also ...string) tasks.Person {
 	return tasks.PersonOf(append([]string{chat.AttendeeProviderID, chat.ProviderID}, also...)...)
 }
 
-// guardIdentity makes the opt-out check see the recipient under every form known for them, and
-// fails closed where it cannot:
+// addPerson makes the opt-out check see the recipient under every form known for them, and
+// fail closed where it cannot: person's ids go with the contact ids, and person goes to
+// BeginAttempt as an identity (ledger.Identity), which, atomically with the opt-out check:
 //
-//   - both forms known from the provider's data: the link is recorded (ledger.LinkIdentity), so
-//     that an opt-out added with either form covers both, now and later;
-//   - one form known, and the ledger knows its other form from an earlier link: that id is
-//     checked too;
-//   - one form known and nothing links it, while some opt-out of the other form is not linked
-//     to anyone: the opt-out check cannot rule the recipient out, so the send ends in
-//     needs_review (identity_unresolved) for a human instead of going out. A recipient already
-//     opted out under a known form is left to BeginAttempt's check (skipped opted_out).
-//   - one form known, nothing linked and no unlinked opt-out of the other form yet: the marker
-//     of that form (ledger.UnlinkedMarker) goes with the contact ids, so that one added between
-//     these checks and the attempt's start refuses the send in BeginAttempt.
+//   - both forms known from the provider's data: records the link, so that an opt-out added
+//     with either form covers both, now and later;
+//   - one form known, and the ledger knows its other form from an earlier link: checks that id
+//     too;
+//   - one form known and nothing links it, while some opt-out of the other form is linked to
+//     no one: the opt-out check cannot rule the recipient out, so BeginAttempt answers
+//     BeginIdentityUnresolved and the send ends in needs_review (identity_unresolved) for a
+//     human instead of going out. A recipient opted out under a known form is skipped
+//     (opted_out) first.
 //
-// Every id ends up in x.contacts, which BeginAttempt re-checks atomically.
-func (x *execution) guardIdentity(ctx context.Context, person tasks.Person) (outcome, bool) {
+// Done in BeginAttempt rather than here, it costs no round trip of its own, and no opt-out can
+// slip in between the check and the attempt's start.
+func (x *execution) addPerson(person tasks.Person) {
 	for _, id := range person.IDs {
 		x.contacts = addContact(x.contacts, id)
 	}
-	if person.Linked() {
-		if err := x.w.l.LinkIdentity(ctx, person.ID(tasks.FormPhone), person.ID(tasks.FormLID)); err != nil {
-			return infraError(err), true
-		}
-		return outcome{}, false
+	if person.Missing() == tasks.FormOther && !person.Linked() {
+		return // no WhatsApp person (a group, another provider's ids)
 	}
-	missing := person.Missing()
-	if missing == tasks.FormOther {
-		return outcome{}, false // no WhatsApp person (a group, another provider's ids)
-	}
-	known := person.ID(missing.Other())
-	other, n, err := x.w.l.IdentityOf(ctx, known, missing)
-	if err != nil {
-		return infraError(err), true
-	}
-	if other != "" {
-		x.contacts = addContact(x.contacts, other)
-		return outcome{}, false
-	}
-	if n == 0 {
-		// Nothing to rule out now. BeginAttempt also checks the marker the opt-out set holds
-		// while an opt-out of the missing form is unlinked: one added from now on refuses the
-		// send there (skipped opted_out), atomically with the attempt's start.
-		x.contacts = append(x.contacts, ledger.UnlinkedMarker(missing))
-		return outcome{}, false
-	}
-	ids := slices.DeleteFunc(slices.Clone(x.contacts), func(id string) bool {
-		return id == ledger.UnlinkedMarker(tasks.FormPhone) || id == ledger.UnlinkedMarker(tasks.FormLID)
-	})
-	opted, err := x.w.l.IsOptedOut(ctx, ids...)
-	if err != nil {
-		return infraError(err), true
-	}
-	if opted {
-		return outcome{}, false // BeginAttempt skips it as opted_out
-	}
+	x.identities = append(x.identities, ledger.Identity{Phone: person.ID(tasks.FormPhone), LID: person.ID(tasks.FormLID)})
+}
+
+// unresolved is the outcome of a send whose recipient BeginAttempt could not tell apart from an
+// opt-out linked to no one.
+func (x *execution) unresolved(res ledger.BeginResult) outcome {
 	x.logger().Warn("recipient known under one id form only; an opt-out of the other form cannot be ruled out",
-		zap.String("known_form", missing.Other().String()), zap.Int64("unlinked_opt_outs", n))
+		zap.String("known_form", res.Unresolved.Other().String()), zap.Int64("unlinked_opt_outs", res.UnlinkedOptOuts))
 	return needsReview(tasks.ReasonIdentityUnresolved, fmt.Sprintf(
 		"the recipient is known only by its %s id and %d opt-out(s) by %s id are linked to no one: a human must decide",
-		missing.Other(), n, missing)), true
+		res.Unresolved.Other(), res.UnlinkedOptOuts, res.Unresolved))
 }

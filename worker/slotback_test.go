@@ -88,3 +88,40 @@ func TestSendsThatDidNotGoGiveTheirSlotBack(t *testing.T) {
 		t.Fatalf("after a send: %d slots last hour (%v), want 1", f.SlotsLastHour, err)
 	}
 }
+
+// TestUnresolvedIdentityGivesItsSlotBack: a send that BeginAttempt does not begin because its
+// recipient cannot be told apart from an opt-out linked to no one (needs_review
+// identity_unresolved) took its slot before the guards, sent nothing, and gives the slot back.
+func TestUnresolvedIdentityGivesItsSlotBack(t *testing.T) {
+	t.Parallel()
+	lim := config.Limits{MinInterval: time.Hour, HourlyCap: 60, DailyCap: 300}
+	e := newEnv(t, func(c *envConfig) {
+		c.noStart = true
+		c.seed = identitySeed
+	})
+	rl := ratelimit.New(e.rdb, ratelimit.Options{LimitsFor: func(string) config.Limits { return lim }})
+	opts := e.opts
+	opts.Limiter = rl
+	e.worker = New(e.redisOpt, e.ledger, e.provider, opts)
+	ctx := context.Background()
+	if err := e.ledger.AddOptOut(ctx, lidPersonPhone, "inbound"); err != nil { // linked to no @lid
+		t.Fatal(err)
+	}
+	req := message(newID("gb-unresolved"), accA, loneChat)
+	e.submit(req)
+	if err := e.worker.Handler().ProcessTask(ctx, e.releaseTask(req.SendID)); err != nil {
+		t.Fatal(err)
+	}
+	if rec := e.get(req.SendID); rec.State != tasks.StateNeedsReview || rec.Reason != tasks.ReasonIdentityUnresolved ||
+		len(e.deliveries(req.SendID)) != 0 {
+		t.Fatalf("%s %s, %d sending calls", rec.State, rec.Reason, len(e.deliveries(req.SendID)))
+	}
+	f, err := rl.Forecast(ctx, accA, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.SlotsLastHour != 0 || f.SlotsLastDay != 0 || !f.LastSlot.IsZero() {
+		t.Fatalf("the forecast counts a send that did not go: %d last hour, %d last day, last slot %v",
+			f.SlotsLastHour, f.SlotsLastDay, f.LastSlot)
+	}
+}

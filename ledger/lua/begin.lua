@@ -4,7 +4,9 @@
 --  KEYS[1] results stream  KEYS[2] record
 --  ARGV[7] send_id  ARGV[8] gen  ARGV[9] digest  ARGV[10] token  ARGV[11] lease ms
 --  ARGV[12] "1" = the caller expects a send in state sending (else stale)
---  ARGV[13] the attempt's watermark (JSON, "" = none)  ARGV[14..] contact ids
+--  ARGV[13] the attempt's watermark (JSON, "" = none)  ARGV[14] k, the number of identities
+--  ARGV[15..14+2k] identities: pairs phone-form id, @lid id ("" = unknown; normalized)
+--  ARGV[15+2k..] contact ids
 --
 -- An approved or waiting send with a stop request (see stopScript) is ended
 -- as requested instead: reply final.
@@ -15,9 +17,11 @@
 -- attempt's reconciliation fields.
 --
 -- Reply: {code[, ...]}; code ok | not_found | final | stale | held |
--- opted_out | in_flight | reconcile. ok and reconcile add the attempt
--- number, its start (ms) and the lease end (ms); in_flight adds the lease
--- end (ms).
+-- opted_out | identity_unresolved | in_flight | reconcile. ok and reconcile
+-- add the attempt number, its start (ms) and the lease end (ms); in_flight
+-- adds the lease end (ms); identity_unresolved (nothing changed) the id form
+-- the recipient is not known by and the number of opt-outs of that form
+-- linked to no one.
 
 local id, digest, token, lease = ARGV[7], ARGV[9], ARGV[10], tonumber(ARGV[11])
 local rk = KEYS[2]
@@ -68,13 +72,43 @@ if held then
   return {'held'}
 end
 
-if #ARGV >= 14 then
-  local hits = redis.call('SMISMEMBER', k_optout(), unpack(ARGV, 14, #ARGV))
+-- the recipients' identities: a pair of ids seen together is recorded as one person; an id
+-- seen alone has its linked id of the other form checked too, or, when it has none, the marker
+-- of that form (mark_unlinked: some opt-out of that form is linked to no one)
+local nid = tonumber(ARGV[14]) or 0
+local ids, marked = {}, {}
+for i = 15 + 2 * nid, #ARGV do ids[#ids + 1] = ARGV[i] end
+for i = 0, nid - 1 do
+  local phone, lid = ARGV[15 + 2 * i], ARGV[16 + 2 * i]
+  if phone ~= '' and lid ~= '' then
+    link_identity(k_optout(), phone, lid)
+  else
+    local known, missing = phone, 'lid'
+    if phone == '' then known, missing = lid, 'phone' end
+    local other = redis.call('HGET', k_idlink(), known)
+    if other then
+      ids[#ids + 1] = other
+    elseif not marked[missing] then
+      marked[missing] = true
+      ids[#ids + 1] = UNLINKED .. missing
+    end
+  end
+end
+if #ids > 0 then
+  local hits = redis.call('SMISMEMBER', k_optout(), unpack(ids))
+  local unresolved
   for i = 1, #hits do
     if hits[i] == 1 then
-      finish(id, hmget(rk, FINISH_FIELDS), 'skipped', 'opted_out', 'a contact is on the opt-out list', {}, '')
-      return {'opted_out'}
+      if string.sub(ids[i], 1, #UNLINKED) ~= UNLINKED then
+        finish(id, hmget(rk, FINISH_FIELDS), 'skipped', 'opted_out', 'a contact is on the opt-out list', {}, '')
+        return {'opted_out'}
+      end
+      unresolved = unresolved or string.sub(ids[i], #UNLINKED + 1)
     end
+  end
+  if unresolved then
+    -- an opt-out of a form the recipient is not known by may be theirs: a human decides
+    return {'identity_unresolved', unresolved, str(redis.call('SCARD', k_optout_unlinked(unresolved)))}
   end
 end
 

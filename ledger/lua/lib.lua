@@ -323,16 +323,25 @@ local function event(id, hi, state, reason, by, attempt, detail)
 end
 
 -- append a decision to the audit stream; fields is a flat name/value list
+local function audit(name, fields)
+  local args = {'XADD', k_audit(), 'MAXLEN', '~', AUDIT_MAXLEN, '*', 'event', name, 'at', NOW_ISO}
+  for i = 1, #fields do args[#args + 1] = fields[i] end
+  redis.call(unpack(args))
+end
+
+-- the opt-out set's marker members start with it (ledger.UnlinkedMarker)
+local UNLINKED = '?unlinked:'
+
 -- keep in the opt-out set one marker member per WhatsApp id form ('?unlinked:phone',
 -- '?unlinked:lid') while some opt-out of that form is linked to no one: a send whose
--- recipient lacks that form lists the marker among its contact ids, so BeginAttempt's
--- opt-out check refuses it if such an opt-out appears after the worker's guards ran.
+-- recipient is known without that form has the marker checked with its contact ids, so
+-- BeginAttempt finds that such an opt-out exists (identity_unresolved).
 local function mark_unlinked(optout)
   for _, form in ipairs({'phone', 'lid'}) do
     if redis.call('SCARD', k_optout_unlinked(form)) > 0 then
-      redis.call('SADD', optout, '?unlinked:' .. form)
+      redis.call('SADD', optout, UNLINKED .. form)
     else
-      redis.call('SREM', optout, '?unlinked:' .. form)
+      redis.call('SREM', optout, UNLINKED .. form)
     end
   end
 end
@@ -354,6 +363,29 @@ local function optout_put(optout, contact, form)
   return added, linked
 end
 
+-- record that phone (a phone-form id) and lid (an @lid id), both normalized,
+-- are one person, both ways, and carry an opt-out of either to the other:
+-- from then on an opt-out added with one form is found under both, and
+-- neither is unlinked any more. Returns 1 if the link is new, 0 if known.
+local function link_identity(optout, phone, lid)
+  if redis.call('HGET', k_idlink(), phone) == lid and redis.call('HGET', k_idlink(), lid) == phone then
+    return 0
+  end
+  redis.call('HSET', k_idlink(), phone, lid, lid, phone)
+  redis.call('SREM', k_optout_unlinked('phone'), phone)
+  redis.call('SREM', k_optout_unlinked('lid'), lid)
+  mark_unlinked(optout)
+  local p = redis.call('SISMEMBER', optout, phone)
+  local l = redis.call('SISMEMBER', optout, lid)
+  if p ~= l then
+    redis.call('SADD', optout, phone, lid)
+    local from, to = phone, lid
+    if l == 1 then from, to = lid, phone end
+    audit('optout_linked', {'contact_id', from, 'linked_id', to})
+  end
+  return 1
+end
+
 -- take a contact, and its linked id of the other form, off the opt-out set. Returns 1 if
 -- either was on it, and the linked id (or false).
 local function optout_del(optout, contact, form)
@@ -368,12 +400,6 @@ local function optout_del(optout, contact, form)
   end
   mark_unlinked(optout)
   return removed, linked
-end
-
-local function audit(name, fields)
-  local args = {'XADD', k_audit(), 'MAXLEN', '~', AUDIT_MAXLEN, '*', 'event', name, 'at', NOW_ISO}
-  for i = 1, #fields do args[#args + 1] = fields[i] end
-  redis.call(unpack(args))
 end
 
 -- remove id from a zset only if it is still the entry of that record (seq)
@@ -435,8 +461,12 @@ local function finish(id, r, state, reason, detail, extra, by)
   end
   local kv = {'state', state, 'reason', reason, 'detail', detail, 'updated_ms', NOW_S, 'finished_ms', NOW_S}
   for i = 1, #extra do kv[#kv + 1] = extra[i] end
+  -- the attempt's and the wait's fields are emptied in the same HSET rather than deleted with
+  -- an HDEL of their own: the record reads an empty field as an absent one
+  for _, f in ipairs({'attempt_token', 'lease_until_ms', 'wait_until_ms', 'wait_reason'}) do
+    if get(r, f) ~= '' then kv[#kv + 1] = f; kv[#kv + 1] = '' end
+  end
   hset(rk, r, kv)
-  hdel(rk, r, {'attempt_token', 'lease_until_ms', 'wait_until_ms', 'wait_reason'})
   move(id, acct, seq, from, state, {})
   local attempts = num(r, 'attempts')
   if not implicit then event(id, nil, state, reason, by, attempts, detail) end
