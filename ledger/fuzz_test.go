@@ -50,6 +50,9 @@ func FuzzDecodeRecord(f *testing.F) {
 		fReq + ".n", "2", fState, "approved",
 	}, "\n")
 	f.Add(chunked)
+	// Create's form (storedRequest): the request without the fields the record holds
+	f.Add(strings.Join([]string{fReq, `{"send_id":"s1","text":"hi"}`, fState, "pending_approval", fAccount, "a",
+		fOp, "chats_messages_send", fChatID, "c1", fRequestedBy, "bob", fMetadata, `{"k":1}`, fCreatedMs, "5"}, "\n"))
 	f.Add(strings.Replace(chunked, fReq+".n\n2", fReq+".n\n3", 1))
 	f.Fuzz(func(t *testing.T, s string) {
 		lines := strings.Split(s, "\n")

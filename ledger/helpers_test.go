@@ -124,6 +124,9 @@ func (e *env) approved(id, account string) (*tasks.Record, int64) {
 func (e *env) gen(id string) int64 {
 	e.t.Helper()
 	g, err := e.rdb.HGet(e.ctx, e.l.Keys().Send(id), fGen).Int64()
+	if errors.Is(err, redis.Nil) && e.rdb.Exists(e.ctx, e.l.Keys().Send(id)).Val() == 1 {
+		return 0 // Create does not write it: 0 until the first release
+	}
 	if err != nil {
 		e.t.Fatalf("gen of %s: %v", id, err)
 	}

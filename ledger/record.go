@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -153,6 +154,21 @@ func decodeRecord(h map[string]string) (stored, error) {
 		}
 		metadata = json.RawMessage(m)
 	}
+	if req.AccountID == "" {
+		// Create's form (storedRequest): the fields the record holds on its own are taken
+		// from it. A whole request's JSON (Revise's, or a record written before) always has
+		// its account and is read as it is.
+		req.Operation = tasks.Operation(h[fOp])
+		req.AccountID = h[fAccount]
+		req.RequestedBy = h[fRequestedBy]
+		req.ChatID = h[fChatID]
+		if len(req.Metadata) == 0 && metadata != nil {
+			req.Metadata = json.RawMessage(h[fMetadata])
+		}
+	}
+	if ints[iUpdatedMs] == 0 {
+		ints[iUpdatedMs] = ints[iCreatedMs] // Create does not write it: the record was not updated since
+	}
 	attempts := ints[iAttempts]
 	if attempts > 1<<31 {
 		return bad(fAttempts, errors.New("out of range"))
@@ -226,6 +242,37 @@ func decodeRecord(h map[string]string) (stored, error) {
 	s.attemptStartedMs = ints[iAttemptStartedMs]
 	s.leaseUntilMs = ints[iLeaseUntilMs]
 	return s, nil
+}
+
+// storedRequest is the request JSON Create stores (field req): req's JSON without the fields
+// the record also holds, which decodeRecord takes back from the record: operation (op),
+// account_id (account), requested_by, chat_id, and metadata unless the record's copy
+// (metadata: req's compacted JSON) is not byte for byte what req's JSON holds (it
+// escapes <, > and & as json.Marshal does). What is left is the send_id and the content
+// (text, recipients, attachments, scheduling): a record holds each value once.
+func storedRequest(req *tasks.SendRequest, metadata string) ([]byte, error) {
+	r := *req
+	r.Operation, r.AccountID, r.RequestedBy, r.ChatID = "", "", "", ""
+	if len(req.Metadata) > 0 {
+		if m, err := json.Marshal(req.Metadata); err == nil && string(m) == metadata {
+			r.Metadata = nil
+		}
+	}
+	body, err := json.Marshal(&r)
+	if err != nil {
+		return nil, err
+	}
+	// operation and account_id are always marshaled, right after send_id: drop them (empty
+	// here). Were the struct's order to change, they would stay, empty, and decode the same.
+	id, err := json.Marshal(r.SendID)
+	if err != nil {
+		return nil, err
+	}
+	head := `{"send_id":` + string(id)
+	if rest, ok := bytes.CutPrefix(body, []byte(head+`,"operation":"","account_id":""`)); ok {
+		body = append([]byte(head), rest...)
+	}
+	return body, nil
 }
 
 // longChunkMax is the most chunks a long value is kept in (put_long in

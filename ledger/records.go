@@ -21,7 +21,8 @@ import (
 // give one record). Same send_id and digest → (existing, false, nil); same
 // send_id, other digest → *ConflictError. deadline is the effective approval
 // deadline, already resolved by the caller. The request is stored as given
-// (with its RequestedBy).
+// (with its RequestedBy), each of its values once (storedRequest): every
+// read gives it back whole.
 func (l *Ledger) Create(ctx context.Context, req *tasks.SendRequest, digest string, deadline time.Time) (*tasks.Record, bool, error) {
 	if req == nil || req.SendID == "" || strings.Contains(req.SendID, "\n") {
 		return nil, false, errors.New("ledger: create: send_id is empty or malformed")
@@ -40,7 +41,7 @@ func (l *Ledger) Create(ctx context.Context, req *tasks.SendRequest, digest stri
 		}
 		metadata = buf.String()
 	}
-	body, err := json.Marshal(req)
+	body, err := storedRequest(req, metadata)
 	if err != nil {
 		return nil, false, fmt.Errorf("ledger: create: %w", err)
 	}
@@ -77,12 +78,12 @@ func (l *Ledger) Create(ctx context.Context, req *tasks.SendRequest, digest stri
 }
 
 // createdRecord is the record createScript stores for req at now (ms): the
-// fields it writes, decoded as Get decodes them.
+// fields it writes (body: storedRequest's), decoded as Get decodes them.
 func createdRecord(req *tasks.SendRequest, body, metadata, digest string, now, deadline int64) (*tasks.Record, error) {
 	ms := strconv.FormatInt(now, 10)
 	h := map[string]string{fReq: body, fDigest: digest, fState: string(tasks.StatePendingApproval),
 		fAccount: req.AccountID, fOp: string(req.Operation), fRequestedBy: req.RequestedBy,
-		fCreatedMs: ms, fUpdatedMs: ms, fDeadlineMs: strconv.FormatInt(deadline, 10), fGen: "0", fAttempts: "0"}
+		fCreatedMs: ms, fDeadlineMs: strconv.FormatInt(deadline, 10)}
 	if metadata != "" {
 		h[fMetadata] = metadata
 	}

@@ -141,17 +141,30 @@ func run(c config) error {
 		return err
 	}
 
-	enq, err := measure(c.ops, c.conc, enqueueSend("more"))
-	if err != nil {
-		return fmt.Errorf("enqueue: %w", err)
-	}
-	enqBase, err := measure(c.ops, c.conc, enqueueTask)
-	if err != nil {
-		return err
+	// Each enqueue is one script call (EVALSHA) on either side: Redis's own time per call, which
+	// the callers' share of the CPUs does not change as much as the rates.
+	var enq, enqBase result
+	var scriptUs, scriptUsBase float64
+	for _, ph := range []struct {
+		fn  func(int) error
+		out *result
+		us  *float64
+	}{{enqueueSend("more"), &enq, &scriptUs}, {enqueueTask, &enqBase, &scriptUsBase}} {
+		if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
+			return err
+		}
+		if *ph.out, err = measure(c.ops, c.conc, ph.fn); err != nil {
+			return fmt.Errorf("enqueue: %w", err)
+		}
+		if *ph.us, err = evalshaMicros(ctx, rdb); err != nil {
+			return err
+		}
 	}
 	rows = append(rows, row{fmt.Sprintf("enqueue (Service.Enqueue) at %d", c.n), enq.rate(), enqBase.rate()})
 	rows = append(rows, row{fmt.Sprintf("enqueue rate at %d, sendworker ÷ asynq", c.n),
 		fmt.Sprintf("%.0f%%", 100*enq.perSecond()/enqBase.perSecond()), ""})
+	rows = append(rows, row{"Redis time per enqueue script (EVALSHA usec_per_call)",
+		fmt.Sprintf("%.1f µs", scriptUs), fmt.Sprintf("%.1f µs", scriptUsBase)})
 
 	approve := func(i int) error {
 		// The sends of the enqueue phase: the seeded ones stay pending for the list queries.
@@ -228,6 +241,17 @@ func run(c config) error {
 		len(payload), len(sendRequest("bench", 0, c.accounts).Text), deepBase, baseQueueLen, mem)
 	fmt.Printf("\none pending send's keys (MEMORY USAGE, encoding):\n%s", breakdown)
 	return nil
+}
+
+// evalshaMicros is Redis's mean time per EVALSHA call since the last CONFIG RESETSTAT, in µs.
+func evalshaMicros(ctx context.Context, rdb *redis.Client) (float64, error) {
+	v := rdb.InfoMap(ctx, "commandstats").Item("Commandstats", "cmdstat_evalsha")
+	for _, kv := range strings.Split(v, ",") {
+		if us, ok := strings.CutPrefix(kv, "usec_per_call="); ok {
+			return strconv.ParseFloat(us, 64)
+		}
+	}
+	return 0, fmt.Errorf("commandstats evalsha %q: no usec_per_call", v)
 }
 
 // usedMemory is Redis's used_memory in bytes.

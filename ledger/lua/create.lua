@@ -1,7 +1,8 @@
 -- createScript stores a new pending record, or answers for an existing one.
 --
 --  KEYS[1] record
---  ARGV[7] send_id  ARGV[8] digest  ARGV[9] request JSON  ARGV[10] metadata JSON ("" if none)
+--  ARGV[7] send_id  ARGV[8] digest  ARGV[9] request JSON without the fields the record holds on its own
+--  (storedRequest in record.go)  ARGV[10] metadata JSON ("" if none)
 --  ARGV[11] account  ARGV[12] operation  ARGV[13] requested_by  ARGV[14] deadline ms  ARGV[15] chat_id
 --  ARGV[16] stop_if_replied_since ms (-1: none)  ARGV[17..] contact ids (Keys.Contact)
 --
@@ -17,12 +18,14 @@ if redis.call('EXISTS', rk) == 1 then
   return {'conflict', existing}
 end
 local seq = str(redis.call('INCR', k_seq()))
+-- Fields whose value at creation is their default are not written: updated_ms (created_ms),
+-- gen and attempts (0). decodeRecord decodes the defaults; the scripts read them with num() (0
+-- when absent), or gen as a string only in states approve has set it in (due, mark_released).
 local kv = {'HSET', rk}
 put_long(kv, {}, 'req', ARGV[9], '')
 for _, v in ipairs({'digest', digest, 'state', 'pending_approval',
   'account', acct, 'op', ARGV[12], 'requested_by', by,
-  'created_ms', NOW_S, 'updated_ms', NOW_S, 'deadline_ms', ARGV[14], 'seq', seq,
-  'gen', '0', 'attempts', '0'}) do
+  'created_ms', NOW_S, 'deadline_ms', ARGV[14], 'seq', seq}) do
   kv[#kv + 1] = v
 end
 if ARGV[10] ~= '' then kv[#kv + 1] = 'metadata'; kv[#kv + 1] = ARGV[10] end
