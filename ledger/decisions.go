@@ -289,8 +289,8 @@ func (l *Ledger) LinkedID(ctx context.Context, id string) (string, error) {
 const unlinkedMarkerPrefix = "?unlinked:"
 
 // UnlinkedMarker is the member the opt-out set holds while some opt-out of form f is linked to
-// no one. BeginAttempt checks it for a recipient known without form f and nothing links
-// (BeginIdentityUnresolved). "" for tasks.FormOther.
+// no one (a contact id passed to BeginAttempt that was such a marker is ignored: BeginAttempt
+// counts the unlinked opt-outs themselves, see Identity). "" for tasks.FormOther.
 func UnlinkedMarker(f tasks.IDForm) string {
 	if f == tasks.FormOther {
 		return ""

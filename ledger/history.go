@@ -29,12 +29,11 @@ const (
 // events items, or, for an implicit history, the events the record tells.
 // Either way the creation event comes first (decodeHistory).
 func historyOf(h map[string]string, rec *tasks.Record, items []string) ([]tasks.Event, error) {
-	if h[fHistImplicit] != "1" {
+	if h[fHistImplicit] != "1" || len(items) > 0 {
+		// A list with hi set: the record was read just before the script that wrote the
+		// history out (GetWithBreaker's reads are not one MULTI), so the list is the whole
+		// history; or an older release appended to it (hence stop-all upgrades, README).
 		return decodeHistory(rec, items)
-	}
-	if len(items) > 0 {
-		// hist_flush drops hi in the script that writes the list's first event
-		return nil, fmt.Errorf("%w: implicit history with %d stored events", errBadRecord, len(items))
 	}
 	events, err := decodeHistory(rec, nil)
 	if err != nil {

@@ -188,3 +188,35 @@ func TestImplicitHistoryMatchesStored(t *testing.T) {
 		})
 	}
 }
+
+// TestHistoryReadAcrossAWriteOut: a record read with hi set, then its history list read after a
+// script wrote the implicit history out (GetWithBreaker's reads are not one MULTI), gives the
+// history a read after the script gives.
+func TestHistoryReadAcrossAWriteOut(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, token := e.sending("s1", "acct")
+	if _, err := e.l.Finish(e.ctx, "s1", token, Outcome{State: tasks.StateSent, MessageID: "m-s1", ChatID: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	before := e.rdb.HGetAll(e.ctx, e.l.Keys().Send("s1")).Val()
+	if before[fHistImplicit] != "1" {
+		t.Fatalf("hi %q", before[fHistImplicit])
+	}
+	e.clock.Advance(time.Second)
+	if _, err := e.l.RecordReceipt(e.ctx, Receipt{MessageID: "m-s1", Kind: "delivered", At: e.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	items := e.rdb.LRange(e.ctx, e.l.Keys().History("s1"), 0, -1).Val()
+	st, err := decodeRecord(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := historyOf(before, st.rec, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := e.get("s1").History; !reflect.DeepEqual(got, want) || len(want) != 5 {
+		t.Fatalf("history\n got %+v\nwant %+v", got, want)
+	}
+}

@@ -198,7 +198,7 @@ func TestBeginIdentities(t *testing.T) {
 	const other = "33699999999@s.whatsapp.net" // someone's opt-out, linked to no @lid
 	cases := []struct {
 		name     string
-		optOut   []string // before the begin
+		optOut   []string // before the begin ("-marker": the phone form's marker then removed)
 		link     bool     // idPhone and idLID linked before the begin
 		ids      []Identity
 		contacts []string
@@ -215,6 +215,8 @@ func TestBeginIdentities(t *testing.T) {
 			BeginIdentityUnresolved, false},
 		{"alone: no link, opted out itself", []string{other, idLID}, false, []Identity{{LID: idLID}}, []string{idLID},
 			BeginOptedOut, false},
+		{"alone: no link, an unlinked opt-out stored without its marker", []string{other, "-marker"}, false,
+			[]Identity{{LID: idLID}}, []string{idLID}, BeginIdentityUnresolved, false},
 		{"not a WhatsApp person", []string{other}, false, []Identity{{Phone: "chat-1", LID: "x@g.us"}}, []string{"chat-1"},
 			BeginOK, false},
 	}
@@ -228,6 +230,13 @@ func TestBeginIdentities(t *testing.T) {
 				}
 			}
 			for _, id := range tc.optOut {
+				if id == "-marker" {
+					// as a release before the markers left its data
+					if err := e.rdb.SRem(e.ctx, e.l.keys.OptOut(), UnlinkedMarker(tasks.FormPhone)).Err(); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
 				if err := e.l.AddOptOut(e.ctx, id, "admin"); err != nil {
 					t.Fatal(err)
 				}

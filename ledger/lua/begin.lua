@@ -19,9 +19,9 @@
 -- Reply: {code[, ...]}; code ok | not_found | final | stale | held |
 -- opted_out | identity_unresolved | in_flight | reconcile. ok and reconcile
 -- add the attempt number, its start (ms) and the lease end (ms); in_flight
--- adds the lease end (ms); identity_unresolved (nothing changed) the id form
--- the recipient is not known by and the number of opt-outs of that form
--- linked to no one.
+-- adds the lease end (ms); identity_unresolved (the send unchanged; a pair
+-- seen may have been linked) the id form the recipient is not known by and
+-- the number of opt-outs of that form linked to no one.
 
 local id, digest, token, lease = ARGV[7], ARGV[9], ARGV[10], tonumber(ARGV[11])
 local rk = KEYS[2]
@@ -73,10 +73,12 @@ if held then
 end
 
 -- the recipients' identities: a pair of ids seen together is recorded as one person; an id
--- seen alone has its linked id of the other form checked too, or, when it has none, the marker
--- of that form (mark_unlinked: some opt-out of that form is linked to no one)
+-- seen alone has its linked id of the other form checked too, or, when it has none, the send
+-- is not begun while some opt-out of that form is linked to no one (it may be the recipient's);
+-- the unlinked sets are counted, not the opt-out set's markers, which data written before the
+-- markers lacks
 local nid = tonumber(ARGV[14]) or 0
-local ids, marked = {}, {}
+local ids, unresolved, unlinked = {}, nil, 0
 for i = 15 + 2 * nid, #ARGV do ids[#ids + 1] = ARGV[i] end
 for i = 0, nid - 1 do
   local phone, lid = ARGV[15 + 2 * i], ARGV[16 + 2 * i]
@@ -88,28 +90,24 @@ for i = 0, nid - 1 do
     local other = redis.call('HGET', k_idlink(), known)
     if other then
       ids[#ids + 1] = other
-    elseif not marked[missing] then
-      marked[missing] = true
-      ids[#ids + 1] = UNLINKED .. missing
+    elseif not unresolved then
+      local n = redis.call('SCARD', k_optout_unlinked(missing))
+      if n > 0 then unresolved, unlinked = missing, n end
     end
   end
 end
 if #ids > 0 then
   local hits = redis.call('SMISMEMBER', k_optout(), unpack(ids))
-  local unresolved
   for i = 1, #hits do
-    if hits[i] == 1 then
-      if string.sub(ids[i], 1, #UNLINKED) ~= UNLINKED then
-        finish(id, hmget(rk, FINISH_FIELDS), 'skipped', 'opted_out', 'a contact is on the opt-out list', {}, '')
-        return {'opted_out'}
-      end
-      unresolved = unresolved or string.sub(ids[i], #UNLINKED + 1)
+    if hits[i] == 1 and string.sub(ids[i], 1, #UNLINKED) ~= UNLINKED then
+      finish(id, hmget(rk, FINISH_FIELDS), 'skipped', 'opted_out', 'a contact is on the opt-out list', {}, '')
+      return {'opted_out'}
     end
   end
-  if unresolved then
-    -- an opt-out of a form the recipient is not known by may be theirs: a human decides
-    return {'identity_unresolved', unresolved, str(redis.call('SCARD', k_optout_unlinked(unresolved)))}
-  end
+end
+if unresolved then
+  -- an opt-out of a form the recipient is not known by may be theirs: a human decides
+  return {'identity_unresolved', unresolved, str(unlinked)}
 end
 
 local attempt = num(r, 'attempts') + 1

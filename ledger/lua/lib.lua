@@ -333,9 +333,9 @@ end
 local UNLINKED = '?unlinked:'
 
 -- keep in the opt-out set one marker member per WhatsApp id form ('?unlinked:phone',
--- '?unlinked:lid') while some opt-out of that form is linked to no one: a send whose
--- recipient is known without that form has the marker checked with its contact ids, so
--- BeginAttempt finds that such an opt-out exists (identity_unresolved).
+-- '?unlinked:lid') while some opt-out of that form is linked to no one (what IsOptedOut of
+-- the marker answers; BeginAttempt counts the unlinked sets themselves, which data written
+-- before the markers also fills).
 local function mark_unlinked(optout)
   for _, form in ipairs({'phone', 'lid'}) do
     if redis.call('SCARD', k_optout_unlinked(form)) > 0 then
