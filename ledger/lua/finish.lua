@@ -18,11 +18,16 @@ local st = get(r, 'state')
 if is_terminal(st) then return {'final'} end
 if not attempt_owner(r, token, true) then return {'stale_attempt'} end
 local mid = ARGV[12]
+local claimed = false
 if ARGV[9] == 'sent' and mid ~= '' and new_message_op(get(r, 'op')) then
-  local owner = redis.call('GET', k_msg(mid))
-  if owner and owner ~= id then return {'message_claimed'} end
+  -- the claim, taken in the command that checks it; nothing else has changed if it is another's
+  if not redis.call('SET', k_msg(mid), id, 'NX', 'PX', claim_ttl()) then
+    if redis.call('GET', k_msg(mid)) ~= id then return {'message_claimed'} end
+    redis.call('PEXPIRE', k_msg(mid), claim_ttl())
+  end
+  claimed = true
 end
 local extra = {'dry_run', ARGV[14]}
 if ARGV[12] ~= '' then extra[#extra + 1] = 'message_id'; extra[#extra + 1] = ARGV[12] end
 if ARGV[13] ~= '' then extra[#extra + 1] = 'chat_id'; extra[#extra + 1] = ARGV[13] end
-return {'ok', finish(id, r, ARGV[9], ARGV[10], ARGV[11], extra, ''), str(num(r, 'attempts'))}
+return {'ok', finish(id, r, ARGV[9], ARGV[10], ARGV[11], extra, '', claimed), str(num(r, 'attempts'))}

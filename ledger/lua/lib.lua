@@ -411,6 +411,12 @@ end
 -- The terminal transition (finish). Requires KEYS[1] = results stream.
 local RESULTS = KEYS[1]
 
+-- how long a message's claim ({p}:msg:<id>) is kept: as long as the record, and at least
+-- CLAIM_MIN_MS
+local function claim_ttl()
+  return str(math.max(tonumber(RETENTION), CLAIM_MIN_MS))
+end
+
 -- the fields finish reads: the r given to finish is read with these (hmget)
 local FINISH_FIELDS = {'hi', 'state', 'account', 'seq', 'op', 'attempts', 'digest', 'message_id', 'chat_id',
   'metadata', 'dry_run', 'approved_by', 'attempt_token', 'lease_until_ms', 'wait_until_ms', 'wait_reason',
@@ -447,9 +453,9 @@ end
 
 -- finish: set the final state (and extra hash fields), move indexes and work
 -- lists (move), append history, write the result, claim the message id
--- (sends of a new message only), start the retention clock. r is the record
+-- (sends of a new message only; claimed: the caller has), start the retention clock. r is the record
 -- read with FINISH_FIELDS; it is kept up to date. Returns the result JSON.
-local function finish(id, r, state, reason, detail, extra, by)
+local function finish(id, r, state, reason, detail, extra, by, claimed)
   local rk, hk = k_send(id), k_history(id)
   local from, acct, seq = get(r, 'state'), get(r, 'account'), get(r, 'seq')
   -- the final event is implicit when the history is and the send ends on no one's decision;
@@ -484,9 +490,9 @@ local function finish(id, r, state, reason, detail, extra, by)
     R_FINISHED_AT, NOW_ISO, R_METADATA, meta, R_DRY_RUN, dry,
     R_RESULT, result)
 
-  if state == 'sent' and mid ~= '' and new_message_op(op) then
+  if state == 'sent' and mid ~= '' and new_message_op(op) and not claimed then
     -- the claim: kept as long as the record, and at least CLAIM_MIN_MS
-    redis.call('SET', k_msg(mid), id, 'PX', str(math.max(tonumber(RETENTION), CLAIM_MIN_MS)))
+    redis.call('SET', k_msg(mid), id, 'PX', claim_ttl())
   end
   redis.call('PEXPIRE', rk, RETENTION)
   if not implicit then redis.call('PEXPIRE', hk, RETENTION) end
