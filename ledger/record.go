@@ -161,7 +161,6 @@ func decodeRecord(h map[string]string) (stored, error) {
 		req.Operation = tasks.Operation(h[fOp])
 		req.AccountID = h[fAccount]
 		req.RequestedBy = h[fRequestedBy]
-		req.ChatID = h[fChatID]
 		if len(req.Metadata) == 0 && metadata != nil {
 			req.Metadata = json.RawMessage(h[fMetadata])
 		}
@@ -245,14 +244,16 @@ func decodeRecord(h map[string]string) (stored, error) {
 }
 
 // storedRequest is the request JSON Create stores (field req): req's JSON without the fields
-// the record also holds, which decodeRecord takes back from the record: operation (op),
-// account_id (account), requested_by, chat_id, and metadata unless the record's copy
+// the record also holds and never rewrites, which decodeRecord takes back from the record:
+// operation (op), account_id (account), requested_by, and metadata unless the record's copy
 // (metadata: req's compacted JSON) is not byte for byte what req's JSON holds (it
 // escapes <, > and & as json.Marshal does). What is left is the send_id and the content
-// (text, recipients, attachments, scheduling): a record holds each value once.
+// (chat, text, recipients, attachments, scheduling). The chat id stays: the record's chat_id is
+// the chat the send went to once it ends (a chats_create's new chat, the chat of a message
+// found by its id), not always the one requested.
 func storedRequest(req *tasks.SendRequest, metadata string) ([]byte, error) {
 	r := *req
-	r.Operation, r.AccountID, r.RequestedBy, r.ChatID = "", "", "", ""
+	r.Operation, r.AccountID, r.RequestedBy = "", "", ""
 	if len(req.Metadata) > 0 {
 		if m, err := json.Marshal(req.Metadata); err == nil && string(m) == metadata {
 			r.Metadata = nil

@@ -112,7 +112,7 @@ func TestStoredRequestRoundTrip(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &top); err != nil {
 			t.Fatalf("%s: stored request %q: %v", req.SendID, body, err)
 		}
-		for _, k := range []string{"operation", "account_id", "requested_by", "chat_id"} {
+		for _, k := range []string{"operation", "account_id", "requested_by"} {
 			if _, ok := top[k]; ok {
 				t.Errorf("%s: stored request holds %s: %s", req.SendID, k, body)
 			}
@@ -199,4 +199,38 @@ func FuzzStoredRequest(f *testing.F) {
 			t.Fatalf("stored %s decodes\n%+v\nwant\n%+v", body, rec.Request, whole)
 		}
 	})
+}
+
+// TestEndedSendKeepsItsRequest: the record's chat_id is the chat a send went to once it ends
+// (a chats_create's new chat), so the request is not rebuilt from it: a sent chats_create still
+// reads back as the request given, with its digest, and an idempotent re-enqueue answers it.
+func TestEndedSendKeepsItsRequest(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	req := request("nc", "acct-1")
+	req.Operation, req.ChatID, req.AttendeeIDs = tasks.OpCreateChat, "", []string{"att-1"}
+	rec, _, err := e.l.Create(e.ctx, req, req.Digest(), e.clock.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.l.Approve(e.ctx, "nc", rec.Digest, "approver", "ok"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.l.BeginAttempt(e.ctx, BeginRequest{SendID: "nc", Digest: rec.Digest, Gen: e.gen("nc"), Token: "tok",
+		Lease: time.Minute})
+	if err != nil || res.Outcome != BeginOK {
+		t.Fatalf("begin: %v %v", res.Outcome, err)
+	}
+	if _, err := e.l.End(e.ctx, "nc", "tok", Outcome{State: tasks.StateSent, MessageID: "m-1", ChatID: "new-chat-9"}); err != nil {
+		t.Fatal(err)
+	}
+	got := e.get("nc")
+	if got.Request.ChatID != "" || got.Request.Digest() != got.Digest || got.Result.ChatID != "new-chat-9" {
+		t.Fatalf("request chat_id %q, digest matches %v, result chat %q", got.Request.ChatID,
+			got.Request.Digest() == got.Digest, got.Result.ChatID)
+	}
+	again, created, err := e.l.Create(e.ctx, req, req.Digest(), e.clock.Now().Add(time.Hour))
+	if err != nil || created || again.Request.ChatID != "" {
+		t.Fatalf("replay: created=%v err=%v chat_id=%q", created, err, again.Request.ChatID)
+	}
 }

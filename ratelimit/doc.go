@@ -94,7 +94,11 @@
 // (scripts.go) names all its keys in KEYS, so all of it is Redis Cluster safe.
 // Keys expire on their own a day and an hour after the account's last slot
 // (the slots zset and the account hash up to an hour later: Reserve sets
-// their lives an hour ahead, so that its usual call sets none).
+// their lives an hour ahead, so that its usual call sets none). Those lives
+// are reckoned on the time of the call that sets them: the replicas' clocks
+// must agree within that hour (the daemon's limiter runs on Redis's clock,
+// which makes them one), or a key could expire before a slower replica stops
+// counting its newest slot.
 // Slots more than a day old count for nothing: every read of the scripts
 // ignores them, and Reserve removes them once the day's floor has moved an
 // hour past its last removal, so that its usual call removes nothing
