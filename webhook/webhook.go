@@ -215,6 +215,11 @@ type Dispatcher struct {
 	// active holds the entries being delivered by the run of Start, with the
 	// cancel of each delivery (used when another consumer took it over).
 	active map[string]context.CancelFunc
+	// ended holds, while a claim's entries are being taken on (nil otherwise),
+	// the entries whose delivery ended meanwhile: the claim may have read one
+	// of them as pending just before its delivery acked it, and must not
+	// deliver it again.
+	ended map[string]struct{}
 
 	// logs holds back the read failures repeated every poll while Redis is down.
 	logs *logthrottle.Throttle
@@ -432,6 +437,7 @@ func (d *Dispatcher) dispatch(ctx context.Context) error {
 		var entries []results.Entry
 		var err error
 		if d.opts.Now().Sub(lastClaim) >= claimEvery {
+			d.setEnded(map[string]struct{}{})
 			entries, err = d.reader.Claim(ctx, d.opts.ClaimMinIdle, n)
 			if len(entries) < n {
 				lastClaim = d.opts.Now() // the walk of the pending list is done for now
@@ -444,7 +450,7 @@ func (d *Dispatcher) dispatch(ctx context.Context) error {
 		for _, e := range entries {
 			dctx, ok := d.track(ctx, e.ID)
 			if !ok {
-				continue // a claim handed back an entry this run already works on
+				continue // a claim handed back an entry this run works on, or has just finished
 			}
 			started++
 			wg.Go(func() {
@@ -452,6 +458,7 @@ func (d *Dispatcher) dispatch(ctx context.Context) error {
 				d.deliver(dctx, e)
 			})
 		}
+		d.setEnded(nil)
 		d.unreserve(n - started)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -491,12 +498,24 @@ func (d *Dispatcher) unreserve(n int) {
 	}
 }
 
+// setEnded starts (an empty map) or stops (nil) recording the entries whose
+// delivery ends, around a claim and the start of its entries' deliveries.
+func (d *Dispatcher) setEnded(m map[string]struct{}) {
+	d.mu.Lock()
+	d.ended = m
+	d.mu.Unlock()
+}
+
 // track registers a delivery of entry id and returns its context; false if
-// the entry is already being delivered.
+// the entry is already being delivered, or its delivery ended since the
+// claim that returned it began.
 func (d *Dispatcher) track(ctx context.Context, id string) (context.Context, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.active[id]; ok {
+		return nil, false
+	}
+	if _, ok := d.ended[id]; ok {
 		return nil, false
 	}
 	dctx, cancel := context.WithCancel(ctx)
@@ -509,6 +528,9 @@ func (d *Dispatcher) untrack(id string) {
 	if cancel, ok := d.active[id]; ok {
 		cancel()
 		delete(d.active, id)
+	}
+	if d.ended != nil {
+		d.ended[id] = struct{}{}
 	}
 	d.mu.Unlock()
 	<-d.pending

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"testing"
@@ -64,5 +65,38 @@ func TestRetryAfter(t *testing.T) {
 		if got := retryAfter(v); got != want {
 			t.Errorf("retryAfter(%q) = %v, want %v", v, got, want)
 		}
+	}
+}
+
+// TestClaimSkipsWhatEndedMeanwhile: a claim may read an entry as pending just before the
+// delivery in flight acks it; when the claim's answer arrives, that delivery has ended and the
+// entry is no longer active. The entry is then not delivered again: track refuses an entry
+// whose delivery ended since the claim began, and only then.
+func TestClaimSkipsWhatEndedMeanwhile(t *testing.T) {
+	d := &Dispatcher{active: map[string]context.CancelFunc{}, pending: make(chan struct{}, 4)}
+	ctx := context.Background()
+	take := func(id string) bool {
+		d.pending <- struct{}{} // as reserve does for each entry taken on
+		_, ok := d.track(ctx, id)
+		if !ok {
+			<-d.pending
+		}
+		return ok
+	}
+	if !take("1-0") {
+		t.Fatal("a new entry refused")
+	}
+	d.setEnded(map[string]struct{}{}) // a claim begins, reads 1-0 as pending
+	d.untrack("1-0")                  // its delivery acks it and ends
+	if take("1-0") {
+		t.Fatal("an entry whose delivery ended during the claim is delivered again")
+	}
+	if !take("2-0") {
+		t.Fatal("another entry of the claim refused")
+	}
+	d.untrack("2-0")
+	d.setEnded(nil) // the claim's entries are taken on
+	if !take("1-0") {
+		t.Fatal("an entry claimed again later (not acked: a failed delivery) is refused")
 	}
 }
