@@ -390,11 +390,8 @@ func (e *env) reserveAll(ctx context.Context, recs []*tasks.Record, when func(*t
 	if firstErr != nil {
 		return nil, cost{}, firstErr
 	}
-	after, err := e.commandStats(ctx)
-	if err != nil {
-		return nil, cost{}, err
-	}
-	return out, diff(before, after, int64(len(recs))), nil
+	c, err := e.costSince(ctx, before, len(recs))
+	return out, c, err
 }
 
 // comeBack brings every held send back at its slot as a real clock would: each account's
@@ -441,11 +438,17 @@ func (e *env) comeBack(ctx context.Context, recs []*tasks.Record, at map[string]
 	if firstErr != nil {
 		return nil, cost{}, firstErr
 	}
+	c, err := e.costSince(ctx, before, len(recs))
+	return out, c, err
+}
+
+// costSince is the Redis cost per call of the calls made since before (commandStats), n calls.
+func (e *env) costSince(ctx context.Context, before map[string]int64, n int) (cost, error) {
 	after, err := e.commandStats(ctx)
 	if err != nil {
-		return nil, cost{}, err
+		return cost{}, err
 	}
-	return out, diff(before, after, int64(len(recs))), nil
+	return diff(before, after, int64(n)), nil
 }
 
 // commandStats reads INFO commandstats: calls per command, scripts' own commands included.
