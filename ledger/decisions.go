@@ -284,19 +284,11 @@ func (l *Ledger) LinkedID(ctx context.Context, id string) (string, error) {
 	return v, nil
 }
 
-// unlinkedMarkerPrefix starts the opt-out set's marker members (see UnlinkedMarker); no contact
-// id may start with it.
+// unlinkedMarkerPrefix starts the marker members older releases kept in the opt-out set, one
+// per id form while an opt-out of that form was linked to no one. None is written any more
+// (BeginAttempt counts the unlinked opt-outs themselves); those left are never listed nor
+// matched, and no contact id may start with it.
 const unlinkedMarkerPrefix = "?unlinked:"
-
-// UnlinkedMarker is the member the opt-out set holds while some opt-out of form f is linked to
-// no one (a contact id passed to BeginAttempt that was such a marker is ignored: BeginAttempt
-// counts the unlinked opt-outs themselves, see Identity). "" for tasks.FormOther.
-func UnlinkedMarker(f tasks.IDForm) string {
-	if f == tasks.FormOther {
-		return ""
-	}
-	return unlinkedMarkerPrefix + f.String()
-}
 
 // IsOptedOut reports whether any of the contact ids is on the opt-out list.
 func (l *Ledger) IsOptedOut(ctx context.Context, contactIDs ...string) (bool, error) {

@@ -51,9 +51,6 @@ func TestOptOutFollowsIdentityLink(t *testing.T) {
 			if yes, _ := e.l.IsOptedOut(e.ctx, idLID); yes {
 				t.Fatal("the lid form is opted out before anything links it")
 			}
-			if yes, _ := e.l.IsOptedOut(e.ctx, UnlinkedMarker(tasks.FormPhone)); !yes {
-				t.Fatal("no unlinked marker while a phone-form opt-out is linked to no one")
-			}
 			if err := e.l.LinkIdentity(e.ctx, idLID, idPhone); err != nil {
 				t.Fatal(err)
 			}
@@ -120,51 +117,63 @@ func TestOptOutUnderEveryKnownForm(t *testing.T) {
 	}
 }
 
-// The opt-out set holds a marker per form while an opt-out of that form is unlinked; a send
-// whose recipient is known without that form is not begun while the marker is there
-// (BeginIdentityUnresolved). Listings never show the marker, and no one can add it.
-func TestUnlinkedMarker(t *testing.T) {
+// A send whose recipient is known without one id form is not begun while an opt-out of that
+// form is linked to no one (BeginIdentityUnresolved); once the link is known, or the opt-out
+// gone, it is. A marker an older release left in the opt-out set is never listed, refuses
+// nothing, and no one can add one.
+func TestUnlinkedOptOutHoldsALoneRecipient(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	marker := UnlinkedMarker(tasks.FormPhone)
-	if marker == "" || UnlinkedMarker(tasks.FormOther) != "" {
-		t.Fatalf("markers %q %q", marker, UnlinkedMarker(tasks.FormOther))
+	const marker = unlinkedMarkerPrefix + "phone"
+	if err := e.rdb.SAdd(e.ctx, e.l.keys.OptOut(), marker).Err(); err != nil { // as an older release left it
+		t.Fatal(err)
 	}
-	if yes, _ := e.l.IsOptedOut(e.ctx, marker); yes {
-		t.Fatal("marker present with no unlinked opt-out")
+	begin := func(id string) BeginOutcome {
+		t.Helper()
+		rec, gen := e.approved(id, "acct")
+		res, err := e.l.BeginAttempt(e.ctx, BeginRequest{SendID: id, Digest: rec.Digest, Gen: gen, Token: "t-" + id,
+			Lease: time.Minute, ContactIDs: []string{"chat-lone", "555@lid"}, Identities: []Identity{{LID: "555@lid"}},
+			NoRecord: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Outcome == BeginIdentityUnresolved && (res.Unresolved != tasks.FormPhone || res.UnlinkedOptOuts != 1) {
+			t.Fatalf("unresolved %v %d", res.Unresolved, res.UnlinkedOptOuts)
+		}
+		return res.Outcome
 	}
-	rec, gen := e.approved("s1", "acct")
-	if err := e.l.AddOptOut(e.ctx, idPhone, "inbound"); err != nil { // after the "guards"
+	if got := begin("s0"); got != BeginOK {
+		t.Fatalf("an old marker alone: %v", got)
+	}
+	if err := e.l.AddOptOut(e.ctx, idPhone, "inbound"); err != nil {
 		t.Fatal(err)
 	}
 	if list, _ := e.l.OptOuts(e.ctx); !slices.Equal(list, []string{idPhone}) {
 		t.Fatalf("opt-outs %v", list)
 	}
-	res, err := e.l.BeginAttempt(e.ctx, BeginRequest{SendID: "s1", Digest: rec.Digest, Gen: gen, Token: "t", Lease: time.Minute,
-		ContactIDs: []string{"chat-lone", "555@lid"}, Identities: []Identity{{LID: "555@lid"}}})
-	if err != nil || res.Outcome != BeginIdentityUnresolved || res.Unresolved != tasks.FormPhone || res.UnlinkedOptOuts != 1 {
-		t.Fatalf("begin %v %v %v %v", res.Outcome, res.Unresolved, res.UnlinkedOptOuts, err)
+	if got := begin("s1"); got != BeginIdentityUnresolved {
+		t.Fatalf("an unlinked opt-out of the missing form: %v", got)
 	}
 	wantState(t, e.get("s1"), tasks.StateApproved, "")
-	// Linked: no unlinked opt-out of the phone form is left, the marker goes.
+	// The opt-out turns out to be someone else's: linked, it no longer holds the send.
 	if err := e.l.LinkIdentity(e.ctx, idPhone, idLID); err != nil {
 		t.Fatal(err)
 	}
-	if yes, _ := e.l.IsOptedOut(e.ctx, marker); yes {
-		t.Fatal("marker still present after the link")
+	if got := begin("s2"); got != BeginOK {
+		t.Fatalf("after the link: %v", got)
 	}
-	// Removal of the last unlinked one clears it too.
+	// An unlinked one added, then removed: nothing holds the send.
 	if err := e.l.AddOptOut(e.ctx, "33699999999@s.whatsapp.net", "admin"); err != nil {
 		t.Fatal(err)
 	}
-	if yes, _ := e.l.IsOptedOut(e.ctx, marker); !yes {
-		t.Fatal("marker missing")
+	if got := begin("s3"); got != BeginIdentityUnresolved {
+		t.Fatalf("a new unlinked opt-out: %v", got)
 	}
 	if err := e.l.RemoveOptOut(e.ctx, "33699999999@s.whatsapp.net", "admin"); err != nil {
 		t.Fatal(err)
 	}
-	if yes, _ := e.l.IsOptedOut(e.ctx, marker); yes {
-		t.Fatal("marker left after the removal")
+	if got := begin("s4"); got != BeginOK {
+		t.Fatalf("after its removal: %v", got)
 	}
 	if err := e.l.AddOptOut(e.ctx, marker, "admin"); err == nil {
 		t.Fatal("the marker was accepted as a contact id")
@@ -198,7 +207,7 @@ func TestBeginIdentities(t *testing.T) {
 	const other = "33699999999@s.whatsapp.net" // someone's opt-out, linked to no @lid
 	cases := []struct {
 		name     string
-		optOut   []string // before the begin ("-marker": the phone form's marker then removed)
+		optOut   []string // before the begin ("+marker": an older release's marker of the phone form)
 		link     bool     // idPhone and idLID linked before the begin
 		ids      []Identity
 		contacts []string
@@ -215,8 +224,8 @@ func TestBeginIdentities(t *testing.T) {
 			BeginIdentityUnresolved, false},
 		{"alone: no link, opted out itself", []string{other, idLID}, false, []Identity{{LID: idLID}}, []string{idLID},
 			BeginOptedOut, false},
-		{"alone: no link, an unlinked opt-out stored without its marker", []string{other, "-marker"}, false,
-			[]Identity{{LID: idLID}}, []string{idLID}, BeginIdentityUnresolved, false},
+		{"alone: no link, only a marker an older release left", []string{"+marker"}, false,
+			[]Identity{{LID: idLID}}, []string{idLID}, BeginOK, false},
 		{"not a WhatsApp person", []string{other}, false, []Identity{{Phone: "chat-1", LID: "x@g.us"}}, []string{"chat-1"},
 			BeginOK, false},
 	}
@@ -230,9 +239,9 @@ func TestBeginIdentities(t *testing.T) {
 				}
 			}
 			for _, id := range tc.optOut {
-				if id == "-marker" {
-					// as a release before the markers left its data
-					if err := e.rdb.SRem(e.ctx, e.l.keys.OptOut(), UnlinkedMarker(tasks.FormPhone)).Err(); err != nil {
+				if id == "+marker" {
+					// as an older release left it, with no unlinked opt-out behind it
+					if err := e.rdb.SAdd(e.ctx, e.l.keys.OptOut(), unlinkedMarkerPrefix+"phone").Err(); err != nil {
 						t.Fatal(err)
 					}
 					continue

@@ -329,22 +329,10 @@ local function audit(name, fields)
   redis.call(unpack(args))
 end
 
--- the opt-out set's marker members start with it (ledger.UnlinkedMarker)
+-- the start of the marker members older releases kept in the opt-out set (one per id form
+-- while an opt-out of that form was linked to no one): none is written any more, and the
+-- opt-out check ignores those left (unlinkedMarkerPrefix in decisions.go)
 local UNLINKED = '?unlinked:'
-
--- keep in the opt-out set one marker member per WhatsApp id form ('?unlinked:phone',
--- '?unlinked:lid') while some opt-out of that form is linked to no one (what IsOptedOut of
--- the marker answers; BeginAttempt counts the unlinked sets themselves, which data written
--- before the markers also fills).
-local function mark_unlinked(optout)
-  for _, form in ipairs({'phone', 'lid'}) do
-    if redis.call('SCARD', k_optout_unlinked(form)) > 0 then
-      redis.call('SADD', optout, UNLINKED .. form)
-    else
-      redis.call('SREM', optout, UNLINKED .. form)
-    end
-  end
-end
 
 -- put a contact on the opt-out set under every known id of the person: the id given and,
 -- for a WhatsApp id (form 'phone' or 'lid'), its linked id of the other form; an id whose
@@ -359,7 +347,6 @@ local function optout_put(optout, contact, form)
   elseif form ~= '' then
     redis.call('SADD', k_optout_unlinked(form), contact)
   end
-  mark_unlinked(optout)
   return added, linked
 end
 
@@ -374,7 +361,6 @@ local function link_identity(optout, phone, lid)
   redis.call('HSET', k_idlink(), phone, lid, lid, phone)
   redis.call('SREM', k_optout_unlinked('phone'), phone)
   redis.call('SREM', k_optout_unlinked('lid'), lid)
-  mark_unlinked(optout)
   local p = redis.call('SISMEMBER', optout, phone)
   local l = redis.call('SISMEMBER', optout, lid)
   if p ~= l then
@@ -398,7 +384,6 @@ local function optout_del(optout, contact, form)
     redis.call('SREM', k_optout_unlinked('phone'), linked)
     redis.call('SREM', k_optout_unlinked('lid'), linked)
   end
-  mark_unlinked(optout)
   return removed, linked
 end
 
