@@ -65,6 +65,15 @@ local function hmget(rk, names)
   return r
 end
 
+-- hmget_into reads the fields names into r (read by hmget) too; returns r
+local function hmget_into(rk, r, names)
+  local vals = redis.call('HMGET', rk, unpack(names))
+  for i = 1, #names do
+    if vals[i] then r[names[i]] = vals[i] end
+  end
+  return r
+end
+
 local function get(r, f)
   return r[f] or ''
 end
