@@ -411,10 +411,11 @@ local function claim_ttl()
   return str(math.max(tonumber(RETENTION), CLAIM_MIN_MS))
 end
 
--- the fields finish reads: the r given to finish is read with these (hmget)
+-- the fields finish reads: the r given to finish is read with these (hmget); finish reads
+-- the rarer ones itself where they can be held (the wait's while waiting, revised_by with a
+-- revision): a field absent from a listpack hash costs HMGET a scan of the whole record
 local FINISH_FIELDS = {'hi', 'state', 'account', 'seq', 'op', 'attempts', 'digest', 'message_id', 'chat_id',
-  'metadata', 'dry_run', 'approved_by', 'attempt_token', 'lease_until_ms', 'wait_until_ms', 'wait_reason',
-  'revision', 'revised_by'}
+  'metadata', 'dry_run', 'approved_by', 'attempt_token', 'lease_until_ms', 'revision'}
 
 -- the tasks.Result JSON; strings escaped by cjson, metadata copied verbatim
 local function result_json(id, rec)
@@ -459,10 +460,17 @@ local function finish(id, r, state, reason, detail, extra, by, claimed)
     hist_flush(id, r.hi)
     r.hi = nil
   end
-  local kv = {'state', state, 'reason', reason, 'detail', detail, 'updated_ms', NOW_S, 'finished_ms', NOW_S}
+  if from == 'waiting' then hmget_into(rk, r, {'wait_until_ms', 'wait_reason'}) end
+  if r.revision then hmget_into(rk, r, {'revised_by'}) end
+  local kv = {'state', state, 'updated_ms', NOW_S, 'finished_ms', NOW_S}
+  -- an empty reason or detail is not written where the record holds none: the record reads an
+  -- empty field as an absent one, and only a final state's record holds a non-empty one
+  if reason ~= '' or is_terminal(from) then kv[#kv + 1] = 'reason'; kv[#kv + 1] = reason end
+  if detail ~= '' or is_terminal(from) then kv[#kv + 1] = 'detail'; kv[#kv + 1] = detail end
   for i = 1, #extra do kv[#kv + 1] = extra[i] end
   -- the attempt's and the wait's fields are emptied in the same HSET rather than deleted with
-  -- an HDEL of their own: the record reads an empty field as an absent one
+  -- an HDEL of their own: the record reads an empty field as an absent one (the wait's are
+  -- held, non-empty, only while waiting)
   for _, f in ipairs({'attempt_token', 'lease_until_ms', 'wait_until_ms', 'wait_reason'}) do
     if get(r, f) ~= '' then kv[#kv + 1] = f; kv[#kv + 1] = '' end
   end
