@@ -83,37 +83,48 @@ func TestFieldsAreHeldWhereTheScriptsReadThem(t *testing.T) {
 			return err
 		}}
 	}
+	dryReview := review
+	dryReview.DryRun = true
+	newChat := sent
+	newChat.ChatID = "chat-new"
 	scenarios := []struct {
 		name  string
 		steps []historyStep
+		dry   bool   // the final result's dry run
+		chat  string // the final result's chat ("" = the request's)
 	}{
-		{"sent", []historyStep{stepApprove(), stepBegin(), stepEnd(sent)}},
+		{"dry run", []historyStep{stepApprove(), stepBegin(), stepEnd(Outcome{State: tasks.StateSent, MessageID: "m-s1",
+			DryRun: true})}, true, ""},
+		{"dry run review marked not sent, then sent", []historyStep{stepApprove(), stepBegin(), stepEnd(dryReview),
+			stepReview(ResolveNotSent), stepBegin(), stepEnd(sent)}, false, ""},
+		{"sent to another chat", []historyStep{stepApprove(), stepBegin(), stepEnd(newChat)}, false, "chat-new"},
+		{"sent", []historyStep{stepApprove(), stepBegin(), stepEnd(sent)}, false, ""},
 		{"skipped by a guard", []historyStep{stepApprove(), stepEnd(Outcome{State: tasks.StateSkipped,
-			Reason: tasks.ReasonColdRecipient, Detail: "no chat"})}},
-		{"deferred, then sent", []historyStep{stepApprove(), stepBegin(), stepDefer(true), stepBegin(), stepEnd(sent)}},
+			Reason: tasks.ReasonColdRecipient, Detail: "no chat"})}, false, ""},
+		{"deferred, then sent", []historyStep{stepApprove(), stepBegin(), stepDefer(true), stepBegin(), stepEnd(sent)}, false, ""},
 		{"deferred, then ended waiting", []historyStep{stepApprove(), stepDefer(false), guard(Outcome{
-			State: tasks.StateFailed, Reason: tasks.ReasonProviderRejected})}},
-		{"deferred, then canceled", []historyStep{stepApprove(), stepDefer(false), stepCancel()}},
+			State: tasks.StateFailed, Reason: tasks.ReasonProviderRejected})}, false, ""},
+		{"deferred, then canceled", []historyStep{stepApprove(), stepDefer(false), stepCancel()}, false, ""},
 		{"reconciled later, not sent, begun again", []historyStep{stepApprove(), beginWith(wm), reconcileLater,
-			stepResolve(), stepBegin(), stepEnd(sent)}},
+			stepResolve(), stepBegin(), stepEnd(sent)}, false, ""},
 		{"reconciled later, not sent, begun again with a watermark", []historyStep{stepApprove(), beginWith(wm),
-			reconcileLater, stepResolve(), beginWith(wm), stepEnd(sent)}},
+			reconcileLater, stepResolve(), beginWith(wm), stepEnd(sent)}, false, ""},
 		{"reconciled later, deferred, begun again", []historyStep{stepApprove(), beginWith(wm), reconcileLater,
-			stepDefer(true), stepBegin(), stepEnd(sent)}},
+			stepDefer(true), stepBegin(), stepEnd(sent)}, false, ""},
 		{"lease lost, reconciled", []historyStep{stepApprove(), beginWith(wm), stepEndCall(), stepRecoverLeases(),
-			stepResolve(), beginWith(nil), stepEnd(sent)}},
-		{"stop requested while sending", []historyStep{stepApprove(), stepBegin(), stepCancel(), stepDefer(true)}},
+			stepResolve(), beginWith(nil), stepEnd(sent)}, false, ""},
+		{"stop requested while sending", []historyStep{stepApprove(), stepBegin(), stepCancel(), stepDefer(true)}, false, ""},
 		{"review marked not sent, then sent", []historyStep{stepApprove(), stepBegin(), stepEnd(review),
-			stepReview(ResolveNotSent), stepBegin(), stepEnd(sent)}},
+			stepReview(ResolveNotSent), stepBegin(), stepEnd(sent)}, false, ""},
 		{"review marked not sent, then skipped", []historyStep{stepApprove(), stepBegin(), stepEnd(review),
-			stepReview(ResolveNotSent), guard(Outcome{State: tasks.StateSkipped, Reason: tasks.ReasonColdRecipient})}},
-		{"review marked sent", []historyStep{stepApprove(), stepBegin(), stepEnd(review), stepReview(ResolveSent)}},
+			stepReview(ResolveNotSent), guard(Outcome{State: tasks.StateSkipped, Reason: tasks.ReasonColdRecipient})}, false, ""},
+		{"review marked sent", []historyStep{stepApprove(), stepBegin(), stepEnd(review), stepReview(ResolveSent)}, false, ""},
 		{"held by a pause, resumed", []historyStep{stepPause(true), stepApprove(), stepBegin(), stepPause(false),
-			stepBegin(), stepEnd(sent)}},
+			stepBegin(), stepEnd(sent)}, false, ""},
 		{"deferred, held by a pause", []historyStep{stepApprove(), stepBegin(), stepDefer(true), stepPause(true),
-			stepBegin(), stepPause(false), stepBegin(), stepEnd(sent)}},
-		{"revised, then sent", []historyStep{revise, stepApprove(), stepBegin(), stepEnd(sent)}},
-		{"revised, then canceled", []historyStep{revise, stepCancel()}},
+			stepBegin(), stepPause(false), stepBegin(), stepEnd(sent)}, false, ""},
+		{"revised, then sent", []historyStep{revise, stepApprove(), stepBegin(), stepEnd(sent)}, false, ""},
+		{"revised, then canceled", []historyStep{revise, stepCancel()}, false, ""},
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
@@ -172,8 +183,15 @@ func TestFieldsAreHeldWhereTheScriptsReadThem(t *testing.T) {
 					}
 				}
 			}
-			if last := sc.steps[len(sc.steps)-1]; last.name == stepEnd(sent).name && e.get("s1").Result.MessageID != "m-s1" {
-				t.Fatalf("sent without its message id: %+v", e.get("s1").Result)
+			final := e.get("s1")
+			if final.State == tasks.StateSent {
+				chat := sc.chat
+				if chat == "" {
+					chat = "chat-s1"
+				}
+				if res := final.Result; res.MessageID != "m-s1" || res.DryRun != sc.dry || res.ChatID != chat {
+					t.Fatalf("sent: result %+v", res)
+				}
 			}
 		})
 	}
