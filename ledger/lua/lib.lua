@@ -168,25 +168,26 @@ end
 --   held       waiting                   while a pause holds it (held:global or held:acct:<a>)
 --   leases     sending                   while its attempt lease runs; score: lease end
 --   finished   a terminal state          member state\nseq\nid\nacct; score: when it ended
-local LISTS = {
-  pending_approval = {deadlines = true},
-  approved = {outbox = true, watch = true},
-  waiting = {outbox = true, watch = true, held = true},
-  sending = {outbox = true, watch = true, leases = true},
-}
-local TERMINAL_LISTS = {finished = true}
--- the sorted-set work lists, in the order move visits them
-local ZLISTS = {{'deadlines', k_deadlines()}, {'outbox', k_outbox()}, {'watch', k_watch()}, {'leases', k_leases()}}
-local NO_LISTS = {}
+-- It is written out as code (on_outbox, zlist_move, move) rather than kept as Lua tables: a
+-- script builds its definitions on every call, and tables cost it far more than code.
+--
+-- whether a send in state s is on the outbox and watch lists (approved, waiting, sending)
+local function on_outbox(s)
+  return s == 'approved' or s == 'waiting' or s == 'sending'
+end
 
-local function lists_of(state)
-  if state == '' then return NO_LISTS end
-  if is_terminal(state) then return TERMINAL_LISTS end
-  return LISTS[state] or NO_LISTS
+-- one sorted-set work list's part of a move: the send goes on it with score when it is on the
+-- list in the new state (now) and the move names a score, else off it if it was on it (was)
+local function zlist_move(key, id, was, now, score)
+  if now and score then
+    redis.call('ZADD', key, score, id)
+  elseif was then
+    redis.call('ZREM', key, id)
+  end
 end
 
 -- move the send from state from to state to ('' from: a new send), in the
--- state indexes and in the work lists of LISTS. at gives the score of each
+-- state indexes and in the work lists above. at gives the score of each
 -- list the send is to be on in state to (deadlines, outbox, watch, leases;
 -- held: the held set's key); a list of from's state that at does not name is
 -- left. The record's fields are the caller's.
@@ -199,22 +200,19 @@ local function move(id, acct, seq, from, to, at)
     redis.call('ZADD', k_state(to), seq, id)
     redis.call('ZADD', k_acct(acct, to), seq, id)
   end
-  local was, now = lists_of(from), lists_of(to)
-  for _, l in ipairs(ZLISTS) do
-    local name, key = l[1], l[2]
-    if now[name] and at[name] then
-      redis.call('ZADD', key, at[name], id)
-    elseif was[name] then
-      redis.call('ZREM', key, id)
-    end
-  end
-  if was.held then
+  -- the sorted-set lists in the order deadlines, outbox, watch, leases
+  zlist_move(k_deadlines(), id, from == 'pending_approval', to == 'pending_approval', at.deadlines)
+  local was, now = on_outbox(from), on_outbox(to)
+  zlist_move(k_outbox(), id, was, now, at.outbox)
+  zlist_move(k_watch(), id, was, now, at.watch)
+  zlist_move(k_leases(), id, from == 'sending', to == 'sending', at.leases)
+  if from == 'waiting' then
     redis.call('SREM', k_held_global(), id)
     if acct ~= '' then redis.call('SREM', k_held_acct(acct), id) end
   end
-  if now.held and at.held then redis.call('SADD', at.held, id) end
-  if was.finished then redis.call('ZREM', k_finished(), from .. '\n' .. seq .. '\n' .. id .. '\n' .. acct) end
-  if now.finished then redis.call('ZADD', k_finished(), NOW_S, to .. '\n' .. seq .. '\n' .. id .. '\n' .. acct) end
+  if to == 'waiting' and at.held then redis.call('SADD', at.held, id) end
+  if is_terminal(from) then redis.call('ZREM', k_finished(), from .. '\n' .. seq .. '\n' .. id .. '\n' .. acct) end
+  if is_terminal(to) then redis.call('ZADD', k_finished(), NOW_S, to .. '\n' .. seq .. '\n' .. id .. '\n' .. acct) end
 end
 
 -- the attempt lease of a sending send now ends at s (ms): the leases entry
