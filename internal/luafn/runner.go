@@ -1,0 +1,113 @@
+package luafn
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Runner runs scripts on one Redis client: by FCALL while the server takes
+// it, and by EVALSHA for good once it has shown that it does not (a server
+// without Functions: Redis < 7, miniredis; an ACL user without FCALL or
+// FUNCTION LOAD). Its one piece of state, the choice, is per client, so a
+// Ledger or Limiter keeps its own.
+type Runner struct {
+	rdb     redis.UniversalClient
+	evalSha atomic.Bool
+}
+
+// MaxRecover is how many times a caller running a script in its own
+// pipeline recovers (Recover) and runs it again: the FCALL refused for
+// good, then the EVALSHA's NOSCRIPT.
+const MaxRecover = 2
+
+// NewRunner returns a Runner on rdb.
+func NewRunner(rdb redis.UniversalClient) *Runner { return &Runner{rdb: rdb} }
+
+// UsesEvalSha tells whether the runner has fallen back to EVALSHA.
+func (r *Runner) UsesEvalSha() bool { return r.evalSha.Load() }
+
+// Run runs s with keys and args, loading what the server lacks.
+func (r *Runner) Run(ctx context.Context, s *Script, keys []string, args ...any) *redis.Cmd {
+	for try := 0; ; try++ {
+		if r.evalSha.Load() {
+			// Script.Run sends the whole script after a NOSCRIPT.
+			return s.sha.Run(ctx, r.rdb, keys, args...)
+		}
+		cmd := r.rdb.FCall(ctx, s.Function(), keys, args...)
+		if try == MaxRecover {
+			return cmd
+		}
+		again, err := r.Recover(ctx, r.rdb, cmd, s)
+		if err != nil {
+			cmd := redis.NewCmd(ctx)
+			cmd.SetErr(err)
+			return cmd
+		}
+		if !again {
+			return cmd
+		}
+	}
+}
+
+// Queue adds s to pipe: FCALL, or EVALSHA once the runner has fallen back.
+func (r *Runner) Queue(ctx context.Context, pipe redis.Pipeliner, s *Script, keys []string, args ...any) *redis.Cmd {
+	if r.evalSha.Load() {
+		return pipe.EvalSha(ctx, s.sha.Hash(), keys, args...)
+	}
+	return pipe.FCall(ctx, s.Function(), keys, args...)
+}
+
+// Recover looks at the outcome of cmd, s run by FCALL or EVALSHA (Run or
+// Queue), and tells whether it ran nothing and may be run again now:
+//   - FCALL unknown, or refused by ACL: the runner falls back to EVALSHA;
+//   - the function not found (the library never loaded, or lost with a
+//     restart without persistence, FUNCTION FLUSH, a Cluster node new to the
+//     slot): loads the library on node (every master of a Cluster client);
+//   - EVALSHA's NOSCRIPT: loads the script on node.
+//
+// node is the client that ran cmd: the Runner's, or the node a caller
+// pipelined on.
+func (r *Runner) Recover(ctx context.Context, node redis.UniversalClient, cmd *redis.Cmd, s *Script) (bool, error) {
+	err := cmd.Err()
+	if err == nil {
+		return false, nil
+	}
+	if cmd.Name() == "evalsha" {
+		if !redis.HasErrorPrefix(err, "NOSCRIPT") {
+			return false, nil
+		}
+		if err := s.sha.Load(ctx, node).Err(); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	if cmd.Name() != "fcall" {
+		return false, nil
+	}
+	switch {
+	case noFunctions(err):
+		r.evalSha.Store(true)
+		return true, nil
+	case redis.HasErrorPrefix(err, "Function not found"):
+		if err := s.lib.Load(ctx, node); err != nil {
+			if noFunctions(err) {
+				r.evalSha.Store(true)
+				return true, nil
+			}
+			return false, err
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// noFunctions tells whether err says that this client cannot use Functions
+// at all: the command unknown (Redis < 7, miniredis), or not permitted to
+// this user (ACL: NOPERM).
+func noFunctions(err error) bool {
+	return redis.HasErrorPrefix(err, "unknown command") ||
+		redis.HasErrorPrefix(err, "unknown subcommand") ||
+		redis.HasErrorPrefix(err, "NOPERM")
+}
