@@ -1,0 +1,172 @@
+package luafn
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sendworker/sendworker/internal/redistest"
+)
+
+const testLib = `-- header
+local P = ARGV[1]
+local K = 7
+-- a key
+local function k_a(id) return P .. 'a:' .. id end
+local CACHE = {}
+local function memo(n)
+  CACHE[n] = (CACHE[n] or 0) + 1
+  return CACHE[n]
+end
+local NOW = tonumber(ARGV[2])
+if NOW < 0 then
+  NOW = 0
+end
+local KEYS_A = {k_a('x')}
+`
+
+// TestParse: definitions, their kinds (function, load-time constant, value of
+// the call) and their uses.
+func TestParse(t *testing.T) {
+	defs, err := Parse(testLib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type kind struct{ fn, konst bool }
+	want := map[string]kind{"P": {}, "K": {konst: true}, "k_a": {fn: true}, "CACHE": {}, "memo": {fn: true},
+		"NOW": {}, "KEYS_A": {}}
+	if len(defs) != len(want) {
+		t.Fatalf("%d definitions, want %d", len(defs), len(want))
+	}
+	for _, d := range defs {
+		if w := want[d.Names[0]]; d.Func != w.fn || d.Const != w.konst {
+			t.Errorf("%s: func %v const %v, want %+v", d.Names[0], d.Func, d.Const, w)
+		}
+	}
+	if !strings.Contains(defs[5].Code, "if NOW < 0") {
+		t.Errorf("the statement after NOW is not part of it: %q", defs[5].Code)
+	}
+	if got := defs.Needed("return k_a(1)").Source(); !strings.Contains(got, "local P") || strings.Contains(got, "memo") {
+		t.Errorf("needed by k_a: %q", got)
+	}
+	for _, bad := range []string{
+		"x = 1\n",                                    // a statement before any definition
+		"local function f() return 1 end\nf()\n",     // a statement after a function: it would run at load
+		"local function f()\n  return 1\nend\nf()\n", // the same after a multi-line function
+	} {
+		if _, err := Parse(bad); err == nil {
+			t.Errorf("Parse(%q) accepted", bad)
+		}
+	}
+}
+
+func testLibrary(t *testing.T) (*Library, *Script, *Script) {
+	t.Helper()
+	defs := MustParse(testLib)
+	lib := NewLibrary("luafn_test", defs)
+	body := "return {k_a(KEYS[1]), memo('n'), NOW, K, KEYS_A[1]}\n"
+	need := defs.Needed(body)
+	s := lib.Add("probe", need.Source()+body, need, body)
+	plain := lib.Add("plain", "return ARGV[1]\n", nil, "return ARGV[1]\n")
+	return lib, s, plain
+}
+
+// TestRunner: the same answers by FCALL (real Redis) and EVALSHA
+// (miniredis); values of the call are computed anew on every call (a table
+// changed by one call is not seen by the next), and a library flushed away is
+// loaded again.
+func TestRunner(t *testing.T) {
+	ctx := context.Background()
+	_, s, plain := testLibrary(t)
+	real := redistest.Start(t).Client(t)
+	mr := miniredis.RunT(t)
+	mini := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = mini.Close() })
+	for _, c := range []struct {
+		name    string
+		rdb     *redis.Client
+		evalSha bool
+	}{{"redis", real, false}, {"miniredis", mini, true}} {
+		r := NewRunner(c.rdb)
+		for i := range 3 {
+			if i == 2 && !c.evalSha {
+				if err := c.rdb.FunctionFlush(ctx).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			v, err := r.Run(ctx, s, []string{"k"}, "{t}:", -5).Slice()
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			want := []any{"{t}:a:k", int64(1), int64(0), int64(7), "{t}:a:x"}
+			if len(v) != len(want) {
+				t.Fatalf("%s: %v", c.name, v)
+			}
+			for j := range want {
+				if v[j] != want[j] {
+					t.Errorf("%s call %d: %v, want %v", c.name, i, v, want)
+					break
+				}
+			}
+			if got, err := r.Run(ctx, plain, []string{"k"}, "p").Text(); err != nil || got != "p" {
+				t.Errorf("%s: plain %q %v", c.name, got, err)
+			}
+		}
+		if r.UsesEvalSha() != c.evalSha {
+			t.Errorf("%s: uses EVALSHA %v", c.name, r.UsesEvalSha())
+		}
+	}
+}
+
+// TestRunnerPipeline: Queue and Recover run a script inside a MULTI, loading
+// the library when the FCALL found none (the whole MULTI runs again).
+func TestRunnerPipeline(t *testing.T) {
+	ctx := context.Background()
+	_, s, _ := testLibrary(t)
+	rdb := redistest.Start(t).Client(t)
+	r := NewRunner(rdb)
+	runs := 0
+	for try := 0; ; try++ {
+		runs++
+		pipe := rdb.TxPipeline()
+		cmd := r.Queue(ctx, pipe, s, []string{"k"}, "{t}:", 1)
+		incr := pipe.Incr(ctx, "counter")
+		_, err := pipe.Exec(ctx)
+		if err != nil && try < MaxRecover {
+			again, err := r.Recover(ctx, rdb, cmd, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again {
+				continue
+			}
+		}
+		if err != nil || incr.Val() != int64(runs) {
+			t.Fatalf("%v, counter %d after %d runs", err, incr.Val(), runs)
+		}
+		break
+	}
+	if runs != 2 {
+		t.Errorf("%d runs of the MULTI, want 2 (not found, then loaded)", runs)
+	}
+	if _, err := rdb.FunctionList(ctx, redis.FunctionListQuery{LibraryNamePattern: s.lib.Name()}).Result(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLibraryName: the name carries a hash of the text: another body, another
+// library.
+func TestLibraryName(t *testing.T) {
+	a, _, _ := testLibrary(t)
+	b := NewLibrary("luafn_test", MustParse(testLib))
+	b.Add("probe", "return 2\n", nil, "return 2\n")
+	if a.Name() == b.Name() || !strings.HasPrefix(a.Name(), "luafn_test_") || len(a.Name()) != len("luafn_test_")+12 {
+		t.Errorf("names %s, %s", a.Name(), b.Name())
+	}
+	if !strings.HasPrefix(a.Code(), "#!lua name="+a.Name()+"\n") {
+		t.Errorf("code starts %q", a.Code()[:40])
+	}
+}
