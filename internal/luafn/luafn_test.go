@@ -121,39 +121,55 @@ func TestRunner(t *testing.T) {
 	}
 }
 
-// TestRunnerPipeline: Queue and Recover run a script inside a MULTI, loading
-// the library when the FCALL found none (the whole MULTI runs again).
+// TestRunnerPipeline: Queue and Recover run a script inside a MULTI: a
+// library missing is loaded, an FCALL refused at queueing (EXECABORT) falls
+// back to EVALSHA, loaded after its NOSCRIPT; each time the whole MULTI runs
+// again.
 func TestRunnerPipeline(t *testing.T) {
 	ctx := context.Background()
 	_, s, _ := testLibrary(t)
-	rdb := redistest.Start(t).Client(t)
-	r := NewRunner(rdb)
-	runs := 0
-	for try := 0; ; try++ {
-		runs++
-		pipe := rdb.TxPipeline()
-		cmd := r.Queue(ctx, pipe, s, []string{"k"}, "{t}:", 1)
-		incr := pipe.Incr(ctx, "counter")
-		_, err := pipe.Exec(ctx)
-		if err != nil && try < MaxRecover {
-			again, err := r.Recover(ctx, rdb, cmd, s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if again {
-				continue
-			}
-		}
-		if err != nil || incr.Val() != int64(runs) {
-			t.Fatalf("%v, counter %d after %d runs", err, incr.Val(), runs)
-		}
-		break
-	}
-	if runs != 2 {
-		t.Errorf("%d runs of the MULTI, want 2 (not found, then loaded)", runs)
-	}
-	if _, err := rdb.FunctionList(ctx, redis.FunctionListQuery{LibraryNamePattern: s.lib.Name()}).Result(); err != nil {
+	admin := redistest.Start(t).Client(t)
+	if err := admin.Do(ctx, "ACL", "SETUSER", "nofn", "on", ">pw", "~*", "&*", "+@all", "-fcall").Err(); err != nil {
 		t.Fatal(err)
+	}
+	nofn := redis.NewClient(&redis.Options{Addr: admin.Options().Addr, Username: "nofn", Password: "pw"})
+	t.Cleanup(func() { _ = nofn.Close() })
+	for _, c := range []struct {
+		name    string
+		rdb     *redis.Client
+		runs    int
+		incrs   int64 // the MULTIs that ran (an EXECABORT runs none of its commands)
+		evalSha bool
+	}{{"library missing", admin, 2, 2, false}, {"fcall refused", nofn, 3, 2, true}} {
+		r := NewRunner(c.rdb)
+		counter := "counter:" + c.name
+		runs := 0
+		for try := 0; ; try++ {
+			runs++
+			pipe := c.rdb.TxPipeline()
+			cmd := r.Queue(ctx, pipe, s, []string{"k"}, "{t}:", 1)
+			incr := pipe.Incr(ctx, counter)
+			_, err := pipe.Exec(ctx)
+			if err != nil && try < MaxRecover {
+				again, err := r.Recover(ctx, c.rdb, cmd, s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if again {
+					continue
+				}
+			}
+			if err != nil || cmd.Val() == nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			if incr.Val() != c.incrs {
+				t.Errorf("%s: %d MULTIs ran, want %d", c.name, incr.Val(), c.incrs)
+			}
+			break
+		}
+		if runs != c.runs || r.UsesEvalSha() != c.evalSha {
+			t.Errorf("%s: %d runs of the MULTI (want %d), EVALSHA %v", c.name, runs, c.runs, r.UsesEvalSha())
+		}
 	}
 }
 
@@ -170,3 +186,29 @@ func TestLibraryName(t *testing.T) {
 		t.Errorf("code starts %q", a.Code()[:40])
 	}
 }
+
+// TestNoFunctions: the errors that make a runner fall back to EVALSHA are
+// those that name FCALL or FUNCTION itself, never an error a script's own
+// call raised after part of it ran.
+func TestNoFunctions(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"ERR unknown command 'fcall', with args beginning with: 'f' '1' ":                                        true,
+		"ERR unknown command `fcall`, with args beginning with: ":                                                true,
+		"NOPERM this user has no permissions to run the 'fcall' command":                                         true,
+		"NOPERM User noload has no permissions to run the 'function|load' command":                               true,
+		"ERR The user executing the script can't run this command or subcommand script: w, on @user_function:2.": false,
+		"NOPERM this user has no permissions to run the 'set' command script: w, on @user_function:2.":           false,
+		"ERR unknown command 'nosuch' script: w, on @user_function:2.":                                           false,
+		"ERR Function not found": false,
+	} {
+		if got := noFunctions(replyError(msg)); got != want {
+			t.Errorf("%q: %v, want %v", msg, got, want)
+		}
+	}
+}
+
+// replyError is an error reply of Redis (redis.Error), as the client returns it.
+type replyError string
+
+func (e replyError) Error() string { return string(e) }
+func (replyError) RedisError()     {}

@@ -2,6 +2,7 @@ package luafn
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
@@ -104,10 +105,21 @@ func (r *Runner) Recover(ctx context.Context, node redis.UniversalClient, cmd *r
 }
 
 // noFunctions tells whether err says that this client cannot use Functions
-// at all: the command unknown (Redis < 7, miniredis), or not permitted to
-// this user (ACL: NOPERM).
+// at all: FCALL or FUNCTION unknown (Redis < 7, miniredis) or not permitted
+// to this user (ACL: NOPERM). The error must name the command itself: an
+// error a script's own redis.call raised (its text names that call's
+// command) comes after the script ran part of its work, and must not make
+// the caller run it again.
 func noFunctions(err error) bool {
-	return redis.HasErrorPrefix(err, "unknown command") ||
-		redis.HasErrorPrefix(err, "unknown subcommand") ||
-		redis.HasErrorPrefix(err, "NOPERM")
+	if !redis.HasErrorPrefix(err, "unknown command") && !redis.HasErrorPrefix(err, "unknown subcommand") &&
+		!redis.HasErrorPrefix(err, "NOPERM") {
+		return false
+	}
+	msg := strings.ToLower(err.Error())
+	for _, name := range []string{"'fcall'", "`fcall`", "'function", "`function"} {
+		if strings.Contains(msg, name) {
+			return true
+		}
+	}
+	return false
 }
