@@ -38,9 +38,10 @@ type Library struct {
 	shared  Defs
 	scripts []*Script
 
-	once sync.Once
-	name string
-	code string
+	once  sync.Once
+	built bool // the text is made: no script may be added any more
+	name  string
+	code  string
 }
 
 // Script is one script of a Library: a registered function, and the same
@@ -72,6 +73,9 @@ func NewLibrary(prefix string, shared Defs) *Library {
 func (lib *Library) Add(fn string, src string, defs Defs, body string) *Script {
 	if !fnName.MatchString(fn) {
 		panic("luafn: function name " + fn)
+	}
+	if lib.built {
+		panic("luafn: function " + fn + " added to library " + lib.name + " after its first use")
 	}
 	shared := map[string]bool{}
 	for _, d := range lib.shared {
@@ -120,6 +124,7 @@ func (lib *Library) build() {
 		sum := sha256.Sum256([]byte(lib.text(lib.prefix)))
 		lib.name = lib.prefix + "_" + hex.EncodeToString(sum[:6])
 		lib.code = "#!lua name=" + lib.name + "\n" + lib.text(lib.name)
+		lib.built = true
 	})
 }
 
