@@ -272,15 +272,16 @@ func (l *Ledger) runAndWait(ctx context.Context, s *luafn.Script, keys []string,
 		return nil, 0, nil, fmt.Errorf("ledger: %w", err)
 	}
 	all := l.argv(l.nowMs(), args)
+	call := l.lua.Call(s)
 	for try := 0; ; try++ {
 		pipe := node.Pipeline()
-		ev := l.lua.Queue(ctx, pipe, s, keys, all...)
+		ev := call.Queue(ctx, pipe, keys, all...)
 		wait := pipe.Do(ctx, "WAIT", l.opts.WaitReplicas, l.opts.WaitTimeout.Milliseconds())
 		_, _ = pipe.Exec(ctx) // the errors are each command's
 		if try < luafn.MaxRecover {
 			// A script not found (or FCALL refused) did nothing: load it (or
 			// fall back to EVALSHA) and run it all again.
-			again, err := l.lua.Recover(ctx, node, ev, s)
+			again, err := call.Recover(ctx, node, ev)
 			if err != nil {
 				return nil, 0, nil, fmt.Errorf("ledger: %w", err)
 			}

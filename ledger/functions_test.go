@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"testing"
@@ -217,5 +218,47 @@ func TestScriptsOnClusterFunctions(t *testing.T) {
 	}
 	if fcall == 0 || evalsha != 0 {
 		t.Errorf("fcall %d, evalsha %d", fcall, evalsha)
+	}
+}
+
+// TestTrimFreesAFullServer: the retention's trim deletes the records it is
+// past even when Redis is out of memory (maxmemory reached, noeviction).
+// Redis refuses an FCALL of an unflagged function outright there, where a
+// script run by EVALSHA runs as long as it adds nothing: the trim goes by
+// EVALSHA then (luafn.Call.Recover), so an operator's way out of a full
+// server stays what it was before Functions.
+func TestTrimFreesAFullServer(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Start(t).Client(t)
+	ctx := context.Background()
+	c := &clock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	e := &env{l: New(rdb, Options{Prefix: "full", ResultsStream: "{full}:results", Retention: testRetention, Now: c.Now,
+		LeaseClock: LeaseClockCaller}), rdb: rdb, clock: c, ctx: ctx, t: t}
+	for i := range 20 {
+		id := "old-" + strconv.Itoa(i)
+		e.create(id, "acct")
+		if _, err := e.l.Cancel(ctx, id, "admin", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Advance(testRetention + time.Second)
+	if err := rdb.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, "probe", "x", 0).Err(); !redis.HasErrorPrefix(err, "OOM") {
+		t.Fatalf("the server is not full: SET gave %v", err)
+	}
+	n, err := e.l.Trim(ctx)
+	if err != nil || n != 20 {
+		t.Fatalf("trim on a full server: %d, %v; want 20 trimmed", n, err)
+	}
+	if err := rdb.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.l.Get(ctx, "old-0"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("old-0 still there: %v", err)
+	}
+	if e.l.lua.UsesEvalSha() {
+		t.Fatal("the ledger fell back to EVALSHA for good")
 	}
 }

@@ -40,16 +40,17 @@ type recordReply struct {
 // with plain commands costs Redis far less than returning it from Lua.
 func (l *Ledger) runRecord(ctx context.Context, s *luafn.Script, sendID string, keys []string, args ...any) (recordReply, error) {
 	all := l.argv(l.nowMs(), args)
+	call := l.lua.Call(s)
 	for try := 0; ; try++ {
 		pipe := l.rdb.TxPipeline()
-		ev := l.lua.Queue(ctx, pipe, s, keys, all...)
+		ev := call.Queue(ctx, pipe, keys, all...)
 		hcmd := pipe.HGetAll(ctx, l.keys.Send(sendID))
 		lcmd := pipe.LRange(ctx, l.keys.History(sendID), 0, -1)
 		_, err := pipe.Exec(ctx)
 		if err != nil && try < luafn.MaxRecover {
 			// A script not found (or FCALL refused) did nothing: load it (or
 			// fall back to EVALSHA) and run it all again.
-			again, err := l.lua.Recover(ctx, l.rdb, ev, s)
+			again, err := call.Recover(ctx, l.rdb, ev)
 			if err != nil {
 				return recordReply{}, fmt.Errorf("ledger: %w", err)
 			}

@@ -144,14 +144,15 @@ func TestRunnerPipeline(t *testing.T) {
 		r := NewRunner(c.rdb)
 		counter := "counter:" + c.name
 		runs := 0
+		call := r.Call(s)
 		for try := 0; ; try++ {
 			runs++
 			pipe := c.rdb.TxPipeline()
-			cmd := r.Queue(ctx, pipe, s, []string{"k"}, "{t}:", 1)
+			cmd := call.Queue(ctx, pipe, []string{"k"}, "{t}:", 1)
 			incr := pipe.Incr(ctx, counter)
 			_, err := pipe.Exec(ctx)
 			if err != nil && try < MaxRecover {
-				again, err := r.Recover(ctx, c.rdb, cmd, s)
+				again, err := call.Recover(ctx, c.rdb, cmd)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -170,6 +171,94 @@ func TestRunnerPipeline(t *testing.T) {
 		if runs != c.runs || r.UsesEvalSha() != c.evalSha {
 			t.Errorf("%s: %d runs of the MULTI (want %d), EVALSHA %v", c.name, runs, c.runs, r.UsesEvalSha())
 		}
+	}
+}
+
+// TestRunnerOutOfMemory: on a server out of memory (maxmemory reached,
+// noeviction), which refuses every FCALL of an unflagged function before it
+// runs, a script runs by EVALSHA as it did before Functions: one that reads
+// or deletes works, one that adds is refused at its write, and each runs
+// once; the runner keeps FCALL for the calls after.
+func TestRunnerOutOfMemory(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Start(t).Client(t)
+	lib := NewLibrary("luafn_oom", nil)
+	read := lib.Add("read", "return redis.call('GET', KEYS[1])\n", nil, "return redis.call('GET', KEYS[1])\n")
+	del := lib.Add("del", "return redis.call('DEL', KEYS[1])\n", nil, "return redis.call('DEL', KEYS[1])\n")
+	add := lib.Add("add", "redis.call('INCR', KEYS[2])\nreturn redis.call('SET', KEYS[1], 'x')\n", nil,
+		"redis.call('INCR', KEYS[2])\nreturn redis.call('SET', KEYS[1], 'x')\n")
+	r := NewRunner(rdb)
+	for _, k := range []string{"kept", "gone"} {
+		if err := rdb.Set(ctx, k, "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Run(ctx, read, []string{"kept"}).Err(); err != nil { // loads the library
+		t.Fatal(err)
+	}
+	if err := rdb.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.ConfigSet(context.Background(), "maxmemory", "0").Err() })
+	if err := rdb.FCall(ctx, read.Function(), []string{"kept"}).Err(); !redis.HasErrorPrefix(err, "OOM") {
+		t.Fatalf("FCALL on a full server: %v, want an OOM refusal (the case this test is about)", err)
+	}
+	if v, err := r.Run(ctx, read, []string{"kept"}).Text(); err != nil || v != "v" {
+		t.Fatalf("read: %q, %v", v, err)
+	}
+	if n, err := r.Run(ctx, del, []string{"gone"}).Int(); err != nil || n != 1 {
+		t.Fatalf("delete: %d, %v", n, err)
+	}
+	if err := r.Run(ctx, add, []string{"new", "count"}).Err(); err == nil || !strings.Contains(err.Error(), "OOM") {
+		t.Fatalf("a write on a full server: %v, want its OOM", err)
+	}
+	// In a pipeline (not a MULTI: a full server refuses every command queued in
+	// one, EVALSHA too, as before Functions): queued again by EVALSHA.
+	call := r.Call(read)
+	var got string
+	for try := 0; ; try++ {
+		pipe := rdb.Pipeline()
+		cmd := call.Queue(ctx, pipe, []string{"kept"})
+		_, err := pipe.Exec(ctx)
+		if err != nil && try < MaxRecover {
+			again, rerr := call.Recover(ctx, rdb, cmd)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if again {
+				continue
+			}
+		}
+		if err != nil {
+			t.Fatalf("pipeline: %v", err)
+		}
+		got = cmd.Val().(string)
+		break
+	}
+	if got != "v" {
+		t.Fatalf("pipeline read %q", got)
+	}
+	if err := rdb.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rdb.Exists(ctx, "gone", "new").Result(); err != nil || n != 0 {
+		t.Fatalf("after: %d of gone, new exist (%v)", n, err)
+	}
+	if n, err := rdb.Get(ctx, "count").Int(); err == nil || n != 0 {
+		t.Fatalf("the refused script's INCR ran: %d, %v", n, err)
+	}
+	if r.UsesEvalSha() {
+		t.Fatal("the runner fell back to EVALSHA for good")
+	}
+	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(ctx, read, []string{"kept"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := rdb.Info(ctx, "commandstats").Result()
+	if err != nil || !strings.Contains(stats, "cmdstat_fcall:") || strings.Contains(stats, "cmdstat_evalsha:") {
+		t.Fatalf("a call with memory again did not go by FCALL alone: %v\n%s", err, stats)
 	}
 }
 

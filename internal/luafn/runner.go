@@ -31,8 +31,9 @@ func (r *Runner) UsesEvalSha() bool { return r.evalSha.Load() }
 
 // Run runs s with keys and args, loading what the server lacks.
 func (r *Runner) Run(ctx context.Context, s *Script, keys []string, args ...any) *redis.Cmd {
+	c := r.Call(s)
 	for try := 0; ; try++ {
-		if r.evalSha.Load() {
+		if c.viaEvalSha() {
 			// Script.Run sends the whole script after a NOSCRIPT.
 			return s.sha.Run(ctx, r.rdb, keys, args...)
 		}
@@ -40,7 +41,7 @@ func (r *Runner) Run(ctx context.Context, s *Script, keys []string, args ...any)
 		if try == MaxRecover {
 			return cmd
 		}
-		again, err := r.Recover(ctx, r.rdb, cmd, s)
+		again, err := c.Recover(ctx, r.rdb, cmd)
 		if err != nil {
 			cmd := redis.NewCmd(ctx)
 			cmd.SetErr(err)
@@ -52,12 +53,45 @@ func (r *Runner) Run(ctx context.Context, s *Script, keys []string, args ...any)
 	}
 }
 
-// Queue adds s to pipe: FCALL, or EVALSHA once the runner has fallen back.
-func (r *Runner) Queue(ctx context.Context, pipe redis.Pipeliner, s *Script, keys []string, args ...any) *redis.Cmd {
-	if r.evalSha.Load() {
-		return pipe.EvalSha(ctx, s.sha.Hash(), keys, args...)
+// Call is one call of a script that its caller runs in a pipeline of its
+// own (Queue), then, when Recover says so, queues and runs again.
+type Call struct {
+	r *Runner
+	s *Script
+	// evalSha: this call goes by EVALSHA even while the runner uses FCALL,
+	// after the server refused its FCALL for want of memory (see Recover).
+	evalSha bool
+}
+
+// Call returns a call of s.
+func (r *Runner) Call(s *Script) *Call { return &Call{r: r, s: s} }
+
+func (c *Call) viaEvalSha() bool { return c.evalSha || c.r.evalSha.Load() }
+
+// Queue adds the call to pipe: FCALL, or EVALSHA once the runner has fallen
+// back (or this call has, see Recover).
+func (c *Call) Queue(ctx context.Context, pipe redis.Pipeliner, keys []string, args ...any) *redis.Cmd {
+	if c.viaEvalSha() {
+		return pipe.EvalSha(ctx, c.s.sha.Hash(), keys, args...)
 	}
-	return pipe.FCall(ctx, s.Function(), keys, args...)
+	return pipe.FCall(ctx, c.s.Function(), keys, args...)
+}
+
+// Recover is Runner.Recover for this call, and one case more: an FCALL
+// refused because the server is out of memory (maxmemory reached). Redis
+// refuses a function without the allow-oom flag before it runs, where a
+// script run by EVALSHA runs and only its commands that may add memory are
+// refused: a script that reads, or deletes (the retention's trim), works as
+// before. So the call runs again by EVALSHA; the runner keeps FCALL for the
+// others. (In a MULTI a full server refuses every command, EVALSHA too, so
+// a MULTI fails there as it always did.) None of the scripts is flagged
+// allow-oom, which would also let their writes grow a full server.
+func (c *Call) Recover(ctx context.Context, node redis.UniversalClient, cmd *redis.Cmd) (bool, error) {
+	if cmd.Name() == "fcall" && !c.evalSha && redis.HasErrorPrefix(cmd.Err(), "OOM") {
+		c.evalSha = true
+		return true, nil
+	}
+	return c.r.Recover(ctx, node, cmd, c.s)
 }
 
 // Recover looks at the outcome of cmd, s run by FCALL or EVALSHA (Run or
