@@ -616,7 +616,7 @@ func perUnit(d map[string]int64, n int) map[string]float64 {
 }
 
 // scriptCommands are the commands a client sends that run Lua.
-var scriptCommands = map[string]bool{"evalsha": true, "eval": true, "evalsha_ro": true, "eval_ro": true, "fcall": true}
+var scriptCommands = map[string]bool{"evalsha": true, "eval": true, "evalsha_ro": true, "eval_ro": true, "fcall": true, "fcall_ro": true}
 
 // scripts counts the script calls (INFO commandstats also counts each
 // command a script runs, under its own name).
