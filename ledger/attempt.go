@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sendworker/sendworker/internal/luafn"
 	"github.com/sendworker/sendworker/tasks"
 )
 
@@ -265,23 +266,28 @@ func (l *Ledger) ConnectedReplicas(ctx context.Context) (int, error) {
 // same connection, whose writes WAIT counts) by WAIT for Options.WaitReplicas
 // replicas on the node of keys[1]. It returns the script's reply, the replicas
 // that acknowledged, and WAIT's own error when only WAIT failed.
-func (l *Ledger) runAndWait(ctx context.Context, s *redis.Script, keys []string, args []any) (v any, acked int, waitErr, err error) {
+func (l *Ledger) runAndWait(ctx context.Context, s *luafn.Script, keys []string, args []any) (v any, acked int, waitErr, err error) {
 	node, err := l.nodeOf(ctx, keys[1])
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("ledger: %w", err)
 	}
 	all := l.argv(l.nowMs(), args)
-	for loaded := false; ; loaded = true {
+	call := l.lua.Call(s)
+	for try := 0; ; try++ {
 		pipe := node.Pipeline()
-		ev := pipe.EvalSha(ctx, s.Hash(), keys, all...)
+		ev := call.Queue(ctx, pipe, keys, all...)
 		wait := pipe.Do(ctx, "WAIT", l.opts.WaitReplicas, l.opts.WaitTimeout.Milliseconds())
 		_, _ = pipe.Exec(ctx) // the errors are each command's
-		if !loaded && redis.HasErrorPrefix(ev.Err(), "NOSCRIPT") {
-			// The EVALSHA did nothing; load the script and run it all again.
-			if err := s.Load(ctx, node).Err(); err != nil {
+		if try < luafn.MaxRecover {
+			// A script not found (or FCALL refused) did nothing: load it (or
+			// fall back to EVALSHA) and run it all again.
+			again, err := call.Recover(ctx, node, ev)
+			if err != nil {
 				return nil, 0, nil, fmt.Errorf("ledger: %w", err)
 			}
-			continue
+			if again {
+				continue
+			}
 		}
 		if err := ev.Err(); err != nil {
 			return nil, 0, nil, fmt.Errorf("ledger: %w", err)

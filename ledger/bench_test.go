@@ -21,7 +21,8 @@ import (
 // Finish(sent), against its own redis-server. Besides ns/op it reports the
 // Redis commands per send (INFO commandstats, counting the commands the
 // scripts run): cmds/send in total, and hget/send, hmget/send, zadd/send,
-// zrem/send, evalsha/send; redis-cpu-µs/send, the CPU time of redis-server
+// zrem/send, evalsha/send, fcall/send (the script calls: FCALL on this
+// redis-server, EVALSHA where Functions are missing); redis-cpu-µs/send, the CPU time of redis-server
 // (INFO cpu, user + system), redis-user-µs/send its user part (the system
 // part is mostly the loopback round trips, ~15-20 µs each here), and
 // script-µs/send, the wall time it spent in the scripts. -v logs every
@@ -31,7 +32,7 @@ func BenchmarkSendLifecycle(b *testing.B) {
 	rdb := srv.Client(b)
 	ctx := context.Background()
 	l := New(rdb, Options{Prefix: "bench", ResultsStream: "{bench}:results"})
-	// Load every script once, so the measured loop runs EVALSHA only.
+	// Load every script once, so the measured loop runs the scripts only.
 	req := benchRequest("warm")
 	rec, _, err := l.Create(ctx, req, req.Digest(), time.Now().Add(time.Hour))
 	if err != nil {
@@ -72,15 +73,15 @@ func BenchmarkSendLifecycle(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(total)/n, "cmds/send")
-	for _, cmd := range []string{"hget", "hmget", "zadd", "zrem", "evalsha"} {
+	for _, cmd := range []string{"hget", "hmget", "zadd", "zrem", "evalsha", "fcall"} {
 		b.ReportMetric(float64(stats[cmd])/n, cmd+"/send")
 	}
 	// The CPU time of redis-server (user + system, network included), and
-	// the time it spent in the scripts (EVALSHA usec, wall clock, includes
-	// the commands they run).
+	// the time it spent in the scripts (FCALL and EVALSHA usec, wall clock,
+	// includes the commands they run).
 	b.ReportMetric((cpu1.user+cpu1.sys-cpu0.user-cpu0.sys).Seconds()*1e6/n, "redis-cpu-µs/send")
 	b.ReportMetric((cpu1.user-cpu0.user).Seconds()*1e6/n, "redis-user-µs/send")
-	b.ReportMetric(float64(stats["evalsha usec"])/n, "script-µs/send")
+	b.ReportMetric(float64(stats["evalsha usec"]+stats["fcall usec"])/n, "script-µs/send")
 	if testing.Verbose() {
 		names := make([]string, 0, len(stats))
 		for cmd := range stats {

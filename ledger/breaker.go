@@ -117,7 +117,7 @@ func (l *Ledger) BreakersOpen(ctx context.Context, accounts []string) ([]bool, e
 // CheckBreaker reads the account's breaker at now, claiming the probe for the caller when the
 // breaker is open and its last probe is older than p.ProbeEvery.
 func (l *Ledger) CheckBreaker(ctx context.Context, account string, now time.Time, p BreakerPolicy) (Breaker, error) {
-	v, err := breakerCheckScript.Run(ctx, l.rdb, []string{l.keys.Breaker(account)},
+	v, err := l.lua.Run(ctx, breakerCheckScript, []string{l.keys.Breaker(account)},
 		now.UnixMilli(), p.ProbeEvery.Milliseconds(), p.TTL.Milliseconds()).Slice()
 	if err != nil {
 		return Breaker{}, err
@@ -144,7 +144,7 @@ func (l *Ledger) CheckBreaker(ctx context.Context, account string, now time.Time
 // OpenBreaker opens the account's breaker at now for status (already open: the status is
 // updated). opened is true for the one call that opened it, which announces it.
 func (l *Ledger) OpenBreaker(ctx context.Context, account, status string, now time.Time, p BreakerPolicy) (opened bool, err error) {
-	n, err := breakerOpenScript.Run(ctx, l.rdb, []string{l.keys.Breaker(account), l.opts.ResultsStream},
+	n, err := l.lua.Run(ctx, breakerOpenScript, []string{l.keys.Breaker(account), l.opts.ResultsStream},
 		breakerOpenArgs(now, status, account, p)...).Int()
 	return n == 1, err
 }
@@ -153,14 +153,14 @@ func (l *Ledger) OpenBreaker(ctx context.Context, account, status string, now ti
 // them within p.Window open the breaker. opened is true for the call that opened it.
 func (l *Ledger) BreakerRefused(ctx context.Context, account, slug string, now time.Time, p BreakerPolicy) (opened bool, err error) {
 	args := append(breakerOpenArgs(now, slug, account, p), p.Window.Milliseconds(), p.Trips)
-	n, err := breakerRefusedScript.Run(ctx, l.rdb, []string{l.keys.Breaker(account), l.opts.ResultsStream}, args...).Int()
+	n, err := l.lua.Run(ctx, breakerRefusedScript, []string{l.keys.Breaker(account), l.opts.ResultsStream}, args...).Int()
 	return n == 1, err
 }
 
 // CloseBreaker closes the account's breaker (a probe found it healthy, status). closed is true
 // for the one call that closed it, which announces it.
 func (l *Ledger) CloseBreaker(ctx context.Context, account, status string, now time.Time) (closed bool, err error) {
-	n, err := breakerCloseScript.Run(ctx, l.rdb, []string{l.keys.Breaker(account), l.opts.ResultsStream},
+	n, err := l.lua.Run(ctx, breakerCloseScript, []string{l.keys.Breaker(account), l.opts.ResultsStream},
 		status, account, breakerISO(now)).Int()
 	return n == 1, err
 }

@@ -62,6 +62,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sendworker/sendworker/internal/luafn"
 	"github.com/sendworker/sendworker/tasks"
 )
 
@@ -165,6 +166,7 @@ func (e *ConflictError) Unwrap() error { return ErrConflict }
 // Ledger is the Redis-backed store of send records.
 type Ledger struct {
 	rdb  redis.UniversalClient
+	lua  *luafn.Runner // runs the scripts: FCALL, or EVALSHA where Functions are missing
 	opts Options
 	keys Keys
 }
@@ -208,7 +210,7 @@ func New(rdb redis.UniversalClient, opts Options) *Ledger {
 	}
 	// WAIT takes whole milliseconds, and 0 would block for ever.
 	opts.WaitTimeout = max(opts.WaitTimeout, time.Millisecond)
-	return &Ledger{rdb: rdb, opts: opts, keys: Keys{tag: "{" + opts.Prefix + "}:"}}
+	return &Ledger{rdb: rdb, lua: luafn.NewRunner(rdb), opts: opts, keys: Keys{tag: "{" + opts.Prefix + "}:"}}
 }
 
 // Validate reports options that cannot work: a prefix with braces (it would

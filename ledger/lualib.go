@@ -2,13 +2,13 @@ package ledger
 
 import (
 	"embed"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sendworker/sendworker/internal/luafn"
 	"github.com/sendworker/sendworker/results"
 	"github.com/sendworker/sendworker/tasks"
 )
@@ -27,11 +27,16 @@ const luaLibFile = "lib"
 // (shared helpers, the terminal transition, iso_ms...), in an order where
 // each definition uses only the ones before it (as Lua requires of locals).
 //
-// A script is its body preceded by only the definitions it needs. Redis runs
-// the whole chunk on every call, so each local function it defines is a
-// closure allocated (and later collected) per call: the full library costs
-// more than many a body.
-var luaLib = parseLuaLib(luaGenerated() + luaSource(luaLibFile))
+// A script is its body preceded by only the definitions it needs. By EVALSHA
+// Redis runs the whole chunk on every call, so each local function it
+// defines is a closure allocated (and later collected) per call: the full
+// library costs more than many a body. As a Redis Function (luaFunctions) the
+// functions are made once, at load, and only the values run per call.
+var luaLib = luafn.MustParse(luaGenerated() + luaSource(luaLibFile))
+
+// luaFunctions is every script as one Redis Function library, named after a
+// hash of its text (see package luafn).
+var luaFunctions = luafn.NewLibrary("sendworker_ledger", luaLib)
 
 // luaBuilt is every build of every script file, by file name, as the script
 // constructors (script, leaseScriptOf) made them: TestScriptsCompile loads
@@ -129,126 +134,37 @@ func luaResultsNames() [][2]string {
 func luaQuote(s string) string { return strconv.Quote(s) }
 
 // script builds the script of lua/<name>.lua with the definitions of luaLib it uses.
-func script(name string) *redis.Script {
+func script(name string) *luafn.Script {
 	body := luaSource(name)
-	s := redis.NewScript(luaLib.prelude(body) + body)
-	luaBuilt[name] = []*redis.Script{s}
+	defs := luaLib.Needed(body)
+	s := luaFunctions.Add(name, defs.Source()+body, defs, body)
+	luaBuilt[name] = []*redis.Script{s.EvalSha()}
 	return s
 }
 
 // leaseScript is a script that sets or judges attempt leases, in two builds:
 // leases on Redis's clock (LeaseClockRedis) or on the caller's
 // (LeaseClockCaller). The build sets LEASE_CLOCK_REDIS, which lease_now reads.
-type leaseScript struct{ redisClock, callerClock *redis.Script }
+type leaseScript struct{ redisClock, callerClock *luafn.Script }
 
 // leaseScriptOf builds both lease builds of lua/<name>.lua.
 func leaseScriptOf(name string) leaseScript {
 	body := luaSource(name)
-	src := luaLib.prelude(body) + body
-	ls := leaseScript{
-		redisClock:  redis.NewScript("local LEASE_CLOCK_REDIS = true\n" + src),
-		callerClock: redis.NewScript("local LEASE_CLOCK_REDIS = false\n" + src),
+	defs := luaLib.Needed(body)
+	build := func(suffix, clock string) *luafn.Script {
+		pre := "local LEASE_CLOCK_REDIS = " + clock + "\n"
+		all := append(luafn.MustParse(pre), defs...)
+		return luaFunctions.Add(name+"_"+suffix, pre+defs.Source()+body, all, body)
 	}
-	luaBuilt[name] = []*redis.Script{ls.redisClock, ls.callerClock}
+	ls := leaseScript{redisClock: build("redisclock", "true"), callerClock: build("callerclock", "false")}
+	luaBuilt[name] = []*redis.Script{ls.redisClock.EvalSha(), ls.callerClock.EvalSha()}
 	return ls
 }
 
 // lease returns the build of s for the ledger's LeaseClock.
-func (l *Ledger) lease(s leaseScript) *redis.Script {
+func (l *Ledger) lease(s leaseScript) *luafn.Script {
 	if l.opts.LeaseClock == LeaseClockCaller {
 		return s.callerClock
 	}
 	return s.redisClock
-}
-
-// luaDef is one top-level definition of luaLib, with its leading comments.
-type luaDef struct {
-	names []string        // the locals it defines
-	code  string          // its source
-	uses  map[string]bool // every identifier in its source
-}
-
-type luaLibrary []luaDef
-
-var luaIdent = regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_]*`)
-
-// identifiers returns the identifiers of Lua source outside its comments
-// (and, harmlessly, the words of its string literals).
-func identifiers(src string) map[string]bool {
-	ids := map[string]bool{}
-	for _, line := range strings.Split(src, "\n") {
-		code, _, _ := strings.Cut(line, "--")
-		for _, id := range luaIdent.FindAllString(code, -1) {
-			ids[id] = true
-		}
-	}
-	return ids
-}
-
-// parseLuaLib splits src into its top-level definitions. A definition starts
-// at a line "local ..." in column 0, preceded by the comment lines ("--" in
-// column 0) just above it, and runs to the next one; every other line
-// (indented, "end", "}") continues it.
-func parseLuaLib(src string) luaLibrary {
-	var lib luaLibrary
-	var comments []string
-	for _, line := range strings.Split(src, "\n") {
-		switch {
-		case strings.HasPrefix(line, "local "):
-			decl := strings.TrimPrefix(line, "local ")
-			var names []string
-			if fn, ok := strings.CutPrefix(decl, "function "); ok {
-				name, _, _ := strings.Cut(fn, "(")
-				names = []string{strings.TrimSpace(name)}
-			} else {
-				lhs, _, _ := strings.Cut(decl, "=")
-				for _, n := range strings.Split(lhs, ",") {
-					names = append(names, strings.TrimSpace(n))
-				}
-			}
-			code := strings.Join(append(comments, line), "\n") + "\n"
-			lib = append(lib, luaDef{names: names, code: code})
-			comments = nil
-		case strings.HasPrefix(line, "--"):
-			comments = append(comments, line)
-		case strings.TrimSpace(line) == "":
-			comments = nil
-		default:
-			if len(lib) == 0 {
-				panic("ledger: Lua library: statement outside a definition: " + line)
-			}
-			lib[len(lib)-1].code += line + "\n"
-		}
-	}
-	for i := range lib {
-		lib[i].uses = identifiers(lib[i].code)
-	}
-	return lib
-}
-
-// prelude returns the definitions body needs, directly or through other
-// definitions, in library order.
-func (lib luaLibrary) prelude(body string) string {
-	need := identifiers(body)
-	keep := make([]bool, len(lib))
-	for i := len(lib) - 1; i >= 0; i-- {
-		for _, n := range lib[i].names {
-			if need[n] {
-				keep[i] = true
-				break
-			}
-		}
-		if keep[i] {
-			for id := range lib[i].uses {
-				need[id] = true
-			}
-		}
-	}
-	var b strings.Builder
-	for i, d := range lib {
-		if keep[i] {
-			b.WriteString(d.code)
-		}
-	}
-	return b.String()
 }

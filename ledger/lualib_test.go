@@ -67,10 +67,10 @@ func TestPreludeDefinesEveryName(t *testing.T) {
 	t.Parallel()
 	defined := map[string]int{}
 	for _, d := range luaLib {
-		if len(d.names) == 0 || d.names[0] == "" {
-			t.Fatalf("definition without a name: %q", d.code)
+		if len(d.Names) == 0 || d.Names[0] == "" {
+			t.Fatalf("definition without a name: %q", d.Code)
 		}
-		for _, n := range d.names {
+		for _, n := range d.Names {
 			defined[n]++
 		}
 	}
@@ -84,15 +84,15 @@ func TestPreludeDefinesEveryName(t *testing.T) {
 			t.Errorf("%s not in the library", name)
 		}
 	}
-	if p := luaLib.prelude("return 1"); p != "" {
+	if p := luaLib.Needed("return 1").Source(); p != "" {
 		t.Fatalf("prelude of a body using nothing: %q", p)
 	}
-	p := luaLib.prelude("redis.call('ZADD', k_watch(), NOW_S, ARGV[7])")
+	p := luaLib.Needed("redis.call('ZADD', k_watch(), NOW_S, ARGV[7])").Source()
 	if !strings.Contains(p, "local P = ARGV[1]") || !strings.Contains(p, "local function k_watch(") ||
 		!strings.Contains(p, "local NOW_S") || strings.Contains(p, "k_send") || strings.Contains(p, "local NOW =") {
 		t.Fatalf("prelude:\n%s", p)
 	}
-	p = luaLib.prelude("finish(id, r, 'sent', '', '', {}, '')")
+	p = luaLib.Needed("finish(id, r, 'sent', '', '', {}, '')").Source()
 	for _, want := range []string{"local RESULTS", "local function result_json(", "local function move(",
 		"local function new_message_op(", "local function k_msg(", "local function event(", "local HISTORY_MAX"} {
 		if !strings.Contains(p, want) {
@@ -114,7 +114,7 @@ func TestGeneratedLua(t *testing.T) {
 	ctx := context.Background()
 	run := func(body string, args ...any) []any {
 		t.Helper()
-		v, err := redis.NewScript(luaLib.prelude(body)+body).Run(ctx, rdb, []string{"{t}:x"}, args...).Slice()
+		v, err := redis.NewScript(luaLib.Needed(body).Source()+body).Run(ctx, rdb, []string{"{t}:x"}, args...).Slice()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +158,7 @@ func TestScriptHeadersDeclareTheirKeys(t *testing.T) {
 	t.Parallel()
 	problems, err := luakeys.CheckScripts(luaFiles, "lua", luaLibFile, func(name string) string {
 		body := luaSource(name)
-		return luaLib.prelude(body) + body
+		return luaLib.Needed(body).Source() + body
 	})
 	if err != nil {
 		t.Fatal(err)

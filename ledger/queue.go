@@ -76,7 +76,7 @@ func (l *Ledger) Queue(ctx context.Context, q QueueQuery) (QueuePage, error) {
 	// further one doubles, up to queueChunk.
 	chunk := q.Limit
 	for ; ; chunk = min(2*chunk, queueChunk) {
-		raw, err := queueAfterScript.Run(ctx, l.rdb, []string{l.keys.Deadlines()}, score, member, chunk).StringSlice()
+		raw, err := l.lua.Run(ctx, queueAfterScript, []string{l.keys.Deadlines()}, score, member, chunk).StringSlice()
 		if err != nil {
 			return QueuePage{}, fmt.Errorf("ledger: queue: %w", err)
 		}

@@ -5,8 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/redis/go-redis/v9"
-
+	"github.com/sendworker/sendworker/internal/luafn"
 	"github.com/sendworker/sendworker/tasks"
 )
 
@@ -19,8 +18,8 @@ func (l *Ledger) argv(now int64, args []any) []any {
 }
 
 // run executes a script with the common ARGV at time now.
-func (l *Ledger) run(ctx context.Context, s *redis.Script, now int64, keys []string, args ...any) (any, error) {
-	v, err := s.Run(ctx, l.rdb, keys, l.argv(now, args)...).Result()
+func (l *Ledger) run(ctx context.Context, s *luafn.Script, now int64, keys []string, args ...any) (any, error) {
+	v, err := l.lua.Run(ctx, s, keys, l.argv(now, args)...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
@@ -39,20 +38,25 @@ type recordReply struct {
 // runs between the script and the reads, so the record is exactly the one
 // the script left. The script replies {code[, payload]}; reading the record
 // with plain commands costs Redis far less than returning it from Lua.
-func (l *Ledger) runRecord(ctx context.Context, s *redis.Script, sendID string, keys []string, args ...any) (recordReply, error) {
+func (l *Ledger) runRecord(ctx context.Context, s *luafn.Script, sendID string, keys []string, args ...any) (recordReply, error) {
 	all := l.argv(l.nowMs(), args)
-	for loaded := false; ; loaded = true {
+	call := l.lua.Call(s)
+	for try := 0; ; try++ {
 		pipe := l.rdb.TxPipeline()
-		ev := pipe.EvalSha(ctx, s.Hash(), keys, all...)
+		ev := call.Queue(ctx, pipe, keys, all...)
 		hcmd := pipe.HGetAll(ctx, l.keys.Send(sendID))
 		lcmd := pipe.LRange(ctx, l.keys.History(sendID), 0, -1)
 		_, err := pipe.Exec(ctx)
-		if err != nil && !loaded && redis.HasErrorPrefix(ev.Err(), "NOSCRIPT") {
-			// The EVALSHA did nothing; load the script and run it all again.
-			if err := s.Load(ctx, l.rdb).Err(); err != nil {
+		if err != nil && try < luafn.MaxRecover {
+			// A script not found (or FCALL refused) did nothing: load it (or
+			// fall back to EVALSHA) and run it all again.
+			again, err := call.Recover(ctx, l.rdb, ev)
+			if err != nil {
 				return recordReply{}, fmt.Errorf("ledger: %w", err)
 			}
-			continue
+			if again {
+				continue
+			}
 		}
 		if err != nil {
 			return recordReply{}, fmt.Errorf("ledger: %w", err)

@@ -34,7 +34,7 @@ func (l *Limiter) WaitGlobal(ctx context.Context) error {
 	now = l.opts.Now()
 	interval := time.Duration(float64(time.Second) / l.opts.GlobalRPS)
 	tolerance := time.Duration(l.opts.GlobalBurst-1) * interval
-	wait, err := globalScript.Run(ctx, l.rdb, []string{l.keys.global()},
+	wait, err := l.lua.Run(ctx, globalScript, []string{l.keys.global()},
 		now.UnixMicro(), interval.Microseconds(), tolerance.Microseconds()).Int64()
 	if err != nil {
 		return fmt.Errorf("ratelimit: global rate: %w", err)

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/sendworker/sendworker/config"
+	"github.com/sendworker/sendworker/internal/luafn"
 	"github.com/sendworker/sendworker/tasks"
 )
 
@@ -78,6 +79,7 @@ type Options struct {
 // for concurrent use, and any number of Limiters (one per replica) may share one Redis.
 type Limiter struct {
 	rdb  redis.UniversalClient
+	lua  *luafn.Runner // runs the scripts: FCALL, or EVALSHA where Functions are missing
 	keys keys
 	opts Options
 
@@ -126,6 +128,7 @@ func New(rdb redis.UniversalClient, opts Options) *Limiter {
 	}
 	l := &Limiter{
 		rdb:     rdb,
+		lua:     luafn.NewRunner(rdb),
 		keys:    newKeys(opts.Prefix),
 		opts:    opts,
 		created: make(map[string]createdEntry),
@@ -207,7 +210,7 @@ func (l *Limiter) ReserveSlot(ctx context.Context, rec *tasks.Record, now time.T
 		l.jitter(lim.Jitter).Milliseconds(), boolArg(isNew), l.opts.Horizon.Milliseconds(), graceMs,
 		rec.SendID, acct, UsedTTL.Milliseconds())
 
-	v, err := reserveScript.Run(ctx, l.rdb, ks, args...).Slice()
+	v, err := l.lua.Run(ctx, reserveScript, ks, args...).Slice()
 	if err != nil {
 		return Slot{}, fmt.Errorf("ratelimit: reserve %s: %w", rec.SendID, err)
 	}
@@ -251,7 +254,7 @@ func (l *Limiter) Penalize(ctx context.Context, accountID string, until time.Tim
 	if accountID == "" {
 		return ErrInvalid
 	}
-	err := penalizeScript.Run(ctx, l.rdb, []string{l.keys.account(accountID)},
+	err := l.lua.Run(ctx, penalizeScript, []string{l.keys.account(accountID)},
 		l.opts.Now().UnixMilli(), until.UnixMilli()).Err()
 	if err != nil {
 		return fmt.Errorf("ratelimit: penalize %s: %w", accountID, err)
@@ -270,7 +273,7 @@ func (l *Limiter) Cancel(ctx context.Context, rec *tasks.Record) (bool, error) {
 	acct := rec.Request.AccountID
 	ks := append([]string{l.keys.reservation(rec.SendID), l.keys.slots(acct), l.keys.newChats(acct),
 		l.keys.account(acct)}, l.recipientKeys(rec)...)
-	n, err := cancelScript.Run(ctx, l.rdb, ks, l.opts.Now().UnixMilli(), rec.SendID, acct).Int()
+	n, err := l.lua.Run(ctx, cancelScript, ks, l.opts.Now().UnixMilli(), rec.SendID, acct).Int()
 	if err != nil {
 		return false, fmt.Errorf("ratelimit: cancel %s: %w", rec.SendID, err)
 	}
@@ -294,7 +297,7 @@ func (l *Limiter) Refund(ctx context.Context, rec *tasks.Record) (bool, error) {
 	acct := rec.Request.AccountID
 	ks := append([]string{l.keys.reservation(rec.SendID), l.keys.used(rec.SendID), l.keys.slots(acct),
 		l.keys.newChats(acct), l.keys.account(acct)}, l.recipientKeys(rec)...)
-	n, err := refundScript.Run(ctx, l.rdb, ks, rec.SendID, acct).Int()
+	n, err := l.lua.Run(ctx, refundScript, ks, rec.SendID, acct).Int()
 	if err != nil {
 		return false, fmt.Errorf("ratelimit: refund %s: %w", rec.SendID, err)
 	}
@@ -337,7 +340,7 @@ func (l *Limiter) Forecast(ctx context.Context, accountID string, now time.Time)
 	}
 	lim := sanitize(l.opts.LimitsFor(accountID))
 	ks := []string{l.keys.slots(accountID), l.keys.newChats(accountID), l.keys.account(accountID)}
-	v, err := forecastScript.Run(ctx, l.rdb, ks, l.limitArgs(ctx, accountID, lim, now)...).Slice()
+	v, err := l.lua.Run(ctx, forecastScript, ks, l.limitArgs(ctx, accountID, lim, now)...).Slice()
 	if err != nil {
 		return Forecast{}, fmt.Errorf("ratelimit: forecast %s: %w", accountID, err)
 	}

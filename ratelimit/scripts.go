@@ -4,6 +4,8 @@ import (
 	"embed"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sendworker/sendworker/internal/luafn"
 )
 
 // Every script of the limiter is one file lua/<name>.lua, its header listing
@@ -58,14 +60,25 @@ func luaSource(name string) string {
 	return string(b)
 }
 
+// luaCommon is lua/common.lua's definitions.
+var luaCommon = luafn.MustParse(luaSource(luaCommonFile))
+
+// luaFunctions is every script as one Redis Function library, named after a
+// hash of its text (see package luafn): lua/common.lua's functions are made
+// once, when it loads, instead of on every call.
+var luaFunctions = luafn.NewLibrary("sendworker_ratelimit", luaCommon)
+
 // newScript builds the script of lua/<name>.lua (after lua/common.lua if kind is withCommon).
-func newScript(name string, kind scriptKind) *redis.Script {
-	src := luaSource(name)
+func newScript(name string, kind scriptKind) *luafn.Script {
+	body := luaSource(name)
+	src := body
+	var defs luafn.Defs
 	if kind == withCommon {
-		src = luaSource(luaCommonFile) + src
+		src = luaSource(luaCommonFile) + body
+		defs = luaCommon
 	}
-	s := redis.NewScript(src)
-	luaBuilt[name] = s
+	s := luaFunctions.Add(name, src, defs, body)
+	luaBuilt[name] = s.EvalSha()
 	luaCode[name] = src
 	return s
 }

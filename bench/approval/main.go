@@ -15,6 +15,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -156,7 +157,7 @@ func run(c config) error {
 		if *ph.out, err = measure(c.ops, c.conc, ph.fn); err != nil {
 			return fmt.Errorf("enqueue: %w", err)
 		}
-		if *ph.us, err = evalshaMicros(ctx, rdb); err != nil {
+		if *ph.us, err = scriptMicros(ctx, rdb); err != nil {
 			return err
 		}
 	}
@@ -243,15 +244,28 @@ func run(c config) error {
 	return nil
 }
 
-// evalshaMicros is Redis's mean time per EVALSHA call since the last CONFIG RESETSTAT, in µs.
-func evalshaMicros(ctx context.Context, rdb *redis.Client) (float64, error) {
-	v := rdb.InfoMap(ctx, "commandstats").Item("Commandstats", "cmdstat_evalsha")
-	for _, kv := range strings.Split(v, ",") {
-		if us, ok := strings.CutPrefix(kv, "usec_per_call="); ok {
-			return strconv.ParseFloat(us, 64)
+// scriptMicros is Redis's mean time per script call (FCALL or EVALSHA: sendworker's
+// scripts run as Functions on Redis 7, asynq's by EVALSHA) since the last CONFIG RESETSTAT,
+// in µs.
+func scriptMicros(ctx context.Context, rdb *redis.Client) (float64, error) {
+	stats := rdb.InfoMap(ctx, "commandstats")
+	var calls, usec float64
+	for _, name := range []string{"cmdstat_evalsha", "cmdstat_fcall"} {
+		for kv := range strings.SplitSeq(stats.Item("Commandstats", name), ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			n, _ := strconv.ParseFloat(v, 64)
+			switch k {
+			case "calls":
+				calls += n
+			case "usec":
+				usec += n
+			}
 		}
 	}
-	return 0, fmt.Errorf("commandstats evalsha %q: no usec_per_call", v)
+	if calls == 0 {
+		return 0, errors.New("commandstats: no evalsha or fcall calls")
+	}
+	return usec / calls, nil
 }
 
 // usedMemory is Redis's used_memory in bytes.

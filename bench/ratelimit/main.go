@@ -468,7 +468,7 @@ func (e *env) commandStats(ctx context.Context) (map[string]int64, error) {
 		fields := strings.Split(rest, ",")
 		n, _ := strconv.ParseInt(fields[0], 10, 64)
 		out[name] = n
-		if name == "evalsha" || name == "eval" {
+		if name == "evalsha" || name == "eval" || name == "fcall" {
 			for _, f := range fields[1:] {
 				if v, ok := strings.CutPrefix(f, "usec="); ok {
 					u, _ := strconv.ParseInt(v, 10, 64)
@@ -481,16 +481,16 @@ func (e *env) commandStats(ctx context.Context) (map[string]int64, error) {
 }
 
 // diff is the cost of calls Reserve calls between two commandstats readings: round trips are
-// EVALSHA/EVAL, commands everything else but our own INFO.
+// the script calls (FCALL, EVALSHA, EVAL), commands everything else but our own INFO.
 func diff(before, after map[string]int64, calls int64) cost {
 	c := cost{calls: calls}
 	for name, n := range after {
 		d := n - before[name]
 		switch name {
 		case "info":
-		case "evalsha", "eval":
+		case "evalsha", "eval", "fcall":
 			c.roundTrips += d
-		case "evalsha.usec", "eval.usec":
+		case "evalsha.usec", "eval.usec", "fcall.usec":
 			c.scriptUsec += d
 		default:
 			c.commands += d

@@ -43,6 +43,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sendworker/sendworker/approval"
+	"github.com/sendworker/sendworker/internal/callgrind"
 	"github.com/sendworker/sendworker/internal/redisproc"
 	"github.com/sendworker/sendworker/ledger"
 	"github.com/sendworker/sendworker/provider/wasim"
@@ -69,6 +70,7 @@ func main() {
 		idle     int
 		logLevel string
 		cpuProf  string
+		instr    bool
 	)
 	flag.IntVar(&n, "n", 10_000, "tasks (baseline) and sends (sendworker) per run")
 	flag.StringVar(&concList, "concurrency", "50,200", "worker concurrencies to measure, comma-separated")
@@ -79,6 +81,8 @@ func main() {
 	flag.IntVar(&idle, "idle-conns", 0, "experiment: raise the provider transport's MaxIdleConnsPerHost to this in the worker; 0 = as the daemon runs (1.5 x concurrency)")
 	flag.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile of each sendworker child to this path + .c<concurrency>")
 	flag.StringVar(&logLevel, "log-level", "info", "experiment: SENDWORKER_LOG_LEVEL of the worker (info = as deployed)")
+	flag.BoolVar(&instr, "redis-instructions", false, "run Redis under valgrind's callgrind and report the instructions it executes per task / send "+
+		"(repeatable where CPU times are not; every time and rate of such a run is slowed by valgrind and means nothing)")
 	flag.Parse()
 	var concs []int
 	for f := range strings.SplitSeq(concList, ",") {
@@ -98,7 +102,7 @@ func main() {
 	os.Setenv(childProfEnv, cpuProf)
 	os.Setenv(childAccountsEnv, strconv.Itoa(accounts))
 	os.Setenv(childChatsEnv, strconv.Itoa(chats))
-	rep, err := run(n, concs, accounts, chats, aof)
+	rep, err := run(n, concs, accounts, chats, aof, instr)
 	if err == nil {
 		rep.IdleConns, rep.LogLevel = idle, logLevel
 	}
@@ -126,7 +130,9 @@ type report struct {
 	Levels       []level   `json:"levels"`
 	Enqueue      enqueueed `json:"enqueue"`
 	IdleConns    int       `json:"idle_conns_experiment,omitempty"`
-	LogLevel     string    `json:"worker_log_level"`
+	// Callgrind: Redis ran under callgrind (-redis-instructions); the times and rates are valgrind's.
+	Callgrind bool   `json:"redis_under_callgrind,omitempty"`
+	LogLevel  string `json:"worker_log_level"`
 }
 
 // enqueueed compares the producer side (measured once, at the first level).
@@ -135,6 +141,9 @@ type enqueueed struct {
 	SendworkerPerS float64 `json:"sendworker_enqueue_approve_per_sec"`
 	AsynqCmds      float64 `json:"asynq_commands_per_task"`
 	SendworkerCmds float64 `json:"sendworker_commands_per_send"`
+	// Redis instructions per task / send of the enqueue (and approval), with -redis-instructions.
+	AsynqInstr      float64 `json:"asynq_redis_instructions_per_task,omitempty"`
+	SendworkerInstr float64 `json:"sendworker_redis_instructions_per_send,omitempty"`
 }
 
 // level is one concurrency.
@@ -156,11 +165,14 @@ type level struct {
 	// Redis server CPU (user+sys) per task/send, in microseconds.
 	AsynqRedisCPUus      float64 `json:"asynq_redis_cpu_us_per_task"`
 	SendworkerRedisCPUus float64 `json:"sendworker_redis_cpu_us_per_send"`
-	ProviderReqsPer      float64 `json:"provider_requests_per_send"`
-	ProviderConnsPer     float64 `json:"provider_connections_per_send"`
-	Overhead             pcts    `json:"overhead_us"`
-	Provider             pcts    `json:"provider_us"`
-	Span                 pcts    `json:"span_us"`
+	// Redis user-space instructions per task / send (callgrind), with -redis-instructions.
+	AsynqInstr       float64 `json:"asynq_redis_instructions_per_task,omitempty"`
+	SendworkerInstr  float64 `json:"sendworker_redis_instructions_per_send,omitempty"`
+	ProviderReqsPer  float64 `json:"provider_requests_per_send"`
+	ProviderConnsPer float64 `json:"provider_connections_per_send"`
+	Overhead         pcts    `json:"overhead_us"`
+	Provider         pcts    `json:"provider_us"`
+	Span             pcts    `json:"span_us"`
 	// SlotUS is concurrency × elapsed / n: the mean time a send holds a
 	// worker slot, if the workers were saturated (Little's law).
 	SlotUS      float64 `json:"slot_mean_us"`
@@ -194,22 +206,30 @@ func percentiles(us []int64) pcts {
 	return pcts{P50: at(0.50), P99: at(0.99), Mean: float64(sum) / float64(len(us)), N: len(us)}
 }
 
-func run(n int, concs []int, accounts, chats int, aof bool) (*report, error) {
+func run(n int, concs []int, accounts, chats int, aof, instr bool) (*report, error) {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "bench-throughput-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	proc, err := redisproc.Start(ctx, redisproc.Options{Dir: dir, AppendOnly: aof})
+	opts := redisproc.Options{Dir: dir, AppendOnly: aof}
+	if instr {
+		if err := callgrind.Available(); err != nil {
+			return nil, err
+		}
+		opts.Wrapper = callgrind.Wrapper(dir)
+	}
+	proc, err := redisproc.Start(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = proc.Kill() }()
+	counter := instructions{on: instr, c: callgrind.Counter{PID: proc.PID(), Dir: dir}, n: n}
 	rdb := redis.NewClient(&redis.Options{Addr: proc.Addr(), PoolSize: 64})
 	defer rdb.Close()
 
-	rep := &report{N: n, GOMAXPROCS: runtime.GOMAXPROCS(0), CPUs: runtime.NumCPU(), AOF: aof}
+	rep := &report{N: n, GOMAXPROCS: runtime.GOMAXPROCS(0), CPUs: runtime.NumCPU(), AOF: aof, Callgrind: instr}
 	rep.RedisVersion = rdb.InfoMap(ctx, "server").Item("Server", "redis_version")
 	rep.RedisRTTus = pingRTT(ctx, rdb)
 	self, err := os.Executable()
@@ -229,7 +249,14 @@ func run(n int, concs []int, accounts, chats int, aof bool) (*report, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := counter.start(ctx); err != nil {
+			return nil, err
+		}
 		enqRate, err := enqueueNoop(ctx, proc.Addr(), n)
+		if err != nil {
+			return nil, err
+		}
+		enqInstr, err := counter.perUnit(ctx, "asynq-enqueue")
 		if err != nil {
 			return nil, err
 		}
@@ -238,12 +265,19 @@ func run(n int, concs []int, accounts, chats int, aof bool) (*report, error) {
 			return nil, err
 		}
 		if li == 0 {
+			rep.Enqueue.AsynqInstr = enqInstr
 			rep.Enqueue.AsynqPerSec = enqRate
 			rep.Enqueue.AsynqCmds = total(diff(mid, before)) / float64(n)
 		}
 		cpu0 := redisCPU(ctx, rdb)
+		if err := counter.start(ctx); err != nil {
+			return nil, err
+		}
 		lv.Asynq, err = spawn(self, "asynq", proc.Addr(), "", n, conc)
 		if err != nil {
+			return nil, err
+		}
+		if lv.AsynqInstr, err = counter.perUnit(ctx, fmt.Sprintf("asynq-c%d", conc)); err != nil {
 			return nil, err
 		}
 		lv.AsynqRedisCPUus = (redisCPU(ctx, rdb) - cpu0) * 1e6 / float64(n)
@@ -293,7 +327,16 @@ func run(n int, concs []int, accounts, chats int, aof bool) (*report, error) {
 			closeSim()
 			return nil, err
 		}
+		if err := counter.start(ctx); err != nil {
+			closeSim()
+			return nil, err
+		}
 		approveRate, err := enqueueApprove(ctx, rdb, n, accounts, chats)
+		if err != nil {
+			closeSim()
+			return nil, err
+		}
+		approveInstr, err := counter.perUnit(ctx, "sendworker-enqueue-approve")
 		if err != nil {
 			closeSim()
 			return nil, err
@@ -304,6 +347,7 @@ func run(n int, concs []int, accounts, chats int, aof bool) (*report, error) {
 			return nil, err
 		}
 		if li == 0 {
+			rep.Enqueue.SendworkerInstr = approveInstr
 			rep.Enqueue.SendworkerPerS = approveRate
 			rep.Enqueue.SendworkerCmds = total(diff(mid, before)) / float64(n)
 		}
@@ -314,7 +358,14 @@ func run(n int, concs []int, accounts, chats int, aof bool) (*report, error) {
 		}
 		cpu0 = redisCPU(ctx, rdb)
 		parent0 := selfCPU()
+		if err := counter.start(ctx); err != nil {
+			closeSim()
+			return nil, err
+		}
 		lv.Sendworker, err = spawn(self, "sendworker", proc.Addr(), sim, n, conc)
+		if err == nil {
+			lv.SendworkerInstr, err = counter.perUnit(ctx, fmt.Sprintf("sendworker-c%d", conc))
+		}
 		lv.SimCPUus = (selfCPU() - parent0) * 1e6 / float64(n)
 		lv.SendworkerRedisCPUus = (redisCPU(ctx, rdb) - cpu0) * 1e6 / float64(n)
 		closeSim()
@@ -565,7 +616,7 @@ func perUnit(d map[string]int64, n int) map[string]float64 {
 }
 
 // scriptCommands are the commands a client sends that run Lua.
-var scriptCommands = map[string]bool{"evalsha": true, "eval": true, "evalsha_ro": true, "eval_ro": true, "fcall": true}
+var scriptCommands = map[string]bool{"evalsha": true, "eval": true, "evalsha_ro": true, "eval_ro": true, "fcall": true, "fcall_ro": true}
 
 // scripts counts the script calls (INFO commandstats also counts each
 // command a script runs, under its own name).
@@ -598,6 +649,16 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "; EXPERIMENT: provider transport MaxIdleConnsPerHost=%d (the daemon as shipped uses Go's default, 2)", r.IdleConns)
 	}
 	fmt.Fprint(w, "\n\n")
+	if r.Callgrind {
+		fmt.Fprint(w, "REDIS RAN UNDER CALLGRIND (-redis-instructions): every time, rate and CPU figure below is slowed by valgrind and means nothing; the instruction counts are the measure.\n\n")
+		fmt.Fprintf(w, "Redis instructions (user space, callgrind), producer side: asynq enqueue %.0fk per task; sendworker enqueue+approve %.0fk per send\n",
+			r.Enqueue.AsynqInstr/1e3, r.Enqueue.SendworkerInstr/1e3)
+		for _, l := range r.Levels {
+			fmt.Fprintf(w, "Redis instructions (user space, callgrind), concurrency %d: bare asynq %.0fk per task; sendworker %.0fk per send (release to asynq included) = %.1f×\n",
+				l.Concurrency, l.AsynqInstr/1e3, l.SendworkerInstr/1e3, l.SendworkerInstr/l.AsynqInstr)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "producer side: asynq enqueue %.0f tasks/s (%.1f Redis commands/task); sendworker enqueue+approve %.0f sends/s (%.1f commands/send)\n\n",
 		r.Enqueue.AsynqPerSec, r.Enqueue.AsynqCmds, r.Enqueue.SendworkerPerS, r.Enqueue.SendworkerCmds)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)

@@ -35,6 +35,11 @@ type Options struct {
 	ReplicaOf string
 	// Args are more redis-server arguments, e.g. "--requirepass", "pw".
 	Args []string
+	// Wrapper is a command the server runs under, its binary and arguments
+	// following it: e.g. valgrind and its options, to count the server's
+	// instructions (bench/throughput -redis-instructions). The server then
+	// starts far slower: Start waits up to a minute for it.
+	Wrapper []string
 }
 
 // Proc is a running redis-server.
@@ -59,6 +64,11 @@ func Start(ctx context.Context, opts Options) (*Proc, error) {
 	}
 	if _, err := exec.LookPath(opts.Binary); err != nil {
 		return nil, ErrNoBinary
+	}
+	if len(opts.Wrapper) > 0 {
+		if _, err := exec.LookPath(opts.Wrapper[0]); err != nil {
+			return nil, fmt.Errorf("redisproc: wrapper %s: %w", opts.Wrapper[0], err)
+		}
 	}
 	p := &Proc{opts: opts, port: opts.Port}
 	// A port picked by closing a listener can be taken by someone else before
@@ -85,6 +95,15 @@ func Start(ctx context.Context, opts Options) (*Proc, error) {
 
 // Addr is host:port of the server.
 func (p *Proc) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)) }
+
+// PID is the server's process id (the wrapper's, which valgrind shares with
+// the server it runs); 0 when the server is not running.
+func (p *Proc) PID() int {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
 
 // URL is a redis:// URL for the server's database 0.
 func (p *Proc) URL() string { return "redis://" + p.Addr() + "/0" }
@@ -162,7 +181,8 @@ func (p *Proc) launch(ctx context.Context) error {
 		args = append(args, "--appendonly", "no")
 	}
 	args = append(args, p.opts.Args...)
-	cmd := exec.Command(p.opts.Binary, args...)
+	argv := append(append(append([]string{}, p.opts.Wrapper...), p.opts.Binary), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	// Own process group: a ^C to the test does not reach redis before
 	// cleanup. Pdeathsig: a test binary killed outright (fuzz workers, a
 	// timeout) takes its redis-server with it instead of leaking it.
@@ -177,7 +197,11 @@ func (p *Proc) launch(ctx context.Context) error {
 	}()
 	p.cmd, p.done = cmd, done
 
-	deadline := time.Now().Add(10 * time.Second)
+	wait := 10 * time.Second
+	if len(p.opts.Wrapper) > 0 {
+		wait = time.Minute
+	}
+	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
 		if pingOnce(p.Addr()) == nil {
 			return nil
@@ -194,7 +218,7 @@ func (p *Proc) launch(ctx context.Context) error {
 		}
 	}
 	_ = p.Kill()
-	return fmt.Errorf("redisproc: redis-server on port %d did not answer PING within 10s", p.port)
+	return fmt.Errorf("redisproc: redis-server on port %d did not answer PING within %s", p.port, wait)
 }
 
 // Sentinel is a redis-server in sentinel mode started by StartSentinel.
@@ -352,11 +376,18 @@ func StartCluster(ctx context.Context, dir string, n int) (*Cluster, error) {
 }
 
 func pingOnce(addr string) error {
+	// A plain dial first: go-redis logs every refused dial, and a server
+	// under valgrind refuses for seconds.
+	conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	_ = conn.Close()
 	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	err := c.Ping(ctx).Err()
+	err = c.Ping(ctx).Err()
 	if err != nil && redis.HasErrorPrefix(err, "NOAUTH") {
 		return nil // a server with a password answers: it is up
 	}

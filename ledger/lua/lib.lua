@@ -1,14 +1,19 @@
 -- The ledger's Lua library: every definition a script (the other files of
--- this folder) may use. It is not run as one: when a script is built,
--- lualib.go gives it only the definitions its body uses, directly or through
--- other definitions, in this file's order, after the constants generated from
--- Go (luaGenerated: HISTORY_MAX, RECOVERED_BY, is_terminal, new_message_op,
--- the results stream's names R_* and EV_*).
+-- this folder) may use. By EVALSHA it is not run as one: when a script is
+-- built, lualib.go gives it only the definitions its body uses, directly or
+-- through other definitions, in this file's order, after the constants
+-- generated from Go (luaGenerated: HISTORY_MAX, RECOVERED_BY, is_terminal,
+-- new_message_op, the results stream's names R_* and EV_*). As a Redis
+-- Function library (package internal/luafn) its local functions and
+-- string/number constants are made once, at load, and every other definition
+-- (values from ARGV/KEYS, tables, anything that calls a function) runs at the
+-- start of each call whose script needs it.
 --
 -- Rules the linker relies on: a definition starts at a line "local ..." in
 -- column 0 with the comment lines ("--" in column 0) just above it, and runs
 -- to the next one; each uses only definitions above it; every name is
--- defined once (TestPreludeDefinesEveryName).
+-- defined once (TestPreludeDefinesEveryName); a local function ends at its
+-- own "end" (a statement after it would run at load: luafn.Parse refuses it).
 --
 -- Every ledger script takes the common ARGV[1..6] (Ledger.argv):
 --   ARGV[1] key tag "{prefix}:"   ARGV[2] now (Unix ms)        ARGV[3] now (RFC 3339, ms)
