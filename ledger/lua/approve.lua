@@ -22,7 +22,9 @@ if get(r, 'requested_by') == by then return {'self_approval'} end
 -- its approval is told by approved_ms and approved_by
 local implicit = redis.call('EXISTS', k_history(id)) == 0
 local kv = {'HSET', rk, 'state', 'approved', 'approved_by', by, 'approved_ms', NOW_S,
-  'approved_digest', digest, 'approved_note', note, 'updated_ms', NOW_S, 'gen', str(num(r, 'gen') + 1)}
+  'approved_digest', digest, 'updated_ms', NOW_S, 'gen', str(num(r, 'gen') + 1)}
+-- no empty note: the record reads an empty field as an absent one (and a pending send has none)
+if note ~= '' then kv[#kv + 1] = 'approved_note'; kv[#kv + 1] = note end
 if implicit then kv[#kv + 1] = 'hi'; kv[#kv + 1] = '1' end
 redis.call(unpack(kv))
 local acct = get(r, 'account')

@@ -25,9 +25,9 @@
 
 local id, digest, token, lease = ARGV[7], ARGV[9], ARGV[10], tonumber(ARGV[11])
 local rk = KEYS[2]
-local r = hmget(rk, {'hi', 'state', 'gen', 'digest', 'approved_digest', 'account', 'seq', 'lease_until_ms', 'attempts',
-  'attempt_started_ms', 'wait_until_ms', 'wait_reason', 'stop_state', 'stop_by', 'stop_note', 'stop_ms',
-  'attempt_watermark', 'reconcile_absent', 'reconcile_lands_ms', 'reconcile_next_ms', 'reconcile_why'})
+-- the fields every path reads; the rarer ones are read where they can be held (a field absent
+-- from a listpack hash costs HMGET a scan of the whole record)
+local r = hmget(rk, {'hi', 'state', 'gen', 'digest', 'approved_digest', 'account', 'seq', 'attempts', 'stop_state'})
 if missing(rk, r) then return {'not_found'} end
 local st = get(r, 'state')
 if is_terminal(st) then return {'final'} end
@@ -42,6 +42,7 @@ local lease_end = str(lnow + lease)
 -- a caller that skipped the guards because the send was sending must not start a new attempt
 if ARGV[12] == '1' and st ~= 'sending' then return {'stale'} end
 if st == 'sending' then
+  hmget_into(rk, r, {'lease_until_ms', 'attempt_started_ms'})
   if num(r, 'lease_until_ms') > lnow then return {'in_flight', get(r, 'lease_until_ms')} end
   redis.call('HSET', rk, 'attempt_token', token, 'lease_until_ms', lease_end, 'updated_ms', NOW_S)
   -- out of the outbox: the entry of a RecoverStuck release that began before MarkReleased
@@ -53,7 +54,7 @@ if st ~= 'approved' and st ~= 'waiting' then return {'stale'} end
 if get(r, 'stop_state') ~= '' then
   -- a stop request the send left sending with (defensive: Defer and
   -- ResolveReconciled already honour it)
-  finish_stopped(id, rk, r, 'stop requested while sending')
+  finish_stopped(id, rk, hmget_into(rk, r, {'stop_by', 'stop_note', 'stop_ms'}), 'stop requested while sending')
   return {'final'}
 end
 
@@ -64,6 +65,8 @@ elseif redis.call('SISMEMBER', k_paused_accounts(), acct) == 1 then
   held = k_held_acct(acct)
   redis.call('SADD', k_held_accounts(), acct)
 end
+-- the wait's fields are held (non-empty) only while waiting
+if st == 'waiting' then hmget_into(rk, r, {'wait_until_ms', 'wait_reason'}) end
 if held then
   hset(rk, r, {'state', 'waiting', 'wait_reason', 'paused', 'updated_ms', NOW_S})
   hdel(rk, r, {'wait_until_ms'})
@@ -122,13 +125,19 @@ if implicit then
 else
   hist_flush(id, r.hi)
 end
-local gone = {'wait_until_ms', 'wait_reason', 'reconcile_absent', 'reconcile_lands_ms', 'reconcile_next_ms',
-  'reconcile_why'}
+-- the fields of the wait and of a previous attempt (its watermark and reconciliation, only
+-- ever written once an attempt began) go
+local gone = {}
+if st == 'waiting' then gone = {'wait_until_ms', 'wait_reason'} end
+if attempt > 1 then
+  local prev = {'reconcile_absent', 'reconcile_lands_ms', 'reconcile_next_ms', 'reconcile_why'}
+  if ARGV[13] == '' then prev[#prev + 1] = 'attempt_watermark' end
+  hmget_into(rk, r, prev)
+  for _, f in ipairs(prev) do gone[#gone + 1] = f end
+end
 if ARGV[13] ~= '' then
   kv[#kv + 1] = 'attempt_watermark'
   kv[#kv + 1] = ARGV[13]
-else
-  gone[#gone + 1] = 'attempt_watermark'
 end
 hset(rk, r, kv)
 hdel(rk, r, gone)

@@ -21,15 +21,14 @@ local seq = str(redis.call('INCR', k_seq()))
 -- Fields whose value at creation is their default are not written: updated_ms (created_ms),
 -- gen and attempts (0). decodeRecord decodes the defaults; the scripts read them with num() (0
 -- when absent), or gen as a string only in states approve has set it in (due, mark_released).
-local kv = {'HSET', rk}
-put_long(kv, {}, 'req', ARGV[9], '')
-for _, v in ipairs({'digest', digest, 'state', 'pending_approval',
+-- The request's chunks go last: a field is found by a scan of the record from its start, and the
+-- fields the scripts read are the others.
+local kv = {'HSET', rk, 'digest', digest, 'state', 'pending_approval',
   'account', acct, 'op', ARGV[12], 'requested_by', by,
-  'created_ms', NOW_S, 'deadline_ms', ARGV[14], 'seq', seq}) do
-  kv[#kv + 1] = v
-end
+  'created_ms', NOW_S, 'deadline_ms', ARGV[14], 'seq', seq}
 if ARGV[10] ~= '' then kv[#kv + 1] = 'metadata'; kv[#kv + 1] = ARGV[10] end
 if ARGV[15] ~= '' then kv[#kv + 1] = 'chat_id'; kv[#kv + 1] = ARGV[15] end
+put_long(kv, {}, 'req', ARGV[9], '')
 redis.call(unpack(kv))
 move(id, acct, seq, '', 'pending_approval', {deadlines = ARGV[14]})
 -- the contact index (inbound.go): ARGV[16] stop_if_replied_since ms (-1: none), ARGV[17..] contact ids

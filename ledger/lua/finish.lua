@@ -27,7 +27,9 @@ if ARGV[9] == 'sent' and mid ~= '' and new_message_op(get(r, 'op')) then
   end
   claimed = true
 end
-local extra = {'dry_run', ARGV[14]}
+-- no dry_run "0" over none: the record reads only "1" as a dry run
+local extra = {}
+if ARGV[14] == '1' or r.dry_run then extra = {'dry_run', ARGV[14]} end
 if ARGV[12] ~= '' then extra[#extra + 1] = 'message_id'; extra[#extra + 1] = ARGV[12] end
 if ARGV[13] ~= '' then extra[#extra + 1] = 'chat_id'; extra[#extra + 1] = ARGV[13] end
 return {'ok', finish(id, r, ARGV[9], ARGV[10], ARGV[11], extra, '', claimed), str(num(r, 'attempts'))}

@@ -70,6 +70,15 @@ local function hmget(rk, names)
   return r
 end
 
+-- hmget_into reads the fields names into r (read by hmget) too; returns r
+local function hmget_into(rk, r, names)
+  local vals = redis.call('HMGET', rk, unpack(names))
+  for i = 1, #names do
+    if vals[i] then r[names[i]] = vals[i] end
+  end
+  return r
+end
+
 local function get(r, f)
   return r[f] or ''
 end
@@ -164,25 +173,26 @@ end
 --   held       waiting                   while a pause holds it (held:global or held:acct:<a>)
 --   leases     sending                   while its attempt lease runs; score: lease end
 --   finished   a terminal state          member state\nseq\nid\nacct; score: when it ended
-local LISTS = {
-  pending_approval = {deadlines = true},
-  approved = {outbox = true, watch = true},
-  waiting = {outbox = true, watch = true, held = true},
-  sending = {outbox = true, watch = true, leases = true},
-}
-local TERMINAL_LISTS = {finished = true}
--- the sorted-set work lists, in the order move visits them
-local ZLISTS = {{'deadlines', k_deadlines()}, {'outbox', k_outbox()}, {'watch', k_watch()}, {'leases', k_leases()}}
-local NO_LISTS = {}
+-- It is written out as code (on_outbox, zlist_move, move) rather than kept as Lua tables: a
+-- script builds its definitions on every call, and tables cost it far more than code.
+--
+-- whether a send in state s is on the outbox and watch lists (approved, waiting, sending)
+local function on_outbox(s)
+  return s == 'approved' or s == 'waiting' or s == 'sending'
+end
 
-local function lists_of(state)
-  if state == '' then return NO_LISTS end
-  if is_terminal(state) then return TERMINAL_LISTS end
-  return LISTS[state] or NO_LISTS
+-- one sorted-set work list's part of a move: the send goes on it with score when it is on the
+-- list in the new state (now) and the move names a score, else off it if it was on it (was)
+local function zlist_move(key, id, was, now, score)
+  if now and score then
+    redis.call('ZADD', key, score, id)
+  elseif was then
+    redis.call('ZREM', key, id)
+  end
 end
 
 -- move the send from state from to state to ('' from: a new send), in the
--- state indexes and in the work lists of LISTS. at gives the score of each
+-- state indexes and in the work lists above. at gives the score of each
 -- list the send is to be on in state to (deadlines, outbox, watch, leases;
 -- held: the held set's key); a list of from's state that at does not name is
 -- left. The record's fields are the caller's.
@@ -195,22 +205,19 @@ local function move(id, acct, seq, from, to, at)
     redis.call('ZADD', k_state(to), seq, id)
     redis.call('ZADD', k_acct(acct, to), seq, id)
   end
-  local was, now = lists_of(from), lists_of(to)
-  for _, l in ipairs(ZLISTS) do
-    local name, key = l[1], l[2]
-    if now[name] and at[name] then
-      redis.call('ZADD', key, at[name], id)
-    elseif was[name] then
-      redis.call('ZREM', key, id)
-    end
-  end
-  if was.held then
+  -- the sorted-set lists in the order deadlines, outbox, watch, leases
+  zlist_move(k_deadlines(), id, from == 'pending_approval', to == 'pending_approval', at.deadlines)
+  local was, now = on_outbox(from), on_outbox(to)
+  zlist_move(k_outbox(), id, was, now, at.outbox)
+  zlist_move(k_watch(), id, was, now, at.watch)
+  zlist_move(k_leases(), id, from == 'sending', to == 'sending', at.leases)
+  if from == 'waiting' then
     redis.call('SREM', k_held_global(), id)
     if acct ~= '' then redis.call('SREM', k_held_acct(acct), id) end
   end
-  if now.held and at.held then redis.call('SADD', at.held, id) end
-  if was.finished then redis.call('ZREM', k_finished(), from .. '\n' .. seq .. '\n' .. id .. '\n' .. acct) end
-  if now.finished then redis.call('ZADD', k_finished(), NOW_S, to .. '\n' .. seq .. '\n' .. id .. '\n' .. acct) end
+  if to == 'waiting' and at.held then redis.call('SADD', at.held, id) end
+  if is_terminal(from) then redis.call('ZREM', k_finished(), from .. '\n' .. seq .. '\n' .. id .. '\n' .. acct) end
+  if is_terminal(to) then redis.call('ZADD', k_finished(), NOW_S, to .. '\n' .. seq .. '\n' .. id .. '\n' .. acct) end
 end
 
 -- the attempt lease of a sending send now ends at s (ms): the leases entry
@@ -407,38 +414,34 @@ local function claim_ttl()
   return str(math.max(tonumber(RETENTION), CLAIM_MIN_MS))
 end
 
--- the fields finish reads: the r given to finish is read with these (hmget)
+-- the fields finish reads: the r given to finish is read with these (hmget); finish reads
+-- the rarer ones itself where they can be held (the wait's while waiting, revised_by with a
+-- revision): a field absent from a listpack hash costs HMGET a scan of the whole record
 local FINISH_FIELDS = {'hi', 'state', 'account', 'seq', 'op', 'attempts', 'digest', 'message_id', 'chat_id',
-  'metadata', 'dry_run', 'approved_by', 'attempt_token', 'lease_until_ms', 'wait_until_ms', 'wait_reason',
-  'revision', 'revised_by'}
+  'metadata', 'dry_run', 'approved_by', 'attempt_token', 'lease_until_ms', 'revision'}
 
--- the tasks.Result JSON; strings escaped by cjson, metadata copied verbatim
+-- a JSON object member ,"name":<v as a JSON string>, or '' when v is empty
+local function json_opt(name, v)
+  if v == '' then return '' end
+  return ',"' .. name .. '":' .. cjson.encode(v)
+end
+
+-- the tasks.Result JSON; strings escaped by cjson, metadata copied verbatim. Built by one
+-- concatenation: a table of parts and table.concat cost several times more
+-- (TestResultJSONMatchesParts holds it to the parts' form byte for byte).
 local function result_json(id, rec)
-  local r = {'{"send_id":', cjson.encode(id),
-    ',"operation":', cjson.encode(get(rec, 'op')),
-    ',"account_id":', cjson.encode(get(rec, 'account')),
-    ',"state":', cjson.encode(get(rec, 'state'))}
-  local function opt(name, v)
-    if v ~= '' then
-      r[#r + 1] = ',"' .. name .. '":'
-      r[#r + 1] = cjson.encode(v)
-    end
-  end
-  opt('reason', get(rec, 'reason'))
-  opt('message_id', get(rec, 'message_id'))
-  opt('chat_id', get(rec, 'chat_id'))
-  r[#r + 1] = ',"attempts":' .. string.format('%d', num(rec, 'attempts'))
-  opt('approved_by', get(rec, 'approved_by'))
-  r[#r + 1] = ',"finished_at":' .. cjson.encode(NOW_ISO)
-  if get(rec, 'dry_run') == '1' then r[#r + 1] = ',"dry_run":true' end
-  local meta = get(rec, 'metadata')
-  if meta ~= '' then r[#r + 1] = ',"metadata":' .. meta end
+  local dry, meta, rev = '', '', ''
+  if get(rec, 'dry_run') == '1' then dry = ',"dry_run":true' end
+  if get(rec, 'metadata') ~= '' then meta = ',"metadata":' .. rec.metadata end
   if get(rec, 'revision') ~= '' then
-    r[#r + 1] = ',"revision":' .. string.format('%d', num(rec, 'revision'))
-    opt('revised_by', get(rec, 'revised_by'))
+    rev = ',"revision":' .. string.format('%d', num(rec, 'revision')) .. json_opt('revised_by', get(rec, 'revised_by'))
   end
-  r[#r + 1] = '}'
-  return table.concat(r)
+  return '{"send_id":' .. cjson.encode(id) .. ',"operation":' .. cjson.encode(get(rec, 'op'))
+    .. ',"account_id":' .. cjson.encode(get(rec, 'account')) .. ',"state":' .. cjson.encode(get(rec, 'state'))
+    .. json_opt('reason', get(rec, 'reason')) .. json_opt('message_id', get(rec, 'message_id'))
+    .. json_opt('chat_id', get(rec, 'chat_id')) .. ',"attempts":' .. string.format('%d', num(rec, 'attempts'))
+    .. json_opt('approved_by', get(rec, 'approved_by')) .. ',"finished_at":' .. cjson.encode(NOW_ISO)
+    .. dry .. meta .. rev .. '}'
 end
 
 -- finish: set the final state (and extra hash fields), move indexes and work
@@ -455,10 +458,17 @@ local function finish(id, r, state, reason, detail, extra, by, claimed)
     hist_flush(id, r.hi)
     r.hi = nil
   end
-  local kv = {'state', state, 'reason', reason, 'detail', detail, 'updated_ms', NOW_S, 'finished_ms', NOW_S}
+  if from == 'waiting' then hmget_into(rk, r, {'wait_until_ms', 'wait_reason'}) end
+  if r.revision then hmget_into(rk, r, {'revised_by'}) end
+  local kv = {'state', state, 'updated_ms', NOW_S, 'finished_ms', NOW_S}
+  -- an empty reason or detail is not written where the record holds none: the record reads an
+  -- empty field as an absent one, and only a final state's record holds a non-empty one
+  if reason ~= '' or is_terminal(from) then kv[#kv + 1] = 'reason'; kv[#kv + 1] = reason end
+  if detail ~= '' or is_terminal(from) then kv[#kv + 1] = 'detail'; kv[#kv + 1] = detail end
   for i = 1, #extra do kv[#kv + 1] = extra[i] end
   -- the attempt's and the wait's fields are emptied in the same HSET rather than deleted with
-  -- an HDEL of their own: the record reads an empty field as an absent one
+  -- an HDEL of their own: the record reads an empty field as an absent one (the wait's are
+  -- held, non-empty, only while waiting)
   for _, f in ipairs({'attempt_token', 'lease_until_ms', 'wait_until_ms', 'wait_reason'}) do
     if get(r, f) ~= '' then kv[#kv + 1] = f; kv[#kv + 1] = '' end
   end
