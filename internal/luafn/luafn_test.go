@@ -296,6 +296,25 @@ func TestNoFunctions(t *testing.T) {
 	}
 }
 
+// TestRefusedBeforeRun: only Redis's refusal of the call itself lets a call
+// run again; an error a script's own command raised, after part of the
+// script ran (an OOM too), never does.
+func TestRefusedBeforeRun(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"OOM command not allowed when used memory > 'maxmemory'.":                                        true,
+		"ERR Function not found":                                                                         true,
+		"NOSCRIPT No matching script. Please use EVAL.":                                                  true,
+		"OOM command not allowed when used memory > 'maxmemory'. script: finish, on @user_function:12.":  false,
+		"OOM command not allowed when used memory > 'maxmemory'. script: 9f3c…, on @user_script:40.":     false,
+		"ERR Error running script (call to f_x): @user_script:3: Function not found":                     false,
+		"NOPERM this user has no permissions to run the 'fcall' command script: w, on @user_function:2.": false,
+	} {
+		if got := refusedBeforeRun(replyError(msg)); got != want {
+			t.Errorf("%q: %v, want %v", msg, got, want)
+		}
+	}
+}
+
 // replyError is an error reply of Redis (redis.Error), as the client returns it.
 type replyError string
 

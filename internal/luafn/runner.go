@@ -77,39 +77,35 @@ func (c *Call) Queue(ctx context.Context, pipe redis.Pipeliner, keys []string, a
 	return pipe.FCall(ctx, c.s.Function(), keys, args...)
 }
 
-// Recover is Runner.Recover for this call, and one case more: an FCALL
-// refused because the server is out of memory (maxmemory reached). Redis
-// refuses a function without the allow-oom flag before it runs, where a
-// script run by EVALSHA runs and only its commands that may add memory are
-// refused: a script that reads, or deletes (the retention's trim), works as
-// before. So the call runs again by EVALSHA; the runner keeps FCALL for the
-// others. (In a MULTI a full server refuses every command, EVALSHA too, so
-// a MULTI fails there as it always did.) None of the scripts is flagged
-// allow-oom, which would also let their writes grow a full server.
-func (c *Call) Recover(ctx context.Context, node redis.UniversalClient, cmd *redis.Cmd) (bool, error) {
-	if cmd.Name() == "fcall" && !c.evalSha && redis.HasErrorPrefix(cmd.Err(), "OOM") {
-		c.evalSha = true
-		return true, nil
-	}
-	return c.r.Recover(ctx, node, cmd, c.s)
-}
-
-// Recover looks at the outcome of cmd, s run by FCALL or EVALSHA (Run or
-// Queue), and tells whether it ran nothing and may be run again now:
+// Recover looks at the outcome of cmd, the call run by FCALL or EVALSHA (Run
+// or Queue), and tells whether it ran nothing and may be run again now:
 //   - FCALL unknown, or refused by ACL: the runner falls back to EVALSHA;
 //   - the function not found (the library never loaded, or lost with a
 //     restart without persistence, FUNCTION FLUSH, a Cluster node new to the
 //     slot): loads the library on node (every master of a Cluster client);
+//   - FCALL refused because the server is out of memory (maxmemory reached):
+//     this call runs again by EVALSHA, the runner keeps FCALL for the others.
+//     Redis refuses a function without the allow-oom flag before it runs,
+//     where a script run by EVALSHA runs and only its commands that may add
+//     memory are refused: a script that reads, or deletes (the retention's
+//     trim), works as before. (In a MULTI a full server refuses every
+//     command, EVALSHA too, so a MULTI fails there as it always did.) None of
+//     the scripts is flagged allow-oom, which would also let their writes
+//     grow a full server;
 //   - EVALSHA's NOSCRIPT: loads the script on node.
 //
+// Every case is a refusal before the script ran: an error a script's own
+// redis.call raised (refused, see refusedBeforeRun) is never run again.
 // node is the client that ran cmd: the Runner's, or the node a caller
 // pipelined on.
-func (r *Runner) Recover(ctx context.Context, node redis.UniversalClient, cmd *redis.Cmd, s *Script) (bool, error) {
+func (c *Call) Recover(ctx context.Context, node redis.UniversalClient, cmd *redis.Cmd) (bool, error) {
 	err := cmd.Err()
-	if err == nil {
+	if err == nil || !refusedBeforeRun(err) {
 		return false, nil
 	}
-	if cmd.Name() == "evalsha" {
+	s := c.s
+	switch cmd.Name() {
+	case "evalsha":
 		if !redis.HasErrorPrefix(err, "NOSCRIPT") {
 			return false, nil
 		}
@@ -117,18 +113,21 @@ func (r *Runner) Recover(ctx context.Context, node redis.UniversalClient, cmd *r
 			return false, err
 		}
 		return true, nil
-	}
-	if cmd.Name() != "fcall" {
+	case "fcall":
+	default:
 		return false, nil
 	}
 	switch {
 	case noFunctions(err):
-		r.evalSha.Store(true)
+		c.r.evalSha.Store(true)
+		return true, nil
+	case redis.HasErrorPrefix(err, "OOM") && !c.evalSha:
+		c.evalSha = true
 		return true, nil
 	case redis.HasErrorPrefix(err, "Function not found"):
 		if err := s.lib.Load(ctx, node); err != nil {
 			if noFunctions(err) {
-				r.evalSha.Store(true)
+				c.r.evalSha.Store(true)
 				return true, nil
 			}
 			return false, err
@@ -138,12 +137,19 @@ func (r *Runner) Recover(ctx context.Context, node redis.UniversalClient, cmd *r
 	return false, nil
 }
 
+// refusedBeforeRun tells whether err is Redis refusing the command itself,
+// not an error a script's own redis.call raised after part of the script ran:
+// Redis adds "script: <name>, on @user_function:<line>." (or
+// "@user_script") to the latter.
+func refusedBeforeRun(err error) bool {
+	msg := err.Error()
+	return !strings.Contains(msg, "@user_function") && !strings.Contains(msg, "@user_script")
+}
+
 // noFunctions tells whether err says that this client cannot use Functions
 // at all: FCALL or FUNCTION unknown (Redis < 7, miniredis) or not permitted
-// to this user (ACL: NOPERM). The error must name the command itself: an
-// error a script's own redis.call raised (its text names that call's
-// command) comes after the script ran part of its work, and must not make
-// the caller run it again.
+// to this user (ACL: NOPERM). The error must name FCALL or FUNCTION itself,
+// not another command a script called.
 func noFunctions(err error) bool {
 	if !redis.HasErrorPrefix(err, "unknown command") && !redis.HasErrorPrefix(err, "unknown subcommand") &&
 		!redis.HasErrorPrefix(err, "NOPERM") {
